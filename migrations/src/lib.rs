@@ -1,0 +1,21 @@
+//! Castellan's database schema, as forward-only sea-orm migrations that run unchanged on
+//! SQLite and PostgreSQL.
+//!
+//! Conventions (see `docs/decisions/2026-11-23-store-representation.md`):
+//! - ids are text (UUIDs, client ids, kids); times are `BIGINT` Unix seconds;
+//! - bearer secrets (codes, refresh tokens, session ids, email tokens) are stored only as the
+//!   hex SHA-256 of the secret, as the primary key they are looked up by;
+//! - every lookup path has an index.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,48 @@
+//! `castellan keys list|rotate`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{CliError, now, print_json};
+use crate::config::Settings;
+use crate::services::keys;
+use crate::store::Store;
+use crate::store::keys::KeyRecord;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys (newest first) with their state.
+    List,
+    /// Generate a new active key; the previous one stays published until its tokens expire.
+    Rotate,
+}
+
+fn key_json(k: &KeyRecord) -> serde_json::Value {
+    json!({"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at, "retire_at": k.retire_at})
+}
+
+pub async fn run(cmd: KeysCommand, store: &Store, settings: &Settings, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        KeysCommand::List => {
+            let keys = store.list_keys().await.map_err(anyhow::Error::from)?;
+            if json_out {
+                print_json(&json!(keys.iter().map(key_json).collect::<Vec<_>>()));
+            } else if keys.is_empty() {
+                println!("no signing keys yet (`castellan serve` makes the first one)");
+            } else {
+                for k in &keys {
+                    println!("{}  {}  {:<8}  created {}", k.kid, k.alg, k.state, k.created_at);
+                }
+            }
+        }
+        KeysCommand::Rotate => {
+            let k = keys::rotate(store, settings, now()).await.map_err(anyhow::Error::from)?;
+            if json_out {
+                print_json(&key_json(&k));
+            } else {
+                println!("new active signing key {} (previous keys stay published until their tokens expire)", k.kid);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Password hashing with argon2id (RFC 9106; OWASP parameters by default).
+//!
+//! Hashing is slow by design: callers run it on the blocking pool, bounded (see
+//! `services::passwords`). For an unknown user, callers verify against [`Hasher::dummy_hash`]
+//! so that the time taken does not reveal whether an account exists.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    dummy: String,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hasher(m={}, t={}, p={})", self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+    }
+}
+
+impl Hasher {
+    /// Builds a hasher; also computes the dummy hash once (a few tens of milliseconds).
+    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, PasswordError> {
+        let params = Params::new(memory_kib, iterations, parallelism, None).map_err(|e| PasswordError::Params(e.to_string()))?;
+        let mut h = Self { params, dummy: String::new() };
+        h.dummy = h.hash(&crate::crypto::token::random_id())?;
+        Ok(h)
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
+    pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| PasswordError::Hash(e.to_string()))
+    }
+
+    /// Verifies against a stored PHC string, with the parameters recorded in that string.
+    /// A malformed stored hash verifies as false.
+    pub fn verify(&self, password: &str, phc: &str) -> bool {
+        match PasswordHash::new(phc) {
+            Ok(parsed) => self.argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// A hash of a random password with the current parameters, for unknown users.
+    pub fn dummy_hash(&self) -> &str {
+        &self.dummy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ_by_salt() {
+        let h = Hasher::new(1024, 1, 1).unwrap();
+        let a = h.hash("correct horse").unwrap();
+        let b = h.hash("correct horse").unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_ne!(a, b);
+        assert!(h.verify("correct horse", &a));
+        assert!(!h.verify("wrong horse", &a));
+        assert!(!h.verify("correct horse", "not a hash"));
+        assert!(!h.verify("anything", h.dummy_hash()));
+    }
+}

@@ -1,0 +1,27 @@
+//! Pure protocol and account types: no I/O, no framework. Each value has one constructor that
+//! checks it, so a value of the type is known to be well formed ("parse, don't validate").
+
+mod client;
+mod scope;
+mod user;
+
+pub use client::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri};
+pub use scope::ScopeSet;
+pub use user::{Email, NewUser, Role, User, UserId};
+
+/// A domain value that failed to parse: which field, and what was wrong, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The provider metadata (OpenID Connect Discovery 1.0 §3, RFC 8414 §2), built once at start-up
+//! and served as pre-serialised bytes with an `ETag`.
+//!
+//! It advertises only what Castellan really supports.
+
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::paths;
+
+#[derive(Debug)]
+pub struct Discovery {
+    pub json: bytes::Bytes,
+    pub etag: String,
+}
+
+impl Discovery {
+    pub fn new(settings: &Settings) -> Self {
+        let base = settings.base_url();
+        let url = |p: &str| format!("{base}{p}");
+        let doc = json!({
+            // Discovery §3 / RFC 8414 §2: the issuer exactly as it appears in `iss`.
+            "issuer": settings.server.issuer,
+            "authorization_endpoint": url(paths::AUTHORIZE),
+            "token_endpoint": url(paths::TOKEN),
+            "userinfo_endpoint": url(paths::USERINFO),
+            "jwks_uri": url(paths::JWKS),
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "form_post"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": [
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+                "name", "preferred_username", "updated_at", "email", "email_verified"
+            ],
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "authorization_response_iss_parameter_supported": true,
+            "ui_locales_supported": ["en"],
+        });
+        let json = serde_json::to_vec(&doc).unwrap_or_default();
+        let etag = format!("\"{}\"", &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]);
+        Self { json: json.into(), etag }
+    }
+}

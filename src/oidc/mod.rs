@@ -1,0 +1,3 @@
+//! OpenID Connect: discovery metadata, ID token claims, UserInfo, logout.
+
+pub mod discovery;

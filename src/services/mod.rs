@@ -1,0 +1,3 @@
+//! Use cases, free of HTTP types: what the CLI and the HTTP handlers call.
+
+pub mod keys;

@@ -1,0 +1,92 @@
+//! `Application::build`: database, migrations, keys, state, HTTP server. Used by `castellan
+//! serve` and by the test harness alike.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::oidc::discovery::Discovery;
+use crate::services::keys::{self, KeyRing};
+use crate::state::AppState;
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the database, applies migrations, makes a signing key if none exists, and binds.
+    pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, listener, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, listener: TcpListener, clock: SharedClock) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings).await?;
+        let applied = store.migrate().await.context("applying database migrations")?;
+        if applied > 0 {
+            tracing::info!(applied, backend = store.backend(), "database migrations applied");
+        }
+        let now = clock.now();
+        if keys::ensure_active_key(&store, &settings, now).await.context("preparing the signing key")? {
+            tracing::info!(bits = settings.keys.rsa_bits, "generated the first signing key");
+        }
+        let key_ring = KeyRing::load(&store, &settings, now).await.context("loading signing keys")?;
+        let discovery = Discovery::new(&settings);
+        let state = AppState {
+            store,
+            keys: Arc::new(key_ring),
+            clock,
+            discovery: Arc::new(discovery),
+            settings: Arc::new(settings),
+        };
+        let port = listener.local_addr().context("reading the bound address")?.port();
+        let server = Self::server(state.clone(), listener)?;
+        Ok(Self { port, server, state })
+    }
+
+    fn server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+        let workers = match state.settings.server.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        };
+        let https = state.settings.is_https();
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::FormConfig::default().limit(64 * 1024))
+                .app_data(web::JsonConfig::default().limit(256 * 1024))
+                .configure(crate::http::configure)
+                .default_service(web::to(crate::http::routes::not_found))
+                .wrap(from_fn(move |req, next| crate::http::middleware::security_headers(req, next, https)))
+                .wrap(from_fn(crate::http::middleware::log_requests))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)
+        .context("listening")?
+        .run();
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests (graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

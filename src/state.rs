@@ -1,0 +1,19 @@
+//! Application state shared by every request handler (as `web::Data<AppState>`). No globals:
+//! two servers can run in one process, as the tests do.
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::oidc::discovery::Discovery;
+use crate::services::keys::KeyRing;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub keys: Arc<KeyRing>,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+    pub discovery: Arc<Discovery>,
+}

@@ -1,0 +1,13 @@
+//! sea-orm entities, one per table. They never leave `store/`: stores convert them to domain types.
+
+pub mod audit_event;
+pub mod authorization_code;
+pub mod client;
+pub mod consent;
+pub mod email_token;
+pub mod redeemed_code;
+pub mod refresh_token;
+pub mod revoked_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

@@ -1,0 +1,138 @@
+//! Persistence: the only module that imports `sea_orm`. One store file per aggregate; each
+//! converts rows into domain types so that entities never leave this module.
+//!
+//! Every piece of state lives here (sessions, codes, tokens, keys, lockout counters), so any
+//! number of instances can share one PostgreSQL database.
+
+pub mod clients;
+mod entities;
+pub mod keys;
+pub mod users;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+
+use crate::config::{Settings, redact_url};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    fn from_insert(e: DbErr) -> Self {
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("unique") || text.contains("duplicate key") {
+            StoreError::Conflict
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+/// Why the database could not be opened; the URL in the message has its password hidden.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the database {url}: {reason}")]
+pub struct ConnectError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// A handle on the database, cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Opens the configured database. SQLite: creates the parent directory, WAL journal,
+    /// `synchronous=NORMAL`, foreign keys on, a busy timeout so writers queue instead of failing.
+    pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
+        let url = settings.database.url.expose().to_owned();
+        let shown = redact_url(&url);
+        if let Some(path) = settings.sqlite_path()
+            && let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| ConnectError {
+                url: shown.clone(),
+                reason: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        let mut opts = ConnectOptions::new(url);
+        let timeout = Duration::from_secs(settings.database.connect_timeout_secs);
+        opts.max_connections(settings.database.max_connections)
+            .min_connections(1)
+            .connect_timeout(timeout)
+            .acquire_timeout(timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        let db = Database::connect(opts).await.map_err(|e| ConnectError {
+            url: shown,
+            reason: crate::config::redact_in_text(&e.to_string()),
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, DbErr> {
+        use migration::MigratorTrait;
+        let pending = migration::Migrator::get_pending_migrations(&self.db).await?.len();
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(pending)
+    }
+
+    /// Names of the applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>, DbErr> {
+        use migration::MigratorTrait;
+        Ok(migration::Migrator::get_applied_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// A trivial round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close().await
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs raw SQL (used by the test harness to inspect what is stored).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, DbErr> {
+        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+    }
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(' ').filter(|x| !x.is_empty())
+}

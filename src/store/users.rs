@@ -1,0 +1,133 @@
+//! Users: accounts, roles, the disabled flag and lockout counters.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::entities::user;
+use super::{Store, StoreError, split_list};
+use crate::domain::{Email, NewUser, User, UserId};
+
+fn to_domain(m: user::Model) -> User {
+    User {
+        id: UserId::from_stored(m.id),
+        email: m.email,
+        email_verified: m.email_verified,
+        name: m.name,
+        roles: split_list(&m.roles).map(str::to_owned).collect(),
+        disabled: m.disabled,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+/// A user together with what login needs: the password hash and lockout state.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub failed_logins: i32,
+    pub failed_window_start: Option<i64>,
+    pub locked_until: Option<i64>,
+}
+
+impl Store {
+    pub async fn create_user(&self, new: NewUser, now: i64) -> Result<User, StoreError> {
+        let mut roles: Vec<String> = new.roles.iter().map(|r| r.as_str().to_owned()).collect();
+        roles.sort();
+        roles.dedup();
+        let model = user::ActiveModel {
+            id: Set(UserId::generate().as_str().to_owned()),
+            email: Set(new.email.as_str().to_owned()),
+            email_lower: Set(new.email.key()),
+            email_verified: Set(new.email_verified),
+            password_hash: Set(new.password_hash),
+            name: Set(new.name),
+            roles: Set(roles.join(" ")),
+            disabled: Set(false),
+            failed_logins: Set(0),
+            failed_window_start: Set(None),
+            locked_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let m = model.insert(self.conn()).await.map_err(StoreError::from_insert)?;
+        Ok(to_domain(m))
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(user::Entity::find_by_id(id.to_owned()).one(self.conn()).await?.map(to_domain))
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self.credentials_by_email(email).await?.map(|c| c.user))
+    }
+
+    /// Finds a user by id or (case-insensitively) by email: what the CLI accepts.
+    pub async fn user_by_id_or_email(&self, key: &str) -> Result<Option<User>, StoreError> {
+        if let Some(u) = self.user_by_id(key).await? {
+            return Ok(Some(u));
+        }
+        match Email::parse(key) {
+            Ok(e) => self.user_by_email(&e).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    pub async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::EmailLower.eq(email.key()))
+            .one(self.conn())
+            .await?
+            .map(|m| Credentials {
+                password_hash: m.password_hash.clone(),
+                failed_logins: m.failed_logins,
+                failed_window_start: m.failed_window_start,
+                locked_until: m.locked_until,
+                user: to_domain(m),
+            }))
+    }
+
+    /// Users ordered by creation, a page at a time; `search` matches a part of the email.
+    pub async fn list_users(&self, search: Option<&str>, offset: u64, limit: u64) -> Result<(Vec<User>, u64), StoreError> {
+        let mut q = user::Entity::find();
+        if let Some(s) = search.filter(|s| !s.is_empty()) {
+            q = q.filter(user::Column::EmailLower.contains(s.to_lowercase()));
+        }
+        let total = q.clone().count(self.conn()).await?;
+        let rows = q
+            .order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(self.conn())
+            .await?;
+        Ok((rows.into_iter().map(to_domain).collect(), total))
+    }
+
+    pub async fn set_user_roles(&self, id: &UserId, roles: &[String], now: i64) -> Result<User, StoreError> {
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        self.update_user(id, now, |m| m.roles = Set(roles.join(" "))).await
+    }
+
+    pub async fn set_user_disabled(&self, id: &UserId, disabled: bool, now: i64) -> Result<User, StoreError> {
+        self.update_user(id, now, |m| m.disabled = Set(disabled)).await
+    }
+
+    async fn update_user(&self, id: &UserId, now: i64, f: impl FnOnce(&mut user::ActiveModel)) -> Result<User, StoreError> {
+        let m = user::Entity::find_by_id(id.as_str().to_owned())
+            .one(self.conn())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut am: user::ActiveModel = m.into();
+        f(&mut am);
+        am.updated_at = Set(now);
+        Ok(to_domain(am.update(self.conn()).await?))
+    }
+
+    /// Deletes a user; sessions, grants, consents and email tokens go with it (foreign keys cascade).
+    pub async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
+        let r = user::Entity::delete_by_id(id.as_str().to_owned()).exec(self.conn()).await?;
+        if r.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+}
