@@ -352,9 +352,10 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let defaults = toml::Value::try_from(Settings::default()).map_err(|e| ConfigError::Env {
-            reason: format!("internal: cannot serialise defaults: {e}"),
-        })?;
+        let defaults =
+            toml::Value::try_from(Settings::default()).map_err(|e| ConfigError::Env {
+                reason: format!("internal: cannot serialise defaults: {e}"),
+            })?;
         let mut merged = defaults.clone();
         if let Some(path) = file {
             let shown = path.display().to_string();
@@ -381,7 +382,9 @@ impl Settings {
             let key = match FIXED_ENV.iter().find(|(n, _)| n == name) {
                 Some((_, key)) => (*key).to_owned(),
                 None => match name.strip_prefix("CASTELLAN_") {
-                    Some(rest) if rest.contains("__") => rest.to_ascii_lowercase().replace("__", "."),
+                    Some(rest) if rest.contains("__") => {
+                        rest.to_ascii_lowercase().replace("__", ".")
+                    }
                     // CASTELLAN_CONFIG and variables of other tools: not settings.
                     _ => continue,
                 },
@@ -389,9 +392,12 @@ impl Settings {
             let value = typed_env_value(&defaults, &key, name, raw)?;
             set_path(&mut merged, &key, value, name)?;
         }
-        let settings: Settings = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Env {
-            reason: e.to_string().trim().replace('\n', " "),
-        })?;
+        let settings: Settings =
+            merged
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Env {
+                    reason: e.to_string().trim().replace('\n', " "),
+                })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -416,7 +422,10 @@ impl Settings {
         validate_issuer(&self.server.issuer)?;
         self.listen_addr()?;
         let db = self.database.url.expose();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "database.url",
                 redact_url(db),
@@ -427,10 +436,18 @@ impl Settings {
             return Err(invalid("database.max_connections", 0, "at least 1"));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return Err(invalid("log.format", &self.log.format, "`pretty` or `json`"));
+            return Err(invalid(
+                "log.format",
+                &self.log.format,
+                "`pretty` or `json`",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
-            return Err(invalid("log.filter", &self.log.filter, "a tracing filter such as `info` or `castellan=debug`"));
+            return Err(invalid(
+                "log.filter",
+                &self.log.filter,
+                "a tracing filter such as `info` or `castellan=debug`",
+            ));
         }
         let t = &self.tokens;
         for (key, v, min, max) in [
@@ -438,29 +455,77 @@ impl Settings {
             ("tokens.id_token_ttl_secs", t.id_token_ttl_secs, 1, 86_400),
             ("tokens.code_ttl_secs", t.code_ttl_secs, 1, 600),
             ("tokens.refresh_ttl_secs", t.refresh_ttl_secs, 1, 31_536_000),
-            ("tokens.refresh_reuse_grace_secs", t.refresh_reuse_grace_secs, 0, 300),
+            (
+                "tokens.refresh_reuse_grace_secs",
+                t.refresh_reuse_grace_secs,
+                0,
+                300,
+            ),
             ("session.ttl_secs", self.session.ttl_secs, 60, 31_536_000),
-            ("login.failure_window_secs", self.login.failure_window_secs, 1, 86_400),
-            ("login.lockout_base_secs", self.login.lockout_base_secs, 1, 86_400),
-            ("login.lockout_max_secs", self.login.lockout_max_secs, 1, 604_800),
-            ("keys.reload_interval_ms", self.keys.reload_interval_ms, 10, 3_600_000),
-            ("keys.jwks_max_age_secs", self.keys.jwks_max_age_secs, 0, 86_400),
+            (
+                "login.failure_window_secs",
+                self.login.failure_window_secs,
+                1,
+                86_400,
+            ),
+            (
+                "login.lockout_base_secs",
+                self.login.lockout_base_secs,
+                1,
+                86_400,
+            ),
+            (
+                "login.lockout_max_secs",
+                self.login.lockout_max_secs,
+                1,
+                604_800,
+            ),
+            (
+                "keys.reload_interval_ms",
+                self.keys.reload_interval_ms,
+                10,
+                3_600_000,
+            ),
+            (
+                "keys.jwks_max_age_secs",
+                self.keys.jwks_max_age_secs,
+                0,
+                86_400,
+            ),
         ] {
             if v < min || v > max {
-                return Err(invalid(key, v, &format!("a whole number from {min} to {max}")));
+                return Err(invalid(
+                    key,
+                    v,
+                    &format!("a whole number from {min} to {max}"),
+                ));
             }
         }
         if self.login.max_failures == 0 {
             return Err(invalid("login.max_failures", 0, "at least 1"));
         }
         if !matches!(self.keys.rsa_bits, 2048 | 3072 | 4096) {
-            return Err(invalid("keys.rsa_bits", self.keys.rsa_bits, "2048, 3072 or 4096"));
+            return Err(invalid(
+                "keys.rsa_bits",
+                self.keys.rsa_bits,
+                "2048, 3072 or 4096",
+            ));
         }
         let p = &self.password;
-        if argon2::Params::new(p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism, None).is_err() {
+        if argon2::Params::new(
+            p.argon2_memory_kib,
+            p.argon2_iterations,
+            p.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
             return Err(invalid(
                 "password.argon2_memory_kib",
-                format!("m={} t={} p={}", p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism),
+                format!(
+                    "m={} t={} p={}",
+                    p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism
+                ),
                 "argon2 parameters with memory >= 8 x parallelism KiB, iterations >= 1, parallelism 1..=16777215",
             ));
         }
@@ -469,17 +534,34 @@ impl Settings {
         }
         // NIST SP 800-63B §5.1.1.2: allow at least 64 characters.
         if p.max_length < 64 || p.max_length < p.min_length {
-            return Err(invalid("password.max_length", p.max_length, "at least 64 and at least password.min_length"));
+            return Err(invalid(
+                "password.max_length",
+                p.max_length,
+                "at least 64 and at least password.min_length",
+            ));
         }
         if self.session.cookie_name.is_empty()
-            || !self.session.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || !self
+                .session
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(invalid("session.cookie_name", &self.session.cookie_name, "letters, digits, `_` and `-`"));
+            return Err(invalid(
+                "session.cookie_name",
+                &self.session.cookie_name,
+                "letters, digits, `_` and `-`",
+            ));
         }
         match self.dynamic_registration.mode.as_str() {
             "off" | "open" => {}
             "token" => {
-                if self.dynamic_registration.initial_access_token.as_ref().is_none_or(|t| t.expose().len() < 16) {
+                if self
+                    .dynamic_registration
+                    .initial_access_token
+                    .as_ref()
+                    .is_none_or(|t| t.expose().len() < 16)
+                {
                     return Err(invalid(
                         "dynamic_registration.initial_access_token",
                         "(unset or short)",
@@ -487,11 +569,20 @@ impl Settings {
                     ));
                 }
             }
-            other => return Err(invalid("dynamic_registration.mode", other, "`off`, `open` or `token`")),
+            other => {
+                return Err(invalid(
+                    "dynamic_registration.mode",
+                    other,
+                    "`off`, `open` or `token`",
+                ));
+            }
         }
         if let Some(smtp) = &self.mail.smtp_url {
             let ok = Url::parse(smtp.expose())
-                .map(|u| matches!(u.scheme(), "smtp" | "smtp+starttls" | "smtps") && u.host_str().is_some())
+                .map(|u| {
+                    matches!(u.scheme(), "smtp" | "smtp+starttls" | "smtps")
+                        && u.host_str().is_some()
+                })
                 .unwrap_or(false);
             if !ok {
                 return Err(invalid(
@@ -505,9 +596,15 @@ impl Settings {
             return Err(invalid("mail.from", &self.mail.from, "an email address"));
         }
         if let Some(redis) = &self.rate_limit.redis_url {
-            let ok = Url::parse(redis.expose()).map(|u| matches!(u.scheme(), "redis" | "rediss")).unwrap_or(false);
+            let ok = Url::parse(redis.expose())
+                .map(|u| matches!(u.scheme(), "redis" | "rediss"))
+                .unwrap_or(false);
             if !ok {
-                return Err(invalid("rate_limit.redis_url", redact_url(redis.expose()), "a redis:// or rediss:// URL"));
+                return Err(invalid(
+                    "rate_limit.redis_url",
+                    redact_url(redis.expose()),
+                    "a redis:// or rediss:// URL",
+                ));
             }
         }
         for proxy in &self.rate_limit.trusted_proxies {
@@ -520,10 +617,13 @@ impl Settings {
 
     /// The parsed listen address (validated by [`Settings::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .listen
-            .parse()
-            .map_err(|_| invalid("server.listen", &self.server.listen, "an address:port such as 127.0.0.1:8080"))
+        self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                &self.server.listen,
+                "an address:port such as 127.0.0.1:8080",
+            )
+        })
     }
 
     /// The issuer without a trailing slash, to which endpoint paths are appended.
@@ -539,7 +639,9 @@ impl Settings {
     /// Where a SQLite database file lives, if the database is a SQLite file.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         let url = self.database.url.expose();
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() || path == ":memory:" {
             None
@@ -552,9 +654,14 @@ impl Settings {
 /// The issuer must be an absolute URL without query or fragment; plain http only on loopback
 /// (OpenID Connect Discovery 1.0 §3 and RFC 8414 §2).
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
-    const WHAT: &str = "an absolute https URL without query or fragment (http only for localhost/loopback)";
+    const WHAT: &str =
+        "an absolute https URL without query or fragment (http only for localhost/loopback)";
     let url = Url::parse(issuer).map_err(|_| invalid("server.issuer", issuer, WHAT))?;
-    if url.query().is_some() || url.fragment().is_some() || issuer.contains('?') || issuer.contains('#') {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || issuer.contains('?')
+        || issuer.contains('#')
+    {
         return Err(invalid("server.issuer", issuer, WHAT));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -587,7 +694,9 @@ pub fn redact_url(raw: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
-        Err(_) if raw.contains('@') => "(unparseable URL, hidden because it may hold a password)".into(),
+        Err(_) if raw.contains('@') => {
+            "(unparseable URL, hidden because it may hold a password)".into()
+        }
         Err(_) => raw.to_owned(),
     }
 }
@@ -599,7 +708,9 @@ pub fn redact_in_text(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c.is_whitespace() || c == '/' || c == '"').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '"')
+            .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
                 out.push_str("***");
@@ -634,8 +745,17 @@ fn lookup<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
 }
 
 /// Converts an environment string into the type the key's default has.
-fn typed_env_value(defaults: &toml::Value, key: &str, var: &str, raw: &str) -> Result<toml::Value, ConfigError> {
-    let shown = if SECRET_KEYS.contains(&key) { "(hidden)".to_owned() } else { raw.to_owned() };
+fn typed_env_value(
+    defaults: &toml::Value,
+    key: &str,
+    var: &str,
+    raw: &str,
+) -> Result<toml::Value, ConfigError> {
+    let shown = if SECRET_KEYS.contains(&key) {
+        "(hidden)".to_owned()
+    } else {
+        raw.to_owned()
+    };
     let (section, _) = key.split_once('.').ok_or_else(|| ConfigError::Env {
         reason: format!("{var}: expected CASTELLAN_SECTION__KEY"),
     })?;
@@ -646,13 +766,17 @@ fn typed_env_value(defaults: &toml::Value, key: &str, var: &str, raw: &str) -> R
     }
     Ok(match lookup(defaults, key) {
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.trim().parse().map_err(|_| invalid(var, shown, "a whole number"))?,
+            raw.trim()
+                .parse()
+                .map_err(|_| invalid(&format!("{key} ({var})"), shown, "a whole number"))?,
         ),
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => return Err(invalid(var, shown, "true or false")),
-        }),
+        Some(toml::Value::Boolean(_)) => {
+            toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(invalid(&format!("{key} ({var})"), shown, "true or false")),
+            })
+        }
         Some(toml::Value::Array(_)) => toml::Value::Array(
             raw.split([',', ' '])
                 .filter(|s| !s.is_empty())
@@ -664,7 +788,12 @@ fn typed_env_value(defaults: &toml::Value, key: &str, var: &str, raw: &str) -> R
     })
 }
 
-fn set_path(root: &mut toml::Value, key: &str, value: toml::Value, var: &str) -> Result<(), ConfigError> {
+fn set_path(
+    root: &mut toml::Value,
+    key: &str,
+    value: toml::Value,
+    var: &str,
+) -> Result<(), ConfigError> {
     let mut parts = key.split('.').peekable();
     let mut cur = root;
     while let Some(part) = parts.next() {
@@ -687,7 +816,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -716,8 +848,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = Settings::load(None, env(&[("CASTELLAN_TOKENS__ACCESS_TTL_SECS", "soon")])).unwrap_err();
-        assert!(e.to_string().contains("CASTELLAN_TOKENS__ACCESS_TTL_SECS"), "{e}");
+        let e = Settings::load(None, env(&[("CASTELLAN_TOKENS__ACCESS_TTL_SECS", "soon")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("CASTELLAN_TOKENS__ACCESS_TTL_SECS"),
+            "{e}"
+        );
         let e = Settings::load(None, env(&[("CASTELLAN_TOKENS__NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         let e = Settings::load(None, env(&[("CASTELLAN_NOPE__X", "1")])).unwrap_err();
@@ -736,14 +872,24 @@ mod tests {
         ] {
             assert!(validate_issuer(bad).is_err(), "{bad} accepted");
         }
-        for good in ["https://id.example.com", "https://example.com/tenant", "http://127.0.0.1:9", "http://[::1]:8080", "http://localhost"] {
+        for good in [
+            "https://id.example.com",
+            "https://example.com/tenant",
+            "http://127.0.0.1:9",
+            "http://[::1]:8080",
+            "http://localhost",
+        ] {
             assert!(validate_issuer(good).is_ok(), "{good} refused");
         }
     }
 
     #[test]
     fn secrets_are_not_printed() {
-        let e = Settings::load(None, env(&[("CASTELLAN_DATABASE_URL", "mysql://u:hunter2@h/db")])).unwrap_err();
+        let e = Settings::load(
+            None,
+            env(&[("CASTELLAN_DATABASE_URL", "mysql://u:hunter2@h/db")]),
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let s = Settings::default();
         assert!(!format!("{s:?}").contains("castellan.db"));
@@ -763,7 +909,8 @@ mod tests {
         let e = Settings::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("access_ttl"), "{e}");
         std::fs::write(&path, "[tokens]\naccess_ttl_secs = 7\n").unwrap();
-        let s = Settings::load(Some(&path), env(&[("CASTELLAN_LISTEN", "127.0.0.1:9999")])).unwrap();
+        let s =
+            Settings::load(Some(&path), env(&[("CASTELLAN_LISTEN", "127.0.0.1:9999")])).unwrap();
         assert_eq!(s.tokens.access_ttl_secs, 7);
         assert_eq!(s.server.listen, "127.0.0.1:9999");
     }

@@ -37,8 +37,14 @@ impl AppError {
         match self {
             AppError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
             AppError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
-            AppError::Unavailable => ("Temporarily unavailable", "Please try again in a moment.".to_owned()),
-            AppError::Unexpected(_) => ("Something went wrong", "An unexpected error happened on our side. Please try again.".to_owned()),
+            AppError::Unavailable => (
+                "Temporarily unavailable",
+                "Please try again in a moment.".to_owned(),
+            ),
+            AppError::Unexpected(_) => (
+                "Something went wrong",
+                "An unexpected error happened on our side. Please try again.".to_owned(),
+            ),
         }
     }
 

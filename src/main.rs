@@ -16,9 +16,14 @@ fn main() {
         "warn".to_owned()
     };
     castellan::telemetry::init(&filter, &settings.log.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
-        Err(e) => exit(&CliError::Failed(anyhow::anyhow!("cannot start the async runtime: {e}"))),
+        Err(e) => exit(&CliError::Failed(anyhow::anyhow!(
+            "cannot start the async runtime: {e}"
+        ))),
     };
     if let Err(e) = runtime.block_on(cli::run(cli, settings)) {
         exit(&e);

@@ -28,17 +28,36 @@ impl Application {
         Self::build_with_clock(settings, listener, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(settings: Settings, listener: TcpListener, clock: SharedClock) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(&settings).await?;
-        let applied = store.migrate().await.context("applying database migrations")?;
+        let applied = store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
         if applied > 0 {
-            tracing::info!(applied, backend = store.backend(), "database migrations applied");
+            tracing::info!(
+                applied,
+                backend = store.backend(),
+                "database migrations applied"
+            );
         }
         let now = clock.now();
-        if keys::ensure_active_key(&store, &settings, now).await.context("preparing the signing key")? {
-            tracing::info!(bits = settings.keys.rsa_bits, "generated the first signing key");
+        if keys::ensure_active_key(&store, &settings, now)
+            .await
+            .context("preparing the signing key")?
+        {
+            tracing::info!(
+                bits = settings.keys.rsa_bits,
+                "generated the first signing key"
+            );
         }
-        let key_ring = KeyRing::load(&store, &settings, now).await.context("loading signing keys")?;
+        let key_ring = KeyRing::load(&store, &settings, now)
+            .await
+            .context("loading signing keys")?;
         let discovery = Discovery::new(&settings);
         let state = AppState {
             store,
@@ -47,14 +66,23 @@ impl Application {
             discovery: Arc::new(discovery),
             settings: Arc::new(settings),
         };
-        let port = listener.local_addr().context("reading the bound address")?.port();
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
         let server = Self::server(state.clone(), listener)?;
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     fn server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
         let workers = match state.settings.server.workers {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             n => n,
         };
         let https = state.settings.is_https();
@@ -66,7 +94,9 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(256 * 1024))
                 .configure(crate::http::configure)
                 .default_service(web::to(crate::http::routes::not_found))
-                .wrap(from_fn(move |req, next| crate::http::middleware::security_headers(req, next, https)))
+                .wrap(from_fn(move |req, next| {
+                    crate::http::middleware::security_headers(req, next, https)
+                }))
                 .wrap(from_fn(crate::http::middleware::log_requests))
         })
         .workers(workers)
@@ -79,6 +109,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle to stop the server (used by the test harness).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub fn state(&self) -> &AppState {

@@ -6,7 +6,12 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn fk(from_table: &'static str, from_col: &'static str, to_table: &'static str, to_col: &'static str) -> ForeignKeyCreateStatement {
+fn fk(
+    from_table: &'static str,
+    from_col: &'static str,
+    to_table: &'static str,
+    to_col: &'static str,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from_table}_{from_col}"))
         .from(from_table, from_col)
@@ -15,9 +20,15 @@ fn fk(from_table: &'static str, from_col: &'static str, to_table: &'static str, 
         .to_owned()
 }
 
-async fn index(m: &SchemaManager<'_>, table: &'static str, cols: &[&'static str], unique: bool) -> Result<(), DbErr> {
+async fn index(
+    m: &SchemaManager<'_>,
+    table: &'static str,
+    cols: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
     let mut idx = Index::create();
-    idx.name(format!("idx_{table}_{}", cols.join("_"))).table(table);
+    idx.name(format!("idx_{table}_{}", cols.join("_")))
+        .table(table);
     for c in cols {
         idx.col(*c);
     }

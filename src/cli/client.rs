@@ -90,19 +90,35 @@ fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
     let auth_method = match a.token_endpoint_auth_method.as_deref() {
         None if a.public => AuthMethod::None,
         None => AuthMethod::SecretBasicOrPost,
-        Some(m @ ("client_secret_basic" | "client_secret_post" | "none")) => AuthMethod::parse(m).map_err(usage)?,
-        Some(other) => return Err(usage(format!("--token-endpoint-auth-method {other:?}: expected client_secret_basic, client_secret_post or none"))),
+        Some(m @ ("client_secret_basic" | "client_secret_post" | "none")) => {
+            AuthMethod::parse(m).map_err(usage)?
+        }
+        Some(other) => {
+            return Err(usage(format!(
+                "--token-endpoint-auth-method {other:?}: expected client_secret_basic, client_secret_post or none"
+            )));
+        }
     };
     let public = a.public || auth_method == AuthMethod::None;
     if a.public && auth_method != AuthMethod::None {
-        return Err(usage("--public clients have no secret: use --token-endpoint-auth-method none or leave it out"));
+        return Err(usage(
+            "--public clients have no secret: use --token-endpoint-auth-method none or leave it out",
+        ));
     }
     if public && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(usage("the client_credentials grant needs a confidential client (RFC 6749 §4.4)"));
+        return Err(usage(
+            "the client_credentials grant needs a confidential client (RFC 6749 §4.4)",
+        ));
     }
-    let redirect_uris = a.redirect_uris.iter().map(|u| RedirectUri::parse(u).map_err(usage)).collect::<Result<Vec<_>, _>>()?;
+    let redirect_uris = a
+        .redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u).map_err(usage))
+        .collect::<Result<Vec<_>, _>>()?;
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        return Err(usage("the authorization_code grant needs at least one --redirect-uri"));
+        return Err(usage(
+            "the authorization_code grant needs at least one --redirect-uri",
+        ));
     }
     let post_logout_redirect_uris = a
         .post_logout_redirect_uris
@@ -136,13 +152,21 @@ async fn find(store: &Store, id: &str) -> Result<Client, CliError> {
         .ok_or_else(|| CliError::Failed(anyhow::anyhow!("no client with id {id:?}")))
 }
 
-pub async fn run(cmd: ClientCommand, store: &Store, _settings: &Settings, json_out: bool) -> Result<(), CliError> {
+pub async fn run(
+    cmd: ClientCommand,
+    store: &Store,
+    _settings: &Settings,
+    json_out: bool,
+) -> Result<(), CliError> {
     match cmd {
         ClientCommand::Create(args) => {
             let mut new = parse_create(args)?;
             let secret = (!new.public).then(|| token::generate(token::prefix::CLIENT_SECRET));
             new.secret_hash = secret.as_deref().map(token::hash);
-            let c = store.create_client(new, now()).await.context("registering the client")?;
+            let c = store
+                .create_client(new, now())
+                .await
+                .context("registering the client")?;
             if json_out {
                 let mut v = client_json(&c);
                 if let Some(s) = &secret {
@@ -186,8 +210,16 @@ pub async fn run(cmd: ClientCommand, store: &Store, _settings: &Settings, json_o
         ClientCommand::Delete { id } => {
             match store.delete_client(&id).await {
                 Ok(()) => {}
-                Err(StoreError::NotFound) => return Err(CliError::Failed(anyhow::anyhow!("no client with id {id:?}"))),
-                Err(e) => return Err(CliError::Failed(anyhow::Error::from(e).context("deleting the client"))),
+                Err(StoreError::NotFound) => {
+                    return Err(CliError::Failed(anyhow::anyhow!(
+                        "no client with id {id:?}"
+                    )));
+                }
+                Err(e) => {
+                    return Err(CliError::Failed(
+                        anyhow::Error::from(e).context("deleting the client"),
+                    ));
+                }
             }
             if json_out {
                 print_json(&json!({"deleted": id}));

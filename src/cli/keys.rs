@@ -21,7 +21,12 @@ fn key_json(k: &KeyRecord) -> serde_json::Value {
     json!({"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at, "retire_at": k.retire_at})
 }
 
-pub async fn run(cmd: KeysCommand, store: &Store, settings: &Settings, json_out: bool) -> Result<(), CliError> {
+pub async fn run(
+    cmd: KeysCommand,
+    store: &Store,
+    settings: &Settings,
+    json_out: bool,
+) -> Result<(), CliError> {
     match cmd {
         KeysCommand::List => {
             let keys = store.list_keys().await.map_err(anyhow::Error::from)?;
@@ -31,16 +36,24 @@ pub async fn run(cmd: KeysCommand, store: &Store, settings: &Settings, json_out:
                 println!("no signing keys yet (`castellan serve` makes the first one)");
             } else {
                 for k in &keys {
-                    println!("{}  {}  {:<8}  created {}", k.kid, k.alg, k.state, k.created_at);
+                    println!(
+                        "{}  {}  {:<8}  created {}",
+                        k.kid, k.alg, k.state, k.created_at
+                    );
                 }
             }
         }
         KeysCommand::Rotate => {
-            let k = keys::rotate(store, settings, now()).await.map_err(anyhow::Error::from)?;
+            let k = keys::rotate(store, settings, now())
+                .await
+                .map_err(anyhow::Error::from)?;
             if json_out {
                 print_json(&key_json(&k));
             } else {
-                println!("new active signing key {} (previous keys stay published until their tokens expire)", k.kid);
+                println!(
+                    "new active signing key {} (previous keys stay published until their tokens expire)",
+                    k.kid
+                );
             }
         }
     }

@@ -14,7 +14,11 @@ use crate::config::{ConfigError, Settings};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "castellan", version, about = "Castellan: a standalone OpenID Connect identity provider")]
+#[command(
+    name = "castellan",
+    version,
+    about = "Castellan: a standalone OpenID Connect identity provider"
+)]
 pub struct Cli {
     /// Configuration file (TOML); also CASTELLAN_CONFIG.
     #[arg(long, global = true, env = "CASTELLAN_CONFIG", value_name = "FILE")]
@@ -82,11 +86,17 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         Command::Serve => serve::run(settings).await,
         Command::Migrate => {
             let store = open(&settings).await?;
-            let applied = store.applied_migrations().await.map_err(|e| anyhow::anyhow!(e))?;
+            let applied = store
+                .applied_migrations()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             if json {
                 println!("{}", serde_json::json!({"applied": applied}));
             } else {
-                println!("database is up to date ({} migrations applied)", applied.len());
+                println!(
+                    "database is up to date ({} migrations applied)",
+                    applied.len()
+                );
             }
             Ok(())
         }
@@ -98,11 +108,15 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
 
 /// Opens the database and applies pending migrations, so that every command works on a fresh one.
 async fn open(settings: &Settings) -> Result<Store, CliError> {
-    let store = Store::connect(settings).await.map_err(anyhow::Error::from)?;
-    store
-        .migrate()
+    let store = Store::connect(settings)
         .await
-        .map_err(|e| anyhow::anyhow!("applying database migrations: {}", crate::config::redact_in_text(&e.to_string())))?;
+        .map_err(anyhow::Error::from)?;
+    store.migrate().await.map_err(|e| {
+        anyhow::anyhow!(
+            "applying database migrations: {}",
+            crate::config::redact_in_text(&e.to_string())
+        )
+    })?;
     Ok(store)
 }
 
@@ -112,5 +126,8 @@ pub(crate) fn now() -> i64 {
 }
 
 pub(crate) fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }

@@ -101,7 +101,12 @@ fn parse_roles(raw: &[String]) -> Result<Vec<Role>, CliError> {
         .collect()
 }
 
-pub async fn run(cmd: UserCommand, store: &Store, settings: &Settings, json_out: bool) -> Result<(), CliError> {
+pub async fn run(
+    cmd: UserCommand,
+    store: &Store,
+    settings: &Settings,
+    json_out: bool,
+) -> Result<(), CliError> {
     match cmd {
         UserCommand::Create(a) => {
             let email = Email::parse(&a.email).map_err(usage)?;
@@ -112,14 +117,25 @@ pub async fn run(cmd: UserCommand, store: &Store, settings: &Settings, json_out:
                 let p = &settings.password;
                 let len = password.chars().count();
                 if len < p.min_length || len > p.max_length {
-                    return Err(usage(format!("the password must be {} to {} characters long", p.min_length, p.max_length)));
+                    return Err(usage(format!(
+                        "the password must be {} to {} characters long",
+                        p.min_length, p.max_length
+                    )));
                 }
-                let hasher = Hasher::new(p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism).context("preparing the password hasher")?;
+                let hasher = Hasher::new(
+                    p.argon2_memory_kib,
+                    p.argon2_iterations,
+                    p.argon2_parallelism,
+                )
+                .context("preparing the password hasher")?;
                 Some(hasher.hash(&password).context("hashing the password")?)
             } else {
                 None
             };
-            let name = a.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            let name = a
+                .name
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty());
             let new = NewUser {
                 email,
                 email_verified: true,
@@ -129,20 +145,34 @@ pub async fn run(cmd: UserCommand, store: &Store, settings: &Settings, json_out:
             };
             let u = match store.create_user(new, now()).await {
                 Ok(u) => u,
-                Err(StoreError::Conflict) => return Err(CliError::Failed(anyhow::anyhow!("a user with email {:?} already exists", a.email.trim()))),
-                Err(e) => return Err(CliError::Failed(anyhow::Error::from(e).context("creating the user"))),
+                Err(StoreError::Conflict) => {
+                    return Err(CliError::Failed(anyhow::anyhow!(
+                        "a user with email {:?} already exists",
+                        a.email.trim()
+                    )));
+                }
+                Err(e) => {
+                    return Err(CliError::Failed(
+                        anyhow::Error::from(e).context("creating the user"),
+                    ));
+                }
             };
             if json_out {
                 print_json(&user_json(&u));
             } else {
                 println!("created user {} <{}>", u.id, u.email);
                 if !a.password_stdin {
-                    println!("(no password set: the user can set one through the forgot-password page)");
+                    println!(
+                        "(no password set: the user can set one through the forgot-password page)"
+                    );
                 }
             }
         }
         UserCommand::List { search } => {
-            let (users, total) = store.list_users(search.as_deref(), 0, 10_000).await.context("listing users")?;
+            let (users, total) = store
+                .list_users(search.as_deref(), 0, 10_000)
+                .await
+                .context("listing users")?;
             if json_out {
                 print_json(&json!(users.iter().map(user_json).collect::<Vec<_>>()));
             } else if users.is_empty() {
@@ -159,8 +189,14 @@ pub async fn run(cmd: UserCommand, store: &Store, settings: &Settings, json_out:
         }
         UserCommand::SetRole { user, roles } => {
             let u = find(store, &user).await?;
-            let roles: Vec<String> = parse_roles(&roles)?.into_iter().map(|r| r.as_str().to_owned()).collect();
-            let u = store.set_user_roles(&u.id, &roles, now()).await.context("updating roles")?;
+            let roles: Vec<String> = parse_roles(&roles)?
+                .into_iter()
+                .map(|r| r.as_str().to_owned())
+                .collect();
+            let u = store
+                .set_user_roles(&u.id, &roles, now())
+                .await
+                .context("updating roles")?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -169,16 +205,26 @@ pub async fn run(cmd: UserCommand, store: &Store, settings: &Settings, json_out:
         }
         UserCommand::Disable { user, enable } => {
             let u = find(store, &user).await?;
-            let u = store.set_user_disabled(&u.id, !enable, now()).await.context("updating the user")?;
+            let u = store
+                .set_user_disabled(&u.id, !enable, now())
+                .await
+                .context("updating the user")?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
-                println!("{} is {}", u.email, if u.disabled { "disabled" } else { "enabled" });
+                println!(
+                    "{} is {}",
+                    u.email,
+                    if u.disabled { "disabled" } else { "enabled" }
+                );
             }
         }
         UserCommand::Delete { user } => {
             let u = find(store, &user).await?;
-            store.delete_user(&u.id).await.context("deleting the user")?;
+            store
+                .delete_user(&u.id)
+                .await
+                .context("deleting the user")?;
             if json_out {
                 print_json(&json!({"deleted": u.id.as_str()}));
             } else {

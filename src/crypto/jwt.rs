@@ -71,13 +71,18 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new<'a>(jwks: impl IntoIterator<Item = &'a super::keys::PublicJwk>) -> Result<Self, KeyError> {
+    pub fn new<'a>(
+        jwks: impl IntoIterator<Item = &'a super::keys::PublicJwk>,
+    ) -> Result<Self, KeyError> {
         let mut keys = std::collections::HashMap::new();
         for jwk in jwks {
-            let key = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e).map_err(|e| KeyError::Load {
-                kid: jwk.kid.clone(),
-                reason: e.to_string(),
-            })?;
+            let key =
+                jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e).map_err(|e| {
+                    KeyError::Load {
+                        kid: jwk.kid.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
             keys.insert(jwk.kid.clone(), key);
         }
         Ok(Self { keys })
@@ -85,13 +90,22 @@ impl Verifier {
 
     /// Verifies an RS256 JWT of type `typ` issued by `issuer`: the signature with the key named
     /// by `kid`, `alg` pinned to RS256, `exp` (no leeway beyond `leeway_secs`) and `iss`.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str, issuer: &str, now: i64, leeway_secs: u64) -> Result<T, VerifyError> {
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        now: i64,
+        leeway_secs: u64,
+    ) -> Result<T, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         // RFC 8725 §3.1: the algorithm is ours to choose, not the token's.
         if header.alg != jsonwebtoken::Algorithm::RS256 {
             return Err(VerifyError::Invalid("algorithm not allowed".into()));
         }
-        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}"))) {
+        if !header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}"))
+        }) {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -101,9 +115,14 @@ impl Verifier {
         v.validate_aud = false;
         v.validate_exp = false;
         v.set_required_spec_claims(&["exp", "iss"]);
-        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &v)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
         // Expiry against our clock (RFC 7519 §4.1.4), so tests can move time.
-        let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64).ok_or(VerifyError::Malformed)?;
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or(VerifyError::Malformed)?;
         if now > exp.saturating_add(leeway_secs as i64) {
             return Err(VerifyError::Invalid("expired".into()));
         }
@@ -123,15 +142,32 @@ mod tests {
         let verifier = Verifier::new([&k.jwk]).unwrap();
         let claims = serde_json::json!({"iss": "https://i", "sub": "u", "exp": 2000});
         let t = sign(&signer, TYP_AT_JWT, &claims).unwrap();
-        let got: serde_json::Value = verifier.verify(&t, TYP_AT_JWT, "https://i", 1000, 0).unwrap();
+        let got: serde_json::Value = verifier
+            .verify(&t, TYP_AT_JWT, "https://i", 1000, 0)
+            .unwrap();
         assert_eq!(got["sub"], "u");
-        assert!(matches!(verifier.verify::<serde_json::Value>(&t, TYP_JWT, "https://i", 1000, 0), Err(VerifyError::WrongType)));
-        assert!(verifier.verify::<serde_json::Value>(&t, TYP_AT_JWT, "https://other", 1000, 0).is_err());
-        assert!(verifier.verify::<serde_json::Value>(&t, TYP_AT_JWT, "https://i", 2001, 0).is_err());
+        assert!(matches!(
+            verifier.verify::<serde_json::Value>(&t, TYP_JWT, "https://i", 1000, 0),
+            Err(VerifyError::WrongType)
+        ));
+        assert!(
+            verifier
+                .verify::<serde_json::Value>(&t, TYP_AT_JWT, "https://other", 1000, 0)
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify::<serde_json::Value>(&t, TYP_AT_JWT, "https://i", 2001, 0)
+                .is_err()
+        );
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://i","sub":"admin","exp":2000}"#);
         parts[1] = &forged;
-        assert!(verifier.verify::<serde_json::Value>(&parts.join("."), TYP_AT_JWT, "https://i", 1000, 0).is_err());
+        assert!(
+            verifier
+                .verify::<serde_json::Value>(&parts.join("."), TYP_AT_JWT, "https://i", 1000, 0)
+                .is_err()
+        );
     }
 
     #[test]
@@ -139,9 +175,16 @@ mod tests {
         let k = generate_rsa(2048).unwrap();
         let verifier = Verifier::new([&k.jwk]).unwrap();
         let body = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://i","sub":"u","exp":2000}"#);
-        let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, k.kid));
+        let none_header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#,
+            k.kid
+        ));
         let none_token = format!("{none_header}.{body}.");
-        assert!(verifier.verify::<serde_json::Value>(&none_token, TYP_AT_JWT, "https://i", 1000, 0).is_err());
+        assert!(
+            verifier
+                .verify::<serde_json::Value>(&none_token, TYP_AT_JWT, "https://i", 1000, 0)
+                .is_err()
+        );
         // HS256 keyed with the public key's bytes (the classic confusion attack).
         let hs = jsonwebtoken::encode(
             &jsonwebtoken::Header {
@@ -154,6 +197,10 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(k.jwk.n.as_bytes()),
         )
         .unwrap();
-        assert!(verifier.verify::<serde_json::Value>(&hs, TYP_AT_JWT, "https://i", 1000, 0).is_err());
+        assert!(
+            verifier
+                .verify::<serde_json::Value>(&hs, TYP_AT_JWT, "https://i", 1000, 0)
+                .is_err()
+        );
     }
 }

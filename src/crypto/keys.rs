@@ -53,8 +53,11 @@ impl fmt::Debug for GeneratedKey {
 
 /// Generates an RSA key of `bits` bits (e = 65537). Slow: call it off the async workers.
 pub fn generate_rsa(bits: usize) -> Result<GeneratedKey, KeyError> {
-    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).map_err(|e| KeyError::Generate(e.to_string()))?;
-    let der = key.to_pkcs8_der().map_err(|e| KeyError::Generate(e.to_string()))?;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
     let jwk = public_jwk(&key);
     Ok(GeneratedKey {
         kid: jwk.kid.clone(),
@@ -151,6 +154,9 @@ mod tests {
     fn rfc7638_example_thumbprint() {
         // RFC 7638 §3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        assert_eq!(thumbprint(n, "AQAB"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(n, "AQAB"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! `services::passwords`). For an unknown user, callers verify against [`Hasher::dummy_hash`]
 //! so that the time taken does not reveal whether an account exists.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,15 +25,25 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Hasher(m={}, t={}, p={})", self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+        write!(
+            f,
+            "Hasher(m={}, t={}, p={})",
+            self.params.m_cost(),
+            self.params.t_cost(),
+            self.params.p_cost()
+        )
     }
 }
 
 impl Hasher {
     /// Builds a hasher; also computes the dummy hash once (a few tens of milliseconds).
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, PasswordError> {
-        let params = Params::new(memory_kib, iterations, parallelism, None).map_err(|e| PasswordError::Params(e.to_string()))?;
-        let mut h = Self { params, dummy: String::new() };
+        let params = Params::new(memory_kib, iterations, parallelism, None)
+            .map_err(|e| PasswordError::Params(e.to_string()))?;
+        let mut h = Self {
+            params,
+            dummy: String::new(),
+        };
         h.dummy = h.hash(&crate::crypto::token::random_id())?;
         Ok(h)
     }
@@ -53,7 +65,10 @@ impl Hasher {
     /// A malformed stored hash verifies as false.
     pub fn verify(&self, password: &str, phc: &str) -> bool {
         match PasswordHash::new(phc) {
-            Ok(parsed) => self.argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => self
+                .argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     }

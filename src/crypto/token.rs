@@ -77,6 +77,9 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert!(verify(&a, &h));
         assert!(!verify(&b, &h));
-        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

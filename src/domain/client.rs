@@ -38,7 +38,10 @@ impl RedirectUri {
             Ok(u) if u.fragment().is_none() && !raw.contains('#') && !u.cannot_be_a_base() => {
                 Ok(Self(raw.to_owned()))
             }
-            _ => Err(Invalid::new("redirect_uri", format!("{raw:?} must be an absolute URI without a fragment"))),
+            _ => Err(Invalid::new(
+                "redirect_uri",
+                format!("{raw:?} must be an absolute URI without a fragment"),
+            )),
         }
     }
     pub fn from_stored(s: String) -> Self {
@@ -60,7 +63,11 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials];
+    pub const ALL: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,7 +80,14 @@ impl GrantType {
         Self::ALL
             .into_iter()
             .find(|g| g.as_str() == raw)
-            .ok_or_else(|| Invalid::new("grant_type", format!("{raw:?}: expected authorization_code, refresh_token or client_credentials")))
+            .ok_or_else(|| {
+                Invalid::new(
+                    "grant_type",
+                    format!(
+                        "{raw:?}: expected authorization_code, refresh_token or client_credentials"
+                    ),
+                )
+            })
     }
 }
 
@@ -148,7 +162,9 @@ impl Client {
         self.redirect_uris.iter().any(|r| r.matches(presented))
     }
     pub fn post_logout_uri_registered(&self, presented: &str) -> bool {
-        self.post_logout_redirect_uris.iter().any(|r| r.matches(presented))
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|r| r.matches(presented))
     }
 }
 

@@ -13,8 +13,14 @@ impl ScopeSet {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let mut set = BTreeSet::new();
         for token in raw.split(' ').filter(|t| !t.is_empty()) {
-            if !token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
-                return Err(Invalid::new("scope", format!("{token:?} is not a valid scope token")));
+            if !token
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            {
+                return Err(Invalid::new(
+                    "scope",
+                    format!("{token:?} is not a valid scope token"),
+                ));
             }
             set.insert(token.to_owned());
         }

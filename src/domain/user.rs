@@ -37,13 +37,20 @@ impl Email {
         let s = raw.trim();
         let ok = s.len() <= 254
             && s.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && !domain.contains('@') && (domain.contains('.') || domain == "localhost") && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && (domain.contains('.') || domain == "localhost")
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             })
             && !s.chars().any(|c| c.is_whitespace() || c.is_control());
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Invalid::new("email", "enter an email address such as name@example.com"))
+            Err(Invalid::new(
+                "email",
+                "enter an email address such as name@example.com",
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -76,11 +83,15 @@ impl Role {
         let s = raw.trim();
         if !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Invalid::new("role", format!("{raw:?}: use lower-case letters, digits, `-` and `_`")))
+            Err(Invalid::new(
+                "role",
+                format!("{raw:?}: use lower-case letters, digits, `-` and `_`"),
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -121,8 +132,18 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().key(), "ann@example.com");
-        for bad in ["", "ann", "@example.com", "ann@", "a b@example.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().key(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -9,7 +9,10 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
 /// Logs one line per request. The query string is never logged: it may hold codes or tokens.
-pub async fn log_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let request_id = crate::crypto::token::random_id();
     let method = req.method().clone();
@@ -18,7 +21,8 @@ pub async fn log_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> 
     let status = res.status().as_u16();
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
     }
     tracing::info!(request_id, %method, path, status, latency_ms = format!("{latency_ms:.2}"), "request");
     Ok(res)
@@ -33,9 +37,18 @@ pub async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
-    h.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
-    h.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer"));
-    h.insert(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"));
+    h.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
     if !h.contains_key("content-security-policy") {
         h.insert(
             HeaderName::from_static("content-security-policy"),
@@ -43,7 +56,10 @@ pub async fn security_headers(
         );
     }
     if https {
-        h.insert(HeaderName::from_static("strict-transport-security"), HeaderValue::from_static("max-age=31536000"));
+        h.insert(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     Ok(res)
 }

@@ -11,10 +11,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(paths::JWKS, web::get().to(oidc::jwks))
         .route(paths::HEALTHZ, web::get().to(health::healthz))
         .route(paths::READYZ, web::get().to(health::readyz))
-        .service(
-            web::scope(paths::STATIC)
-                .route("/css/castellan.css", web::get().to(super::api::assets::stylesheet)),
-        );
+        .service(web::scope(paths::STATIC).route(
+            "/css/castellan.css",
+            web::get().to(super::api::assets::stylesheet),
+        ));
 }
 
 /// Unknown paths: a plain 404 page.

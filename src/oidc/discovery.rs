@@ -44,7 +44,13 @@ impl Discovery {
             "ui_locales_supported": ["en"],
         });
         let json = serde_json::to_vec(&doc).unwrap_or_default();
-        let etag = format!("\"{}\"", &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]);
-        Self { json: json.into(), etag }
+        let etag = format!(
+            "\"{}\"",
+            &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]
+        );
+        Self {
+            json: json.into(),
+            etag,
+        }
     }
 }

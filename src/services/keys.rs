@@ -42,7 +42,12 @@ pub struct KeySet {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeySet(active={}, published={})", self.signer.kid(), self.jwks.len())
+        write!(
+            f,
+            "KeySet(active={}, published={})",
+            self.signer.kid(),
+            self.jwks.len()
+        )
     }
 }
 
@@ -61,9 +66,18 @@ pub fn retire_delay(settings: &Settings) -> i64 {
 }
 
 /// Makes sure an active key exists (generating one if not); returns whether one was made.
-pub async fn ensure_active_key(store: &Store, settings: &Settings, now: i64) -> Result<bool, KeyRingError> {
+pub async fn ensure_active_key(
+    store: &Store,
+    settings: &Settings,
+    now: i64,
+) -> Result<bool, KeyRingError> {
     store.retire_expired_keys(now).await?;
-    if store.published_keys().await?.iter().any(|k| k.state == ACTIVE) {
+    if store
+        .published_keys()
+        .await?
+        .iter()
+        .any(|k| k.state == ACTIVE)
+    {
         return Ok(false);
     }
     let generated = generate(settings.keys.rsa_bits).await?;
@@ -72,10 +86,16 @@ pub async fn ensure_active_key(store: &Store, settings: &Settings, now: i64) -> 
 }
 
 /// Generates a new key and makes it active; the old active key keeps being published.
-pub async fn rotate(store: &Store, settings: &Settings, now: i64) -> Result<KeyRecord, KeyRingError> {
+pub async fn rotate(
+    store: &Store,
+    settings: &Settings,
+    now: i64,
+) -> Result<KeyRecord, KeyRingError> {
     let generated = generate(settings.keys.rsa_bits).await?;
     store.retire_expired_keys(now).await?;
-    Ok(store.rotate_keys(generated, now, now + retire_delay(settings)).await?)
+    Ok(store
+        .rotate_keys(generated, now, now + retire_delay(settings))
+        .await?)
 }
 
 async fn generate(bits: usize) -> Result<NewKey, KeyRingError> {
@@ -83,7 +103,8 @@ async fn generate(bits: usize) -> Result<NewKey, KeyRingError> {
         .await
         .map_err(|_| KeyRingError::Join)??;
     Ok(NewKey {
-        public_jwk: serde_json::to_string(&k.jwk).map_err(|_| KeyRingError::BadJwk(k.kid.clone()))?,
+        public_jwk: serde_json::to_string(&k.jwk)
+            .map_err(|_| KeyRingError::BadJwk(k.kid.clone()))?,
         kid: k.kid,
         private_der: k.pkcs8_der,
     })
@@ -95,15 +116,24 @@ fn build(records: Vec<KeyRecord>, fingerprint: String, now: i64) -> Result<KeySe
         .filter(|k| k.state == ACTIVE || k.retire_at.is_some_and(|t| t > now))
         .collect();
     // Newest active key signs (records are newest first); others stay published.
-    let active = published.iter().find(|k| k.state == ACTIVE).ok_or(KeyRingError::NoActiveKey)?;
+    let active = published
+        .iter()
+        .find(|k| k.state == ACTIVE)
+        .ok_or(KeyRingError::NoActiveKey)?;
     let signer = Arc::new(Signer::from_pkcs8(&active.kid, &active.private_der)?);
     let jwks: Vec<PublicJwk> = published
         .iter()
-        .map(|k| serde_json::from_str(&k.public_jwk).map_err(|_| KeyRingError::BadJwk(k.kid.clone())))
+        .map(|k| {
+            serde_json::from_str(&k.public_jwk).map_err(|_| KeyRingError::BadJwk(k.kid.clone()))
+        })
         .collect::<Result<_, _>>()?;
     let verifier = Verifier::new(jwks.iter())?;
-    let json = serde_json::to_vec(&serde_json::json!({ "keys": jwks })).map_err(|_| KeyRingError::BadJwk(active.kid.clone()))?;
-    let etag = format!("\"{}\"", &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]);
+    let json = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))
+        .map_err(|_| KeyRingError::BadJwk(active.kid.clone()))?;
+    let etag = format!(
+        "\"{}\"",
+        &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]
+    );
     let next_change = published.iter().filter_map(|k| k.retire_at).min();
     Ok(KeySet {
         signer,
@@ -156,7 +186,11 @@ impl KeyRing {
                     Ok(mut g) => *g = new.clone(),
                     Err(poisoned) => *poisoned.into_inner() = new.clone(),
                 }
-                tracing::info!(kid = new.signer.kid(), published = new.jwks.len(), "signing keys reloaded");
+                tracing::info!(
+                    kid = new.signer.kid(),
+                    published = new.jwks.len(),
+                    "signing keys reloaded"
+                );
                 new
             }
             Ok(None) => set,
@@ -167,7 +201,12 @@ impl KeyRing {
         }
     }
 
-    async fn reload(&self, store: &Store, old: &KeySet, now: i64) -> Result<Option<KeySet>, KeyRingError> {
+    async fn reload(
+        &self,
+        store: &Store,
+        old: &KeySet,
+        now: i64,
+    ) -> Result<Option<KeySet>, KeyRingError> {
         let fingerprint = store.keys_fingerprint().await?;
         let expired = old.next_change.is_some_and(|t| now >= t);
         if fingerprint == old.fingerprint && !expired {
@@ -177,6 +216,10 @@ impl KeyRing {
             store.retire_expired_keys(now).await?;
         }
         let fingerprint = store.keys_fingerprint().await?;
-        Ok(Some(build(store.published_keys().await?, fingerprint, now)?))
+        Ok(Some(build(
+            store.published_keys().await?,
+            fingerprint,
+            now,
+        )?))
     }
 }

@@ -8,15 +8,19 @@ use crate::domain::{AuthMethod, Client, ClientId, GrantType, NewClient, Redirect
 
 fn to_domain(m: client::Model) -> Result<Client, StoreError> {
     let uris = |s: &str| -> Result<Vec<RedirectUri>, StoreError> {
-        let v: Vec<String> = serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("client {}: {e}", m.id)))?;
+        let v: Vec<String> = serde_json::from_str(s)
+            .map_err(|e| StoreError::Corrupt(format!("client {}: {e}", m.id)))?;
         Ok(v.into_iter().map(RedirectUri::from_stored).collect())
     };
     Ok(Client {
         redirect_uris: uris(&m.redirect_uris)?,
         post_logout_redirect_uris: uris(&m.post_logout_redirect_uris)?,
-        grant_types: split_list(&m.grant_types).filter_map(|g| GrantType::parse(g).ok()).collect(),
+        grant_types: split_list(&m.grant_types)
+            .filter_map(|g| GrantType::parse(g).ok())
+            .collect(),
         scopes: ScopeSet::parse(&m.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        auth_method: AuthMethod::parse(&m.auth_method).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        auth_method: AuthMethod::parse(&m.auth_method)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         id: ClientId::from_stored(m.id),
         name: m.name,
         secret_hash: m.secret_hash,
@@ -28,7 +32,12 @@ fn to_domain(m: client::Model) -> Result<Client, StoreError> {
 }
 
 fn uris_json(v: &[RedirectUri]) -> String {
-    serde_json::Value::Array(v.iter().map(|u| serde_json::Value::String(u.as_str().to_owned())).collect()).to_string()
+    serde_json::Value::Array(
+        v.iter()
+            .map(|u| serde_json::Value::String(u.as_str().to_owned()))
+            .collect(),
+    )
+    .to_string()
 }
 
 impl Store {
@@ -39,7 +48,12 @@ impl Store {
             name: Set(new.name),
             redirect_uris: Set(uris_json(&new.redirect_uris)),
             post_logout_redirect_uris: Set(uris_json(&new.post_logout_redirect_uris)),
-            grant_types: Set(new.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")),
+            grant_types: Set(new
+                .grant_types
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")),
             scopes: Set(new.scopes.to_string()),
             auth_method: Set(new.auth_method.as_str().to_owned()),
             public: Set(new.public),
@@ -48,7 +62,12 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        to_domain(model.insert(self.conn()).await.map_err(StoreError::from_insert)?)
+        to_domain(
+            model
+                .insert(self.conn())
+                .await
+                .map_err(StoreError::from_insert)?,
+        )
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
@@ -72,7 +91,13 @@ impl Store {
 
     /// Deletes a client; its codes, refresh tokens and consents go with it.
     pub async fn delete_client(&self, id: &str) -> Result<(), StoreError> {
-        let r = client::Entity::delete_by_id(id.to_owned()).exec(self.conn()).await?;
-        if r.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let r = client::Entity::delete_by_id(id.to_owned())
+            .exec(self.conn())
+            .await?;
+        if r.rows_affected == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 }

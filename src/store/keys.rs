@@ -1,7 +1,10 @@
 //! Signing keys: active (signs), retiring (still published until every token it signed has
 //! expired), retired (kept for the record, no longer published).
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 
 use super::entities::signing_key;
 use super::{Store, StoreError};
@@ -88,7 +91,11 @@ impl Store {
             .into_tuple()
             .all(self.conn())
             .await?;
-        Ok(rows.iter().map(|(k, s, u)| format!("{k}:{s}:{u}")).collect::<Vec<_>>().join(","))
+        Ok(rows
+            .iter()
+            .map(|(k, s, u)| format!("{k}:{s}:{u}"))
+            .collect::<Vec<_>>()
+            .join(","))
     }
 
     pub async fn insert_active_key(&self, key: NewKey, now: i64) -> Result<KeyRecord, StoreError> {
@@ -102,16 +109,34 @@ impl Store {
             updated_at: Set(now),
             retire_at: Set(None),
         };
-        Ok(to_record(m.insert(self.conn()).await.map_err(StoreError::from_insert)?))
+        Ok(to_record(
+            m.insert(self.conn())
+                .await
+                .map_err(StoreError::from_insert)?,
+        ))
     }
 
     /// Makes `key` the active key; the previously active keys become retiring until `retire_at`.
-    pub async fn rotate_keys(&self, key: NewKey, now: i64, retire_at: i64) -> Result<KeyRecord, StoreError> {
+    pub async fn rotate_keys(
+        &self,
+        key: NewKey,
+        now: i64,
+        retire_at: i64,
+    ) -> Result<KeyRecord, StoreError> {
         let tx = self.conn().begin().await?;
         signing_key::Entity::update_many()
-            .col_expr(signing_key::Column::State, sea_orm::sea_query::Expr::value(RETIRING))
-            .col_expr(signing_key::Column::RetireAt, sea_orm::sea_query::Expr::value(retire_at))
-            .col_expr(signing_key::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                signing_key::Column::State,
+                sea_orm::sea_query::Expr::value(RETIRING),
+            )
+            .col_expr(
+                signing_key::Column::RetireAt,
+                sea_orm::sea_query::Expr::value(retire_at),
+            )
+            .col_expr(
+                signing_key::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(signing_key::Column::State.eq(ACTIVE))
             .exec(&tx)
             .await?;
@@ -133,8 +158,14 @@ impl Store {
     /// Retiring keys whose tokens have all expired leave the JWK Set.
     pub async fn retire_expired_keys(&self, now: i64) -> Result<u64, StoreError> {
         let r = signing_key::Entity::update_many()
-            .col_expr(signing_key::Column::State, sea_orm::sea_query::Expr::value(RETIRED))
-            .col_expr(signing_key::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                signing_key::Column::State,
+                sea_orm::sea_query::Expr::value(RETIRED),
+            )
+            .col_expr(
+                signing_key::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(signing_key::Column::State.eq(RETIRING))
             .filter(signing_key::Column::RetireAt.lte(now))
             .exec(self.conn())

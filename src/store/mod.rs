@@ -11,8 +11,8 @@ pub mod users;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 use crate::config::{Settings, redact_url};
 
@@ -91,7 +91,9 @@ impl Store {
     /// Applies pending migrations; returns how many were applied.
     pub async fn migrate(&self) -> Result<usize, DbErr> {
         use migration::MigratorTrait;
-        let pending = migration::Migrator::get_pending_migrations(&self.db).await?.len();
+        let pending = migration::Migrator::get_pending_migrations(&self.db)
+            .await?
+            .len();
         migration::Migrator::up(&self.db, None).await?;
         Ok(pending)
     }

@@ -1,6 +1,9 @@
 //! Users: accounts, roles, the disabled flag and lockout counters.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 
 use super::entities::user;
 use super::{Store, StoreError, split_list};
@@ -49,12 +52,18 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        let m = model.insert(self.conn()).await.map_err(StoreError::from_insert)?;
+        let m = model
+            .insert(self.conn())
+            .await
+            .map_err(StoreError::from_insert)?;
         Ok(to_domain(m))
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(user::Entity::find_by_id(id.to_owned()).one(self.conn()).await?.map(to_domain))
+        Ok(user::Entity::find_by_id(id.to_owned())
+            .one(self.conn())
+            .await?
+            .map(to_domain))
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -72,7 +81,10 @@ impl Store {
         }
     }
 
-    pub async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+    pub async fn credentials_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<Credentials>, StoreError> {
         Ok(user::Entity::find()
             .filter(user::Column::EmailLower.eq(email.key()))
             .one(self.conn())
@@ -87,7 +99,12 @@ impl Store {
     }
 
     /// Users ordered by creation, a page at a time; `search` matches a part of the email.
-    pub async fn list_users(&self, search: Option<&str>, offset: u64, limit: u64) -> Result<(Vec<User>, u64), StoreError> {
+    pub async fn list_users(
+        &self,
+        search: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<User>, u64), StoreError> {
         let mut q = user::Entity::find();
         if let Some(s) = search.filter(|s| !s.is_empty()) {
             q = q.filter(user::Column::EmailLower.contains(s.to_lowercase()));
@@ -103,18 +120,35 @@ impl Store {
         Ok((rows.into_iter().map(to_domain).collect(), total))
     }
 
-    pub async fn set_user_roles(&self, id: &UserId, roles: &[String], now: i64) -> Result<User, StoreError> {
+    pub async fn set_user_roles(
+        &self,
+        id: &UserId,
+        roles: &[String],
+        now: i64,
+    ) -> Result<User, StoreError> {
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();
-        self.update_user(id, now, |m| m.roles = Set(roles.join(" "))).await
+        self.update_user(id, now, |m| m.roles = Set(roles.join(" ")))
+            .await
     }
 
-    pub async fn set_user_disabled(&self, id: &UserId, disabled: bool, now: i64) -> Result<User, StoreError> {
-        self.update_user(id, now, |m| m.disabled = Set(disabled)).await
+    pub async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled: bool,
+        now: i64,
+    ) -> Result<User, StoreError> {
+        self.update_user(id, now, |m| m.disabled = Set(disabled))
+            .await
     }
 
-    async fn update_user(&self, id: &UserId, now: i64, f: impl FnOnce(&mut user::ActiveModel)) -> Result<User, StoreError> {
+    async fn update_user(
+        &self,
+        id: &UserId,
+        now: i64,
+        f: impl FnOnce(&mut user::ActiveModel),
+    ) -> Result<User, StoreError> {
         let m = user::Entity::find_by_id(id.as_str().to_owned())
             .one(self.conn())
             .await?
@@ -127,7 +161,13 @@ impl Store {
 
     /// Deletes a user; sessions, grants, consents and email tokens go with it (foreign keys cascade).
     pub async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
-        let r = user::Entity::delete_by_id(id.as_str().to_owned()).exec(self.conn()).await?;
-        if r.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let r = user::Entity::delete_by_id(id.as_str().to_owned())
+            .exec(self.conn())
+            .await?;
+        if r.rows_affected == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 }

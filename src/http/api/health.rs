@@ -16,7 +16,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
         Err(e) => {
             tracing::warn!(error = %crate::config::redact_in_text(&e.to_string()), "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "database": "unreachable"}))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "database": "unreachable"}))
         }
     }
 }

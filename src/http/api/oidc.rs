@@ -12,7 +12,10 @@ fn cached_json(req: &HttpRequest, body: &bytes::Bytes, etag: &str, max_age: u64)
         .headers()
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
+        });
     if matches {
         return HttpResponse::NotModified()
             .insert_header((ETAG, etag))
@@ -34,9 +37,17 @@ pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
 /// RFC 7517 §5: the JWK Set, with every key whose signatures may still be presented.
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.current(&state.store, state.clock.now_ms()).await;
-    let mut resp = cached_json(&req, &keys.jwks_json, &keys.jwks_etag, state.settings.keys.jwks_max_age_secs);
+    let mut resp = cached_json(
+        &req,
+        &keys.jwks_json,
+        &keys.jwks_etag,
+        state.settings.keys.jwks_max_age_secs,
+    );
     if resp.status().is_success() {
-        resp.headers_mut().insert(CONTENT_TYPE, actix_web::http::header::HeaderValue::from_static("application/jwk-set+json"));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static("application/jwk-set+json"),
+        );
     }
     resp
 }

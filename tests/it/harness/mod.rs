@@ -1,0 +1,189 @@
+//! The only way a test gets a server: [`spawn_app`] binds `127.0.0.1:0`, builds the issuer from
+//! the real port, gives the server its own database and clock, and runs it in-process.
+
+#![allow(dead_code)]
+
+mod db;
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use castellan::Settings;
+use castellan::clock::TestClock;
+use castellan::state::AppState;
+
+pub use db::TestDb;
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, also the issuer.
+    pub address: String,
+    pub port: u16,
+    /// Keeps cookies, never follows redirects.
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: TestClock,
+    handle: actix_web::dev::ServerHandle,
+    pub db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the returned future only waits for completion.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns a server whose settings the caller may adjust first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
+    let db = TestDb::new().await;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
+    let port = listener.local_addr().expect("local addr").port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut settings = Settings::for_test(&address, db.url());
+    configure(&mut settings);
+    settings.validate().expect("test settings are valid");
+    let clock = TestClock::default();
+    let app = castellan::Application::build_with_clock(settings, listener, Arc::new(clock.clone()))
+        .await
+        .expect("build the application");
+    let state = app.state().clone();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        port,
+        client: browser(),
+        state,
+        clock,
+        handle,
+        db,
+    }
+}
+
+/// A client like a browser's: keeps cookies, does not follow redirects (tests look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Runs `SELECT COUNT(*) FROM ...` (the part after `FROM` is given) on the test database,
+    /// over a connection of its own: what a test sees is what is really stored.
+    pub async fn count(&self, from: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let db = Database::connect(self.db.url())
+            .await
+            .expect("connect to the test database");
+        let sql = format!("SELECT COUNT(*) AS n FROM {from}");
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .expect("one row");
+        let n: i64 = row.try_get("", "n").expect("count");
+        let _ = db.close().await;
+        n
+    }
+
+    /// Runs the built `castellan` binary against this server's database.
+    pub fn castellan(&self, args: &[&str]) -> Output {
+        castellan_with(self.db.url(), args, None, &[])
+    }
+
+    pub fn castellan_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        castellan_with(self.db.url(), args, Some(stdin), &[])
+    }
+}
+
+/// Runs the built binary with a clean `CASTELLAN_*` environment plus the given variables.
+pub fn castellan_with(
+    db_url: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_castellan"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASTELLAN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("CASTELLAN_DATABASE_URL", db_url)
+        // Keeps `user create` quick: the CLI hashes with the configured argon2 parameters.
+        .env("CASTELLAN_PASSWORD__ARGON2_MEMORY_KIB", "1024")
+        .env("CASTELLAN_PASSWORD__ARGON2_ITERATIONS", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run castellan");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("castellan output")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and parses standard output as JSON.
+pub fn json_out(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "castellan failed: {}\n{}",
+        stderr(o),
+        stdout(o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// Server logs stay silent unless `TEST_LOG` is set.
+fn init_test_log() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}

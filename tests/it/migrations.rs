@@ -1,0 +1,85 @@
+//! Migrations apply on the test database (SQLite, or PostgreSQL with `TEST_DATABASE_URL`) and
+//! are idempotent; every table is there.
+
+use crate::harness::{json_out, spawn_app};
+
+const TABLES: &[&str] = &[
+    "users",
+    "clients",
+    "signing_keys",
+    "sessions",
+    "authorization_codes",
+    "redeemed_codes",
+    "refresh_tokens",
+    "revoked_tokens",
+    "consents",
+    "email_tokens",
+    "audit_events",
+];
+
+#[tokio::test]
+async fn the_server_applies_every_migration_and_every_table_exists() {
+    let app = spawn_app().await;
+    let applied = app
+        .state
+        .store
+        .applied_migrations()
+        .await
+        .expect("applied migrations");
+    assert!(applied.iter().any(|m| m.contains("initial")), "{applied:?}");
+    for table in TABLES {
+        app.state
+            .store
+            .execute_unprepared(&format!("SELECT 1 FROM {table} WHERE 1 = 0"))
+            .await
+            .unwrap_or_else(|e| panic!("table {table} missing: {e}"));
+    }
+    let backend = app.state.store.backend();
+    assert_eq!(
+        backend,
+        if app.db.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_on_an_existing_database() {
+    let app = spawn_app().await;
+    let first = json_out(&app.castellan(&["migrate", "--json"]));
+    let second = json_out(&app.castellan(&["migrate", "--json"]));
+    assert_eq!(first, second);
+    assert!(!first["applied"].as_array().expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn email_uniqueness_ignores_case() {
+    let app = spawn_app().await;
+    let a = app.castellan_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ada@Example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(a.status.success());
+    let b = app.castellan_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ada@example.COM",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(
+        !b.status.success(),
+        "second user with the same email in another case was created"
+    );
+}
