@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use crate::clock::SharedClock;
+use crate::crypto::password::Hasher;
 use crate::config::Settings;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
@@ -16,4 +19,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub settings: Arc<Settings>,
     pub discovery: Arc<Discovery>,
+    /// Password hashing (argon2id with the configured parameters).
+    pub hasher: Arc<Hasher>,
+    /// Bounds the password hashes in flight (each holds `argon2_memory_kib`).
+    pub login_slots: Arc<Semaphore>,
 }

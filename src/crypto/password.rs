@@ -17,10 +17,10 @@ pub enum PasswordError {
     Hash(String),
 }
 
-#[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    dummy: String,
+    /// Computed on first use, so that start-up does not pay for an argon2 hash.
+    dummy: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -36,16 +36,14 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
-    /// Builds a hasher; also computes the dummy hash once (a few tens of milliseconds).
+    /// Builds a hasher with the given argon2id parameters.
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, PasswordError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let mut h = Self {
+        Ok(Self {
             params,
-            dummy: String::new(),
-        };
-        h.dummy = h.hash(&crate::crypto::token::random_id())?;
-        Ok(h)
+            dummy: std::sync::OnceLock::new(),
+        })
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -74,8 +72,14 @@ impl Hasher {
     }
 
     /// A hash of a random password with the current parameters, for unknown users.
+    /// Computed once, on the first call (a blocking argon2 hash: call it off the async workers).
     pub fn dummy_hash(&self) -> &str {
-        &self.dummy
+        self.dummy.get_or_init(|| {
+            // Hashing with valid parameters cannot fail; if it did, a PHC string that never
+            // verifies still costs a parse, and the login stays refused.
+            self.hash(&crate::crypto::token::random_id())
+                .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid".to_owned())
+        })
     }
 }
 

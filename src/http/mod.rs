@@ -2,7 +2,10 @@
 //! Handlers are thin: parse, call one service or store function, respond.
 
 pub mod api;
+pub mod extractors;
 pub(crate) mod middleware;
+pub mod pages;
 pub mod routes;
+pub mod support;
 
 pub use routes::configure;

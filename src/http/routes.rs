@@ -2,13 +2,28 @@
 
 use actix_web::web;
 
-use super::api::{health, oidc};
+use super::api::{health, oauth, oidc};
+use super::pages::{consent, home, login, logout};
 use crate::paths;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(paths::DISCOVERY, web::get().to(oidc::discovery))
         .route(paths::OAUTH_METADATA, web::get().to(oidc::discovery))
         .route(paths::JWKS, web::get().to(oidc::jwks))
+        .route(paths::AUTHORIZE, web::get().to(oauth::authorize_get))
+        .route(paths::AUTHORIZE, web::post().to(oauth::authorize_post))
+        .route(paths::TOKEN, web::post().to(oauth::token))
+        .route(paths::REVOKE, web::post().to(oauth::revoke))
+        .route(paths::INTROSPECT, web::post().to(oauth::introspect))
+        .route(paths::USERINFO, web::get().to(oidc::userinfo))
+        .route(paths::USERINFO, web::post().to(oidc::userinfo))
+        .route(paths::LOGOUT, web::get().to(logout::get))
+        .route(paths::LOGOUT, web::post().to(logout::post))
+        .route(paths::LOGIN, web::get().to(login::show))
+        .route(paths::LOGIN, web::post().to(login::submit))
+        .route(paths::CONSENT, web::get().to(consent::show))
+        .route(paths::CONSENT, web::post().to(consent::submit))
+        .route("/", web::get().to(home::show))
         .route(paths::HEALTHZ, web::get().to(health::healthz))
         .route(paths::READYZ, web::get().to(health::readyz))
         .service(web::scope(paths::STATIC).route(

@@ -25,6 +25,9 @@ impl Discovery {
             "token_endpoint": url(paths::TOKEN),
             "userinfo_endpoint": url(paths::USERINFO),
             "jwks_uri": url(paths::JWKS),
+            "revocation_endpoint": url(paths::REVOKE),
+            "introspection_endpoint": url(paths::INTROSPECT),
+            "end_session_endpoint": url(paths::LOGOUT),
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
@@ -32,7 +35,10 @@ impl Discovery {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "claims_supported": [
                 "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
                 "name", "preferred_username", "updated_at", "email", "email_verified"

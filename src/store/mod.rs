@@ -7,6 +7,7 @@
 pub mod clients;
 mod entities;
 pub mod keys;
+pub mod grants;
 pub mod users;
 
 use std::time::Duration;

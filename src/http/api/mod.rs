@@ -2,4 +2,5 @@
 
 pub mod assets;
 pub mod health;
+pub mod oauth;
 pub mod oidc;

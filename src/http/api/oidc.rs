@@ -51,3 +51,82 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
     resp
 }
+
+/// The bearer token of a request (RFC 6750 §2.1 header, §2.2 form body); two methods at once
+/// is `invalid_request` (§2).
+fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_owned())
+        });
+    let form = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
+        crate::http::extractors::form_params(req, body)
+            .ok()
+            .and_then(|p| p.one("access_token").ok().flatten().map(str::to_owned))
+    } else {
+        None
+    };
+    match (header, form) {
+        (Some(_), Some(_)) => Err("use only one way of sending the access token"),
+        (h, f) => Ok(h.or(f)),
+    }
+}
+
+/// RFC 6750 §3: a 401 (or 400/403) with `WWW-Authenticate: Bearer ...`.
+fn bearer_error(status: actix_web::http::StatusCode, error: Option<&str>, description: &str) -> HttpResponse {
+    let value = match error {
+        Some(e) => format!("Bearer realm=\"castellan\", error=\"{e}\", error_description=\"{description}\""),
+        None => "Bearer realm=\"castellan\"".to_owned(),
+    };
+    let mut b = HttpResponse::build(status);
+    b.insert_header((actix_web::http::header::WWW_AUTHENTICATE, value))
+        .insert_header((CACHE_CONTROL, "no-store"));
+    match error {
+        Some(e) => b.json(serde_json::json!({"error": e, "error_description": description})),
+        None => b.finish(),
+    }
+}
+
+/// OpenID Connect Core 1.0 §5.3: UserInfo, GET and POST.
+pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let now = state.clock.now();
+    let token = match bearer(&req, &body) {
+        Ok(Some(t)) => t,
+        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
+        Err(why) => return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), why),
+    };
+    let claims = match crate::services::tokens::verify_access_token(&state, &token, now).await {
+        Ok(c) => c,
+        Err(crate::services::tokens::AccessTokenError::Store(e)) => {
+            tracing::error!(error = %e, "cannot check a token");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+        Err(_) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the access token is invalid or expired"),
+    };
+    if !claims.is_user_token() {
+        return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the access token is not a user's");
+    }
+    if !claims.has_scope("openid") {
+        return bearer_error(StatusCode::FORBIDDEN, Some("insufficient_scope"), "the openid scope is required");
+    }
+    let user = match crate::services::authn::enabled_user(&state, &claims.sub).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the user is no longer active"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load a user");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    };
+    let scope = crate::domain::ScopeSet::parse(&claims.scope).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    out.insert("sub".into(), user.id.as_str().into());
+    for (k, v) in crate::services::tokens::profile_claims(&user, &scope) {
+        out.insert(k.into(), v);
+    }
+    crate::http::support::no_store_json(&out)
+}

@@ -1,0 +1,139 @@
+//! OAuth 2.0 endpoints: authorization (GET and POST), token, revocation, introspection.
+//! Thin handlers: parse, call `oauth`, respond.
+
+use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::http::extractors::{client_credentials, form_params};
+use crate::http::support::{bad_request_page, current_user, no_store_json, oauth_error, page, see_other};
+use crate::oauth::authorize::{self, ClientResponse, Outcome};
+use crate::oauth::params::Params;
+use crate::oauth::{OAuthError, token};
+use crate::paths;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPost<'a> {
+    action: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+/// Delivers a response to the client: a redirect, or the Form Post Response Mode page.
+pub fn respond(r: &ClientResponse) -> HttpResponse {
+    if !r.form_post {
+        return see_other(&r.location());
+    }
+    let mut resp = page(StatusCode::OK, &FormPost { action: &r.redirect_uri, fields: &r.params }, None);
+    // The page's one inline script submits the form; nothing else may run or be framed.
+    let script = "document.forms[0].submit();";
+    let hash = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()))
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+    )) {
+        resp.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+/// Turns an authorization outcome into HTTP.
+pub fn outcome_response(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Fatal(message) => bad_request_page(&message),
+        Outcome::Respond(r) => respond(&r),
+        Outcome::Login { return_to, login_hint } => {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            ser.append_pair("return_to", &return_to);
+            if let Some(h) = login_hint {
+                ser.append_pair("login_hint", &h);
+            }
+            see_other(&format!("{}?{}", paths::LOGIN, ser.finish()))
+        }
+        Outcome::Consent { return_to } => {
+            let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", &return_to).finish();
+            see_other(&format!("{}?{}", paths::CONSENT, q))
+        }
+    }
+}
+
+async fn authorize_with(req: &HttpRequest, state: &AppState, params: Params) -> HttpResponse {
+    let now = state.clock.now();
+    let request = match authorize::validate(state, params).await {
+        Ok(r) => r,
+        Err(outcome) => return outcome_response(outcome),
+    };
+    let session = match current_user(req, state, now).await {
+        Ok(s) => s,
+        Err(e) => return actix_web::ResponseError::error_response(&e),
+    };
+    outcome_response(authorize::decide(state, request, session, now).await)
+}
+
+/// RFC 6749 §4.1.1 / OpenID Connect Core 1.0 §3.1.2.1: GET with the query.
+pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let params = Params::parse(req.query_string());
+    authorize_with(&req, &state, params).await
+}
+
+/// OpenID Connect Core 1.0 §3.1.2.1: POST with a form body.
+pub async fn authorize_post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    match form_params(&req, &body) {
+        Ok(params) => authorize_with(&req, &state, params).await,
+        Err(_) => bad_request_page("The authorization request must be a form submission."),
+    }
+}
+
+/// RFC 6749 §3.2: the token endpoint.
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let now = state.clock.now();
+    let result = async {
+        let params = form_params(&req, &body)?;
+        let creds = client_credentials(&req, &params)?;
+        let client = token::authenticate(&state, creds).await?;
+        token::token(&state, &client, &params, now).await
+    }
+    .await;
+    match result {
+        Ok(t) => no_store_json(&t),
+        Err(e) => {
+            tracing::info!(error = e.code(), "token request refused");
+            oauth_error(&e)
+        }
+    }
+}
+
+/// RFC 7009 §2: revocation; 200 for any well-formed request from an authenticated client.
+pub async fn revoke(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let now = state.clock.now();
+    let result = async {
+        let params = form_params(&req, &body)?;
+        let client = token::authenticate(&state, client_credentials(&req, &params)?).await?;
+        token::revoke(&state, &client, &params, now).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store_json(&serde_json::json!({})),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+/// RFC 7662 §2: introspection.
+pub async fn introspect(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let now = state.clock.now();
+    let result: Result<serde_json::Value, OAuthError> = async {
+        let params = form_params(&req, &body)?;
+        let client = token::authenticate(&state, client_credentials(&req, &params)?).await?;
+        token::introspect(&state, &client, &params, now).await
+    }
+    .await;
+    match result {
+        Ok(v) => no_store_json(&v),
+        Err(e) => oauth_error(&e),
+    }
+}

@@ -1,0 +1,113 @@
+//! The consent page (`/consent`): the client's name and the requested scopes in plain words,
+//! with `decision=allow` / `decision=deny`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::http::api::oauth::{outcome_response, respond};
+use crate::http::support::{bad_request_page, csrf, csrf_ok, current_user, page, see_other};
+use crate::oauth::authorize::{self, authorize_params_of};
+use crate::paths;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    csrf: &'a str,
+    return_to: &'a str,
+    client_name: &'a str,
+    user_email: &'a str,
+    scopes: Vec<String>,
+}
+
+/// Plain words for a scope (OpenID Connect Core 1.0 §5.4).
+fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Sign you in with your account".into(),
+        "profile" => "See your name and profile".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Stay connected when you are not using it".into(),
+        other => format!("Use the \u{201c}{other}\u{201d} permission"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConsentQuery {
+    return_to: Option<String>,
+}
+
+fn login_redirect(return_to: &str) -> HttpResponse {
+    let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish();
+    see_other(&format!("{}?{q}", paths::LOGIN))
+}
+
+pub async fn show(req: HttpRequest, state: web::Data<AppState>, q: web::Query<ConsentQuery>) -> HttpResponse {
+    let Some(return_to) = q.return_to.clone() else {
+        return bad_request_page("This page is reached from an application's sign-in request.");
+    };
+    let Some(params) = authorize_params_of(&return_to) else {
+        return bad_request_page("This page is reached from an application's sign-in request.");
+    };
+    let now = state.clock.now();
+    let user = match current_user(&req, &state, now).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return login_redirect(&return_to),
+        Err(e) => return e.error_response(),
+    };
+    let request = match authorize::validate(&state, params).await {
+        Ok(r) => r,
+        Err(outcome) => return outcome_response(outcome),
+    };
+    let token = csrf(&req, &state);
+    let view = ConsentPage {
+        csrf: &token.token,
+        return_to: &return_to,
+        client_name: &request.client.name,
+        user_email: &user.user.email,
+        scopes: request.scope().iter().map(describe).collect(),
+    };
+    page(StatusCode::OK, &view, Some(&token))
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    csrf_token: Option<String>,
+    return_to: Option<String>,
+    decision: Option<String>,
+}
+
+pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ConsentForm>) -> HttpResponse {
+    let form = form.into_inner();
+    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
+        return crate::error::AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please go back to the application and try again.");
+    }
+    let return_to = form.return_to.unwrap_or_default();
+    let Some(params) = authorize_params_of(&return_to) else {
+        return bad_request_page("This page is reached from an application's sign-in request.");
+    };
+    let now = state.clock.now();
+    let user = match current_user(&req, &state, now).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return login_redirect(&return_to),
+        Err(e) => return e.error_response(),
+    };
+    let allow = match form.decision.as_deref() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return bad_request_page("Choose Allow or Deny."),
+    };
+    let request = match authorize::validate(&state, params).await {
+        Ok(r) => r,
+        Err(outcome) => return outcome_response(outcome),
+    };
+    let client_id = request.client.id.as_str().to_owned();
+    match authorize::consent_decision(&state, request, &user.user, allow, now).await {
+        Ok(back) => {
+            tracing::info!(user_id = user.user.id.as_str(), client_id, "consent granted");
+            see_other(&back)
+        }
+        Err(r) => respond(&r),
+    }
+}

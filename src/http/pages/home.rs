@@ -1,0 +1,28 @@
+//! `/`: who is signed in, with a sign-out button.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+
+use crate::http::support::{csrf, current_user, page};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home<'a> {
+    email: Option<&'a str>,
+    csrf: &'a str,
+}
+
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let user = match current_user(&req, &state, state.clock.now()).await {
+        Ok(u) => u,
+        Err(e) => return e.error_response(),
+    };
+    let token = csrf(&req, &state);
+    let view = Home {
+        email: user.as_ref().map(|u| u.user.email.as_str()),
+        csrf: &token.token,
+    };
+    page(StatusCode::OK, &view, Some(&token))
+}

@@ -1,0 +1,102 @@
+//! The login page (`/login`): `email`, `password`, a CSRF token, and one generic message for
+//! any failure.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::safe_return_to;
+use crate::http::support::{Csrf, client_ip, csrf, csrf_ok, page, see_other, session_cookie, user_agent};
+use crate::services::authn;
+use crate::state::AppState;
+
+/// The one message for any failed login: it must not reveal whether the email exists.
+pub const GENERIC_FAILURE: &str = "Invalid email or password.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    return_to: &'a str,
+    return_query: String,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+fn render(status: StatusCode, csrf: Csrf, return_to: &str, email: &str, error: Option<&str>) -> HttpResponse {
+    let return_query = if return_to.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish())
+    };
+    let view = LoginPage {
+        csrf: &csrf.token,
+        return_to,
+        return_query,
+        email,
+        error,
+    };
+    page(status, &view, Some(&csrf))
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+    login_hint: Option<String>,
+}
+
+pub async fn show(req: HttpRequest, state: web::Data<AppState>, q: web::Query<LoginQuery>) -> HttpResponse {
+    let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
+    let hint = q.login_hint.as_deref().unwrap_or_default();
+    render(StatusCode::OK, csrf(&req, &state), &return_to, hint, None)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: Option<String>,
+    password: Option<String>,
+    csrf_token: Option<String>,
+    return_to: Option<String>,
+}
+
+pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpResponse {
+    let form = form.into_inner();
+    let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
+    let email = form.email.unwrap_or_default();
+    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
+        return render(
+            StatusCode::FORBIDDEN,
+            csrf(&req, &state),
+            &return_to,
+            &email,
+            Some("This form has expired. Please sign in again."),
+        );
+    }
+    let password = form.password.unwrap_or_default();
+    let now = state.clock.now();
+    let user = match authn::check_password(&state, &email, password).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "login failed unexpectedly");
+            return render(StatusCode::SERVICE_UNAVAILABLE, csrf(&req, &state), &return_to, &email, Some("Please try again in a moment."));
+        }
+    };
+    let Some(user) = user else {
+        tracing::info!("login failed");
+        return render(StatusCode::OK, csrf(&req, &state), &return_to, &email, Some(GENERIC_FAILURE));
+    };
+    let (value, session) = match authn::start_session(&state, &user, &["pwd"], client_ip(&req), user_agent(&req), now).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a session");
+            return render(StatusCode::SERVICE_UNAVAILABLE, csrf(&req, &state), &return_to, &email, Some("Please try again in a moment."));
+        }
+    };
+    tracing::info!(user_id = user.id.as_str(), sid = session.sid.as_str(), "login succeeded");
+    let mut resp = see_other(if return_to.is_empty() { "/" } else { &return_to });
+    if let Err(e) = resp.add_cookie(&session_cookie(&state, value)) {
+        tracing::error!(error = %e, "cannot set the session cookie");
+    }
+    resp
+}

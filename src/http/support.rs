@@ -1,0 +1,161 @@
+//! Shared HTTP plumbing: cookies (session, CSRF), the signed-in user, HTML and redirect
+//! responses, and the wire format of OAuth errors.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::crypto::token;
+use crate::error::AppError;
+use crate::oauth::OAuthError;
+use crate::services::authn::{self, Authenticated};
+use crate::state::AppState;
+
+const CSRF_COOKIE: &str = "castellan_csrf";
+
+/// Cookie names get the `__Host-` prefix on https (RFC 6265bis §4.1.3.2): Secure, no Domain,
+/// Path=/ — so a sibling subdomain cannot plant or overwrite them.
+fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.settings.is_https() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn build_cookie(state: &AppState, base: &str, value: String, max_age: Option<i64>) -> Cookie<'static> {
+    let mut c = Cookie::build(cookie_name(state, base), value)
+        .path("/")
+        .http_only(true)
+        .secure(state.settings.is_https())
+        .same_site(SameSite::Lax)
+        .finish();
+    if let Some(secs) = max_age {
+        c.set_max_age(Duration::seconds(secs));
+    }
+    c
+}
+
+pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let ttl = state.settings.session.ttl_secs as i64;
+    build_cookie(state, &state.settings.session.cookie_name, value, Some(ttl))
+}
+
+pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
+    build_cookie(state, &state.settings.session.cookie_name, String::new(), Some(0))
+}
+
+pub fn session_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&cookie_name(state, &state.settings.session.cookie_name))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The signed-in browser, if any. A database failure is a 503 page, not "signed out".
+pub async fn current_user(req: &HttpRequest, state: &AppState, now: i64) -> Result<Option<Authenticated>, AppError> {
+    let Some(cookie) = session_cookie_value(req, state) else {
+        return Ok(None);
+    };
+    authn::current(state, &cookie, now).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read the session");
+        AppError::Unavailable
+    })
+}
+
+/// Double-submit CSRF protection: a random value in an HttpOnly, SameSite=Lax cookie and the
+/// same value in a hidden form field. A cross-site form cannot read the cookie, so it cannot
+/// send the matching field.
+pub struct Csrf {
+    pub token: String,
+    /// Set when the browser had no token yet.
+    pub new_cookie: Option<Cookie<'static>>,
+}
+
+pub fn csrf(req: &HttpRequest, state: &AppState) -> Csrf {
+    match req.cookie(&cookie_name(state, CSRF_COOKIE)) {
+        Some(c) if c.value().len() >= 32 => Csrf {
+            token: c.value().to_owned(),
+            new_cookie: None,
+        },
+        _ => {
+            let token = token::generate(token::prefix::CSRF);
+            Csrf {
+                new_cookie: Some(build_cookie(state, CSRF_COOKIE, token.clone(), None)),
+                token,
+            }
+        }
+    }
+}
+
+/// Whether the submitted field matches the browser's CSRF cookie (constant time).
+pub fn csrf_ok(req: &HttpRequest, state: &AppState, submitted: Option<&str>) -> bool {
+    match (req.cookie(&cookie_name(state, CSRF_COOKIE)), submitted) {
+        (Some(c), Some(s)) if c.value().len() >= 32 => token::constant_time_eq(c.value().as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// Renders a page; pages are never cached (they carry CSRF tokens and personal data).
+pub fn page(status: StatusCode, template: &impl Template, csrf: Option<&Csrf>) -> HttpResponse {
+    match template.render() {
+        Ok(body) => {
+            let mut b = HttpResponse::build(status);
+            b.insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+                .insert_header((CACHE_CONTROL, "no-store"));
+            if let Some(c) = csrf.and_then(|c| c.new_cookie.clone()) {
+                b.cookie(c);
+            }
+            b.body(body)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a page");
+            AppError::html(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again.")
+        }
+    }
+}
+
+/// 303 See Other to a local path or a client's redirect URI.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+pub fn bad_request_page(message: &str) -> HttpResponse {
+    AppError::html(StatusCode::BAD_REQUEST, "Something is wrong with this request", message)
+}
+
+/// RFC 6749 §5.2: a JSON error body, `Cache-Control: no-store`, and for `invalid_client` a 401
+/// with `WWW-Authenticate`.
+pub fn oauth_error(e: &OAuthError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut b = HttpResponse::build(status);
+    b.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+    if matches!(e, OAuthError::InvalidClient(_)) {
+        b.insert_header((WWW_AUTHENTICATE, "Basic realm=\"castellan\", charset=\"UTF-8\""));
+    }
+    b.json(serde_json::json!({"error": e.code(), "error_description": e.description()}))
+}
+
+/// A JSON success that must not be cached (tokens, introspection, userinfo).
+pub fn no_store_json(value: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(value)
+}
+
+/// The client address, for session records and (later) rate limits.
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,332 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §4.4, §6), revocation (RFC 7009) and
+//! introspection (RFC 7662), all behind client authentication (RFC 6749 §2.3.1).
+
+use oxide_auth_async::primitives::{Authorizer, Registrar};
+use sha2::Digest;
+
+use super::params::Params;
+use super::primitives::{ClientRegistrar, CodeAuthorizer, record_of};
+use super::OAuthError;
+use crate::crypto::token;
+use crate::domain::{Client, GrantType, ScopeSet};
+use crate::services::authn;
+use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
+use crate::state::AppState;
+
+/// How the client presented its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthUsed {
+    Basic,
+    Post,
+    None,
+}
+
+/// Client credentials as presented (parsed from the `Authorization` header or the body).
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub used: AuthUsed,
+}
+
+/// RFC 6749 §2.3.1 / §3.2.1: authenticates the client with the method it is registered for.
+pub async fn authenticate(state: &AppState, creds: Option<ClientCredentials>) -> Result<Client, OAuthError> {
+    let creds = creds.ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))?;
+    let registrar = ClientRegistrar::load(&state.store, &creds.client_id).await?;
+    let failed = || OAuthError::InvalidClient("client authentication failed".into());
+    let client = registrar.client().cloned().ok_or_else(failed)?;
+    let method_ok = match creds.used {
+        AuthUsed::Basic => client.auth_method.allows_basic(),
+        AuthUsed::Post => client.auth_method.allows_post(),
+        AuthUsed::None => client.public,
+    };
+    if !method_ok {
+        return Err(failed());
+    }
+    registrar
+        .check(&creds.client_id, creds.secret.as_deref().map(str::as_bytes))
+        .await
+        .map_err(|_| failed())?;
+    Ok(client)
+}
+
+/// Handles a token request from an authenticated client.
+pub async fn token(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+    match params.one("grant_type")? {
+        Some("authorization_code") => authorization_code(state, client, params, now).await,
+        Some("refresh_token") => refresh(state, client, params, now).await,
+        Some("client_credentials") => client_credentials(state, client, params, now).await,
+        Some(other) => Err(OAuthError::UnsupportedGrantType(format!("grant_type {other} is not supported"))),
+        None => Err(OAuthError::InvalidRequest("grant_type is missing".into())),
+    }
+}
+
+fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!("this client may not use the {} grant", grant.as_str())))
+    }
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine;
+    let digest = sha2::Sha256::digest(verifier.as_bytes());
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    token::constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.5–4.6.
+async fn authorization_code(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+    require_grant(client, GrantType::AuthorizationCode)?;
+    let code = params.required("code")?;
+    let redirect_uri = params.one("redirect_uri")?;
+    let verifier = params.one("code_verifier")?;
+    for name in ["scope", "client_id"] {
+        params.one(name)?;
+    }
+    let code_hash = token::hash(code);
+    let mut authorizer = CodeAuthorizer {
+        store: &state.store,
+        now,
+        scope: String::new(),
+    };
+    let grant = authorizer.extract(code).await.map_err(|()| OAuthError::ServerError)?;
+    let Some(grant) = grant else {
+        // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
+        if let Some(grant_id) = state.store.redeemed_code_grant(&code_hash).await? {
+            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            state.store.revoke_family(&grant_id, until).await?;
+            tracing::warn!(client_id = client.id.as_str(), "authorization code reused: its tokens were revoked");
+        }
+        return Err(OAuthError::InvalidGrant("the authorization code is invalid, expired or already used".into()));
+    };
+    let record = record_of(&grant, authorizer.scope.clone());
+    let grant_id = token::random_id();
+    // Remember the redemption, so that a replay can revoke what this one issues.
+    state
+        .store
+        .record_redeemed_code(&code_hash, &grant_id, now + state.settings.tokens.refresh_ttl_secs as i64)
+        .await?;
+
+    let invalid = |why: &str| OAuthError::InvalidGrant(why.to_owned());
+    if record.expires_at < now {
+        return Err(invalid("the authorization code has expired"));
+    }
+    // §4.1.3: the code was issued to this client, for this redirect URI.
+    if record.client_id != client.id.as_str() {
+        return Err(invalid("the authorization code was issued to another client"));
+    }
+    match redirect_uri {
+        Some(r) if r == record.redirect_uri => {}
+        None if client.redirect_uris.len() == 1 => {}
+        _ => return Err(invalid("redirect_uri does not match the authorization request")),
+    }
+    match (&record.code_challenge, verifier) {
+        (Some(challenge), Some(v)) => {
+            // RFC 7636 §4.1: 43..128 unreserved characters.
+            let well_formed = (43..=128).contains(&v.len())
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if !well_formed || !pkce_matches(v, challenge) {
+                return Err(invalid("the code_verifier does not match the code_challenge"));
+            }
+        }
+        (Some(_), None) => return Err(invalid("code_verifier is missing")),
+        // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade attempt.
+        (None, Some(_)) => return Err(invalid("no code_challenge was sent for this code")),
+        (None, None) => {}
+    }
+    let user = authn::enabled_user(state, &record.user_id)
+        .await
+        .map_err(|_| OAuthError::ServerError)?
+        .ok_or_else(|| invalid("the user is no longer active"))?;
+    let scope = ScopeSet::parse(&record.scope).unwrap_or_default();
+    let ctx = GrantContext {
+        client_id: client.id.as_str(),
+        user: Some(&user),
+        scope: &scope,
+        auth_time: record.auth_time,
+        amr: &record.amr,
+        sid: record.sid.as_deref(),
+        nonce: record.nonce.as_deref(),
+        grant_id: &grant_id,
+        id_token: scope.contains("openid"),
+        refresh: client.allows_grant(GrantType::RefreshToken).then_some(None),
+    };
+    Ok(tokens::mint(state, ctx, now).await?)
+}
+
+/// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
+async fn refresh(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+    require_grant(client, GrantType::RefreshToken)?;
+    let presented = params.required("refresh_token")?;
+    let invalid = || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    if !presented.starts_with(REFRESH_PREFIX) {
+        return Err(invalid());
+    }
+    let hash = token::hash(presented);
+    let record = state.store.refresh_token(&hash).await?.ok_or_else(invalid)?;
+    if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
+        return Err(invalid());
+    }
+    let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
+    // §6: the scope may be narrowed, never widened.
+    let scope = match params.one("scope")? {
+        None => granted.clone(),
+        Some(raw) => {
+            let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
+            if !asked.is_subset(&granted) {
+                return Err(OAuthError::InvalidScope("the requested scope exceeds the original grant".into()));
+            }
+            asked
+        }
+    };
+    let grace = state.settings.tokens.refresh_reuse_grace_secs as i64;
+    let reuse_allowed = |rotated_at: i64| grace > 0 && now - rotated_at <= grace;
+    let won = match record.rotated_at {
+        None => state.store.mark_refresh_rotated(&hash, now).await?,
+        Some(_) => false,
+    };
+    if !won {
+        // Already rotated (or rotated by a racing request just now): within the grace window the
+        // same client gets another successor; outside it, the whole family is revoked.
+        let rotated_at = match record.rotated_at {
+            Some(t) => t,
+            None => state.store.refresh_token(&hash).await?.and_then(|r| r.rotated_at).unwrap_or(now),
+        };
+        if !reuse_allowed(rotated_at) {
+            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            state.store.revoke_family(&record.family_id, until).await?;
+            tracing::warn!(client_id = client.id.as_str(), "refresh token reused: the token family was revoked");
+            return Err(invalid());
+        }
+    }
+    let user = authn::enabled_user(state, &record.user_id)
+        .await
+        .map_err(|_| OAuthError::ServerError)?
+        .ok_or_else(invalid)?;
+    let ctx = GrantContext {
+        client_id: client.id.as_str(),
+        user: Some(&user),
+        scope: &scope,
+        auth_time: record.auth_time,
+        amr: &record.amr,
+        sid: record.sid.as_deref(),
+        // OpenID Connect Core 1.0 §12.2: no nonce in a refreshed ID token.
+        nonce: None,
+        grant_id: &record.family_id,
+        id_token: scope.contains("openid"),
+        refresh: Some(Some(&hash)),
+    };
+    Ok(tokens::mint(state, ctx, now).await?)
+}
+
+/// RFC 6749 §4.4: a confidential client asks for a token for itself.
+async fn client_credentials(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+    if client.public {
+        return Err(OAuthError::UnauthorizedClient("a public client cannot use client_credentials".into()));
+    }
+    require_grant(client, GrantType::ClientCredentials)?;
+    // User-facing scopes mean nothing without a user.
+    let user_scopes = ScopeSet::parse("openid profile email offline_access").unwrap_or_default();
+    let allowed: ScopeSet = ScopeSet::parse(
+        &client.scopes.iter().filter(|s| !user_scopes.contains(s)).collect::<Vec<_>>().join(" "),
+    )
+    .unwrap_or_default();
+    let scope = match params.one("scope")? {
+        None => allowed,
+        Some(raw) => {
+            let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
+            if !asked.is_subset(&allowed) {
+                return Err(OAuthError::InvalidScope("the requested scope is not allowed for this client".into()));
+            }
+            asked
+        }
+    };
+    let grant_id = token::random_id();
+    let ctx = GrantContext {
+        client_id: client.id.as_str(),
+        user: None,
+        scope: &scope,
+        auth_time: now,
+        amr: &[],
+        sid: None,
+        nonce: None,
+        grant_id: &grant_id,
+        id_token: false,
+        refresh: None,
+    };
+    Ok(tokens::mint(state, ctx, now).await?)
+}
+
+/// RFC 7009 §2.1: revokes a refresh token (and its family's access tokens) or an access token
+/// issued to this client. Unknown or foreign tokens are answered the same way (200).
+pub async fn revoke(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<(), OAuthError> {
+    let presented = params.required("token")?;
+    params.one("token_type_hint")?;
+    if presented.starts_with(REFRESH_PREFIX) {
+        if let Some(r) = state.store.refresh_token(&token::hash(presented)).await?
+            && r.client_id == client.id.as_str()
+        {
+            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            state.store.revoke_family(&r.family_id, until).await?;
+        }
+        return Ok(());
+    }
+    if let Ok(claims) = tokens::verify_access_token(state, presented, now).await
+        && claims.client_id == client.id.as_str()
+    {
+        state.store.revoke_token_id(&claims.jti, claims.exp).await?;
+    }
+    Ok(())
+}
+
+/// RFC 7662 §2.2: the token's state, or `{"active": false}` for anything not active or not
+/// visible to this client (a client sees its own tokens unless it may introspect any).
+pub async fn introspect(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<serde_json::Value, OAuthError> {
+    let presented = params.required("token")?;
+    params.one("token_type_hint")?;
+    let inactive = serde_json::json!({"active": false});
+    let visible = |owner: &str| client.introspect_any || owner == client.id.as_str();
+    if presented.starts_with(REFRESH_PREFIX) {
+        let Some(r) = state.store.refresh_token(&token::hash(presented)).await? else {
+            return Ok(inactive);
+        };
+        if r.revoked || r.rotated_at.is_some() || r.expires_at <= now || !visible(&r.client_id) {
+            return Ok(inactive);
+        }
+        return Ok(serde_json::json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": r.scope,
+            "client_id": r.client_id,
+            "sub": r.user_id,
+            "iss": state.settings.server.issuer,
+            "iat": r.created_at,
+            "exp": r.expires_at,
+        }));
+    }
+    let Ok(c) = tokens::verify_access_token(state, presented, now).await else {
+        return Ok(inactive);
+    };
+    if !visible(&c.client_id) {
+        return Ok(inactive);
+    }
+    let mut out = serde_json::json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": c.scope,
+        "client_id": c.client_id,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "iat": c.iat,
+        "exp": c.exp,
+        "jti": c.jti,
+    });
+    if let (Some(t), Some(obj)) = (c.auth_time, out.as_object_mut()) {
+        obj.insert("auth_time".into(), t.into());
+    }
+    Ok(out)
+}

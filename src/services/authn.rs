@@ -1,0 +1,137 @@
+//! Authentication of browser users: password login and server-side sessions.
+//!
+//! Passwords are verified with argon2id on the blocking pool, at most `login_slots` at a time
+//! so that a login storm queues instead of exhausting memory (argon2 holds `m` KiB per hash).
+//! An unknown email is verified against a dummy hash, so the time taken does not reveal which
+//! emails exist. A failed login is not an error: the caller re-renders the page.
+
+use crate::crypto::token;
+use crate::domain::{Email, User};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::grants::{NewSession, SessionRecord};
+
+/// Prefix of session cookies.
+pub const SESSION_PREFIX: &str = token::prefix::SESSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password verification did not complete")]
+    Join,
+}
+
+/// A signed-in browser: the session and its user.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub session: SessionRecord,
+    pub user: User,
+}
+
+/// Verifies email and password. `Ok(None)` for any failure (unknown email, wrong password,
+/// disabled account, no password set), indistinguishable to the caller's user.
+pub async fn check_password(state: &AppState, email: &str, password: String) -> Result<Option<User>, AuthnError> {
+    let creds = match Email::parse(email) {
+        Ok(e) => state.store.credentials_by_email(&e).await?,
+        Err(_) => None,
+    };
+    let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
+    let hasher = state.hasher.clone();
+    let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AuthnError::Join)?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        match hash {
+            Some(h) => hasher.verify(&password, &h),
+            None => {
+                // Same work for an unknown user (and for one without a password).
+                let _ = hasher.verify(&password, hasher.dummy_hash());
+                false
+            }
+        }
+    })
+    .await
+    .map_err(|_| AuthnError::Join)?;
+    Ok(match creds {
+        Some(c) if ok && !c.user.disabled => Some(c.user),
+        _ => None,
+    })
+}
+
+/// Starts a session; returns the cookie value (a 256-bit secret, stored only hashed).
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    amr: &[&str],
+    ip: Option<String>,
+    user_agent: Option<String>,
+    now: i64,
+) -> Result<(String, SessionRecord), AuthnError> {
+    let value = token::generate(SESSION_PREFIX);
+    let sid = token::random_id();
+    let expires_at = now + state.settings.session.ttl_secs as i64;
+    let amr: Vec<String> = amr.iter().map(|s| (*s).to_owned()).collect();
+    let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
+    state
+        .store
+        .create_session(
+            NewSession {
+                id_hash: token::hash(&value),
+                sid: sid.clone(),
+                user_id: user.id.as_str().to_owned(),
+                auth_time: now,
+                amr: amr.clone(),
+                ip: ip.clone(),
+                user_agent: user_agent.clone(),
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    let record = SessionRecord {
+        sid,
+        user_id: user.id.as_str().to_owned(),
+        auth_time: now,
+        amr,
+        ip,
+        user_agent,
+        created_at: now,
+        last_seen: now,
+        expires_at,
+    };
+    Ok((value, record))
+}
+
+/// The signed-in user behind a session cookie, if the session is live and the user enabled.
+pub async fn current(state: &AppState, cookie: &str, now: i64) -> Result<Option<Authenticated>, AuthnError> {
+    if !cookie.starts_with(SESSION_PREFIX) {
+        return Ok(None);
+    }
+    let hash = token::hash(cookie);
+    let Some(session) = state.store.session(&hash, now).await? else {
+        return Ok(None);
+    };
+    let Some(user) = state.store.user_by_id(&session.user_id).await? else {
+        return Ok(None);
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    // Sliding expiry, written at most once a minute per session.
+    if now - session.last_seen >= 60 {
+        let expires_at = now + state.settings.session.ttl_secs as i64;
+        state.store.touch_session(&hash, now, expires_at).await?;
+    }
+    Ok(Some(Authenticated { session, user }))
+}
+
+/// Ends the session behind a cookie (no-op when there is none).
+pub async fn end_session(state: &AppState, cookie: &str) -> Result<(), AuthnError> {
+    state.store.delete_session(&token::hash(cookie)).await?;
+    Ok(())
+}
+
+/// The user behind a user id, if enabled.
+pub async fn enabled_user(state: &AppState, id: &str) -> Result<Option<User>, AuthnError> {
+    Ok(state.store.user_by_id(id).await?.filter(|u| !u.disabled))
+}

@@ -1,0 +1,278 @@
+//! Minting and checking tokens: RS256 access tokens (RFC 9068), ID tokens (OpenID Connect Core
+//! 1.0 §2, §3.1.3.6), and opaque refresh tokens stored as hashes.
+//!
+//! Every token belongs to a *grant* (one authorization: a redeemed code, or a client-credentials
+//! request). Access tokens carry `jti = "<grant id>.<random>"`, so revoking the grant id (code
+//! reuse, refresh-token reuse, revocation of a refresh token) kills every access token of that
+//! grant without having to list them.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::crypto::jwt::{self, TYP_AT_JWT, TYP_JWT};
+use crate::crypto::token;
+use crate::domain::{ScopeSet, User};
+use crate::services::keys::KeySet;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::grants::NewRefresh;
+
+/// Prefix of refresh tokens (recognisable when leaked).
+pub const REFRESH_PREFIX: &str = token::prefix::REFRESH_TOKEN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing failed: {0}")]
+    Sign(#[from] jwt::JwtError),
+}
+
+/// Claims of our access tokens (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl AccessClaims {
+    /// The grant this token belongs to (the part of `jti` before the dot).
+    pub fn grant_id(&self) -> &str {
+        self.jti.split('.').next().unwrap_or(&self.jti)
+    }
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+    pub fn has_scope(&self, s: &str) -> bool {
+        self.scopes().any(|x| x == s)
+    }
+    /// Whether the token was issued to a user (not to a client for itself).
+    pub fn is_user_token(&self) -> bool {
+        self.auth_time.is_some()
+    }
+}
+
+/// What a grant needs to mint tokens.
+pub struct GrantContext<'a> {
+    pub client_id: &'a str,
+    /// The user for an authorization-code or refresh grant; `None` for client credentials.
+    pub user: Option<&'a User>,
+    pub scope: &'a ScopeSet,
+    pub auth_time: i64,
+    pub amr: &'a [String],
+    pub sid: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub grant_id: &'a str,
+    /// Issue an ID token (the `openid` scope was granted on a user grant).
+    pub id_token: bool,
+    /// Issue a refresh token, child of `parent` (for rotation) in the grant's family.
+    pub refresh: Option<Option<&'a str>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// OpenID Connect Core 1.0 §3.1.3.6: `at_hash` is the base64url of the left half of the
+/// SHA-256 of the access token's ASCII octets (RS256).
+pub fn at_hash(access_token: &str) -> String {
+    let digest = sha2::Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+pub async fn signing_keys(state: &AppState) -> Arc<KeySet> {
+    state.keys.current(&state.store, state.clock.now_ms()).await
+}
+
+/// Mints the access token (and ID and refresh tokens as the context asks).
+pub async fn mint(state: &AppState, ctx: GrantContext<'_>, now: i64) -> Result<TokenResponse, TokenError> {
+    let settings = &state.settings;
+    let issuer = settings.server.issuer.as_str();
+    let keys = signing_keys(state).await;
+    let scope = ctx.scope.to_string();
+    let access_ttl = settings.tokens.access_ttl_secs;
+    let user_grant = ctx.user.is_some();
+    let claims = AccessClaims {
+        iss: issuer.to_owned(),
+        sub: ctx.user.map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
+        aud: ctx.client_id.to_owned(),
+        client_id: ctx.client_id.to_owned(),
+        scope: scope.clone(),
+        jti: format!("{}.{}", ctx.grant_id, token::random_id()),
+        iat: now,
+        exp: now + access_ttl as i64,
+        auth_time: user_grant.then_some(ctx.auth_time),
+        sid: ctx.sid.filter(|_| user_grant).map(str::to_owned),
+    };
+    let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, &claims)?;
+
+    let id_token = match (ctx.id_token, ctx.user) {
+        (true, Some(user)) => Some(id_token(&keys, issuer, &ctx, user, &access_token, settings.tokens.id_token_ttl_secs, now)?),
+        _ => None,
+    };
+
+    let refresh_token = match (ctx.refresh, ctx.user) {
+        (Some(parent), Some(user)) => {
+            let value = token::generate(REFRESH_PREFIX);
+            state
+                .store
+                .insert_refresh(
+                    NewRefresh {
+                        token_hash: token::hash(&value),
+                        family_id: ctx.grant_id.to_owned(),
+                        parent_hash: parent.map(str::to_owned),
+                        client_id: ctx.client_id.to_owned(),
+                        user_id: user.id.as_str().to_owned(),
+                        scope: scope.clone(),
+                        auth_time: ctx.auth_time,
+                        amr: ctx.amr.to_vec(),
+                        sid: ctx.sid.map(str::to_owned),
+                        expires_at: now + settings.tokens.refresh_ttl_secs as i64,
+                    },
+                    now,
+                )
+                .await?;
+            Some(value)
+        }
+        _ => None,
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_ttl,
+        scope,
+        refresh_token,
+        id_token,
+    })
+}
+
+fn id_token(
+    keys: &KeySet,
+    issuer: &str,
+    ctx: &GrantContext<'_>,
+    user: &User,
+    access_token: &str,
+    ttl: u64,
+    now: i64,
+) -> Result<String, jwt::JwtError> {
+    let mut claims = serde_json::json!({
+        "iss": issuer,
+        "sub": user.id.as_str(),
+        "aud": ctx.client_id,
+        "azp": ctx.client_id,
+        "iat": now,
+        "exp": now + ttl as i64,
+        "auth_time": ctx.auth_time,
+        "at_hash": at_hash(access_token),
+    });
+    let obj = claims.as_object_mut();
+    if let Some(obj) = obj {
+        if let Some(nonce) = ctx.nonce {
+            obj.insert("nonce".into(), nonce.into());
+        }
+        if let Some(sid) = ctx.sid {
+            obj.insert("sid".into(), sid.into());
+        }
+        if !ctx.amr.is_empty() {
+            obj.insert("amr".into(), ctx.amr.into());
+        }
+        for (k, v) in profile_claims(user, ctx.scope) {
+            obj.insert(k.into(), v);
+        }
+    }
+    jwt::sign(&keys.signer, TYP_JWT, &claims)
+}
+
+/// Claims released by scope (OpenID Connect Core 1.0 §5.4): `profile` and `email`.
+pub fn profile_claims(user: &User, scope: &ScopeSet) -> Vec<(&'static str, serde_json::Value)> {
+    let mut out = Vec::new();
+    if scope.contains("profile") {
+        if let Some(name) = &user.name {
+            out.push(("name", name.clone().into()));
+        }
+        out.push(("preferred_username", user.email.clone().into()));
+        out.push(("updated_at", user.updated_at.into()));
+    }
+    if scope.contains("email") {
+        out.push(("email", user.email.clone().into()));
+        out.push(("email_verified", user.email_verified.into()));
+    }
+    out
+}
+
+/// Why a presented access token is refused (the wire answer is always `invalid_token`).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessTokenError {
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token revoked")]
+    Revoked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp` against the
+/// request's clock, and that neither it nor its grant was revoked.
+pub async fn verify_access_token(state: &AppState, token: &str, now: i64) -> Result<AccessClaims, AccessTokenError> {
+    let keys = signing_keys(state).await;
+    let claims: AccessClaims = keys
+        .verifier
+        .verify(token, TYP_AT_JWT, &state.settings.server.issuer, now, 0)
+        .map_err(|e| AccessTokenError::Invalid(e.to_string()))?;
+    if state.store.any_revoked(&[claims.jti.as_str(), claims.grant_id()]).await? {
+        return Err(AccessTokenError::Revoked);
+    }
+    Ok(claims)
+}
+
+/// Claims of an ID token presented back to us (`id_token_hint`): only what logout needs.
+#[derive(Debug, Deserialize)]
+pub struct IdTokenHint {
+    pub sub: String,
+    pub aud: serde_json::Value,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl IdTokenHint {
+    /// The client the ID token was issued to (`aud`, a string or a one-element array).
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.aud {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies an `id_token_hint`: our signature and issuer; an expired one is still accepted
+/// (RP-Initiated Logout 1.0 §2: the OP should accept it even when expired).
+pub async fn verify_id_token_hint(state: &AppState, token: &str, now: i64) -> Option<IdTokenHint> {
+    let keys = signing_keys(state).await;
+    keys.verifier
+        .verify(token, TYP_JWT, &state.settings.server.issuer, now, 10 * 365 * 86_400)
+        .ok()
+}

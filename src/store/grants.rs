@@ -1,0 +1,372 @@
+//! Grants: browser sessions, authorization codes (and the record of redeemed ones), refresh
+//! tokens, revoked access tokens and consents. Every bearer value is stored only as its SHA-256
+//! hash; single-use values are taken with a conditional delete/update whose affected-row count
+//! decides the winner, so two racing requests cannot both redeem one value.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+};
+
+use super::entities::{
+    authorization_code, consent, redeemed_code, refresh_token, revoked_token, session,
+};
+use super::{Store, StoreError, split_list};
+
+/// A live browser session.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+pub struct NewSession {
+    pub id_hash: String,
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub expires_at: i64,
+}
+
+/// What an authorization code stands for.
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub sid: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub token_hash: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub sid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked: bool,
+}
+
+pub struct NewRefresh {
+    pub token_hash: String,
+    pub family_id: String,
+    pub parent_hash: Option<String>,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub sid: Option<String>,
+    pub expires_at: i64,
+}
+
+fn join(list: &[String]) -> String {
+    list.join(" ")
+}
+
+fn split(s: &str) -> Vec<String> {
+    split_list(s).map(str::to_owned).collect()
+}
+
+impl Store {
+    // --- sessions -------------------------------------------------------------------------
+
+    pub async fn create_session(&self, s: NewSession, now: i64) -> Result<(), StoreError> {
+        session::ActiveModel {
+            id_hash: Set(s.id_hash),
+            sid: Set(s.sid),
+            user_id: Set(s.user_id),
+            auth_time: Set(s.auth_time),
+            amr: Set(join(&s.amr)),
+            ip: Set(s.ip),
+            user_agent: Set(s.user_agent),
+            created_at: Set(now),
+            last_seen: Set(now),
+            expires_at: Set(s.expires_at),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// The live session whose cookie hashes to `id_hash`.
+    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        let m = session::Entity::find_by_id(id_hash.to_owned())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .all(self.conn())
+            .await?
+            .pop();
+        Ok(m.map(|m| SessionRecord {
+            sid: m.sid,
+            user_id: m.user_id,
+            auth_time: m.auth_time,
+            amr: split(&m.amr),
+            ip: m.ip,
+            user_agent: m.user_agent,
+            created_at: m.created_at,
+            last_seen: m.last_seen,
+            expires_at: m.expires_at,
+        }))
+    }
+
+    /// Records activity (at most one write a minute per session, by the caller's choice).
+    pub async fn touch_session(&self, id_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+        session::Entity::update_many()
+            .col_expr(session::Column::LastSeen, Expr::value(now))
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(session::Column::IdHash.eq(id_hash))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let r = session::Entity::delete_by_id(id_hash.to_owned()).exec(self.conn()).await?;
+        Ok(r.rows_affected > 0)
+    }
+
+    // --- authorization codes ---------------------------------------------------------------
+
+    pub async fn insert_code(&self, code_hash: String, c: CodeRecord, now: i64) -> Result<(), StoreError> {
+        authorization_code::ActiveModel {
+            code_hash: Set(code_hash),
+            client_id: Set(c.client_id),
+            user_id: Set(c.user_id),
+            redirect_uri: Set(c.redirect_uri),
+            scope: Set(c.scope),
+            nonce: Set(c.nonce),
+            code_challenge: Set(c.code_challenge),
+            code_challenge_method: Set(c.code_challenge_method),
+            auth_time: Set(c.auth_time),
+            amr: Set(join(&c.amr)),
+            sid: Set(c.sid),
+            created_at: Set(now),
+            expires_at: Set(c.expires_at),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// Takes a code: returns it only to the one caller whose delete removed the row
+    /// (expired codes are returned too; the caller decides).
+    pub async fn take_code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
+        let Some(m) = authorization_code::Entity::find_by_id(code_hash.to_owned())
+            .all(self.conn())
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let deleted = authorization_code::Entity::delete_by_id(code_hash.to_owned())
+            .exec(self.conn())
+            .await?;
+        if deleted.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(Some(CodeRecord {
+            client_id: m.client_id,
+            user_id: m.user_id,
+            redirect_uri: m.redirect_uri,
+            scope: m.scope,
+            nonce: m.nonce,
+            code_challenge: m.code_challenge,
+            code_challenge_method: m.code_challenge_method,
+            auth_time: m.auth_time,
+            amr: split(&m.amr),
+            sid: m.sid,
+            expires_at: m.expires_at,
+        }))
+    }
+
+    /// Remembers that a code was redeemed and which grant it started.
+    pub async fn record_redeemed_code(&self, code_hash: &str, grant_id: &str, expires_at: i64) -> Result<(), StoreError> {
+        redeemed_code::ActiveModel {
+            code_hash: Set(code_hash.to_owned()),
+            grant_id: Set(grant_id.to_owned()),
+            expires_at: Set(expires_at),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// The grant a redeemed code started, if the code was redeemed.
+    pub async fn redeemed_code_grant(&self, code_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(redeemed_code::Entity::find_by_id(code_hash.to_owned())
+            .all(self.conn())
+            .await?
+            .pop()
+            .map(|m| m.grant_id))
+    }
+
+    // --- refresh tokens --------------------------------------------------------------------
+
+    pub async fn insert_refresh(&self, r: NewRefresh, now: i64) -> Result<(), StoreError> {
+        refresh_token::ActiveModel {
+            token_hash: Set(r.token_hash),
+            family_id: Set(r.family_id),
+            parent_hash: Set(r.parent_hash),
+            client_id: Set(r.client_id),
+            user_id: Set(r.user_id),
+            scope: Set(r.scope),
+            auth_time: Set(r.auth_time),
+            amr: Set(join(&r.amr)),
+            sid: Set(r.sid),
+            created_at: Set(now),
+            expires_at: Set(r.expires_at),
+            rotated_at: Set(None),
+            revoked: Set(false),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        Ok(refresh_token::Entity::find_by_id(token_hash.to_owned())
+            .all(self.conn())
+            .await?
+            .pop()
+            .map(|m| RefreshRecord {
+                token_hash: m.token_hash,
+                family_id: m.family_id,
+                client_id: m.client_id,
+                user_id: m.user_id,
+                scope: m.scope,
+                auth_time: m.auth_time,
+                amr: split(&m.amr),
+                sid: m.sid,
+                created_at: m.created_at,
+                expires_at: m.expires_at,
+                rotated_at: m.rotated_at,
+                revoked: m.revoked,
+            }))
+    }
+
+    /// Marks a refresh token as rotated; true only for the one caller that did it.
+    pub async fn mark_refresh_rotated(&self, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let r = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(token_hash))
+            .filter(refresh_token::Column::RotatedAt.is_null())
+            .filter(refresh_token::Column::Revoked.eq(false))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Revokes every refresh token of a family (RFC 9700 §4.14.2) and, through `revoked_tokens`,
+    /// every access token issued under it.
+    pub async fn revoke_family(&self, family_id: &str, access_expiry: i64) -> Result<(), StoreError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .exec(self.conn())
+            .await?;
+        self.revoke_token_id(family_id, access_expiry).await
+    }
+
+    /// Revokes every grant of a user (sessions are separate).
+    pub async fn revoke_user_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(refresh_token::Column::UserId.eq(user_id))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    // --- revoked access tokens -------------------------------------------------------------
+
+    /// Records a revoked access token id (`jti`) or grant id until `expires_at`.
+    pub async fn revoke_token_id(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+        let res = revoked_token::ActiveModel {
+            id: Set(id.to_owned()),
+            expires_at: Set(expires_at),
+        }
+        .insert(self.conn())
+        .await;
+        match res.map_err(StoreError::from_insert) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether any of the ids (a token's `jti` and its grant id) has been revoked.
+    pub async fn any_revoked(&self, ids: &[&str]) -> Result<bool, StoreError> {
+        let n: Vec<String> = revoked_token::Entity::find()
+            .select_only()
+            .column(revoked_token::Column::Id)
+            .filter(revoked_token::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        Ok(!n.is_empty())
+    }
+
+    // --- consents --------------------------------------------------------------------------
+
+    /// The scopes a user has granted a client (space-separated), if any.
+    pub async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(consent::Entity::find_by_id((user_id.to_owned(), client_id.to_owned()))
+            .all(self.conn())
+            .await?
+            .pop()
+            .map(|m| m.scopes))
+    }
+
+    /// Stores the granted scopes (the union with what was granted before).
+    pub async fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<(), StoreError> {
+        let updated = consent::Entity::update_many()
+            .col_expr(consent::Column::Scopes, Expr::value(scopes))
+            .col_expr(consent::Column::UpdatedAt, Expr::value(now))
+            .filter(consent::Column::UserId.eq(user_id))
+            .filter(consent::Column::ClientId.eq(client_id))
+            .exec(self.conn())
+            .await?;
+        if updated.rows_affected == 0 {
+            let res = consent::ActiveModel {
+                user_id: Set(user_id.to_owned()),
+                client_id: Set(client_id.to_owned()),
+                scopes: Set(scopes.to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(self.conn())
+            .await;
+            match res.map_err(StoreError::from_insert) {
+                Ok(_) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
