@@ -28,6 +28,26 @@ pub async fn log_requests(
     Ok(res)
 }
 
+/// The protocol endpoints a browser app may call from another origin (no cookies involved).
+pub const CORS_PATHS: &[&str] = &[
+    crate::paths::DISCOVERY,
+    crate::paths::OAUTH_METADATA,
+    crate::paths::JWKS,
+    crate::paths::TOKEN,
+    crate::paths::USERINFO,
+    crate::paths::REVOKE,
+    crate::paths::INTROSPECT,
+];
+
+/// CORS preflight for [`CORS_PATHS`].
+pub async fn preflight() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NoContent()
+        .insert_header(("access-control-allow-methods", "GET, POST, OPTIONS"))
+        .insert_header(("access-control-allow-headers", "Authorization, Content-Type"))
+        .insert_header(("access-control-max-age", "86400"))
+        .finish()
+}
+
 /// Headers on every response: no sniffing, no referrer, no framing; a strict CSP for pages;
 /// HSTS when served over https.
 pub async fn security_headers(
@@ -35,8 +55,17 @@ pub async fn security_headers(
     next: Next<impl MessageBody>,
     https: bool,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let cors = CORS_PATHS.contains(&req.path());
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
+    if cors {
+        // Browser apps (SPAs) call these endpoints cross-origin without cookies: any origin may
+        // read the answers, which are bearer-protected or public.
+        h.insert(
+            HeaderName::from_static("access-control-allow-origin"),
+            HeaderValue::from_static("*"),
+        );
+    }
     h.insert(
         HeaderName::from_static("x-content-type-options"),
         HeaderValue::from_static("nosniff"),

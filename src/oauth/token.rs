@@ -118,9 +118,9 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params, 
     if record.client_id != client.id.as_str() {
         return Err(invalid("the authorization code was issued to another client"));
     }
+    // The authorization request always carries redirect_uri, so the token request must too.
     match redirect_uri {
         Some(r) if r == record.redirect_uri => {}
-        None if client.redirect_uris.len() == 1 => {}
         _ => return Err(invalid("redirect_uri does not match the authorization request")),
     }
     match (&record.code_challenge, verifier) {

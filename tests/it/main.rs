@@ -11,3 +11,5 @@ mod discovery;
 mod health;
 mod keys;
 mod migrations;
+mod oauth_errors;
+mod oidc_flow;

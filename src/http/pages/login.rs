@@ -86,6 +86,12 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
         tracing::info!("login failed");
         return render(StatusCode::OK, csrf(&req, &state), &return_to, &email, Some(GENERIC_FAILURE));
     };
+    // A new session for every login (no session fixation); the previous one ends.
+    if let Some(old) = crate::http::support::session_cookie_value(&req, &state)
+        && let Err(e) = authn::end_session(&state, &old).await
+    {
+        tracing::warn!(error = %e, "cannot end the previous session");
+    }
     let (value, session) = match authn::start_session(&state, &user, &["pwd"], client_ip(&req), user_agent(&req), now).await {
         Ok(v) => v,
         Err(e) => {

@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 mod db;
+pub mod forms;
+pub mod jwt;
+pub mod rp;
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
