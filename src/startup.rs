@@ -12,11 +12,11 @@ use anyhow::Context;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
-use tokio::sync::Semaphore;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::{self, KeyRing};
 use crate::state::AppState;
 use crate::store::Store;
+use tokio::sync::Semaphore;
 
 pub struct Application {
     port: u16,
@@ -62,9 +62,15 @@ impl Application {
             .context("loading signing keys")?;
         let discovery = Discovery::new(&settings);
         let p = &settings.password;
-        let hasher = Hasher::new(p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism)
-            .context("preparing the password hasher")?;
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let hasher = Hasher::new(
+            p.argon2_memory_kib,
+            p.argon2_iterations,
+            p.argon2_parallelism,
+        )
+        .context("preparing the password hasher")?;
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let state = AppState {
             hasher: Arc::new(hasher),
             login_slots: Arc::new(Semaphore::new(cpus.max(2))),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::clock::SharedClock;
-use crate::crypto::password::Hasher;
 use crate::config::Settings;
+use crate::crypto::password::Hasher;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
 use crate::store::Store;

@@ -43,7 +43,10 @@ pub const CORS_PATHS: &[&str] = &[
 pub async fn preflight() -> actix_web::HttpResponse {
     actix_web::HttpResponse::NoContent()
         .insert_header(("access-control-allow-methods", "GET, POST, OPTIONS"))
-        .insert_header(("access-control-allow-headers", "Authorization, Content-Type"))
+        .insert_header((
+            "access-control-allow-headers",
+            "Authorization, Content-Type",
+        ))
         .insert_header(("access-control-max-age", "86400"))
         .finish()
 }

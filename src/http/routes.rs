@@ -8,7 +8,10 @@ use crate::paths;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in super::middleware::CORS_PATHS {
-        cfg.route(path, web::method(actix_web::http::Method::OPTIONS).to(super::middleware::preflight));
+        cfg.route(
+            path,
+            web::method(actix_web::http::Method::OPTIONS).to(super::middleware::preflight),
+        );
     }
     cfg.route(paths::DISCOVERY, web::get().to(oidc::discovery))
         .route(paths::OAUTH_METADATA, web::get().to(oidc::discovery))

@@ -25,7 +25,12 @@ fn cookie_name(state: &AppState, base: &str) -> String {
     }
 }
 
-fn build_cookie(state: &AppState, base: &str, value: String, max_age: Option<i64>) -> Cookie<'static> {
+fn build_cookie(
+    state: &AppState,
+    base: &str,
+    value: String,
+    max_age: Option<i64>,
+) -> Cookie<'static> {
     let mut c = Cookie::build(cookie_name(state, base), value)
         .path("/")
         .http_only(true)
@@ -44,7 +49,12 @@ pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
 }
 
 pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
-    build_cookie(state, &state.settings.session.cookie_name, String::new(), Some(0))
+    build_cookie(
+        state,
+        &state.settings.session.cookie_name,
+        String::new(),
+        Some(0),
+    )
 }
 
 pub fn session_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
@@ -54,7 +64,11 @@ pub fn session_cookie_value(req: &HttpRequest, state: &AppState) -> Option<Strin
 }
 
 /// The signed-in browser, if any. A database failure is a 503 page, not "signed out".
-pub async fn current_user(req: &HttpRequest, state: &AppState, now: i64) -> Result<Option<Authenticated>, AppError> {
+pub async fn current_user(
+    req: &HttpRequest,
+    state: &AppState,
+    now: i64,
+) -> Result<Option<Authenticated>, AppError> {
     let Some(cookie) = session_cookie_value(req, state) else {
         return Ok(None);
     };
@@ -92,7 +106,9 @@ pub fn csrf(req: &HttpRequest, state: &AppState) -> Csrf {
 /// Whether the submitted field matches the browser's CSRF cookie (constant time).
 pub fn csrf_ok(req: &HttpRequest, state: &AppState, submitted: Option<&str>) -> bool {
     match (req.cookie(&cookie_name(state, CSRF_COOKIE)), submitted) {
-        (Some(c), Some(s)) if c.value().len() >= 32 => token::constant_time_eq(c.value().as_bytes(), s.as_bytes()),
+        (Some(c), Some(s)) if c.value().len() >= 32 => {
+            token::constant_time_eq(c.value().as_bytes(), s.as_bytes())
+        }
         _ => false,
     }
 }
@@ -111,7 +127,11 @@ pub fn page(status: StatusCode, template: &impl Template, csrf: Option<&Csrf>) -
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot render a page");
-            AppError::html(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again.")
+            AppError::html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please try again.",
+            )
         }
     }
 }
@@ -125,7 +145,11 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 pub fn bad_request_page(message: &str) -> HttpResponse {
-    AppError::html(StatusCode::BAD_REQUEST, "Something is wrong with this request", message)
+    AppError::html(
+        StatusCode::BAD_REQUEST,
+        "Something is wrong with this request",
+        message,
+    )
 }
 
 /// RFC 6749 §5.2: a JSON error body, `Cache-Control: no-store`, and for `invalid_client` a 401
@@ -133,9 +157,13 @@ pub fn bad_request_page(message: &str) -> HttpResponse {
 pub fn oauth_error(e: &OAuthError) -> HttpResponse {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut b = HttpResponse::build(status);
-    b.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+    b.insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"));
     if matches!(e, OAuthError::InvalidClient(_)) {
-        b.insert_header((WWW_AUTHENTICATE, "Basic realm=\"castellan\", charset=\"UTF-8\""));
+        b.insert_header((
+            WWW_AUTHENTICATE,
+            "Basic realm=\"castellan\", charset=\"UTF-8\"",
+        ));
     }
     b.json(serde_json::json!({"error": e.code(), "error_description": e.description()}))
 }

@@ -9,9 +9,9 @@ use oxide_auth::primitives::registrar::{ClientUrl, ExactUrl};
 use oxide_auth_async::primitives::{Authorizer, Registrar};
 use std::borrow::Cow;
 
+use super::OAuthError;
 use super::params::Params;
 use super::primitives::{ClientRegistrar, CodeAuthorizer, grant_of};
-use super::OAuthError;
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::paths;
 use crate::services::authn::Authenticated;
@@ -27,7 +27,10 @@ pub enum Outcome {
     /// Back to the client (a code or an error).
     Respond(ClientResponse),
     /// The login page; afterwards the browser returns to `return_to`.
-    Login { return_to: String, login_hint: Option<String> },
+    Login {
+        return_to: String,
+        login_hint: Option<String>,
+    },
     /// The consent page for this request.
     Consent { return_to: String },
 }
@@ -84,7 +87,13 @@ pub struct Prompt {
 
 impl Request {
     fn error(&self, issuer: &str, e: &OAuthError) -> ClientResponse {
-        error_response(&self.redirect_uri, self.form_post, self.state.as_deref(), issuer, e)
+        error_response(
+            &self.redirect_uri,
+            self.form_post,
+            self.state.as_deref(),
+            issuer,
+            e,
+        )
     }
 
     /// The scopes as the consent page shows them.
@@ -93,8 +102,17 @@ impl Request {
     }
 }
 
-fn error_response(redirect_uri: &str, form_post: bool, state: Option<&str>, issuer: &str, e: &OAuthError) -> ClientResponse {
-    let mut params = vec![("error", e.code().to_owned()), ("error_description", e.description())];
+fn error_response(
+    redirect_uri: &str,
+    form_post: bool,
+    state: Option<&str>,
+    issuer: &str,
+    e: &OAuthError,
+) -> ClientResponse {
+    let mut params = vec![
+        ("error", e.code().to_owned()),
+        ("error_description", e.description()),
+    ];
     if let Some(s) = state {
         params.push(("state", s.to_owned()));
     }
@@ -113,7 +131,9 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     // The client and the redirect URI decide where errors may go: a repeated or unknown one
     // cannot be trusted (RFC 6749 §4.1.2.1).
     if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
-        return Err(Outcome::Fatal("The client_id or redirect_uri parameter is repeated.".into()));
+        return Err(Outcome::Fatal(
+            "The client_id or redirect_uri parameter is repeated.".into(),
+        ));
     }
     let Ok(Some(client_id)) = params.one("client_id") else {
         return Err(Outcome::Fatal("The request has no client_id.".into()));
@@ -126,7 +146,11 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     let presented = match params.one("redirect_uri") {
         Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
             Ok(u) => Some(Cow::Owned(u)),
-            Err(_) => return Err(Outcome::Fatal("The redirect_uri is not a valid URL.".into())),
+            Err(_) => {
+                return Err(Outcome::Fatal(
+                    "The redirect_uri is not a valid URL.".into(),
+                ));
+            }
         },
         _ => return Err(Outcome::Fatal("The request has no redirect_uri.".into())),
     };
@@ -150,14 +174,28 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     // From here on, errors go back to the client.
     let state_param = params.one("state").ok().flatten().map(str::to_owned);
     let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
-    let fail = |e: OAuthError| Outcome::Respond(error_response(&redirect_uri, form_post, state_param.as_deref(), issuer, &e));
+    let fail = |e: OAuthError| {
+        Outcome::Respond(error_response(
+            &redirect_uri,
+            form_post,
+            state_param.as_deref(),
+            issuer,
+            &e,
+        ))
+    };
 
     match params.one("response_mode").map_err(&fail)? {
         None | Some("query") | Some("form_post") => {}
-        Some(other) => return Err(fail(OAuthError::InvalidRequest(format!("response_mode {other} is not supported")))),
+        Some(other) => {
+            return Err(fail(OAuthError::InvalidRequest(format!(
+                "response_mode {other} is not supported"
+            ))));
+        }
     }
     if params.is_repeated("state") {
-        return Err(fail(OAuthError::InvalidRequest("parameter state is repeated".into())));
+        return Err(fail(OAuthError::InvalidRequest(
+            "parameter state is repeated".into(),
+        )));
     }
     // OpenID Connect Core 1.0 §6: request objects are not supported.
     if params.one("request").map_err(&fail)?.is_some() {
@@ -172,84 +210,133 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     // RFC 6749 §3.1.1: only `code` is supported (and advertised).
     match params.one("response_type").map_err(&fail)? {
         Some("code") => {}
-        None => return Err(fail(OAuthError::InvalidRequest("response_type is missing".into()))),
+        None => {
+            return Err(fail(OAuthError::InvalidRequest(
+                "response_type is missing".into(),
+            )));
+        }
         Some(other) => {
-            return Err(fail(OAuthError::UnsupportedResponseType(format!("response_type {other} is not supported"))));
+            return Err(fail(OAuthError::UnsupportedResponseType(format!(
+                "response_type {other} is not supported"
+            ))));
         }
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(fail(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into())));
+        return Err(fail(OAuthError::UnauthorizedClient(
+            "this client may not use the authorization code grant".into(),
+        )));
     }
     // RFC 6749 §3.3: we grant the requested scopes the client is allowed (the registrar's
     // negotiation); an empty result for a non-empty request is `invalid_scope`.
     let requested = ScopeSet::parse(params.one("scope").map_err(&fail)?.unwrap_or_default())
         .map_err(|e| fail(OAuthError::InvalidScope(e.message)))?;
-    let scope = match super::primitives::to_oxide_scope(&requested).filter(|_| !requested.is_empty()) {
+    let scope = match super::primitives::to_oxide_scope(&requested)
+        .filter(|_| !requested.is_empty())
+    {
         None => ScopeSet::default(),
         Some(oxide_scope) => {
             let pre = registrar
                 .negotiate(bound, Some(oxide_scope))
                 .await
-                .map_err(|_| fail(OAuthError::InvalidScope("the requested scope is not allowed".into())))?;
+                .map_err(|_| {
+                    fail(OAuthError::InvalidScope(
+                        "the requested scope is not allowed".into(),
+                    ))
+                })?;
             ScopeSet::parse(&pre.scope.to_string()).map_err(|_| fail(OAuthError::ServerError))?
         }
     };
     if !requested.is_empty() && scope.is_empty() {
-        return Err(fail(OAuthError::InvalidScope("none of the requested scopes is allowed for this client".into())));
+        return Err(fail(OAuthError::InvalidScope(
+            "none of the requested scopes is allowed for this client".into(),
+        )));
     }
 
     // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256; required for public clients and, while
     // `oauth.require_pkce` is on (the default), for every client.
-    let code_challenge = params.one("code_challenge").map_err(&fail)?.map(str::to_owned);
+    let code_challenge = params
+        .one("code_challenge")
+        .map_err(&fail)?
+        .map(str::to_owned);
     let method = params.one("code_challenge_method").map_err(&fail)?;
     match (&code_challenge, method) {
         (Some(c), None | Some("S256")) => {
             // RFC 7636 §4.2: 43..128 characters of base64url.
-            if !(43..=128).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~') {
-                return Err(fail(OAuthError::InvalidRequest("code_challenge is malformed".into())));
+            if !(43..=128).contains(&c.len())
+                || !c.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~'
+                })
+            {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge is malformed".into(),
+                )));
             }
             if method.is_none() {
                 // RFC 7636 §4.3: the default method is `plain`, which we do not accept.
-                return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256".into())));
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge_method must be S256".into(),
+                )));
             }
         }
         (Some(_), Some(_)) => {
-            return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256".into())));
+            return Err(fail(OAuthError::InvalidRequest(
+                "code_challenge_method must be S256".into(),
+            )));
         }
-        (None, Some(_)) => return Err(fail(OAuthError::InvalidRequest("code_challenge is missing".into()))),
+        (None, Some(_)) => {
+            return Err(fail(OAuthError::InvalidRequest(
+                "code_challenge is missing".into(),
+            )));
+        }
         (None, None) => {
             if client.public || state.settings.oauth.require_pkce {
-                return Err(fail(OAuthError::InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256".into())));
+                return Err(fail(OAuthError::InvalidRequest(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
+                )));
             }
         }
     }
 
     let mut prompt = Prompt::default();
-    for p in params.one("prompt").map_err(&fail)?.unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+    for p in params
+        .one("prompt")
+        .map_err(&fail)?
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
         match p {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
             "select_account" => prompt.select_account = true,
-            other => return Err(fail(OAuthError::InvalidRequest(format!("prompt value {other} is not supported")))),
+            other => {
+                return Err(fail(OAuthError::InvalidRequest(format!(
+                    "prompt value {other} is not supported"
+                ))));
+            }
         }
     }
     // OpenID Connect Core 1.0 §3.1.2.1: `none` with any other value is an error.
     if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
-        return Err(fail(OAuthError::InvalidRequest("prompt=none cannot be combined with other values".into())));
+        return Err(fail(OAuthError::InvalidRequest(
+            "prompt=none cannot be combined with other values".into(),
+        )));
     }
     let max_age = match params.one("max_age").map_err(&fail)? {
         None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| fail(OAuthError::InvalidRequest("max_age must be a non-negative number".into())))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(OAuthError::InvalidRequest(
+                "max_age must be a non-negative number".into(),
+            ))
+        })?),
     };
     let nonce = params.one("nonce").map_err(&fail)?.map(str::to_owned);
     let login_hint = params.one("login_hint").map_err(&fail)?.map(str::to_owned);
-    let id_token_hint = params.one("id_token_hint").map_err(&fail)?.map(str::to_owned);
+    let id_token_hint = params
+        .one("id_token_hint")
+        .map_err(&fail)?
+        .map(str::to_owned);
     for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
         params.one(name).map_err(&fail)?;
     }
@@ -291,11 +378,20 @@ fn return_to(req: &Request, drop_login: bool, drop_consent: bool) -> String {
         .filter(|p| !(drop_consent && *p == "consent"))
         .collect();
     params.set("prompt", (!prompts.is_empty()).then(|| prompts.join(" ")));
-    format!("{}?{}", paths::AUTHORIZE, params.encode_without(|_, _| false))
+    format!(
+        "{}?{}",
+        paths::AUTHORIZE,
+        params.encode_without(|_, _| false)
+    )
 }
 
 /// Decides what happens to a valid request, given the browser's session.
-pub async fn decide(state: &AppState, req: Request, session: Option<Authenticated>, now: i64) -> Outcome {
+pub async fn decide(
+    state: &AppState,
+    req: Request,
+    session: Option<Authenticated>,
+    now: i64,
+) -> Outcome {
     let issuer = state.settings.server.issuer.as_str();
     let mut fresh_login_needed = req.prompt.login || req.prompt.select_account;
     if let (Some(s), Some(max_age)) = (&session, req.max_age) {
@@ -315,7 +411,10 @@ pub async fn decide(state: &AppState, req: Request, session: Option<Authenticate
         Some(s) if !fresh_login_needed => s,
         _ => {
             if req.prompt.none {
-                return Outcome::Respond(req.error(issuer, &OAuthError::LoginRequired("the user is not signed in".into())));
+                return Outcome::Respond(req.error(
+                    issuer,
+                    &OAuthError::LoginRequired("the user is not signed in".into()),
+                ));
             }
             return Outcome::Login {
                 return_to: return_to(&req, true, false),
@@ -330,7 +429,11 @@ pub async fn decide(state: &AppState, req: Request, session: Option<Authenticate
     } else if req.client.skip_consent {
         false
     } else {
-        match state.store.consent(session.user.id.as_str(), req.client.id.as_str()).await {
+        match state
+            .store
+            .consent(session.user.id.as_str(), req.client.id.as_str())
+            .await
+        {
             Ok(Some(granted)) => match ScopeSet::parse(&granted) {
                 Ok(g) => !req.scope.is_subset(&g),
                 Err(_) => true,
@@ -344,7 +447,10 @@ pub async fn decide(state: &AppState, req: Request, session: Option<Authenticate
     };
     if needs_consent {
         if req.prompt.none {
-            return Outcome::Respond(req.error(issuer, &OAuthError::ConsentRequired("the user has not consented".into())));
+            return Outcome::Respond(req.error(
+                issuer,
+                &OAuthError::ConsentRequired("the user has not consented".into()),
+            ));
         }
         return Outcome::Consent {
             return_to: return_to(&req, true, true),
@@ -393,10 +499,19 @@ async fn issue_code(state: &AppState, req: &Request, session: &Authenticated, no
 
 /// The answer of the consent page: on allow the grant is remembered and the browser returns to
 /// the authorization request; on deny the client gets `access_denied`.
-pub async fn consent_decision(state: &AppState, req: Request, user: &crate::domain::User, allow: bool, now: i64) -> Result<String, ClientResponse> {
+pub async fn consent_decision(
+    state: &AppState,
+    req: Request,
+    user: &crate::domain::User,
+    allow: bool,
+    now: i64,
+) -> Result<String, ClientResponse> {
     let issuer = state.settings.server.issuer.as_str();
     if !allow {
-        return Err(req.error(issuer, &OAuthError::AccessDenied("the user denied the request".into())));
+        return Err(req.error(
+            issuer,
+            &OAuthError::AccessDenied("the user denied the request".into()),
+        ));
     }
     let previous = state
         .store
@@ -409,7 +524,12 @@ pub async fn consent_decision(state: &AppState, req: Request, user: &crate::doma
     let granted = previous.union(&req.scope);
     if let Err(e) = state
         .store
-        .save_consent(user.id.as_str(), req.client.id.as_str(), &granted.to_string(), now)
+        .save_consent(
+            user.id.as_str(),
+            req.client.id.as_str(),
+            &granted.to_string(),
+            now,
+        )
         .await
     {
         tracing::error!(error = %e, "cannot save consent");

@@ -13,5 +13,4 @@ pub mod params;
 pub mod primitives;
 pub mod token;
 
-
 pub use error::OAuthError;

@@ -9,7 +9,11 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub fn parse(encoded: &str) -> Self {
-        Self(url::form_urlencoded::parse(encoded.as_bytes()).into_owned().collect())
+        Self(
+            url::form_urlencoded::parse(encoded.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The single value of `name`; an empty value counts as absent (RFC 6749 §3.1).
@@ -19,7 +23,9 @@ impl Params {
         for (k, v) in &self.0 {
             if k == name {
                 if found.is_some() {
-                    return Err(OAuthError::InvalidRequest(format!("parameter {name} is repeated")));
+                    return Err(OAuthError::InvalidRequest(format!(
+                        "parameter {name} is repeated"
+                    )));
                 }
                 found = Some(v.as_str());
             }

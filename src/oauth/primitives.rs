@@ -64,18 +64,27 @@ pub fn to_oxide_scope(s: &ScopeSet) -> Option<Scope> {
 impl Registrar for ClientRegistrar {
     /// RFC 6749 §3.1.2.3 and OpenID Connect Core §3.1.2.1: the redirect URI must be one the client
     /// registered, compared as a string; it may be omitted only when exactly one is registered.
-    async fn bound_redirect<'a>(&self, bound: ClientUrl<'a>) -> Result<BoundClient<'a>, RegistrarError> {
+    async fn bound_redirect<'a>(
+        &self,
+        bound: ClientUrl<'a>,
+    ) -> Result<BoundClient<'a>, RegistrarError> {
         let client = self.client_for(&bound.client_id)?;
         let chosen: ExactUrl = match bound.redirect_uri {
             Some(presented) => {
                 if !client.redirect_uri_registered(presented.as_str()) {
-                    tracing::debug!(client_id = client.id.as_str(), "redirect_uri not registered");
+                    tracing::debug!(
+                        client_id = client.id.as_str(),
+                        "redirect_uri not registered"
+                    );
                     return Err(RegistrarError::Unspecified);
                 }
                 presented.into_owned()
             }
             None => match client.redirect_uris.as_slice() {
-                [only] => only.as_str().parse().map_err(|_| RegistrarError::Unspecified)?,
+                [only] => only
+                    .as_str()
+                    .parse()
+                    .map_err(|_| RegistrarError::Unspecified)?,
                 _ => {
                     tracing::debug!(client_id = client.id.as_str(), "redirect_uri missing");
                     return Err(RegistrarError::Unspecified);
@@ -88,7 +97,11 @@ impl Registrar for ClientRegistrar {
         })
     }
 
-    async fn negotiate<'a>(&self, bound: BoundClient<'a>, scope: Option<Scope>) -> Result<PreGrant, RegistrarError> {
+    async fn negotiate<'a>(
+        &self,
+        bound: BoundClient<'a>,
+        scope: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
         let client = self.client_for(&bound.client_id)?;
         let requested = match &scope {
             Some(s) => ScopeSet::parse(&s.to_string()).map_err(|_| RegistrarError::Unspecified)?,
@@ -97,7 +110,10 @@ impl Registrar for ClientRegistrar {
         let granted = requested.intersect(&client.scopes);
         if granted.is_empty() {
             // oxide-auth's Scope cannot be empty: nothing requested is allowed.
-            tracing::debug!(client_id = client.id.as_str(), "no requested scope is allowed");
+            tracing::debug!(
+                client_id = client.id.as_str(),
+                "no requested scope is allowed"
+            );
             return Err(RegistrarError::Unspecified);
         }
         let scope = to_oxide_scope(&granted).ok_or(RegistrarError::Unspecified)?;
@@ -110,12 +126,17 @@ impl Registrar for ClientRegistrar {
 
     /// RFC 6749 §2.3.1: a confidential client proves its secret; a public client presents none.
     /// The stored value is the SHA-256 of a 256-bit random secret, compared in constant time.
-    async fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
+    async fn check(
+        &self,
+        client_id: &str,
+        passphrase: Option<&[u8]>,
+    ) -> Result<(), RegistrarError> {
         let client = self.client_for(client_id)?;
         match (&client.secret_hash, passphrase) {
             (None, None) if client.public => Ok(()),
             (Some(hash), Some(secret)) => {
-                let presented = std::str::from_utf8(secret).map_err(|_| RegistrarError::Unspecified)?;
+                let presented =
+                    std::str::from_utf8(secret).map_err(|_| RegistrarError::Unspecified)?;
                 if token::verify(presented, hash) {
                     Ok(())
                 } else {
@@ -124,7 +145,10 @@ impl Registrar for ClientRegistrar {
                 }
             }
             _ => {
-                tracing::debug!(client_id, "client authentication method does not fit the client");
+                tracing::debug!(
+                    client_id,
+                    "client authentication method does not fit the client"
+                );
                 Err(RegistrarError::Unspecified)
             }
         }
@@ -184,8 +208,17 @@ pub fn record_of(grant: &Grant, scope: String) -> CodeRecord {
         nonce: take(EXT_NONCE),
         code_challenge: take(EXT_CHALLENGE),
         code_challenge_method: take(EXT_CHALLENGE_METHOD),
-        auth_time: take(EXT_AUTH_TIME).and_then(|t| t.parse().ok()).unwrap_or_default(),
-        amr: take(EXT_AMR).map(|a| a.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default(),
+        auth_time: take(EXT_AUTH_TIME)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default(),
+        amr: take(EXT_AMR)
+            .map(|a| {
+                a.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
         sid: take(EXT_SID),
         expires_at: grant.until.timestamp(),
     }
@@ -205,16 +238,23 @@ impl Authorizer for CodeAuthorizer<'_> {
     async fn authorize(&mut self, grant: Grant) -> Result<String, ()> {
         let code = token::generate(CODE_PREFIX);
         let record = record_of(&grant, self.scope.clone());
-        self.store.insert_code(token::hash(&code), record, self.now).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot store an authorization code");
-        })?;
+        self.store
+            .insert_code(token::hash(&code), record, self.now)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot store an authorization code");
+            })?;
         Ok(code)
     }
 
     async fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
-        let taken = self.store.take_code(&token::hash(code)).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot redeem an authorization code");
-        })?;
+        let taken = self
+            .store
+            .take_code(&token::hash(code))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot redeem an authorization code");
+            })?;
         Ok(match taken {
             Some(record) => {
                 self.scope = record.scope.clone();

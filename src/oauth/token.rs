@@ -4,9 +4,9 @@
 use oxide_auth_async::primitives::{Authorizer, Registrar};
 use sha2::Digest;
 
+use super::OAuthError;
 use super::params::Params;
 use super::primitives::{ClientRegistrar, CodeAuthorizer, record_of};
-use super::OAuthError;
 use crate::crypto::token;
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::services::authn;
@@ -30,8 +30,12 @@ pub struct ClientCredentials {
 }
 
 /// RFC 6749 §2.3.1 / §3.2.1: authenticates the client with the method it is registered for.
-pub async fn authenticate(state: &AppState, creds: Option<ClientCredentials>) -> Result<Client, OAuthError> {
-    let creds = creds.ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))?;
+pub async fn authenticate(
+    state: &AppState,
+    creds: Option<ClientCredentials>,
+) -> Result<Client, OAuthError> {
+    let creds = creds
+        .ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))?;
     let registrar = ClientRegistrar::load(&state.store, &creds.client_id).await?;
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
     let client = registrar.client().cloned().ok_or_else(failed)?;
@@ -51,12 +55,19 @@ pub async fn authenticate(state: &AppState, creds: Option<ClientCredentials>) ->
 }
 
 /// Handles a token request from an authenticated client.
-pub async fn token(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+pub async fn token(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     match params.one("grant_type")? {
         Some("authorization_code") => authorization_code(state, client, params, now).await,
         Some("refresh_token") => refresh(state, client, params, now).await,
         Some("client_credentials") => client_credentials(state, client, params, now).await,
-        Some(other) => Err(OAuthError::UnsupportedGrantType(format!("grant_type {other} is not supported"))),
+        Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
+            "grant_type {other} is not supported"
+        ))),
         None => Err(OAuthError::InvalidRequest("grant_type is missing".into())),
     }
 }
@@ -65,7 +76,10 @@ fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
     if client.allows_grant(grant) {
         Ok(())
     } else {
-        Err(OAuthError::UnauthorizedClient(format!("this client may not use the {} grant", grant.as_str())))
+        Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use the {} grant",
+            grant.as_str()
+        )))
     }
 }
 
@@ -78,7 +92,12 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.5–4.6.
-async fn authorization_code(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::AuthorizationCode)?;
     let code = params.required("code")?;
     let redirect_uri = params.one("redirect_uri")?;
@@ -92,22 +111,34 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params, 
         now,
         scope: String::new(),
     };
-    let grant = authorizer.extract(code).await.map_err(|()| OAuthError::ServerError)?;
+    let grant = authorizer
+        .extract(code)
+        .await
+        .map_err(|()| OAuthError::ServerError)?;
     let Some(grant) = grant else {
         // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
         if let Some(grant_id) = state.store.redeemed_code_grant(&code_hash).await? {
             let until = now + state.settings.tokens.access_ttl_secs as i64;
             state.store.revoke_family(&grant_id, until).await?;
-            tracing::warn!(client_id = client.id.as_str(), "authorization code reused: its tokens were revoked");
+            tracing::warn!(
+                client_id = client.id.as_str(),
+                "authorization code reused: its tokens were revoked"
+            );
         }
-        return Err(OAuthError::InvalidGrant("the authorization code is invalid, expired or already used".into()));
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code is invalid, expired or already used".into(),
+        ));
     };
     let record = record_of(&grant, authorizer.scope.clone());
     let grant_id = token::random_id();
     // Remember the redemption, so that a replay can revoke what this one issues.
     state
         .store
-        .record_redeemed_code(&code_hash, &grant_id, now + state.settings.tokens.refresh_ttl_secs as i64)
+        .record_redeemed_code(
+            &code_hash,
+            &grant_id,
+            now + state.settings.tokens.refresh_ttl_secs as i64,
+        )
         .await?;
 
     let invalid = |why: &str| OAuthError::InvalidGrant(why.to_owned());
@@ -116,20 +147,29 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params, 
     }
     // §4.1.3: the code was issued to this client, for this redirect URI.
     if record.client_id != client.id.as_str() {
-        return Err(invalid("the authorization code was issued to another client"));
+        return Err(invalid(
+            "the authorization code was issued to another client",
+        ));
     }
     // The authorization request always carries redirect_uri, so the token request must too.
     match redirect_uri {
         Some(r) if r == record.redirect_uri => {}
-        _ => return Err(invalid("redirect_uri does not match the authorization request")),
+        _ => {
+            return Err(invalid(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
     }
     match (&record.code_challenge, verifier) {
         (Some(challenge), Some(v)) => {
             // RFC 7636 §4.1: 43..128 unreserved characters.
             let well_formed = (43..=128).contains(&v.len())
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
             if !well_formed || !pkce_matches(v, challenge) {
-                return Err(invalid("the code_verifier does not match the code_challenge"));
+                return Err(invalid(
+                    "the code_verifier does not match the code_challenge",
+                ));
             }
         }
         (Some(_), None) => return Err(invalid("code_verifier is missing")),
@@ -158,15 +198,25 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params, 
 }
 
 /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
-async fn refresh(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+async fn refresh(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::RefreshToken)?;
     let presented = params.required("refresh_token")?;
-    let invalid = || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    let invalid =
+        || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
     if !presented.starts_with(REFRESH_PREFIX) {
         return Err(invalid());
     }
     let hash = token::hash(presented);
-    let record = state.store.refresh_token(&hash).await?.ok_or_else(invalid)?;
+    let record = state
+        .store
+        .refresh_token(&hash)
+        .await?
+        .ok_or_else(invalid)?;
     if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
         return Err(invalid());
     }
@@ -177,7 +227,9 @@ async fn refresh(state: &AppState, client: &Client, params: &Params, now: i64) -
         Some(raw) => {
             let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
             if !asked.is_subset(&granted) {
-                return Err(OAuthError::InvalidScope("the requested scope exceeds the original grant".into()));
+                return Err(OAuthError::InvalidScope(
+                    "the requested scope exceeds the original grant".into(),
+                ));
             }
             asked
         }
@@ -193,12 +245,20 @@ async fn refresh(state: &AppState, client: &Client, params: &Params, now: i64) -
         // same client gets another successor; outside it, the whole family is revoked.
         let rotated_at = match record.rotated_at {
             Some(t) => t,
-            None => state.store.refresh_token(&hash).await?.and_then(|r| r.rotated_at).unwrap_or(now),
+            None => state
+                .store
+                .refresh_token(&hash)
+                .await?
+                .and_then(|r| r.rotated_at)
+                .unwrap_or(now),
         };
         if !reuse_allowed(rotated_at) {
             let until = now + state.settings.tokens.access_ttl_secs as i64;
             state.store.revoke_family(&record.family_id, until).await?;
-            tracing::warn!(client_id = client.id.as_str(), "refresh token reused: the token family was revoked");
+            tracing::warn!(
+                client_id = client.id.as_str(),
+                "refresh token reused: the token family was revoked"
+            );
             return Err(invalid());
         }
     }
@@ -223,15 +283,27 @@ async fn refresh(state: &AppState, client: &Client, params: &Params, now: i64) -
 }
 
 /// RFC 6749 §4.4: a confidential client asks for a token for itself.
-async fn client_credentials(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+async fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     if client.public {
-        return Err(OAuthError::UnauthorizedClient("a public client cannot use client_credentials".into()));
+        return Err(OAuthError::UnauthorizedClient(
+            "a public client cannot use client_credentials".into(),
+        ));
     }
     require_grant(client, GrantType::ClientCredentials)?;
     // User-facing scopes mean nothing without a user.
     let user_scopes = ScopeSet::parse("openid profile email offline_access").unwrap_or_default();
     let allowed: ScopeSet = ScopeSet::parse(
-        &client.scopes.iter().filter(|s| !user_scopes.contains(s)).collect::<Vec<_>>().join(" "),
+        &client
+            .scopes
+            .iter()
+            .filter(|s| !user_scopes.contains(s))
+            .collect::<Vec<_>>()
+            .join(" "),
     )
     .unwrap_or_default();
     let scope = match params.one("scope")? {
@@ -239,7 +311,9 @@ async fn client_credentials(state: &AppState, client: &Client, params: &Params, 
         Some(raw) => {
             let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
             if !asked.is_subset(&allowed) {
-                return Err(OAuthError::InvalidScope("the requested scope is not allowed for this client".into()));
+                return Err(OAuthError::InvalidScope(
+                    "the requested scope is not allowed for this client".into(),
+                ));
             }
             asked
         }
@@ -262,7 +336,12 @@ async fn client_credentials(state: &AppState, client: &Client, params: &Params, 
 
 /// RFC 7009 §2.1: revokes a refresh token (and its family's access tokens) or an access token
 /// issued to this client. Unknown or foreign tokens are answered the same way (200).
-pub async fn revoke(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<(), OAuthError> {
+pub async fn revoke(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<(), OAuthError> {
     let presented = params.required("token")?;
     params.one("token_type_hint")?;
     if presented.starts_with(REFRESH_PREFIX) {
@@ -284,7 +363,12 @@ pub async fn revoke(state: &AppState, client: &Client, params: &Params, now: i64
 
 /// RFC 7662 §2.2: the token's state, or `{"active": false}` for anything not active or not
 /// visible to this client (a client sees its own tokens unless it may introspect any).
-pub async fn introspect(state: &AppState, client: &Client, params: &Params, now: i64) -> Result<serde_json::Value, OAuthError> {
+pub async fn introspect(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<serde_json::Value, OAuthError> {
     let presented = params.required("token")?;
     params.one("token_type_hint")?;
     let inactive = serde_json::json!({"active": false});

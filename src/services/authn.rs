@@ -31,14 +31,23 @@ pub struct Authenticated {
 
 /// Verifies email and password. `Ok(None)` for any failure (unknown email, wrong password,
 /// disabled account, no password set), indistinguishable to the caller's user.
-pub async fn check_password(state: &AppState, email: &str, password: String) -> Result<Option<User>, AuthnError> {
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<Option<User>, AuthnError> {
     let creds = match Email::parse(email) {
         Ok(e) => state.store.credentials_by_email(&e).await?,
         Err(_) => None,
     };
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
     let hasher = state.hasher.clone();
-    let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AuthnError::Join)?;
+    let permit = state
+        .login_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AuthnError::Join)?;
     let ok = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         match hash {
@@ -103,7 +112,11 @@ pub async fn start_session(
 }
 
 /// The signed-in user behind a session cookie, if the session is live and the user enabled.
-pub async fn current(state: &AppState, cookie: &str, now: i64) -> Result<Option<Authenticated>, AuthnError> {
+pub async fn current(
+    state: &AppState,
+    cookie: &str,
+    now: i64,
+) -> Result<Option<Authenticated>, AuthnError> {
     if !cookie.starts_with(SESSION_PREFIX) {
         return Ok(None);
     }

@@ -1,5 +1,5 @@
 //! Use cases, free of HTTP types: what the CLI and the HTTP handlers call.
 
-pub mod keys;
 pub mod authn;
+pub mod keys;
 pub mod tokens;

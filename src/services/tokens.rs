@@ -107,7 +107,11 @@ pub async fn signing_keys(state: &AppState) -> Arc<KeySet> {
 }
 
 /// Mints the access token (and ID and refresh tokens as the context asks).
-pub async fn mint(state: &AppState, ctx: GrantContext<'_>, now: i64) -> Result<TokenResponse, TokenError> {
+pub async fn mint(
+    state: &AppState,
+    ctx: GrantContext<'_>,
+    now: i64,
+) -> Result<TokenResponse, TokenError> {
     let settings = &state.settings;
     let issuer = settings.server.issuer.as_str();
     let keys = signing_keys(state).await;
@@ -116,7 +120,9 @@ pub async fn mint(state: &AppState, ctx: GrantContext<'_>, now: i64) -> Result<T
     let user_grant = ctx.user.is_some();
     let claims = AccessClaims {
         iss: issuer.to_owned(),
-        sub: ctx.user.map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
+        sub: ctx
+            .user
+            .map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
         aud: ctx.client_id.to_owned(),
         client_id: ctx.client_id.to_owned(),
         scope: scope.clone(),
@@ -129,7 +135,15 @@ pub async fn mint(state: &AppState, ctx: GrantContext<'_>, now: i64) -> Result<T
     let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, &claims)?;
 
     let id_token = match (ctx.id_token, ctx.user) {
-        (true, Some(user)) => Some(id_token(&keys, issuer, &ctx, user, &access_token, settings.tokens.id_token_ttl_secs, now)?),
+        (true, Some(user)) => Some(id_token(
+            &keys,
+            issuer,
+            &ctx,
+            user,
+            &access_token,
+            settings.tokens.id_token_ttl_secs,
+            now,
+        )?),
         _ => None,
     };
 
@@ -236,13 +250,21 @@ pub enum AccessTokenError {
 
 /// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp` against the
 /// request's clock, and that neither it nor its grant was revoked.
-pub async fn verify_access_token(state: &AppState, token: &str, now: i64) -> Result<AccessClaims, AccessTokenError> {
+pub async fn verify_access_token(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<AccessClaims, AccessTokenError> {
     let keys = signing_keys(state).await;
     let claims: AccessClaims = keys
         .verifier
         .verify(token, TYP_AT_JWT, &state.settings.server.issuer, now, 0)
         .map_err(|e| AccessTokenError::Invalid(e.to_string()))?;
-    if state.store.any_revoked(&[claims.jti.as_str(), claims.grant_id()]).await? {
+    if state
+        .store
+        .any_revoked(&[claims.jti.as_str(), claims.grant_id()])
+        .await?
+    {
         return Err(AccessTokenError::Revoked);
     }
     Ok(claims)
@@ -273,6 +295,12 @@ impl IdTokenHint {
 pub async fn verify_id_token_hint(state: &AppState, token: &str, now: i64) -> Option<IdTokenHint> {
     let keys = signing_keys(state).await;
     keys.verifier
-        .verify(token, TYP_JWT, &state.settings.server.issuer, now, 10 * 365 * 86_400)
+        .verify(
+            token,
+            TYP_JWT,
+            &state.settings.server.issuer,
+            now,
+            10 * 365 * 86_400,
+        )
         .ok()
 }

@@ -114,7 +114,11 @@ impl Store {
     }
 
     /// The live session whose cookie hashes to `id_hash`.
-    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let m = session::Entity::find_by_id(id_hash.to_owned())
             .filter(session::Column::ExpiresAt.gt(now))
             .all(self.conn())
@@ -134,7 +138,12 @@ impl Store {
     }
 
     /// Records activity (at most one write a minute per session, by the caller's choice).
-    pub async fn touch_session(&self, id_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         session::Entity::update_many()
             .col_expr(session::Column::LastSeen, Expr::value(now))
             .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
@@ -145,13 +154,20 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let r = session::Entity::delete_by_id(id_hash.to_owned()).exec(self.conn()).await?;
+        let r = session::Entity::delete_by_id(id_hash.to_owned())
+            .exec(self.conn())
+            .await?;
         Ok(r.rows_affected > 0)
     }
 
     // --- authorization codes ---------------------------------------------------------------
 
-    pub async fn insert_code(&self, code_hash: String, c: CodeRecord, now: i64) -> Result<(), StoreError> {
+    pub async fn insert_code(
+        &self,
+        code_hash: String,
+        c: CodeRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         authorization_code::ActiveModel {
             code_hash: Set(code_hash),
             client_id: Set(c.client_id),
@@ -205,7 +221,12 @@ impl Store {
     }
 
     /// Remembers that a code was redeemed and which grant it started.
-    pub async fn record_redeemed_code(&self, code_hash: &str, grant_id: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn record_redeemed_code(
+        &self,
+        code_hash: &str,
+        grant_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         redeemed_code::ActiveModel {
             code_hash: Set(code_hash.to_owned()),
             grant_id: Set(grant_id.to_owned()),
@@ -250,7 +271,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
         Ok(refresh_token::Entity::find_by_id(token_hash.to_owned())
             .all(self.conn())
             .await?
@@ -272,7 +296,11 @@ impl Store {
     }
 
     /// Marks a refresh token as rotated; true only for the one caller that did it.
-    pub async fn mark_refresh_rotated(&self, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn mark_refresh_rotated(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let r = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
@@ -285,7 +313,11 @@ impl Store {
 
     /// Revokes every refresh token of a family (RFC 9700 §4.14.2) and, through `revoked_tokens`,
     /// every access token issued under it.
-    pub async fn revoke_family(&self, family_id: &str, access_expiry: i64) -> Result<(), StoreError> {
+    pub async fn revoke_family(
+        &self,
+        family_id: &str,
+        access_expiry: i64,
+    ) -> Result<(), StoreError> {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::FamilyId.eq(family_id))
@@ -335,16 +367,28 @@ impl Store {
     // --- consents --------------------------------------------------------------------------
 
     /// The scopes a user has granted a client (space-separated), if any.
-    pub async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(consent::Entity::find_by_id((user_id.to_owned(), client_id.to_owned()))
-            .all(self.conn())
-            .await?
-            .pop()
-            .map(|m| m.scopes))
+    pub async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            consent::Entity::find_by_id((user_id.to_owned(), client_id.to_owned()))
+                .all(self.conn())
+                .await?
+                .pop()
+                .map(|m| m.scopes),
+        )
     }
 
     /// Stores the granted scopes (the union with what was granted before).
-    pub async fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let updated = consent::Entity::update_many()
             .col_expr(consent::Column::Scopes, Expr::value(scopes))
             .col_expr(consent::Column::UpdatedAt, Expr::value(now))

@@ -6,8 +6,8 @@
 
 pub mod clients;
 mod entities;
-pub mod keys;
 pub mod grants;
+pub mod keys;
 pub mod users;
 
 use std::time::Duration;

@@ -1,13 +1,15 @@
 //! OAuth 2.0 endpoints: authorization (GET and POST), token, revocation, introspection.
 //! Thin handlers: parse, call `oauth`, respond.
 
-use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::http::extractors::{client_credentials, form_params};
-use crate::http::support::{bad_request_page, current_user, no_store_json, oauth_error, page, see_other};
+use crate::http::support::{
+    bad_request_page, current_user, no_store_json, oauth_error, page, see_other,
+};
 use crate::oauth::authorize::{self, ClientResponse, Outcome};
 use crate::oauth::params::Params;
 use crate::oauth::{OAuthError, token};
@@ -26,7 +28,14 @@ pub fn respond(r: &ClientResponse) -> HttpResponse {
     if !r.form_post {
         return see_other(&r.location());
     }
-    let mut resp = page(StatusCode::OK, &FormPost { action: &r.redirect_uri, fields: &r.params }, None);
+    let mut resp = page(
+        StatusCode::OK,
+        &FormPost {
+            action: &r.redirect_uri,
+            fields: &r.params,
+        },
+        None,
+    );
     // The page's one inline script submits the form; nothing else may run or be framed.
     let script = "document.forms[0].submit();";
     let hash = {
@@ -47,7 +56,10 @@ pub fn outcome_response(outcome: Outcome) -> HttpResponse {
     match outcome {
         Outcome::Fatal(message) => bad_request_page(&message),
         Outcome::Respond(r) => respond(&r),
-        Outcome::Login { return_to, login_hint } => {
+        Outcome::Login {
+            return_to,
+            login_hint,
+        } => {
             let mut ser = url::form_urlencoded::Serializer::new(String::new());
             ser.append_pair("return_to", &return_to);
             if let Some(h) = login_hint {
@@ -56,7 +68,9 @@ pub fn outcome_response(outcome: Outcome) -> HttpResponse {
             see_other(&format!("{}?{}", paths::LOGIN, ser.finish()))
         }
         Outcome::Consent { return_to } => {
-            let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", &return_to).finish();
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .finish();
             see_other(&format!("{}?{}", paths::CONSENT, q))
         }
     }
@@ -82,7 +96,11 @@ pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> Http
 }
 
 /// OpenID Connect Core 1.0 §3.1.2.1: POST with a form body.
-pub async fn authorize_post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn authorize_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     match form_params(&req, &body) {
         Ok(params) => authorize_with(&req, &state, params).await,
         Err(_) => bad_request_page("The authorization request must be a form submission."),
@@ -109,7 +127,11 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
 }
 
 /// RFC 7009 §2: revocation; 200 for any well-formed request from an authenticated client.
-pub async fn revoke(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     let now = state.clock.now();
     let result = async {
         let params = form_params(&req, &body)?;
@@ -124,7 +146,11 @@ pub async fn revoke(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
 }
 
 /// RFC 7662 §2: introspection.
-pub async fn introspect(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     let now = state.clock.now();
     let result: Result<serde_json::Value, OAuthError> = async {
         let params = form_params(&req, &body)?;

@@ -61,7 +61,9 @@ fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str
         .and_then(|v| v.to_str().ok())
         .and_then(|h| {
             let (scheme, rest) = h.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_owned())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_owned())
         });
     let form = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
         crate::http::extractors::form_params(req, body)
@@ -77,9 +79,15 @@ fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str
 }
 
 /// RFC 6750 §3: a 401 (or 400/403) with `WWW-Authenticate: Bearer ...`.
-fn bearer_error(status: actix_web::http::StatusCode, error: Option<&str>, description: &str) -> HttpResponse {
+fn bearer_error(
+    status: actix_web::http::StatusCode,
+    error: Option<&str>,
+    description: &str,
+) -> HttpResponse {
     let value = match error {
-        Some(e) => format!("Bearer realm=\"castellan\", error=\"{e}\", error_description=\"{description}\""),
+        Some(e) => format!(
+            "Bearer realm=\"castellan\", error=\"{e}\", error_description=\"{description}\""
+        ),
         None => "Bearer realm=\"castellan\"".to_owned(),
     };
     let mut b = HttpResponse::build(status);
@@ -92,7 +100,11 @@ fn bearer_error(status: actix_web::http::StatusCode, error: Option<&str>, descri
 }
 
 /// OpenID Connect Core 1.0 §5.3: UserInfo, GET and POST.
-pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn userinfo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     let now = state.clock.now();
     let token = match bearer(&req, &body) {
@@ -106,17 +118,37 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>, body: web::B
             tracing::error!(error = %e, "cannot check a token");
             return HttpResponse::ServiceUnavailable().finish();
         }
-        Err(_) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the access token is invalid or expired"),
+        Err(_) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is invalid or expired",
+            );
+        }
     };
     if !claims.is_user_token() {
-        return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the access token is not a user's");
+        return bearer_error(
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+            "the access token is not a user's",
+        );
     }
     if !claims.has_scope("openid") {
-        return bearer_error(StatusCode::FORBIDDEN, Some("insufficient_scope"), "the openid scope is required");
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the openid scope is required",
+        );
     }
     let user = match crate::services::authn::enabled_user(&state, &claims.sub).await {
         Ok(Some(u)) => u,
-        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the user is no longer active"),
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the user is no longer active",
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot load a user");
             return HttpResponse::ServiceUnavailable().finish();

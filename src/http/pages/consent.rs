@@ -39,11 +39,17 @@ pub struct ConsentQuery {
 }
 
 fn login_redirect(return_to: &str) -> HttpResponse {
-    let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish();
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", return_to)
+        .finish();
     see_other(&format!("{}?{q}", paths::LOGIN))
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, q: web::Query<ConsentQuery>) -> HttpResponse {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ConsentQuery>,
+) -> HttpResponse {
     let Some(return_to) = q.return_to.clone() else {
         return bad_request_page("This page is reached from an application's sign-in request.");
     };
@@ -78,10 +84,18 @@ pub struct ConsentForm {
     decision: Option<String>,
 }
 
-pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ConsentForm>) -> HttpResponse {
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<ConsentForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return crate::error::AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please go back to the application and try again.");
+        return crate::error::AppError::html(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Please go back to the application and try again.",
+        );
     }
     let return_to = form.return_to.unwrap_or_default();
     let Some(params) = authorize_params_of(&return_to) else {
@@ -105,7 +119,11 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
     let client_id = request.client.id.as_str().to_owned();
     match authorize::consent_decision(&state, request, &user.user, allow, now).await {
         Ok(back) => {
-            tracing::info!(user_id = user.user.id.as_str(), client_id, "consent granted");
+            tracing::info!(
+                user_id = user.user.id.as_str(),
+                client_id,
+                "consent granted"
+            );
             see_other(&back)
         }
         Err(r) => respond(&r),

@@ -7,7 +7,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::safe_return_to;
-use crate::http::support::{Csrf, client_ip, csrf, csrf_ok, page, see_other, session_cookie, user_agent};
+use crate::http::support::{
+    Csrf, client_ip, csrf, csrf_ok, page, see_other, session_cookie, user_agent,
+};
 use crate::services::authn;
 use crate::state::AppState;
 
@@ -24,11 +26,22 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
 }
 
-fn render(status: StatusCode, csrf: Csrf, return_to: &str, email: &str, error: Option<&str>) -> HttpResponse {
+fn render(
+    status: StatusCode,
+    csrf: Csrf,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
     let return_query = if return_to.is_empty() {
         String::new()
     } else {
-        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish())
+        format!(
+            "?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", return_to)
+                .finish()
+        )
     };
     let view = LoginPage {
         csrf: &csrf.token,
@@ -46,7 +59,11 @@ pub struct LoginQuery {
     login_hint: Option<String>,
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, q: web::Query<LoginQuery>) -> HttpResponse {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> HttpResponse {
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
     let hint = q.login_hint.as_deref().unwrap_or_default();
     render(StatusCode::OK, csrf(&req, &state), &return_to, hint, None)
@@ -60,7 +77,11 @@ pub struct LoginForm {
     return_to: Option<String>,
 }
 
-pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpResponse {
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
     let email = form.email.unwrap_or_default();
@@ -79,12 +100,24 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "login failed unexpectedly");
-            return render(StatusCode::SERVICE_UNAVAILABLE, csrf(&req, &state), &return_to, &email, Some("Please try again in a moment."));
+            return render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                csrf(&req, &state),
+                &return_to,
+                &email,
+                Some("Please try again in a moment."),
+            );
         }
     };
     let Some(user) = user else {
         tracing::info!("login failed");
-        return render(StatusCode::OK, csrf(&req, &state), &return_to, &email, Some(GENERIC_FAILURE));
+        return render(
+            StatusCode::OK,
+            csrf(&req, &state),
+            &return_to,
+            &email,
+            Some(GENERIC_FAILURE),
+        );
     };
     // A new session for every login (no session fixation); the previous one ends.
     if let Some(old) = crate::http::support::session_cookie_value(&req, &state)
@@ -92,15 +125,38 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
     {
         tracing::warn!(error = %e, "cannot end the previous session");
     }
-    let (value, session) = match authn::start_session(&state, &user, &["pwd"], client_ip(&req), user_agent(&req), now).await {
+    let (value, session) = match authn::start_session(
+        &state,
+        &user,
+        &["pwd"],
+        client_ip(&req),
+        user_agent(&req),
+        now,
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot start a session");
-            return render(StatusCode::SERVICE_UNAVAILABLE, csrf(&req, &state), &return_to, &email, Some("Please try again in a moment."));
+            return render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                csrf(&req, &state),
+                &return_to,
+                &email,
+                Some("Please try again in a moment."),
+            );
         }
     };
-    tracing::info!(user_id = user.id.as_str(), sid = session.sid.as_str(), "login succeeded");
-    let mut resp = see_other(if return_to.is_empty() { "/" } else { &return_to });
+    tracing::info!(
+        user_id = user.id.as_str(),
+        sid = session.sid.as_str(),
+        "login succeeded"
+    );
+    let mut resp = see_other(if return_to.is_empty() {
+        "/"
+    } else {
+        &return_to
+    });
     if let Err(e) = resp.add_cookie(&session_cookie(&state, value)) {
         tracing::error!(error = %e, "cannot set the session cookie");
     }

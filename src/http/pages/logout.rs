@@ -11,7 +11,8 @@ use askama::Template;
 
 use crate::http::extractors::form_params;
 use crate::http::support::{
-    bad_request_page, clear_session_cookie, csrf, csrf_ok, current_user, page, see_other, session_cookie_value,
+    bad_request_page, clear_session_cookie, csrf, csrf_ok, current_user, page, see_other,
+    session_cookie_value,
 };
 use crate::oauth::params::Params;
 use crate::services::{authn, tokens};
@@ -55,13 +56,22 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
     let hint = match one("id_token_hint") {
         Some(h) => match tokens::verify_id_token_hint(state, &h, now).await {
             Some(c) => Some(c),
-            None => return bad_request_page("The id_token_hint is not a valid ID token from this server."),
+            None => {
+                return bad_request_page(
+                    "The id_token_hint is not a valid ID token from this server.",
+                );
+            }
         },
         None => None,
     };
     // §2: client_id, when given with a hint, must be the hint's audience.
-    let client_id = match (hint.as_ref().and_then(|h| h.client_id().map(str::to_owned)), one("client_id")) {
-        (Some(a), Some(b)) if a != b => return bad_request_page("client_id does not match the id_token_hint."),
+    let client_id = match (
+        hint.as_ref().and_then(|h| h.client_id().map(str::to_owned)),
+        one("client_id"),
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return bad_request_page("client_id does not match the id_token_hint.");
+        }
         (a, b) => a.or(b),
     };
     let redirect = match one("post_logout_redirect_uri") {
@@ -79,7 +89,9 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
                 None => false,
             };
             if !registered {
-                return bad_request_page("The post_logout_redirect_uri is not registered for this application.");
+                return bad_request_page(
+                    "The post_logout_redirect_uri is not registered for this application.",
+                );
             }
             Some(uri)
         }
@@ -92,7 +104,11 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
     let confirmed = match one("decision").as_deref() {
         Some("logout") => {
             if !csrf_ok(req, state, one("csrf_token").as_deref()) {
-                return crate::error::AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please try again.");
+                return crate::error::AppError::html(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired",
+                    "Please try again.",
+                );
             }
             true
         }
@@ -120,13 +136,19 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
         return crate::error::AppError::Unavailable.error_response();
     }
     if let Some(c) = &current {
-        tracing::info!(user_id = c.user.id.as_str(), sid = c.session.sid.as_str(), "logout");
+        tracing::info!(
+            user_id = c.user.id.as_str(),
+            sid = c.session.sid.as_str(),
+            "logout"
+        );
     }
     let mut resp = match redirect {
         Some(uri) => {
             let mut target = uri.clone();
             if let Some(s) = &rp_state {
-                let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("state", s).finish();
+                let q = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("state", s)
+                    .finish();
                 target.push(if target.contains('?') { '&' } else { '?' });
                 target.push_str(&q);
             }

@@ -9,7 +9,10 @@ pub mod logout;
 /// returns to) or the account pages — never another origin (no open redirect).
 pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
     let r = raw?.trim();
-    let ok = (r.starts_with("/oauth2/authorize?") || r == "/oauth2/authorize" || r == "/account" || r == "/")
+    let ok = (r.starts_with("/oauth2/authorize?")
+        || r == "/oauth2/authorize"
+        || r == "/account"
+        || r == "/")
         && !r.contains(['\\', '\r', '\n']);
     ok.then(|| r.to_owned())
 }
