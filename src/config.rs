@@ -364,13 +364,14 @@ impl Settings {
                 reason: e.to_string(),
             })?;
             // Parse into Settings first: toml's own errors name the line and the key.
+            // toml quotes the offending line: hide any URL credentials it may hold.
             toml::from_str::<Settings>(&text).map_err(|e| ConfigError::Parse {
                 path: shown.clone(),
-                reason: e.to_string().trim().replace('\n', " "),
+                reason: redact_in_text(&e.to_string().trim().replace('\n', " ")),
             })?;
             let value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: shown,
-                reason: e.to_string(),
+                reason: redact_in_text(&e.to_string()),
             })?;
             merge(&mut merged, value);
         }
@@ -492,6 +493,12 @@ impl Settings {
                 0,
                 86_400,
             ),
+            (
+                "database.connect_timeout_secs",
+                self.database.connect_timeout_secs,
+                1,
+                300,
+            ),
         ] {
             if v < min || v > max {
                 return Err(invalid(
@@ -500,6 +507,13 @@ impl Settings {
                     &format!("a whole number from {min} to {max}"),
                 ));
             }
+        }
+        if self.login.lockout_max_secs < self.login.lockout_base_secs {
+            return Err(invalid(
+                "login.lockout_max_secs",
+                self.login.lockout_max_secs,
+                "at least login.lockout_base_secs",
+            ));
         }
         if self.login.max_failures == 0 {
             return Err(invalid("login.max_failures", 0, "at least 1"));

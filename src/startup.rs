@@ -73,7 +73,12 @@ impl Application {
             .unwrap_or(2);
         let state = AppState {
             hasher: Arc::new(hasher),
-            login_slots: Arc::new(Semaphore::new(cpus.max(2))),
+            login_slots: Arc::new(Semaphore::new(
+                match settings.password.max_concurrent_hashes {
+                    0 => cpus.max(2),
+                    n => n,
+                },
+            )),
             store,
             keys: Arc::new(key_ring),
             clock,

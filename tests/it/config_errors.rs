@@ -163,3 +163,33 @@ fn a_listen_address_already_in_use_fails_cleanly() {
     assert!(err.contains(&addr), "names the address: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_syntax_error_in_the_config_file_does_not_print_a_password_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("castellan.toml");
+    std::fs::write(
+        &path,
+        "[database]\nurl = \"postgres://bob:hunter2@db.example/castellan\" x\n",
+    )
+    .expect("write");
+    let out = castellan_with(
+        "sqlite::memory:",
+        &["--config", path.to_str().unwrap_or_default(), "migrate"],
+        None,
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+}
+
+#[test]
+fn a_zero_connect_timeout_is_refused() {
+    assert_config_error(
+        &[("CASTELLAN_DATABASE__CONNECT_TIMEOUT_SECS", "0")],
+        &["migrate"],
+        "database.connect_timeout_secs",
+        "0",
+    );
+}
