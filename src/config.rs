@@ -304,13 +304,34 @@ impl Default for MailSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Optional Redis for rate-limit counters shared across instances.
     pub redis_url: Option<Secret>,
     /// Proxies whose `X-Forwarded-For` is believed (IP addresses).
     pub trusted_proxies: Vec<String>,
+    /// Login submissions per client address per minute (0 = no limit).
+    pub login_per_minute: u32,
+    /// Registration submissions per client address per minute.
+    pub register_per_minute: u32,
+    /// Forgot-password submissions per client address per minute.
+    pub forgot_password_per_minute: u32,
+    /// Failed client authentications at the token endpoint per address per minute.
+    pub client_auth_failures_per_minute: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            trusted_proxies: Vec::new(),
+            login_per_minute: 60,
+            register_per_minute: 10,
+            forgot_password_per_minute: 10,
+            client_auth_failures_per_minute: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

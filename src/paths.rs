@@ -22,3 +22,7 @@ pub const PASSWORD_FORGOT: &str = "/password/forgot";
 pub const PASSWORD_RESET: &str = "/password/reset";
 pub const ACCOUNT: &str = "/account";
 pub const STATIC: &str = "/static";
+/// Where an emailed verification link leads.
+pub const VERIFY_EMAIL: &str = "/register/verify";
+/// Asks for a new verification link.
+pub const RESEND_VERIFICATION: &str = "/register/resend";

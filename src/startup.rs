@@ -12,6 +12,8 @@ use anyhow::Context;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
+use crate::mail::Mailer;
+use crate::services::ratelimit::RateLimiter;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::{self, KeyRing};
 use crate::state::AppState;
@@ -71,8 +73,18 @@ impl Application {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let mailer = Mailer::new(&settings.mail).context("preparing the mailer")?;
+        let rl = &settings.rate_limit;
+        let limiter = RateLimiter::new(
+            rl.login_per_minute,
+            rl.register_per_minute,
+            rl.forgot_password_per_minute,
+            rl.client_auth_failures_per_minute,
+        );
         let state = AppState {
             hasher: Arc::new(hasher),
+            mailer: Arc::new(mailer),
+            limiter: Arc::new(limiter),
             login_slots: Arc::new(Semaphore::new(
                 match settings.password.max_concurrent_hashes {
                     0 => cpus.max(2),

@@ -8,6 +8,8 @@ use tokio::sync::Semaphore;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
+use crate::mail::Mailer;
+use crate::services::ratelimit::RateLimiter;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
 use crate::store::Store;
@@ -23,4 +25,8 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     /// Bounds the password hashes in flight (each holds `argon2_memory_kib`).
     pub login_slots: Arc<Semaphore>,
+    /// Outgoing mail (SMTP, or the log in development).
+    pub mailer: Arc<Mailer>,
+    /// Per-address rate limits.
+    pub limiter: Arc<RateLimiter>,
 }

@@ -2,10 +2,12 @@
 //! checks it, so a value of the type is known to be well formed ("parse, don't validate").
 
 mod client;
+pub mod password;
 mod scope;
 mod user;
 
 pub use client::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri};
+pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
 pub use user::{Email, NewUser, Role, User, UserId};
 

@@ -3,7 +3,7 @@
 use actix_web::web;
 
 use super::api::{health, oauth, oidc};
-use super::pages::{consent, home, login, logout};
+use super::pages::{account, consent, home, login, logout, password, register};
 use crate::paths;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -29,6 +29,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(paths::LOGIN, web::post().to(login::submit))
         .route(paths::CONSENT, web::get().to(consent::show))
         .route(paths::CONSENT, web::post().to(consent::submit))
+        .route(paths::REGISTER, web::get().to(register::show))
+        .route(paths::REGISTER, web::post().to(register::submit))
+        .route(paths::VERIFY_EMAIL, web::get().to(register::verify))
+        .route(paths::RESEND_VERIFICATION, web::get().to(register::resend_form))
+        .route(paths::RESEND_VERIFICATION, web::post().to(register::resend))
+        .route(paths::PASSWORD_FORGOT, web::get().to(password::forgot_form))
+        .route(paths::PASSWORD_FORGOT, web::post().to(password::forgot))
+        .route(paths::PASSWORD_RESET, web::get().to(password::reset_form))
+        .route(paths::PASSWORD_RESET, web::post().to(password::reset))
+        .route(paths::ACCOUNT, web::get().to(account::show))
+        .route("/account/profile", web::post().to(account::profile))
+        .route("/account/email", web::post().to(account::email))
+        .route("/account/password", web::post().to(account::password))
+        .route("/account/sessions/end", web::post().to(account::end_session))
+        .route("/account/sessions/end-all", web::post().to(account::end_all))
+        .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route("/", web::get().to(home::show))
         .route(paths::HEALTHZ, web::get().to(health::healthz))
         .route(paths::READYZ, web::get().to(health::readyz))

@@ -176,9 +176,46 @@ pub fn no_store_json(value: &impl serde::Serialize) -> HttpResponse {
         .json(value)
 }
 
-/// The client address, for session records and (later) rate limits.
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+/// The client address. `X-Forwarded-For` is believed only when the peer is one of the
+/// configured `rate_limit.trusted_proxies`; then the right-most address that is not itself a
+/// trusted proxy is the client.
+pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = |ip: &std::net::IpAddr| state.settings.rate_limit.trusted_proxies.iter().any(|p| p.parse().ok() == Some(*ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    forwarded
+        .rsplit(',')
+        .filter_map(|p| p.trim().parse::<std::net::IpAddr>().ok())
+        .find(|ip| !trusted(ip))
+        .or(Some(peer))
+}
+
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<String> {
+    client_addr(req, state).map(|a| a.to_string())
+}
+
+/// Takes a rate-limit token for this client's address; `Err` is the 429 answer to send.
+pub fn rate_limit(req: &HttpRequest, state: &AppState, action: crate::services::ratelimit::Action) -> Result<(), HttpResponse> {
+    let Some(ip) = client_addr(req, state) else {
+        return Ok(());
+    };
+    state.limiter.take(action, ip, state.clock.now_ms()).map_err(|wait| too_many(wait))
+}
+
+/// 429 with `Retry-After` (RFC 6585 §4).
+pub fn too_many(wait_secs: u64) -> HttpResponse {
+    let mut r = AppError::html(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "There were too many attempts from your network. Please wait a moment and try again.",
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&wait_secs.to_string()) {
+        r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    r
 }
 
 pub fn user_agent(req: &HttpRequest) -> Option<String> {

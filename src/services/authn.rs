@@ -29,25 +29,29 @@ pub struct Authenticated {
     pub user: User,
 }
 
-/// Verifies email and password. `Ok(None)` for any failure (unknown email, wrong password,
-/// disabled account, no password set), indistinguishable to the caller's user.
-pub async fn check_password(
-    state: &AppState,
-    email: &str,
-    password: String,
-) -> Result<Option<User>, AuthnError> {
+/// The result of a password check. Failures are indistinguishable to the user.
+#[derive(Debug)]
+pub enum LoginResult {
+    Ok(User),
+    /// Unknown email, wrong password, disabled or locked account, no password set.
+    Failed,
+    /// Right password, but the email is not verified and the configuration requires it.
+    Unverified(User),
+}
+
+/// Verifies email and password, with per-account throttling: after `login.max_failures`
+/// failures within `login.failure_window_secs`, the account refuses further attempts for a
+/// growing delay (`lockout_base_secs`, doubling up to `lockout_max_secs`). A locked account
+/// answers exactly like a wrong password, after the same argon2 work.
+pub async fn check_password(state: &AppState, email: &str, password: String, now: i64) -> Result<LoginResult, AuthnError> {
     let creds = match Email::parse(email) {
         Ok(e) => state.store.credentials_by_email(&e).await?,
         Err(_) => None,
     };
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
     let hasher = state.hasher.clone();
-    let permit = state
-        .login_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| AuthnError::Join)?;
+    let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AuthnError::Join)?;
+    let password = crate::domain::password::normalize(&password);
     let ok = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         match hash {
@@ -61,10 +65,54 @@ pub async fn check_password(
     })
     .await
     .map_err(|_| AuthnError::Join)?;
-    Ok(match creds {
-        Some(c) if ok && !c.user.disabled => Some(c.user),
-        _ => None,
-    })
+    let Some(c) = creds else {
+        return Ok(LoginResult::Failed);
+    };
+    let l = &state.settings.login;
+    if c.locked_until.is_some_and(|t| t > now) {
+        return Ok(LoginResult::Failed);
+    }
+    if !ok {
+        let window = l.failure_window_secs as i64;
+        let in_window = c.failed_window_start.is_some_and(|s| now - s < window);
+        let (count, start) = if in_window {
+            (c.failed_logins + 1, c.failed_window_start.unwrap_or(now))
+        } else {
+            (1, now)
+        };
+        let max = l.max_failures as i32;
+        let locked_until = (count >= max).then(|| {
+            let doublings = (count - max).clamp(0, 20) as u32;
+            let delay = (l.lockout_base_secs.saturating_mul(1u64 << doublings)).min(l.lockout_max_secs);
+            now + delay as i64
+        });
+        state.store.record_login_failure(&c.user.id, count, start, locked_until).await?;
+        if locked_until.is_some() {
+            state
+                .store
+                .audit(
+                    crate::store::accounts::AuditEntry {
+                        kind: "login_locked",
+                        user_id: Some(c.user.id.as_str().to_owned()),
+                        detail: format!("{count} failed logins"),
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await?;
+        }
+        return Ok(LoginResult::Failed);
+    }
+    if c.user.disabled {
+        return Ok(LoginResult::Failed);
+    }
+    if c.failed_logins > 0 || c.locked_until.is_some() {
+        state.store.reset_login_failures(&c.user.id).await?;
+    }
+    if !c.user.email_verified && state.settings.registration.require_verified_email {
+        return Ok(LoginResult::Unverified(c.user));
+    }
+    Ok(LoginResult::Ok(c.user))
 }
 
 /// Starts a session; returns the cookie value (a 256-bit secret, stored only hashed).

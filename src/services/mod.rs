@@ -1,5 +1,7 @@
 //! Use cases, free of HTTP types: what the CLI and the HTTP handlers call.
 
+pub mod accounts;
 pub mod authn;
 pub mod keys;
+pub mod ratelimit;
 pub mod tokens;

@@ -4,6 +4,7 @@
 //! Every piece of state lives here (sessions, codes, tokens, keys, lockout counters), so any
 //! number of instances can share one PostgreSQL database.
 
+pub mod accounts;
 pub mod clients;
 mod entities;
 pub mod grants;

@@ -5,11 +5,13 @@
 
 mod harness;
 
+mod browser;
 mod cli;
 mod config_errors;
 mod discovery;
 mod health;
 mod keys;
+mod mail;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;

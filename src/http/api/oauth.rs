@@ -107,8 +107,36 @@ pub async fn authorize_post(
     }
 }
 
+/// Failed client authentications are limited per address; successful requests never are (one
+/// busy relying party sends thousands a second from one address).
+fn client_auth_blocked(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    use crate::services::ratelimit::Action;
+    let ip = crate::http::support::client_addr(req, state)?;
+    let wait = state.limiter.would_allow(Action::ClientAuthFailure, ip, state.clock.now_ms()).err()?;
+    Some(
+        HttpResponse::TooManyRequests()
+            .insert_header((actix_web::http::header::RETRY_AFTER, wait.to_string()))
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "too many failed client authentications from this address; retry later"
+            })),
+    )
+}
+
+fn note_failure(req: &HttpRequest, state: &AppState, e: &OAuthError) {
+    if matches!(e, OAuthError::InvalidClient(_))
+        && let Some(ip) = crate::http::support::client_addr(req, state)
+    {
+        let _ = state.limiter.take(crate::services::ratelimit::Action::ClientAuthFailure, ip, state.clock.now_ms());
+    }
+}
+
 /// RFC 6749 §3.2: the token endpoint.
 pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    if let Some(blocked) = client_auth_blocked(&req, &state) {
+        return blocked;
+    }
     let now = state.clock.now();
     let result = async {
         let params = form_params(&req, &body)?;
@@ -121,6 +149,7 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
         Ok(t) => no_store_json(&t),
         Err(e) => {
             tracing::info!(error = e.code(), "token request refused");
+            note_failure(&req, &state, &e);
             oauth_error(&e)
         }
     }
@@ -141,7 +170,10 @@ pub async fn revoke(
     .await;
     match result {
         Ok(()) => no_store_json(&serde_json::json!({})),
-        Err(e) => oauth_error(&e),
+        Err(e) => {
+            note_failure(&req, &state, &e);
+            oauth_error(&e)
+        }
     }
 }
 
@@ -160,6 +192,9 @@ pub async fn introspect(
     .await;
     match result {
         Ok(v) => no_store_json(&v),
-        Err(e) => oauth_error(&e),
+        Err(e) => {
+            note_failure(&req, &state, &e);
+            oauth_error(&e)
+        }
     }
 }

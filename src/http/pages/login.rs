@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use super::safe_return_to;
 use crate::http::support::{
-    Csrf, client_ip, csrf, csrf_ok, page, see_other, session_cookie, user_agent,
+    Csrf, client_ip, csrf, csrf_ok, page, rate_limit, see_other, session_cookie, user_agent,
 };
-use crate::services::authn;
+use crate::services::authn::{self, LoginResult};
+use crate::services::ratelimit::Action;
 use crate::state::AppState;
 
 /// The one message for any failed login: it must not reveal whether the email exists.
@@ -94,9 +95,12 @@ pub async fn submit(
             Some("This form has expired. Please sign in again."),
         );
     }
+    if let Err(resp) = rate_limit(&req, &state, Action::Login) {
+        return resp;
+    }
     let password = form.password.unwrap_or_default();
     let now = state.clock.now();
-    let user = match authn::check_password(&state, &email, password).await {
+    let user = match authn::check_password(&state, &email, password, now).await {
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "login failed unexpectedly");
@@ -109,15 +113,23 @@ pub async fn submit(
             );
         }
     };
-    let Some(user) = user else {
-        tracing::info!("login failed");
-        return render(
-            StatusCode::OK,
-            csrf(&req, &state),
-            &return_to,
-            &email,
-            Some(GENERIC_FAILURE),
-        );
+    let user = match user {
+        LoginResult::Ok(u) => u,
+        LoginResult::Failed => {
+            tracing::info!("login failed");
+            return render(StatusCode::OK, csrf(&req, &state), &return_to, &email, Some(GENERIC_FAILURE));
+        }
+        LoginResult::Unverified(_) => {
+            // Only someone who knows the password sees this page.
+            let token = csrf(&req, &state);
+            let view = super::register::ResendPage {
+                csrf: &token.token,
+                email: &email,
+                return_to: &return_to,
+                notice: Some("Your email address is not verified yet. Follow the link we sent you, or ask for a new one below."),
+            };
+            return page(StatusCode::OK, &view, Some(&token));
+        }
     };
     // A new session for every login (no session fixation); the previous one ends.
     if let Some(old) = crate::http::support::session_cookie_value(&req, &state)
@@ -129,7 +141,7 @@ pub async fn submit(
         &state,
         &user,
         &["pwd"],
-        client_ip(&req),
+        client_ip(&req, &state),
         user_agent(&req),
         now,
     )

@@ -1,9 +1,12 @@
 //! Hosted pages (askama): view structs and their GET/POST handlers.
 
+pub mod account;
 pub mod consent;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod password;
+pub mod register;
 
 /// A `return_to` we accept: our authorization endpoint (the only place a login or consent
 /// returns to) or the account pages — never another origin (no open redirect).

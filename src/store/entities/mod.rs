@@ -1,5 +1,4 @@
 //! sea-orm entities, one per table. They never leave `store/`: stores convert them to domain types.
-#![allow(dead_code)] // the grant tables get their stores with the OpenID Connect core (issue 3)
 
 pub mod audit_event;
 pub mod authorization_code;

@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 mod db;
 pub mod forms;
 pub mod jwt;
 pub mod rp;
+pub mod smtp;
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};

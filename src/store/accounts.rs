@@ -1,0 +1,224 @@
+//! What the account pages need beyond users and grants: one-time email tokens, a user's
+//! sessions and connected apps, and the audit log.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
+use super::{Store, StoreError};
+
+/// A one-time email token (verification, reset, email change).
+#[derive(Debug, Clone)]
+pub struct EmailTokenRecord {
+    pub user_id: String,
+    pub kind: String,
+    pub email: String,
+    pub expires_at: i64,
+}
+
+/// A session as the account page lists it.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub sid: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_seen: i64,
+}
+
+/// An app the user has consented to.
+#[derive(Debug, Clone)]
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: String,
+    pub granted_at: i64,
+}
+
+/// One audit event to record.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub kind: &'static str,
+    pub actor: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    /// Free-form, never a password, token or secret.
+    pub detail: String,
+}
+
+impl Store {
+    // --- email tokens ----------------------------------------------------------------------
+
+    pub async fn insert_email_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        kind: &str,
+        email: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        email_token::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            user_id: Set(user_id.to_owned()),
+            kind: Set(kind.to_owned()),
+            email: Set(email.to_owned()),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// A live token of `kind`, without using it up (to show the reset form).
+    pub async fn peek_email_token(&self, token_hash: &str, kind: &str, now: i64) -> Result<Option<EmailTokenRecord>, StoreError> {
+        Ok(email_token::Entity::find_by_id(token_hash.to_owned())
+            .filter(email_token::Column::Kind.eq(kind))
+            .filter(email_token::Column::ExpiresAt.gt(now))
+            .all(self.conn())
+            .await?
+            .pop()
+            .map(|m| EmailTokenRecord {
+                user_id: m.user_id,
+                kind: m.kind,
+                email: m.email,
+                expires_at: m.expires_at,
+            }))
+    }
+
+    /// Uses a token up: only the caller whose delete removed the row gets it.
+    pub async fn take_email_token(&self, token_hash: &str, kind: &str, now: i64) -> Result<Option<EmailTokenRecord>, StoreError> {
+        let Some(record) = self.peek_email_token(token_hash, kind, now).await? else {
+            return Ok(None);
+        };
+        let r = email_token::Entity::delete_by_id(token_hash.to_owned()).exec(self.conn()).await?;
+        Ok((r.rows_affected == 1).then_some(record))
+    }
+
+    /// Removes a user's other tokens of a kind (a new link replaces the old ones).
+    pub async fn delete_email_tokens(&self, user_id: &str, kind: &str) -> Result<(), StoreError> {
+        email_token::Entity::delete_many()
+            .filter(email_token::Column::UserId.eq(user_id))
+            .filter(email_token::Column::Kind.eq(kind))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    // --- a user's sessions -----------------------------------------------------------------
+
+    pub async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionSummary>, StoreError> {
+        Ok(session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::ExpiresAt.gt(now))
+            .order_by_desc(session::Column::LastSeen)
+            .limit(100)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(|m| SessionSummary {
+                sid: m.sid,
+                ip: m.ip,
+                user_agent: m.user_agent,
+                created_at: m.created_at,
+                last_seen: m.last_seen,
+            })
+            .collect())
+    }
+
+    /// Ends one of the user's sessions by its public id.
+    pub async fn delete_user_session(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+        let r = session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::Sid.eq(sid))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected > 0)
+    }
+
+    /// Ends every session of the user except `keep_sid`.
+    pub async fn delete_user_sessions(&self, user_id: &str, keep_sid: Option<&str>) -> Result<u64, StoreError> {
+        let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+        if let Some(keep) = keep_sid {
+            q = q.filter(session::Column::Sid.ne(keep));
+        }
+        Ok(q.exec(self.conn()).await?.rows_affected)
+    }
+
+    // --- connected apps ----------------------------------------------------------------------
+
+    pub async fn user_consents(&self, user_id: &str) -> Result<Vec<ConnectedApp>, StoreError> {
+        let rows = consent::Entity::find()
+            .filter(consent::Column::UserId.eq(user_id))
+            .order_by_desc(consent::Column::UpdatedAt)
+            .limit(200)
+            .all(self.conn())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for c in rows {
+            let name = client::Entity::find_by_id(c.client_id.clone())
+                .select_only()
+                .column(client::Column::Name)
+                .into_tuple::<String>()
+                .all(self.conn())
+                .await?
+                .pop()
+                .unwrap_or_else(|| c.client_id.clone());
+            out.push(ConnectedApp {
+                client_id: c.client_id,
+                name,
+                scopes: c.scopes,
+                granted_at: c.updated_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Revokes a consent and the refresh tokens the user gave that client.
+    pub async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        let r = consent::Entity::delete_many()
+            .filter(consent::Column::UserId.eq(user_id))
+            .filter(consent::Column::ClientId.eq(client_id))
+            .exec(self.conn())
+            .await?;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(refresh_token::Column::UserId.eq(user_id))
+            .filter(refresh_token::Column::ClientId.eq(client_id))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected > 0)
+    }
+
+    // --- audit -----------------------------------------------------------------------------
+
+    /// Stores an audit event and writes it as a structured log line.
+    pub async fn audit(&self, e: AuditEntry, now: i64) -> Result<(), StoreError> {
+        tracing::info!(
+            target: "castellan::audit",
+            kind = e.kind,
+            actor = e.actor.as_deref(),
+            user_id = e.user_id.as_deref(),
+            client_id = e.client_id.as_deref(),
+            ip = e.ip.as_deref(),
+            detail = e.detail.as_str(),
+            "audit"
+        );
+        audit_event::ActiveModel {
+            at: Set(now),
+            kind: Set(e.kind.to_owned()),
+            actor: Set(e.actor),
+            user_id: Set(e.user_id),
+            client_id: Set(e.client_id),
+            ip: Set(e.ip),
+            detail: Set(e.detail),
+            ..Default::default()
+        }
+        .insert(self.conn())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! End to end in a real browser (headless Chromium over WebDriver): an app's authorization
+//! request, self-registration through the hosted pages, the verification mail read from a real
+//! SMTP listener, login, consent, and the code exchanged for an ID token. Screenshots of the
+//! pages land in `target/screenshots/`. Skips (passes) when Chromium is not installed.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::harness::browser::Browser;
+use crate::harness::forms::{path_of, query_param};
+use crate::harness::jwt;
+use crate::harness::rp::{basic_auth, create_client, rp_http};
+use crate::harness::smtp::SmtpSink;
+use crate::harness::spawn_app_with;
+
+/// The longest any one page may take to show up.
+const STEP: Duration = Duration::from_secs(15);
+
+const LOGIN_FORM: &str = r#"form:has(input[name="password"]):not(:has(input[name="name"]))"#;
+const REGISTER_FORM: &str = r#"form:has(input[name="name"])"#;
+
+fn screenshots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// The app's redirect URI: a listener on a random port that answers `200 ok` to anything and
+/// remembers each request line, so the browser lands on a real page.
+async fn start_app_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the app's redirect listener");
+    let port = listener.local_addr().expect("local addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65_536 {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf);
+                if let Some(line) = head.lines().next() {
+                    let _ = tx.send(line.to_owned());
+                }
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
+                          Connection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/cb"), rx)
+}
+
+#[tokio::test]
+async fn a_new_user_registers_verifies_the_email_and_signs_in_to_an_app_in_a_real_browser() {
+    let started = Instant::now();
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let shots = screenshots();
+    browser.screenshot_on_failure(shots.join("browser-failure.png"));
+    let sink = SmtpSink::start();
+    let smtp_url = sink.url();
+    let app = spawn_app_with(|s| {
+        s.mail.smtp_url = Some(castellan::config::Secret::new(smtp_url));
+    })
+    .await;
+    let (redirect_uri, mut landed) = start_app_listener().await;
+    let (client_id, secret) = create_client(
+        &app,
+        &[
+            "--name",
+            "Browser app",
+            "--redirect-uri",
+            &redirect_uri,
+            "--scope",
+            "openid profile email",
+            "--token-endpoint-auth-method",
+            "client_secret_basic",
+        ],
+    );
+    let secret = secret.expect("a confidential client has a secret");
+
+    // The app's authorization request: PKCE S256, state, nonce.
+    let verifier = random_token(64);
+    let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
+    let state = random_token(24);
+    let nonce = random_token(24);
+    let authorize_url = format!(
+        "{}?{}",
+        app.url("/oauth2/authorize"),
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("scope", "openid profile email")
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .finish()
+    );
+    let on_path = |path: &'static str| {
+        let origin = app.address.clone();
+        move |u: &str| u.starts_with(&origin) && path_of(u) == path
+    };
+
+    // 1. The request lands on the login page.
+    browser.goto(&authorize_url).await;
+    browser
+        .wait_for_url(on_path("/login"), STEP, "the login page")
+        .await;
+    browser
+        .find(&format!("{LOGIN_FORM} input[name=email]"))
+        .await;
+    browser
+        .find(&format!("{LOGIN_FORM} input[name=password]"))
+        .await;
+    browser.screenshot(shots.join("login.png")).await;
+
+    // 2. Its link to the registration page.
+    browser.click(r#"a[href^="/register"]"#).await;
+    browser
+        .wait_for_url(on_path("/register"), STEP, "the registration page")
+        .await;
+    for field in ["email", "password", "name"] {
+        browser
+            .wait_for(&format!("{REGISTER_FORM} input[name={field}]"), STEP)
+            .await;
+    }
+    browser.screenshot(shots.join("register.png")).await;
+    let email = "grace@example.com";
+    let password = "violet lanterns drift over nine harbours";
+    browser
+        .type_into(&format!("{REGISTER_FORM} input[name=name]"), "Grace Hopper")
+        .await;
+    browser
+        .type_into(&format!("{REGISTER_FORM} input[name=email]"), email)
+        .await;
+    browser
+        .type_into(&format!("{REGISTER_FORM} input[name=password]"), password)
+        .await;
+    browser
+        .click(&format!(
+            "{REGISTER_FORM} button:not([type=button]):not([type=reset])"
+        ))
+        .await;
+
+    // 3. The page says to check the mailbox.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let text = browser.text("body").await.to_lowercase();
+        if text.contains("mail") && browser.try_find(REGISTER_FORM).await.is_none() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{}",
+                browser
+                    .failure("after registering, the page should say to check the mailbox")
+                    .await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.screenshot(shots.join("register-sent.png")).await;
+
+    // 4. The verification mail, from the real SMTP listener; its link opened in the browser.
+    let mail = sink.wait_for(email, STEP).await;
+    let link = mail.link();
+    assert!(
+        link.starts_with(&format!("{}/", app.address)),
+        "the verification link is an absolute URL on the issuer's origin: {link}"
+    );
+    browser.goto(&link).await;
+    let text = browser.text("body").await.to_lowercase();
+    browser
+        .check(
+            text.contains("verified") || text.contains("confirmed"),
+            "the verification link should say the email is verified",
+        )
+        .await;
+    browser.screenshot(shots.join("verified.png")).await;
+
+    // 5. Back to the app's request (whatever the page offers): the login page, then log in.
+    browser.goto(&authorize_url).await;
+    let at = browser
+        .wait_for_url(
+            |u| u.starts_with(&app.address) && ["/login", "/consent"].contains(&&*path_of(u)),
+            STEP,
+            "the login page (or the consent page, if verifying signed the user in)",
+        )
+        .await;
+    if path_of(&at) == "/login" {
+        browser
+            .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
+            .await;
+        browser
+            .type_into(&format!("{LOGIN_FORM} input[name=password]"), password)
+            .await;
+        browser
+            .click(&format!(
+                "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
+            ))
+            .await;
+    } else {
+        println!("verifying the email signed the user in: no login form this time");
+    }
+
+    // 6. Consent: allow.
+    browser
+        .wait_for_url(on_path("/consent"), STEP, "the consent page after login")
+        .await;
+    let allow = r#"button[name="decision"][value="allow"]"#;
+    browser.wait_for(allow, STEP).await;
+    browser
+        .find(r#"button[name="decision"][value="deny"]"#)
+        .await;
+    browser.screenshot(shots.join("consent.png")).await;
+    browser.click(allow).await;
+
+    // 7. The browser ends at the app's redirect URI with code, state and iss.
+    let back = browser
+        .wait_for_url(
+            |u| u.starts_with(&format!("{redirect_uri}?")),
+            STEP,
+            "the app's redirect URI",
+        )
+        .await;
+    assert_eq!(query_param(&back, "error"), None, "{back}");
+    assert_eq!(query_param(&back, "state").as_deref(), Some(state.as_str()));
+    assert_eq!(
+        query_param(&back, "iss").as_deref(),
+        Some(app.address.as_str())
+    );
+    let code = query_param(&back, "code").unwrap_or_else(|| panic!("no code: {back}"));
+    let request_line = tokio::time::timeout(STEP, async {
+        loop {
+            match landed.recv().await {
+                Some(line) if line.contains("/cb?") => return line,
+                Some(_) => continue,
+                None => panic!("the app's listener stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the browser's request reached the app's listener");
+    assert!(
+        request_line.contains("code=") && request_line.contains("state="),
+        "the app saw the authorization response: {request_line}"
+    );
+
+    // 8. The app exchanges the code (client_secret_basic + code_verifier).
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", &code)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("code_verifier", &verifier)
+        .finish();
+    let res = rp_http()
+        .post(app.url("/oauth2/token"))
+        .header("authorization", basic_auth(&client_id, &secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    let status = res.status().as_u16();
+    let tokens: serde_json::Value = res.json().await.expect("token response JSON");
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id_token: {tokens}"));
+    let claims = jwt::claims(id_token);
+    assert_eq!(claims["iss"], app.address.as_str(), "{claims}");
+    assert_eq!(claims["aud"], client_id.as_str(), "{claims}");
+    assert_eq!(claims["nonce"], nonce.as_str(), "{claims}");
+    assert_eq!(claims["email"], email, "{claims}");
+    assert_eq!(claims["email_verified"], true, "{claims}");
+    assert_eq!(claims["name"], "Grace Hopper", "{claims}");
+
+    // 9. The account page, signed in.
+    browser.goto(&app.url("/account")).await;
+    browser
+        .wait_for_url(on_path("/account"), STEP, "the account page")
+        .await;
+    let text = browser.text("body").await;
+    browser
+        .check(
+            text.contains(email),
+            "the account page shows the signed-in user's email",
+        )
+        .await;
+    browser.screenshot(shots.join("account.png")).await;
+
+    println!(
+        "browser flow done in {:.1} s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        shots.display()
+    );
+}
