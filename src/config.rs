@@ -79,6 +79,7 @@ pub struct Settings {
     pub dynamic_registration: DynamicRegistrationSettings,
     pub mail: MailSettings,
     pub rate_limit: RateLimitSettings,
+    pub housekeeping: HousekeepingSettings,
     pub oauth: OAuthSettings,
 }
 
@@ -336,6 +337,27 @@ impl Default for RateLimitSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// Seconds between purges of expired rows (codes, tokens, sessions, email tokens, audit).
+    pub interval_secs: u64,
+    /// Rows deleted per statement (bounded, so no purge holds a long lock).
+    pub batch_size: u64,
+    /// Audit events older than this many days are deleted.
+    pub audit_retention_days: u64,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            batch_size: 1000,
+            audit_retention_days: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OAuthSettings {
     /// Require PKCE (S256) from every client, confidential ones included (RFC 9700 §2.1.1).
     pub require_pkce: bool,
@@ -513,6 +535,24 @@ impl Settings {
                 self.keys.jwks_max_age_secs,
                 0,
                 86_400,
+            ),
+            (
+                "housekeeping.interval_secs",
+                self.housekeeping.interval_secs,
+                1,
+                86_400,
+            ),
+            (
+                "housekeeping.batch_size",
+                self.housekeeping.batch_size,
+                1,
+                100_000,
+            ),
+            (
+                "housekeeping.audit_retention_days",
+                self.housekeeping.audit_retention_days,
+                1,
+                36_500,
             ),
             (
                 "database.connect_timeout_secs",

@@ -63,11 +63,20 @@ impl fmt::Debug for Mail {
 }
 
 /// A mail rendered into its parts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RenderedMail {
     pub subject: &'static str,
     pub text: String,
     pub html: String,
+}
+
+impl fmt::Debug for RenderedMail {
+    /// The subject only: the bodies carry single-use links.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedMail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mail {
@@ -333,7 +342,8 @@ struct Inner {
 enum Transport {
     Smtp {
         endpoint: SmtpEndpoint,
-        smtp: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: the log-only variant needs none of its size.
+        smtp: Box<AsyncSmtpTransport<Tokio1Executor>>,
     },
     /// No SMTP configured: mails are written to the log (development only).
     Log,
@@ -365,7 +375,7 @@ impl Mailer {
         let transport = match &settings.smtp_url {
             Some(url) => {
                 let endpoint = SmtpEndpoint::parse(url.expose())?;
-                let smtp = endpoint.transport()?;
+                let smtp = Box::new(endpoint.transport()?);
                 Transport::Smtp { endpoint, smtp }
             }
             None => {
@@ -564,7 +574,11 @@ mod tests {
             assert!(r.text.contains(&link), "{}", r.text);
             // askama writes `&#38;`, `&#60;`, `&#62;`.
             assert!(r.html.contains("token=a&#38;b=&#60;x&#62;"), "{}", r.html);
-            assert!(!r.html.contains("<x>") && !r.html.contains("&b="), "{}", r.html);
+            assert!(
+                !r.html.contains("<x>") && !r.html.contains("&b="),
+                "{}",
+                r.html
+            );
             assert!(!format!("{mail:?}").contains("token"));
         }
         let r = Mail::PasswordChanged.render().unwrap();

@@ -102,6 +102,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
         let server = Self::server(state.clone(), listener)?;
+        crate::services::housekeeping::spawn(state.clone());
         Ok(Self {
             port,
             server,

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod authn;
+pub mod housekeeping;
 pub mod keys;
 pub mod ratelimit;
 pub mod tokens;

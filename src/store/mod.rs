@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod clients;
 mod entities;
 pub mod grants;
+pub mod housekeeping;
 pub mod keys;
 pub mod users;
 

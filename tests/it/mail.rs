@@ -105,7 +105,12 @@ async fn every_kind_of_mail_is_delivered_over_smtp_with_text_html_and_link() {
         if let Some(first) = links.first() {
             assert_eq!(&got.link(), first, "{kind}");
             // The same link in the HTML part, escaped for an attribute (askama writes `&#38;`).
-            assert!(!got.html_body.contains(first.as_str()), "{kind}: & not escaped");
+            if first.contains('&') {
+                assert!(
+                    !got.html_body.contains(first.as_str()),
+                    "{kind}: & not escaped"
+                );
+            }
             let unescaped = got.html_body.replace("&#38;", "&").replace("&amp;", "&");
             assert!(
                 unescaped.contains(&format!("href=\"{first}\"")),

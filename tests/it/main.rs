@@ -10,6 +10,7 @@ mod cli;
 mod config_errors;
 mod discovery;
 mod health;
+mod housekeeping;
 mod keys;
 mod mail;
 mod migrations;
