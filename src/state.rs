@@ -9,9 +9,9 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
-use crate::services::ratelimit::RateLimiter;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
+use crate::services::ratelimit::RateLimiter;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]

@@ -128,7 +128,11 @@ pub async fn run(
                     p.argon2_parallelism,
                 )
                 .context("preparing the password hasher")?;
-                Some(hasher.hash(&crate::domain::password::normalize(&password)).context("hashing the password")?)
+                Some(
+                    hasher
+                        .hash(&crate::domain::password::normalize(&password))
+                        .context("hashing the password")?,
+                )
             } else {
                 None
             };

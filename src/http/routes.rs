@@ -32,7 +32,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(paths::REGISTER, web::get().to(register::show))
         .route(paths::REGISTER, web::post().to(register::submit))
         .route(paths::VERIFY_EMAIL, web::get().to(register::verify))
-        .route(paths::RESEND_VERIFICATION, web::get().to(register::resend_form))
+        .route(
+            paths::RESEND_VERIFICATION,
+            web::get().to(register::resend_form),
+        )
         .route(paths::RESEND_VERIFICATION, web::post().to(register::resend))
         .route(paths::PASSWORD_FORGOT, web::get().to(password::forgot_form))
         .route(paths::PASSWORD_FORGOT, web::post().to(password::forgot))
@@ -42,8 +45,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/profile", web::post().to(account::profile))
         .route("/account/email", web::post().to(account::email))
         .route("/account/password", web::post().to(account::password))
-        .route("/account/sessions/end", web::post().to(account::end_session))
-        .route("/account/sessions/end-all", web::post().to(account::end_all))
+        .route(
+            "/account/sessions/end",
+            web::post().to(account::end_session),
+        )
+        .route(
+            "/account/sessions/end-all",
+            web::post().to(account::end_all),
+        )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route("/", web::get().to(home::show))
         .route(paths::HEALTHZ, web::get().to(health::healthz))

@@ -181,11 +181,22 @@ pub fn no_store_json(value: &impl serde::Serialize) -> HttpResponse {
 /// trusted proxy is the client.
 pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let trusted = |ip: &std::net::IpAddr| state.settings.rate_limit.trusted_proxies.iter().any(|p| p.parse().ok() == Some(*ip));
+    let trusted = |ip: &std::net::IpAddr| {
+        state
+            .settings
+            .rate_limit
+            .trusted_proxies
+            .iter()
+            .any(|p| p.parse().ok() == Some(*ip))
+    };
     if !trusted(&peer) {
         return Some(peer);
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     forwarded
         .rsplit(',')
         .filter_map(|p| p.trim().parse::<std::net::IpAddr>().ok())
@@ -197,12 +208,18 @@ pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<String> {
     client_addr(req, state).map(|a| a.to_string())
 }
 
-/// Takes a rate-limit token for this client's address; `Err` is the 429 answer to send.
-pub fn rate_limit(req: &HttpRequest, state: &AppState, action: crate::services::ratelimit::Action) -> Result<(), HttpResponse> {
-    let Some(ip) = client_addr(req, state) else {
-        return Ok(());
-    };
-    state.limiter.take(action, ip, state.clock.now_ms()).map_err(|wait| too_many(wait))
+/// Takes a rate-limit token for this client's address; `Some` is the 429 answer to send.
+pub fn rate_limit(
+    req: &HttpRequest,
+    state: &AppState,
+    action: crate::services::ratelimit::Action,
+) -> Option<HttpResponse> {
+    let ip = client_addr(req, state)?;
+    state
+        .limiter
+        .take(action, ip, state.clock.now_ms())
+        .err()
+        .map(too_many)
 }
 
 /// 429 with `Retry-After` (RFC 6585 §4).
@@ -213,7 +230,8 @@ pub fn too_many(wait_secs: u64) -> HttpResponse {
         "There were too many attempts from your network. Please wait a moment and try again.",
     );
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&wait_secs.to_string()) {
-        r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        r.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
     }
     r
 }

@@ -50,13 +50,24 @@ pub fn policy(state: &AppState) -> PasswordPolicy {
 }
 
 fn password_message(problems: &[PasswordProblem]) -> Option<String> {
-    (!problems.is_empty()).then(|| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))
+    (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Hashes a password (already normalised) on the blocking pool, bounded like logins.
 pub async fn hash_password(state: &AppState, password: String) -> Result<String, AccountsError> {
     let hasher = state.hasher.clone();
-    let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AccountsError::Hash)?;
+    let permit = state
+        .login_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AccountsError::Hash)?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         hasher.hash(&password)
@@ -75,12 +86,29 @@ fn link(state: &AppState, path: &str, token_value: &str, return_to: Option<&str>
     format!("{}{}?{}", state.settings.base_url(), path, ser.finish())
 }
 
-async fn new_email_token(state: &AppState, user: &User, kind: &str, email: &str, ttl: i64, now: i64) -> Result<String, StoreError> {
-    state.store.delete_email_tokens(user.id.as_str(), kind).await?;
+async fn new_email_token(
+    state: &AppState,
+    user: &User,
+    kind: &str,
+    email: &str,
+    ttl: i64,
+    now: i64,
+) -> Result<String, StoreError> {
+    state
+        .store
+        .delete_email_tokens(user.id.as_str(), kind)
+        .await?;
     let value = token::generate(token::prefix::EMAIL_TOKEN);
     state
         .store
-        .insert_email_token(&token::hash(&value), user.id.as_str(), kind, email, now, now + ttl)
+        .insert_email_token(
+            &token::hash(&value),
+            user.id.as_str(),
+            kind,
+            email,
+            now,
+            now + ttl,
+        )
         .await?;
     Ok(value)
 }
@@ -117,10 +145,21 @@ pub async fn register(
     };
     // The same argon2 work whether or not the email is known.
     let hash = hash_password(state, password).await?;
-    if let Some(existing) = state.store.credentials_by_email(&email).await?.map(|c| c.user) {
+    if let Some(existing) = state
+        .store
+        .credentials_by_email(&email)
+        .await?
+        .map(|c| c.user)
+    {
         let login_link = format!("{}{}", state.settings.base_url(), paths::LOGIN);
         let reset_link = format!("{}{}", state.settings.base_url(), paths::PASSWORD_FORGOT);
-        state.mailer.send(&existing.email, Mail::AlreadyRegistered { login_link, reset_link });
+        state.mailer.send(
+            &existing.email,
+            Mail::AlreadyRegistered {
+                login_link,
+                reset_link,
+            },
+        );
         return Ok(Ok(()));
     }
     let new = NewUser {
@@ -136,21 +175,47 @@ pub async fn register(
         Err(StoreError::Conflict) => return Ok(Ok(())),
         Err(e) => return Err(e.into()),
     };
-    let value = new_email_token(state, &user, KIND_VERIFY, &user.email, VERIFY_TTL_SECS, now).await?;
-    state.mailer.send(&user.email, Mail::VerifyEmail { link: link(state, paths::VERIFY_EMAIL, &value, return_to) });
+    let value =
+        new_email_token(state, &user, KIND_VERIFY, &user.email, VERIFY_TTL_SECS, now).await?;
+    state.mailer.send(
+        &user.email,
+        Mail::VerifyEmail {
+            link: link(state, paths::VERIFY_EMAIL, &value, return_to),
+        },
+    );
     state
         .store
-        .audit(AuditEntry { kind: "registered", user_id: Some(user.id.as_str().to_owned()), ip, ..Default::default() }, now)
+        .audit(
+            AuditEntry {
+                kind: "registered",
+                user_id: Some(user.id.as_str().to_owned()),
+                ip,
+                ..Default::default()
+            },
+            now,
+        )
         .await?;
     Ok(Ok(()))
 }
 
 /// Follows a verification (or email-change) link: the address becomes verified.
-pub async fn verify_email(state: &AppState, token_value: &str, now: i64) -> Result<Option<User>, AccountsError> {
+pub async fn verify_email(
+    state: &AppState,
+    token_value: &str,
+    now: i64,
+) -> Result<Option<User>, AccountsError> {
     let hash = token::hash(token_value);
-    let record = match state.store.take_email_token(&hash, KIND_VERIFY, now).await? {
+    let record = match state
+        .store
+        .take_email_token(&hash, KIND_VERIFY, now)
+        .await?
+    {
         Some(r) => r,
-        None => match state.store.take_email_token(&hash, KIND_EMAIL_CHANGE, now).await? {
+        None => match state
+            .store
+            .take_email_token(&hash, KIND_EMAIL_CHANGE, now)
+            .await?
+        {
             Some(r) => r,
             None => return Ok(None),
         },
@@ -168,7 +233,12 @@ pub async fn verify_email(state: &AppState, token_value: &str, now: i64) -> Resu
     state
         .store
         .audit(
-            AuditEntry { kind: "email_verified", user_id: Some(record.user_id), detail: record.kind, ..Default::default() },
+            AuditEntry {
+                kind: "email_verified",
+                user_id: Some(record.user_id),
+                detail: record.kind,
+                ..Default::default()
+            },
             now,
         )
         .await?;
@@ -176,22 +246,45 @@ pub async fn verify_email(state: &AppState, token_value: &str, now: i64) -> Resu
 }
 
 /// Sends a new verification link to an unverified account (same answer for any email).
-pub async fn resend_verification(state: &AppState, email_raw: &str, return_to: Option<&str>, now: i64) -> Result<(), AccountsError> {
+pub async fn resend_verification(
+    state: &AppState,
+    email_raw: &str,
+    return_to: Option<&str>,
+    now: i64,
+) -> Result<(), AccountsError> {
     let Ok(email) = Email::parse(email_raw) else {
         return Ok(());
     };
     if let Some(c) = state.store.credentials_by_email(&email).await?
         && !c.user.email_verified
     {
-        let value = new_email_token(state, &c.user, KIND_VERIFY, &c.user.email, VERIFY_TTL_SECS, now).await?;
-        state.mailer.send(&c.user.email, Mail::VerifyEmail { link: link(state, paths::VERIFY_EMAIL, &value, return_to) });
+        let value = new_email_token(
+            state,
+            &c.user,
+            KIND_VERIFY,
+            &c.user.email,
+            VERIFY_TTL_SECS,
+            now,
+        )
+        .await?;
+        state.mailer.send(
+            &c.user.email,
+            Mail::VerifyEmail {
+                link: link(state, paths::VERIFY_EMAIL, &value, return_to),
+            },
+        );
     }
     Ok(())
 }
 
 /// Forgot password: a reset link to a known, enabled account; the same answer for any email.
 /// A locked account can still reset its password.
-pub async fn forgot_password(state: &AppState, email_raw: &str, ip: Option<String>, now: i64) -> Result<(), AccountsError> {
+pub async fn forgot_password(
+    state: &AppState,
+    email_raw: &str,
+    ip: Option<String>,
+    now: i64,
+) -> Result<(), AccountsError> {
     let Ok(email) = Email::parse(email_raw) else {
         return Ok(());
     };
@@ -201,18 +294,47 @@ pub async fn forgot_password(state: &AppState, email_raw: &str, ip: Option<Strin
     if c.user.disabled {
         return Ok(());
     }
-    let value = new_email_token(state, &c.user, KIND_RESET, &c.user.email, RESET_TTL_SECS, now).await?;
-    state.mailer.send(&c.user.email, Mail::PasswordReset { link: link(state, paths::PASSWORD_RESET, &value, None) });
+    let value = new_email_token(
+        state,
+        &c.user,
+        KIND_RESET,
+        &c.user.email,
+        RESET_TTL_SECS,
+        now,
+    )
+    .await?;
+    state.mailer.send(
+        &c.user.email,
+        Mail::PasswordReset {
+            link: link(state, paths::PASSWORD_RESET, &value, None),
+        },
+    );
     state
         .store
-        .audit(AuditEntry { kind: "password_reset_requested", user_id: Some(c.user.id.as_str().to_owned()), ip, ..Default::default() }, now)
+        .audit(
+            AuditEntry {
+                kind: "password_reset_requested",
+                user_id: Some(c.user.id.as_str().to_owned()),
+                ip,
+                ..Default::default()
+            },
+            now,
+        )
         .await?;
     Ok(())
 }
 
 /// Whether a reset link is still usable (to show the form or the "expired" page).
-pub async fn reset_link_valid(state: &AppState, token_value: &str, now: i64) -> Result<bool, AccountsError> {
-    Ok(state.store.peek_email_token(&token::hash(token_value), KIND_RESET, now).await?.is_some())
+pub async fn reset_link_valid(
+    state: &AppState,
+    token_value: &str,
+    now: i64,
+) -> Result<bool, AccountsError> {
+    Ok(state
+        .store
+        .peek_email_token(&token::hash(token_value), KIND_RESET, now)
+        .await?
+        .is_some())
 }
 
 #[derive(Debug)]
@@ -226,26 +348,57 @@ pub enum ResetOutcome {
 
 /// Sets a new password from a reset link: applies the policy, ends every session, revokes every
 /// refresh token, clears any lockout, audits.
-pub async fn reset_password(state: &AppState, token_value: &str, password: &str, ip: Option<String>, now: i64) -> Result<ResetOutcome, AccountsError> {
+pub async fn reset_password(
+    state: &AppState,
+    token_value: &str,
+    password: &str,
+    ip: Option<String>,
+    now: i64,
+) -> Result<ResetOutcome, AccountsError> {
     let hash_of_token = token::hash(token_value);
-    let Some(record) = state.store.peek_email_token(&hash_of_token, KIND_RESET, now).await? else {
+    let Some(record) = state
+        .store
+        .peek_email_token(&hash_of_token, KIND_RESET, now)
+        .await?
+    else {
         return Ok(ResetOutcome::InvalidLink);
     };
     let password = normalize(password);
     if let Err(problems) = policy(state).check(&password, Some(&record.email)) {
-        return Ok(ResetOutcome::Rejected(password_message(&problems).unwrap_or_default()));
+        return Ok(ResetOutcome::Rejected(
+            password_message(&problems).unwrap_or_default(),
+        ));
     }
-    if state.store.take_email_token(&hash_of_token, KIND_RESET, now).await?.is_none() {
+    if state
+        .store
+        .take_email_token(&hash_of_token, KIND_RESET, now)
+        .await?
+        .is_none()
+    {
         return Ok(ResetOutcome::InvalidLink);
     }
     let hash = hash_password(state, password).await?;
     let id = crate::domain::UserId::from_stored(record.user_id.clone());
     let user = state.store.set_password_hash(&id, &hash, now).await?;
-    state.store.delete_user_sessions(user.id.as_str(), None).await?;
-    state.store.revoke_user_refresh_tokens(user.id.as_str()).await?;
     state
         .store
-        .audit(AuditEntry { kind: "password_reset_completed", user_id: Some(record.user_id), ip, ..Default::default() }, now)
+        .delete_user_sessions(user.id.as_str(), None)
+        .await?;
+    state
+        .store
+        .revoke_user_refresh_tokens(user.id.as_str())
+        .await?;
+    state
+        .store
+        .audit(
+            AuditEntry {
+                kind: "password_reset_completed",
+                user_id: Some(record.user_id),
+                ip,
+                ..Default::default()
+            },
+            now,
+        )
         .await?;
     state.mailer.send(&user.email, Mail::PasswordChanged);
     Ok(ResetOutcome::Done(user))
@@ -262,12 +415,20 @@ pub async fn change_password(
     now: i64,
 ) -> Result<Result<(), FieldErrors>, AccountsError> {
     let mut errors = FieldErrors::default();
-    let creds = state.store.credentials_by_email(&Email::parse(&user.email).map_err(|_| AccountsError::Hash)?).await?;
+    let creds = state
+        .store
+        .credentials_by_email(&Email::parse(&user.email).map_err(|_| AccountsError::Hash)?)
+        .await?;
     let stored = creds.and_then(|c| c.password_hash);
     let hasher = state.hasher.clone();
     let current = normalize(current);
     let ok = {
-        let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AccountsError::Hash)?;
+        let permit = state
+            .login_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AccountsError::Hash)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             stored.is_some_and(|h| hasher.verify(&current, &h))
@@ -286,11 +447,24 @@ pub async fn change_password(
     }
     let hash = hash_password(state, new).await?;
     state.store.set_password_hash(&user.id, &hash, now).await?;
-    state.store.delete_user_sessions(user.id.as_str(), Some(current_sid)).await?;
-    state.store.revoke_user_refresh_tokens(user.id.as_str()).await?;
     state
         .store
-        .audit(AuditEntry { kind: "password_changed", user_id: Some(user.id.as_str().to_owned()), ..Default::default() }, now)
+        .delete_user_sessions(user.id.as_str(), Some(current_sid))
+        .await?;
+    state
+        .store
+        .revoke_user_refresh_tokens(user.id.as_str())
+        .await?;
+    state
+        .store
+        .audit(
+            AuditEntry {
+                kind: "password_changed",
+                user_id: Some(user.id.as_str().to_owned()),
+                ..Default::default()
+            },
+            now,
+        )
         .await?;
     state.mailer.send(&user.email, Mail::PasswordChanged);
     Ok(Ok(()))
@@ -298,22 +472,54 @@ pub async fn change_password(
 
 /// Starts an email change: the new address gets a verification link; it becomes the account's
 /// address only once verified. The same answer whether or not the address is taken.
-pub async fn request_email_change(state: &AppState, user: &User, new_raw: &str, now: i64) -> Result<Result<(), FieldErrors>, AccountsError> {
+pub async fn request_email_change(
+    state: &AppState,
+    user: &User,
+    new_raw: &str,
+    now: i64,
+) -> Result<Result<(), FieldErrors>, AccountsError> {
     let Ok(email) = Email::parse(new_raw) else {
-        return Ok(Err(FieldErrors { email: Some("Enter a valid email address, like name@example.com.".into()), ..Default::default() }));
+        return Ok(Err(FieldErrors {
+            email: Some("Enter a valid email address, like name@example.com.".into()),
+            ..Default::default()
+        }));
     };
     if state.store.credentials_by_email(&email).await?.is_some() {
         return Ok(Ok(()));
     }
-    let value = new_email_token(state, user, KIND_EMAIL_CHANGE, email.as_str(), VERIFY_TTL_SECS, now).await?;
-    state.mailer.send(email.as_str(), Mail::EmailChangeVerify { link: link(state, paths::VERIFY_EMAIL, &value, None) });
+    let value = new_email_token(
+        state,
+        user,
+        KIND_EMAIL_CHANGE,
+        email.as_str(),
+        VERIFY_TTL_SECS,
+        now,
+    )
+    .await?;
+    state.mailer.send(
+        email.as_str(),
+        Mail::EmailChangeVerify {
+            link: link(state, paths::VERIFY_EMAIL, &value, None),
+        },
+    );
     Ok(Ok(()))
 }
 
-pub async fn update_name(state: &AppState, user: &User, name_raw: &str, now: i64) -> Result<Result<User, FieldErrors>, AccountsError> {
+pub async fn update_name(
+    state: &AppState,
+    user: &User,
+    name_raw: &str,
+    now: i64,
+) -> Result<Result<User, FieldErrors>, AccountsError> {
     let name = name_raw.trim();
     if name.chars().count() > 100 {
-        return Ok(Err(FieldErrors { name: Some("Use at most 100 characters.".into()), ..Default::default() }));
+        return Ok(Err(FieldErrors {
+            name: Some("Use at most 100 characters.".into()),
+            ..Default::default()
+        }));
     }
-    Ok(Ok(state.store.set_user_name(&user.id, (!name.is_empty()).then(|| name.to_owned()), now).await?))
+    Ok(Ok(state
+        .store
+        .set_user_name(&user.id, (!name.is_empty()).then(|| name.to_owned()), now)
+        .await?))
 }

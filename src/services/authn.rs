@@ -43,14 +43,24 @@ pub enum LoginResult {
 /// failures within `login.failure_window_secs`, the account refuses further attempts for a
 /// growing delay (`lockout_base_secs`, doubling up to `lockout_max_secs`). A locked account
 /// answers exactly like a wrong password, after the same argon2 work.
-pub async fn check_password(state: &AppState, email: &str, password: String, now: i64) -> Result<LoginResult, AuthnError> {
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+    now: i64,
+) -> Result<LoginResult, AuthnError> {
     let creds = match Email::parse(email) {
         Ok(e) => state.store.credentials_by_email(&e).await?,
         Err(_) => None,
     };
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
     let hasher = state.hasher.clone();
-    let permit = state.login_slots.clone().acquire_owned().await.map_err(|_| AuthnError::Join)?;
+    let permit = state
+        .login_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AuthnError::Join)?;
     let password = crate::domain::password::normalize(&password);
     let ok = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -83,10 +93,14 @@ pub async fn check_password(state: &AppState, email: &str, password: String, now
         let max = l.max_failures as i32;
         let locked_until = (count >= max).then(|| {
             let doublings = (count - max).clamp(0, 20) as u32;
-            let delay = (l.lockout_base_secs.saturating_mul(1u64 << doublings)).min(l.lockout_max_secs);
+            let delay =
+                (l.lockout_base_secs.saturating_mul(1u64 << doublings)).min(l.lockout_max_secs);
             now + delay as i64
         });
-        state.store.record_login_failure(&c.user.id, count, start, locked_until).await?;
+        state
+            .store
+            .record_login_failure(&c.user.id, count, start, locked_until)
+            .await?;
         if locked_until.is_some() {
             state
                 .store

@@ -10,7 +10,10 @@ pub async fn run_once(state: &AppState) -> Result<u64, crate::store::StoreError>
     let h = &state.settings.housekeeping;
     let now = state.clock.now();
     let audit_before = now - (h.audit_retention_days as i64) * 86_400;
-    state.store.purge_expired(now, audit_before, h.batch_size, Duration::from_millis(10)).await
+    state
+        .store
+        .purge_expired(now, audit_before, h.batch_size, Duration::from_millis(10))
+        .await
 }
 
 /// Spawns the periodic purge on the current runtime.

@@ -102,7 +102,11 @@ impl RateLimiter {
             Some(b) => {
                 let mut b = *b;
                 Self::refill(&mut b, capacity, now_ms);
-                if b.tokens >= 1.0 { Ok(()) } else { Err(((1.0 - b.tokens) * 60.0 / capacity).ceil().max(1.0) as u64) }
+                if b.tokens >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(((1.0 - b.tokens) * 60.0 / capacity).ceil().max(1.0) as u64)
+                }
             }
         }
     }
@@ -122,9 +126,18 @@ mod tests {
         }
         let wait = rl.take(Action::Login, ip, 0).unwrap_err();
         assert_eq!(wait, 20);
-        assert!(rl.take(Action::Login, other, 0).is_ok(), "another address is not affected");
-        assert!(rl.take(Action::Register, ip, 0).is_ok(), "another action is not affected");
-        assert!(rl.take(Action::Login, ip, 20_000).is_ok(), "one token back after 20 s");
+        assert!(
+            rl.take(Action::Login, other, 0).is_ok(),
+            "another address is not affected"
+        );
+        assert!(
+            rl.take(Action::Register, ip, 0).is_ok(),
+            "another action is not affected"
+        );
+        assert!(
+            rl.take(Action::Login, ip, 20_000).is_ok(),
+            "one token back after 20 s"
+        );
         assert!(rl.take(Action::Login, ip, 20_000).is_err());
     }
 }

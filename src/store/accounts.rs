@@ -2,7 +2,10 @@
 //! sessions and connected apps, and the audit log.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
 use super::{Store, StoreError};
@@ -74,7 +77,12 @@ impl Store {
     }
 
     /// A live token of `kind`, without using it up (to show the reset form).
-    pub async fn peek_email_token(&self, token_hash: &str, kind: &str, now: i64) -> Result<Option<EmailTokenRecord>, StoreError> {
+    pub async fn peek_email_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<EmailTokenRecord>, StoreError> {
         Ok(email_token::Entity::find_by_id(token_hash.to_owned())
             .filter(email_token::Column::Kind.eq(kind))
             .filter(email_token::Column::ExpiresAt.gt(now))
@@ -90,11 +98,18 @@ impl Store {
     }
 
     /// Uses a token up: only the caller whose delete removed the row gets it.
-    pub async fn take_email_token(&self, token_hash: &str, kind: &str, now: i64) -> Result<Option<EmailTokenRecord>, StoreError> {
+    pub async fn take_email_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<EmailTokenRecord>, StoreError> {
         let Some(record) = self.peek_email_token(token_hash, kind, now).await? else {
             return Ok(None);
         };
-        let r = email_token::Entity::delete_by_id(token_hash.to_owned()).exec(self.conn()).await?;
+        let r = email_token::Entity::delete_by_id(token_hash.to_owned())
+            .exec(self.conn())
+            .await?;
         Ok((r.rows_affected == 1).then_some(record))
     }
 
@@ -110,7 +125,11 @@ impl Store {
 
     // --- a user's sessions -----------------------------------------------------------------
 
-    pub async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionSummary>, StoreError> {
+    pub async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
         Ok(session::Entity::find()
             .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::ExpiresAt.gt(now))
@@ -140,7 +159,11 @@ impl Store {
     }
 
     /// Ends every session of the user except `keep_sid`.
-    pub async fn delete_user_sessions(&self, user_id: &str, keep_sid: Option<&str>) -> Result<u64, StoreError> {
+    pub async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<u64, StoreError> {
         let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
         if let Some(keep) = keep_sid {
             q = q.filter(session::Column::Sid.ne(keep));

@@ -20,7 +20,14 @@ const EXPIRING: &[(&str, &str, &str)] = &[
 impl Store {
     /// Deletes up to `batch` rows of `table` whose expiry column is before `before`; returns
     /// how many were deleted.
-    async fn purge_batch(&self, table: &str, pk: &str, column: &str, before: i64, batch: u64) -> Result<u64, StoreError> {
+    async fn purge_batch(
+        &self,
+        table: &str,
+        pk: &str,
+        column: &str,
+        before: i64,
+        batch: u64,
+    ) -> Result<u64, StoreError> {
         let backend = self.conn().get_database_backend();
         let sql = match backend {
             sea_orm::DbBackend::Postgres => format!(
@@ -30,16 +37,30 @@ impl Store {
                 "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT ?)"
             ),
         };
-        let stmt = Statement::from_sql_and_values(backend, sql, [Value::from(before), Value::from(batch as i64)]);
+        let stmt = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(before), Value::from(batch as i64)],
+        );
         Ok(self.conn().execute_raw(stmt).await?.rows_affected())
     }
 
     /// One housekeeping pass: every expired row, and audit events older than
     /// `audit_before`, deleted `batch` rows at a time with a pause between batches.
-    pub async fn purge_expired(&self, now: i64, audit_before: i64, batch: u64, pause: std::time::Duration) -> Result<u64, StoreError> {
+    pub async fn purge_expired(
+        &self,
+        now: i64,
+        audit_before: i64,
+        batch: u64,
+        pause: std::time::Duration,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         for (table, pk, column) in EXPIRING {
-            let before = if *table == "audit_events" { audit_before } else { now };
+            let before = if *table == "audit_events" {
+                audit_before
+            } else {
+                now
+            };
             loop {
                 let n = self.purge_batch(table, pk, column, before, batch).await?;
                 total += n;

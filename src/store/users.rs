@@ -174,7 +174,12 @@ impl Store {
 
 impl Store {
     /// Replaces the password hash and clears any lockout.
-    pub async fn set_password_hash(&self, id: &UserId, hash: &str, now: i64) -> Result<User, StoreError> {
+    pub async fn set_password_hash(
+        &self,
+        id: &UserId,
+        hash: &str,
+        now: i64,
+    ) -> Result<User, StoreError> {
         let hash = hash.to_owned();
         self.update_user(id, now, move |m| {
             m.password_hash = Set(Some(hash));
@@ -186,7 +191,12 @@ impl Store {
     }
 
     /// Marks `email` verified for the user; for an email change it becomes the user's address.
-    pub async fn verify_user_email(&self, id: &UserId, email: &Email, now: i64) -> Result<User, StoreError> {
+    pub async fn verify_user_email(
+        &self,
+        id: &UserId,
+        email: &Email,
+        now: i64,
+    ) -> Result<User, StoreError> {
         let (shown, key) = (email.as_str().to_owned(), email.key());
         self.update_user(id, now, move |m| {
             m.email = Set(shown);
@@ -196,7 +206,12 @@ impl Store {
         .await
     }
 
-    pub async fn set_user_name(&self, id: &UserId, name: Option<String>, now: i64) -> Result<User, StoreError> {
+    pub async fn set_user_name(
+        &self,
+        id: &UserId,
+        name: Option<String>,
+        now: i64,
+    ) -> Result<User, StoreError> {
         self.update_user(id, now, move |m| m.name = Set(name)).await
     }
 
@@ -209,9 +224,18 @@ impl Store {
         locked_until: Option<i64>,
     ) -> Result<(), StoreError> {
         user::Entity::update_many()
-            .col_expr(user::Column::FailedLogins, sea_orm::sea_query::Expr::value(failed_logins))
-            .col_expr(user::Column::FailedWindowStart, sea_orm::sea_query::Expr::value(window_start))
-            .col_expr(user::Column::LockedUntil, sea_orm::sea_query::Expr::value(locked_until))
+            .col_expr(
+                user::Column::FailedLogins,
+                sea_orm::sea_query::Expr::value(failed_logins),
+            )
+            .col_expr(
+                user::Column::FailedWindowStart,
+                sea_orm::sea_query::Expr::value(window_start),
+            )
+            .col_expr(
+                user::Column::LockedUntil,
+                sea_orm::sea_query::Expr::value(locked_until),
+            )
             .filter(user::Column::Id.eq(id.as_str()))
             .exec(self.conn())
             .await?;
@@ -221,9 +245,18 @@ impl Store {
     /// Clears the throttling state after a successful login (one write only when needed).
     pub async fn reset_login_failures(&self, id: &UserId) -> Result<(), StoreError> {
         user::Entity::update_many()
-            .col_expr(user::Column::FailedLogins, sea_orm::sea_query::Expr::value(0))
-            .col_expr(user::Column::FailedWindowStart, sea_orm::sea_query::Expr::value(Option::<i64>::None))
-            .col_expr(user::Column::LockedUntil, sea_orm::sea_query::Expr::value(Option::<i64>::None))
+            .col_expr(
+                user::Column::FailedLogins,
+                sea_orm::sea_query::Expr::value(0),
+            )
+            .col_expr(
+                user::Column::FailedWindowStart,
+                sea_orm::sea_query::Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                user::Column::LockedUntil,
+                sea_orm::sea_query::Expr::value(Option::<i64>::None),
+            )
             .filter(user::Column::Id.eq(id.as_str()))
             .exec(self.conn())
             .await?;

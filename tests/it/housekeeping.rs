@@ -14,21 +14,55 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
         app.clock.now()
     };
     for i in 0..10 {
-        store.revoke_token_id(&format!("expired-{i}"), now - 10).await.expect("insert");
+        store
+            .revoke_token_id(&format!("expired-{i}"), now - 10)
+            .await
+            .expect("insert");
     }
-    store.revoke_token_id("live", now + 600).await.expect("insert");
+    store
+        .revoke_token_id("live", now + 600)
+        .await
+        .expect("insert");
     let old = now - 91 * 86_400;
     for _ in 0..7 {
-        store.audit(AuditEntry { kind: "test_old", ..Default::default() }, old).await.expect("audit");
+        store
+            .audit(
+                AuditEntry {
+                    kind: "test_old",
+                    ..Default::default()
+                },
+                old,
+            )
+            .await
+            .expect("audit");
     }
-    store.audit(AuditEntry { kind: "test_recent", ..Default::default() }, now).await.expect("audit");
+    store
+        .audit(
+            AuditEntry {
+                kind: "test_recent",
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .expect("audit");
 
-    let deleted = castellan::services::housekeeping::run_once(&app.state).await.expect("purge");
+    let deleted = castellan::services::housekeeping::run_once(&app.state)
+        .await
+        .expect("purge");
     assert_eq!(deleted, 17);
     assert_eq!(app.count("revoked_tokens").await, 1);
     assert_eq!(app.count("revoked_tokens WHERE id = 'live'").await, 1);
     assert_eq!(app.count("audit_events WHERE kind = 'test_old'").await, 0);
-    assert_eq!(app.count("audit_events WHERE kind = 'test_recent'").await, 1);
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'test_recent'").await,
+        1
+    );
     // A second pass finds nothing.
-    assert_eq!(castellan::services::housekeeping::run_once(&app.state).await.expect("purge"), 0);
+    assert_eq!(
+        castellan::services::housekeeping::run_once(&app.state)
+            .await
+            .expect("purge"),
+        0
+    );
 }

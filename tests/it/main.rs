@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod accounts;
 mod browser;
 mod cli;
 mod config_errors;

@@ -112,7 +112,10 @@ pub async fn authorize_post(
 fn client_auth_blocked(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     use crate::services::ratelimit::Action;
     let ip = crate::http::support::client_addr(req, state)?;
-    let wait = state.limiter.would_allow(Action::ClientAuthFailure, ip, state.clock.now_ms()).err()?;
+    let wait = state
+        .limiter
+        .would_allow(Action::ClientAuthFailure, ip, state.clock.now_ms())
+        .err()?;
     Some(
         HttpResponse::TooManyRequests()
             .insert_header((actix_web::http::header::RETRY_AFTER, wait.to_string()))
@@ -128,7 +131,11 @@ fn note_failure(req: &HttpRequest, state: &AppState, e: &OAuthError) {
     if matches!(e, OAuthError::InvalidClient(_))
         && let Some(ip) = crate::http::support::client_addr(req, state)
     {
-        let _ = state.limiter.take(crate::services::ratelimit::Action::ClientAuthFailure, ip, state.clock.now_ms());
+        let _ = state.limiter.take(
+            crate::services::ratelimit::Action::ClientAuthFailure,
+            ip,
+            state.clock.now_ms(),
+        );
     }
 }
 

@@ -44,9 +44,16 @@ struct AccountPage<'a> {
 
 /// A short, human description of a user agent string.
 fn device(ua: Option<&str>) -> String {
-    let Some(ua) = ua else { return "Unknown device".into() };
-    let browser = ["Firefox", "Edg", "Chrome", "Safari"].into_iter().find(|b| ua.contains(b)).map(|b| if b == "Edg" { "Edge" } else { b });
-    let os = ["Windows", "Android", "iPhone", "Mac OS", "Linux"].into_iter().find(|o| ua.contains(o));
+    let Some(ua) = ua else {
+        return "Unknown device".into();
+    };
+    let browser = ["Firefox", "Edg", "Chrome", "Safari"]
+        .into_iter()
+        .find(|b| ua.contains(b))
+        .map(|b| if b == "Edg" { "Edge" } else { b });
+    let os = ["Windows", "Android", "iPhone", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|o| ua.contains(o));
     match (browser, os) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
         (Some(b), None) => b.to_owned(),
@@ -72,7 +79,13 @@ async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Authenticated,
     }
 }
 
-async fn render(state: &AppState, token: &Csrf, me: &Authenticated, notice: Option<&str>, errors: &FieldErrors) -> HttpResponse {
+async fn render(
+    state: &AppState,
+    token: &Csrf,
+    me: &Authenticated,
+    notice: Option<&str>,
+    errors: &FieldErrors,
+) -> HttpResponse {
     let now = state.clock.now();
     let (sessions, apps) = match (
         state.store.user_sessions(me.user.id.as_str(), now).await,
@@ -103,7 +116,14 @@ async fn render(state: &AppState, token: &Csrf, me: &Authenticated, notice: Opti
                 sid: s.sid,
             })
             .collect(),
-        apps: apps.into_iter().map(|a| AppView { client_id: a.client_id, name: a.name, scopes: a.scopes }).collect(),
+        apps: apps
+            .into_iter()
+            .map(|a| AppView {
+                client_id: a.client_id,
+                name: a.name,
+                scopes: a.scopes,
+            })
+            .collect(),
     };
     page(StatusCode::OK, &view, Some(token))
 }
@@ -114,14 +134,29 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(r) => return r,
     };
     let _ = user_agent(&req);
-    render(&state, &csrf(&req, &state), &me, None, &FieldErrors::default()).await
+    render(
+        &state,
+        &csrf(&req, &state),
+        &me,
+        None,
+        &FieldErrors::default(),
+    )
+    .await
 }
 
 /// Common guard of every account form: a session and a matching CSRF token.
-async fn guard(req: &HttpRequest, state: &AppState, submitted: Option<&str>) -> Result<Authenticated, HttpResponse> {
+async fn guard(
+    req: &HttpRequest,
+    state: &AppState,
+    submitted: Option<&str>,
+) -> Result<Authenticated, HttpResponse> {
     let me = signed_in(req, state).await?;
     if !csrf_ok(req, state, submitted) {
-        return Err(AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please reload the account page and try again."));
+        return Err(AppError::html(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Please reload the account page and try again.",
+        ));
     }
     Ok(me)
 }
@@ -139,22 +174,44 @@ pub struct ProfileForm {
     name: Option<String>,
 }
 
-pub async fn profile(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ProfileForm>) -> HttpResponse {
+pub async fn profile(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<ProfileForm>,
+) -> HttpResponse {
     let mut me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
     };
     let now = state.clock.now();
-    after(async {
-        Ok(match accounts::update_name(&state, &me.user, form.name.as_deref().unwrap_or_default(), now).await? {
-            Ok(user) => {
-                me.user = user;
-                render(&state, &csrf(&req, &state), &me, Some("Your profile is saved."), &FieldErrors::default()).await
-            }
-            Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
-        })
-    }
-    .await)
+    after(
+        async {
+            Ok(
+                match accounts::update_name(
+                    &state,
+                    &me.user,
+                    form.name.as_deref().unwrap_or_default(),
+                    now,
+                )
+                .await?
+                {
+                    Ok(user) => {
+                        me.user = user;
+                        render(
+                            &state,
+                            &csrf(&req, &state),
+                            &me,
+                            Some("Your profile is saved."),
+                            &FieldErrors::default(),
+                        )
+                        .await
+                    }
+                    Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
+                },
+            )
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -163,7 +220,11 @@ pub struct EmailForm {
     email: Option<String>,
 }
 
-pub async fn email(req: HttpRequest, state: web::Data<AppState>, form: web::Form<EmailForm>) -> HttpResponse {
+pub async fn email(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<EmailForm>,
+) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
@@ -188,7 +249,11 @@ pub struct PasswordForm {
     password: Option<String>,
 }
 
-pub async fn password(req: HttpRequest, state: web::Data<AppState>, form: web::Form<PasswordForm>) -> HttpResponse {
+pub async fn password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
@@ -196,16 +261,37 @@ pub async fn password(req: HttpRequest, state: web::Data<AppState>, form: web::F
     let now = state.clock.now();
     let current = form.current_password.clone().unwrap_or_default();
     let new = form.password.clone().unwrap_or_default();
-    after(async {
-        Ok(match accounts::change_password(&state, &me.user, &me.session.sid, &current, &new, now).await? {
-            Ok(()) => {
-                let notice = "Your password is changed. Your other sessions were signed out.";
-                render(&state, &csrf(&req, &state), &me, Some(notice), &FieldErrors::default()).await
-            }
-            Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
-        })
-    }
-    .await)
+    after(
+        async {
+            Ok(
+                match accounts::change_password(
+                    &state,
+                    &me.user,
+                    &me.session.sid,
+                    &current,
+                    &new,
+                    now,
+                )
+                .await?
+                {
+                    Ok(()) => {
+                        let notice =
+                            "Your password is changed. Your other sessions were signed out.";
+                        render(
+                            &state,
+                            &csrf(&req, &state),
+                            &me,
+                            Some(notice),
+                            &FieldErrors::default(),
+                        )
+                        .await
+                    }
+                    Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
+                },
+            )
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -214,21 +300,35 @@ pub struct EndSessionForm {
     sid: Option<String>,
 }
 
-pub async fn end_session(req: HttpRequest, state: web::Data<AppState>, form: web::Form<EndSessionForm>) -> HttpResponse {
+pub async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<EndSessionForm>,
+) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
     };
     let sid = form.sid.clone().unwrap_or_default();
     let now = state.clock.now();
-    after(async {
-        if state.store.delete_user_session(me.user.id.as_str(), &sid).await? {
-            let entry = AuditEntry { kind: "session_ended", user_id: Some(me.user.id.as_str().to_owned()), ..Default::default() };
-            state.store.audit(entry, now).await?;
+    after(
+        async {
+            if state
+                .store
+                .delete_user_session(me.user.id.as_str(), &sid)
+                .await?
+            {
+                let entry = AuditEntry {
+                    kind: "session_ended",
+                    user_id: Some(me.user.id.as_str().to_owned()),
+                    ..Default::default()
+                };
+                state.store.audit(entry, now).await?;
+            }
+            Ok(see_other("/account"))
         }
-        Ok(see_other("/account"))
-    }
-    .await)
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -236,22 +336,38 @@ pub struct CsrfOnly {
     csrf_token: Option<String>,
 }
 
-pub async fn end_all(req: HttpRequest, state: web::Data<AppState>, form: web::Form<CsrfOnly>) -> HttpResponse {
+pub async fn end_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfOnly>,
+) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
     };
     let now = state.clock.now();
-    after(async {
-        state.store.delete_user_sessions(me.user.id.as_str(), None).await?;
-        state.store.revoke_user_refresh_tokens(me.user.id.as_str()).await?;
-        let entry = AuditEntry { kind: "logout_everywhere", user_id: Some(me.user.id.as_str().to_owned()), ..Default::default() };
-        state.store.audit(entry, now).await?;
-        let mut resp = see_other("/login");
-        let _ = resp.add_cookie(&crate::http::support::clear_session_cookie(&state));
-        Ok(resp)
-    }
-    .await)
+    after(
+        async {
+            state
+                .store
+                .delete_user_sessions(me.user.id.as_str(), None)
+                .await?;
+            state
+                .store
+                .revoke_user_refresh_tokens(me.user.id.as_str())
+                .await?;
+            let entry = AuditEntry {
+                kind: "logout_everywhere",
+                user_id: Some(me.user.id.as_str().to_owned()),
+                ..Default::default()
+            };
+            state.store.audit(entry, now).await?;
+            let mut resp = see_other("/login");
+            let _ = resp.add_cookie(&crate::http::support::clear_session_cookie(&state));
+            Ok(resp)
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -260,24 +376,34 @@ pub struct RevokeAppForm {
     client_id: Option<String>,
 }
 
-pub async fn revoke_app(req: HttpRequest, state: web::Data<AppState>, form: web::Form<RevokeAppForm>) -> HttpResponse {
+pub async fn revoke_app(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<RevokeAppForm>,
+) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
         Err(r) => return r,
     };
     let client_id = form.client_id.clone().unwrap_or_default();
     let now = state.clock.now();
-    after(async {
-        if state.store.revoke_consent(me.user.id.as_str(), &client_id).await? {
-            let entry = AuditEntry {
-                kind: "consent_revoked",
-                user_id: Some(me.user.id.as_str().to_owned()),
-                client_id: Some(client_id.clone()),
-                ..Default::default()
-            };
-            state.store.audit(entry, now).await?;
+    after(
+        async {
+            if state
+                .store
+                .revoke_consent(me.user.id.as_str(), &client_id)
+                .await?
+            {
+                let entry = AuditEntry {
+                    kind: "consent_revoked",
+                    user_id: Some(me.user.id.as_str().to_owned()),
+                    client_id: Some(client_id.clone()),
+                    ..Default::default()
+                };
+                state.store.audit(entry, now).await?;
+            }
+            Ok(see_other("/account"))
         }
-        Ok(see_other("/account"))
-    }
-    .await)
+        .await,
+    )
 }

@@ -95,7 +95,7 @@ pub async fn submit(
             Some("This form has expired. Please sign in again."),
         );
     }
-    if let Err(resp) = rate_limit(&req, &state, Action::Login) {
+    if let Some(resp) = rate_limit(&req, &state, Action::Login) {
         return resp;
     }
     let password = form.password.unwrap_or_default();
@@ -117,7 +117,13 @@ pub async fn submit(
         LoginResult::Ok(u) => u,
         LoginResult::Failed => {
             tracing::info!("login failed");
-            return render(StatusCode::OK, csrf(&req, &state), &return_to, &email, Some(GENERIC_FAILURE));
+            return render(
+                StatusCode::OK,
+                csrf(&req, &state),
+                &return_to,
+                &email,
+                Some(GENERIC_FAILURE),
+            );
         }
         LoginResult::Unverified(_) => {
             // Only someone who knows the password sees this page.
@@ -126,7 +132,9 @@ pub async fn submit(
                 csrf: &token.token,
                 email: &email,
                 return_to: &return_to,
-                notice: Some("Your email address is not verified yet. Follow the link we sent you, or ask for a new one below."),
+                notice: Some(
+                    "Your email address is not verified yet. Follow the link we sent you, or ask for a new one below.",
+                ),
             };
             return page(StatusCode::OK, &view, Some(&token));
         }

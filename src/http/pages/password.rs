@@ -44,7 +44,14 @@ fn expired() -> HttpResponse {
 
 pub async fn forgot_form(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let token = csrf(&req, &state);
-    page(StatusCode::OK, &ForgotPage { csrf: &token.token, email: "" }, Some(&token))
+    page(
+        StatusCode::OK,
+        &ForgotPage {
+            csrf: &token.token,
+            email: "",
+        },
+        Some(&token),
+    )
 }
 
 #[derive(Deserialize)]
@@ -53,20 +60,43 @@ pub struct ForgotForm {
     csrf_token: Option<String>,
 }
 
-pub async fn forgot(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ForgotForm>) -> HttpResponse {
+pub async fn forgot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<ForgotForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please go back and try again.");
+        return AppError::html(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Please go back and try again.",
+        );
     }
-    if let Err(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
+    if let Some(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
         return resp;
     }
     let now = state.clock.now();
-    if let Err(e) = accounts::forgot_password(&state, &form.email.unwrap_or_default(), client_ip(&req, &state), now).await {
+    if let Err(e) = accounts::forgot_password(
+        &state,
+        &form.email.unwrap_or_default(),
+        client_ip(&req, &state),
+        now,
+    )
+    .await
+    {
         tracing::error!(error = %e, "forgot password failed");
         return AppError::Unavailable.error_response();
     }
-    page(StatusCode::OK, &MessagePage { title: "Check your mailbox", message: SAME_ANSWER, link: Some(("/login", "Back to sign in")) }, None)
+    page(
+        StatusCode::OK,
+        &MessagePage {
+            title: "Check your mailbox",
+            message: SAME_ANSWER,
+            link: Some(("/login", "Back to sign in")),
+        },
+        None,
+    )
 }
 
 #[derive(Deserialize)]
@@ -74,14 +104,23 @@ pub struct ResetQuery {
     token: Option<String>,
 }
 
-pub async fn reset_form(req: HttpRequest, state: web::Data<AppState>, q: web::Query<ResetQuery>) -> HttpResponse {
+pub async fn reset_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ResetQuery>,
+) -> HttpResponse {
     let value = q.token.clone().unwrap_or_default();
     match accounts::reset_link_valid(&state, &value, state.clock.now()).await {
         Ok(true) => {
             let token = csrf(&req, &state);
             page(
                 StatusCode::OK,
-                &ResetPage { csrf: &token.token, token: &value, min_length: state.settings.password.min_length, error: None },
+                &ResetPage {
+                    csrf: &token.token,
+                    token: &value,
+                    min_length: state.settings.password.min_length,
+                    error: None,
+                },
                 Some(&token),
             )
         }
@@ -100,14 +139,30 @@ pub struct ResetForm {
     csrf_token: Option<String>,
 }
 
-pub async fn reset(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ResetForm>) -> HttpResponse {
+pub async fn reset(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<ResetForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please open the link from the mail again.");
+        return AppError::html(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Please open the link from the mail again.",
+        );
     }
     let value = form.token.unwrap_or_default();
     let now = state.clock.now();
-    match accounts::reset_password(&state, &value, &form.password.unwrap_or_default(), client_ip(&req, &state), now).await {
+    match accounts::reset_password(
+        &state,
+        &value,
+        &form.password.unwrap_or_default(),
+        client_ip(&req, &state),
+        now,
+    )
+    .await
+    {
         Ok(ResetOutcome::Done(_)) => page(
             StatusCode::OK,
             &MessagePage {
@@ -122,7 +177,12 @@ pub async fn reset(req: HttpRequest, state: web::Data<AppState>, form: web::Form
             let token = csrf(&req, &state);
             page(
                 StatusCode::OK,
-                &ResetPage { csrf: &token.token, token: &value, min_length: state.settings.password.min_length, error: Some(&message) },
+                &ResetPage {
+                    csrf: &token.token,
+                    token: &value,
+                    min_length: state.settings.password.min_length,
+                    error: Some(&message),
+                },
                 Some(&token),
             )
         }

@@ -45,19 +45,36 @@ pub struct MessagePage<'a> {
 }
 
 fn closed() -> HttpResponse {
-    AppError::html(StatusCode::NOT_FOUND, "Registration is closed", "New accounts cannot be created here. Ask your administrator for an account.")
+    AppError::html(
+        StatusCode::NOT_FOUND,
+        "Registration is closed",
+        "New accounts cannot be created here. Ask your administrator for an account.",
+    )
 }
 
 fn query_of(return_to: &str) -> String {
     if return_to.is_empty() {
         String::new()
     } else {
-        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish())
+        format!(
+            "?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", return_to)
+                .finish()
+        )
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render(status: StatusCode, token: &Csrf, state: &AppState, return_to: &str, email: &str, name: &str, errors: &FieldErrors) -> HttpResponse {
+fn render(
+    status: StatusCode,
+    token: &Csrf,
+    state: &AppState,
+    return_to: &str,
+    email: &str,
+    name: &str,
+    errors: &FieldErrors,
+) -> HttpResponse {
     let view = RegisterPage {
         csrf: &token.token,
         return_to,
@@ -77,12 +94,24 @@ pub struct ReturnQuery {
     return_to: Option<String>,
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, q: web::Query<ReturnQuery>) -> HttpResponse {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ReturnQuery>,
+) -> HttpResponse {
     if !state.settings.registration.enabled {
         return closed();
     }
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
-    render(StatusCode::OK, &csrf(&req, &state), &state, &return_to, "", "", &FieldErrors::default())
+    render(
+        StatusCode::OK,
+        &csrf(&req, &state),
+        &state,
+        &return_to,
+        "",
+        "",
+        &FieldErrors::default(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -94,24 +123,52 @@ pub struct RegisterForm {
     return_to: Option<String>,
 }
 
-pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<RegisterForm>) -> HttpResponse {
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<RegisterForm>,
+) -> HttpResponse {
     if !state.settings.registration.enabled {
         return closed();
     }
     let form = form.into_inner();
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
-    let (email, name) = (form.email.unwrap_or_default(), form.name.unwrap_or_default());
+    let (email, name) = (
+        form.email.unwrap_or_default(),
+        form.name.unwrap_or_default(),
+    );
     let token = csrf(&req, &state);
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        let errors = FieldErrors { email: Some("This form has expired. Please try again.".into()), ..Default::default() };
-        return render(StatusCode::FORBIDDEN, &token, &state, &return_to, &email, &name, &errors);
+        let errors = FieldErrors {
+            email: Some("This form has expired. Please try again.".into()),
+            ..Default::default()
+        };
+        return render(
+            StatusCode::FORBIDDEN,
+            &token,
+            &state,
+            &return_to,
+            &email,
+            &name,
+            &errors,
+        );
     }
-    if let Err(resp) = rate_limit(&req, &state, Action::Register) {
+    if let Some(resp) = rate_limit(&req, &state, Action::Register) {
         return resp;
     }
     let now = state.clock.now();
     let rt = (!return_to.is_empty()).then_some(return_to.as_str());
-    match accounts::register(&state, &email, &form.password.unwrap_or_default(), &name, rt, client_ip(&req, &state), now).await {
+    match accounts::register(
+        &state,
+        &email,
+        &form.password.unwrap_or_default(),
+        &name,
+        rt,
+        client_ip(&req, &state),
+        now,
+    )
+    .await
+    {
         Ok(Ok(())) => page(
             StatusCode::OK,
             &MessagePage {
@@ -121,7 +178,15 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
             },
             None,
         ),
-        Ok(Err(errors)) => render(StatusCode::OK, &token, &state, &return_to, &email, &name, &errors),
+        Ok(Err(errors)) => render(
+            StatusCode::OK,
+            &token,
+            &state,
+            &return_to,
+            &email,
+            &name,
+            &errors,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "registration failed");
             AppError::Unavailable.error_response()
@@ -147,7 +212,11 @@ pub async fn verify(state: web::Data<AppState>, q: web::Query<VerifyQuery>) -> H
             };
             page(
                 StatusCode::OK,
-                &MessagePage { title: "Your email address is verified", message: "Thank you. You can sign in now.", link: Some((&next, "Continue to sign in")) },
+                &MessagePage {
+                    title: "Your email address is verified",
+                    message: "Thank you. You can sign in now.",
+                    link: Some((&next, "Continue to sign in")),
+                },
                 None,
             )
         }
@@ -167,10 +236,23 @@ pub async fn verify(state: web::Data<AppState>, q: web::Query<VerifyQuery>) -> H
     }
 }
 
-pub async fn resend_form(req: HttpRequest, state: web::Data<AppState>, q: web::Query<ReturnQuery>) -> HttpResponse {
+pub async fn resend_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ReturnQuery>,
+) -> HttpResponse {
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
     let token = csrf(&req, &state);
-    page(StatusCode::OK, &ResendPage { csrf: &token.token, email: "", return_to: &return_to, notice: None }, Some(&token))
+    page(
+        StatusCode::OK,
+        &ResendPage {
+            csrf: &token.token,
+            email: "",
+            return_to: &return_to,
+            notice: None,
+        },
+        Some(&token),
+    )
 }
 
 #[derive(Deserialize)]
@@ -180,17 +262,32 @@ pub struct ResendForm {
     return_to: Option<String>,
 }
 
-pub async fn resend(req: HttpRequest, state: web::Data<AppState>, form: web::Form<ResendForm>) -> HttpResponse {
+pub async fn resend(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<ResendForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(StatusCode::FORBIDDEN, "This form has expired", "Please go back and try again.");
+        return AppError::html(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Please go back and try again.",
+        );
     }
-    if let Err(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
+    if let Some(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
         return resp;
     }
     let return_to = safe_return_to(form.return_to.as_deref());
     let now = state.clock.now();
-    if let Err(e) = accounts::resend_verification(&state, &form.email.unwrap_or_default(), return_to.as_deref(), now).await {
+    if let Err(e) = accounts::resend_verification(
+        &state,
+        &form.email.unwrap_or_default(),
+        return_to.as_deref(),
+        now,
+    )
+    .await
+    {
         tracing::error!(error = %e, "resending a verification link failed");
         return AppError::Unavailable.error_response();
     }

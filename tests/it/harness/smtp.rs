@@ -455,16 +455,15 @@ fn decode_quoted_printable(body: &str) -> Vec<u8> {
         let bytes = line.as_bytes();
         let mut j = 0;
         while j < bytes.len() {
-            if bytes[j] == b'=' {
-                if let Some(b) = bytes
+            if bytes[j] == b'='
+                && let Some(b) = bytes
                     .get(j + 1..j + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    out.push(b);
-                    j += 3;
-                    continue;
-                }
+            {
+                out.push(b);
+                j += 3;
+                continue;
             }
             out.push(bytes[j]);
             j += 1;
