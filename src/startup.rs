@@ -75,6 +75,12 @@ impl Application {
             .unwrap_or(2);
         let mailer = Mailer::new(&settings.mail).context("preparing the mailer")?;
         let rl = &settings.rate_limit;
+        if rl.redis_url.is_some() {
+            tracing::warn!(
+                "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
+                 each instance enforces its own per-address limits"
+            );
+        }
         let limiter = RateLimiter::new(
             rl.login_per_minute,
             rl.register_per_minute,
