@@ -126,8 +126,6 @@ pub(crate) fn now() -> i64 {
 }
 
 pub(crate) fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    // One compact line: easy for scripts that read a line.
+    println!("{}", serde_json::to_string(value).unwrap_or_default());
 }
