@@ -15,10 +15,10 @@ use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::{self, KeyRing};
+use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::store::Store;
-use tokio::sync::Semaphore;
 
 pub struct Application {
     port: u16,
@@ -87,16 +87,18 @@ impl Application {
             rl.forgot_password_per_minute,
             rl.client_auth_failures_per_minute,
         );
+        let hasher = Arc::new(hasher);
+        let workers = match settings.password.max_concurrent_hashes {
+            0 => cpus,
+            n => n,
+        };
+        let passwords = PasswordPool::start(hasher.clone(), workers)
+            .context("starting the password workers")?;
         let state = AppState {
-            hasher: Arc::new(hasher),
+            passwords: Arc::new(passwords),
+            hasher,
             mailer: Arc::new(mailer),
             limiter: Arc::new(limiter),
-            login_slots: Arc::new(Semaphore::new(
-                match settings.password.max_concurrent_hashes {
-                    0 => cpus.max(2),
-                    n => n,
-                },
-            )),
             store,
             keys: Arc::new(key_ring),
             clock,

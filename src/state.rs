@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
+use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::RateLimiter;
 use crate::store::Store;
 
@@ -23,8 +22,8 @@ pub struct AppState {
     pub discovery: Arc<Discovery>,
     /// Password hashing (argon2id with the configured parameters).
     pub hasher: Arc<Hasher>,
-    /// Bounds the password hashes in flight (each holds `argon2_memory_kib`).
-    pub login_slots: Arc<Semaphore>,
+    /// The argon2 workers (a fixed number, each with one reusable buffer).
+    pub passwords: Arc<PasswordPool>,
     /// Outgoing mail (SMTP, or the log in development).
     pub mailer: Arc<Mailer>,
     /// Per-address rate limits.

@@ -86,6 +86,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         Command::Serve => serve::run(settings).await,
         Command::Migrate => {
             let store = open(&settings).await?;
+            // Provisioning makes the first signing key too, so the first `serve` starts at once.
+            crate::services::keys::ensure_active_key(&store, &settings, now())
+                .await
+                .map_err(|e| anyhow::anyhow!("preparing the signing key: {e}"))?;
             let applied = store
                 .applied_migrations()
                 .await

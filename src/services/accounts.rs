@@ -59,22 +59,13 @@ fn password_message(problems: &[PasswordProblem]) -> Option<String> {
     })
 }
 
-/// Hashes a password (already normalised) on the blocking pool, bounded like logins.
+/// Hashes a password (already normalised) on the password workers.
 pub async fn hash_password(state: &AppState, password: String) -> Result<String, AccountsError> {
-    let hasher = state.hasher.clone();
-    let permit = state
-        .login_slots
-        .clone()
-        .acquire_owned()
+    state
+        .passwords
+        .hash(password)
         .await
-        .map_err(|_| AccountsError::Hash)?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        hasher.hash(&password)
-    })
-    .await
-    .map_err(|_| AccountsError::Hash)?
-    .map_err(|_| AccountsError::Hash)
+        .map_err(|_| AccountsError::Hash)
 }
 
 fn link(state: &AppState, path: &str, token_value: &str, return_to: Option<&str>) -> String {
@@ -420,22 +411,14 @@ pub async fn change_password(
         .credentials_by_email(&Email::parse(&user.email).map_err(|_| AccountsError::Hash)?)
         .await?;
     let stored = creds.and_then(|c| c.password_hash);
-    let hasher = state.hasher.clone();
     let current = normalize(current);
-    let ok = {
-        let permit = state
-            .login_slots
-            .clone()
-            .acquire_owned()
+    let had_password = stored.is_some();
+    let ok = had_password
+        && state
+            .passwords
+            .verify(current, stored)
             .await
             .map_err(|_| AccountsError::Hash)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            stored.is_some_and(|h| hasher.verify(&current, &h))
-        })
-        .await
-        .map_err(|_| AccountsError::Hash)?
-    };
     if !ok {
         errors.password = Some("Your current password is not correct.".into());
         return Ok(Err(errors));

@@ -1,6 +1,6 @@
 //! Authentication of browser users: password login and server-side sessions.
 //!
-//! Passwords are verified with argon2id on the blocking pool, at most `login_slots` at a time
+//! Passwords are verified with argon2id on the fixed pool of `services::passwords` workers
 //! so that a login storm queues instead of exhausting memory (argon2 holds `m` KiB per hash).
 //! An unknown email is verified against a dummy hash, so the time taken does not reveal which
 //! emails exist. A failed login is not an error: the caller re-renders the page.
@@ -54,27 +54,13 @@ pub async fn check_password(
         Err(_) => None,
     };
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
-    let hasher = state.hasher.clone();
-    let permit = state
-        .login_slots
-        .clone()
-        .acquire_owned()
+    let password = crate::domain::password::normalize(&password);
+    // Same work for an unknown user (and for one without a password): the dummy hash.
+    let ok = state
+        .passwords
+        .verify(password, hash)
         .await
         .map_err(|_| AuthnError::Join)?;
-    let password = crate::domain::password::normalize(&password);
-    let ok = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        match hash {
-            Some(h) => hasher.verify(&password, &h),
-            None => {
-                // Same work for an unknown user (and for one without a password).
-                let _ = hasher.verify(&password, hasher.dummy_hash());
-                false
-            }
-        }
-    })
-    .await
-    .map_err(|_| AuthnError::Join)?;
     let Some(c) = creds else {
         return Ok(LoginResult::Failed);
     };

@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod authn;
 pub mod housekeeping;
 pub mod keys;
+pub mod passwords;
 pub mod ratelimit;
 pub mod tokens;

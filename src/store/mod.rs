@@ -54,6 +54,10 @@ pub struct ConnectError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Where writes go. On SQLite a single connection: writers queue in the pool instead of
+    /// colliding on the database lock (SQLite's busy handler sleeps up to 100 ms per retry),
+    /// while reads run concurrently on `db` (WAL). On PostgreSQL the same pool as `db`.
+    writer: DatabaseConnection,
 }
 
 impl Store {
@@ -84,11 +88,24 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
             });
+        let sqlite = settings.database.url.expose().starts_with("sqlite:");
+        let writer_opts = sqlite.then(|| {
+            let mut w = opts.clone();
+            w.max_connections(1).min_connections(1);
+            w
+        });
         let db = Database::connect(opts).await.map_err(|e| ConnectError {
-            url: shown,
+            url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
         })?;
-        Ok(Self { db })
+        let writer = match writer_opts {
+            Some(w) => Database::connect(w).await.map_err(|e| ConnectError {
+                url: shown,
+                reason: crate::config::redact_in_text(&e.to_string()),
+            })?,
+            None => db.clone(),
+        };
+        Ok(Self { db, writer })
     }
 
     /// Applies pending migrations; returns how many were applied.
@@ -97,7 +114,7 @@ impl Store {
         let pending = migration::Migrator::get_pending_migrations(&self.db)
             .await?
             .len();
-        migration::Migrator::up(&self.db, None).await?;
+        migration::Migrator::up(&self.writer, None).await?;
         Ok(pending)
     }
 
@@ -125,11 +142,20 @@ impl Store {
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
-        self.db.close().await
+        let sqlite = self.backend() == "sqlite";
+        self.db.close().await?;
+        if sqlite {
+            self.writer.close().await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
     }
 
     /// Runs raw SQL (used by the test harness to inspect what is stored).
