@@ -54,9 +54,8 @@ pub struct ConnectError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// Where writes go. On SQLite a single connection: writers queue in the pool instead of
-    /// colliding on the database lock (SQLite's busy handler sleeps up to 100 ms per retry),
-    /// while reads run concurrently on `db` (WAL). On PostgreSQL the same pool as `db`.
+    /// Where writes go: today the same pool as `db`. Kept separate so that a dedicated writer
+    /// (one SQLite connection) can be tried again; see BENCHMARKS.md for why it is not used.
     writer: DatabaseConnection,
 }
 
@@ -88,23 +87,13 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
             });
-        let sqlite = settings.database.url.expose().starts_with("sqlite:");
-        let writer_opts = sqlite.then(|| {
-            let mut w = opts.clone();
-            w.max_connections(1).min_connections(1);
-            w
-        });
         let db = Database::connect(opts).await.map_err(|e| ConnectError {
             url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
         })?;
-        let writer = match writer_opts {
-            Some(w) => Database::connect(w).await.map_err(|e| ConnectError {
-                url: shown,
-                reason: crate::config::redact_in_text(&e.to_string()),
-            })?,
-            None => db.clone(),
-        };
+        // Measured (BENCHMARKS.md): a single SQLite writer connection lowered refresh and
+        // code-flow throughput by a third against sharing the pool, so writes share it for now.
+        let writer = db.clone();
         Ok(Self { db, writer })
     }
 
@@ -142,12 +131,7 @@ impl Store {
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
-        let sqlite = self.backend() == "sqlite";
-        self.db.close().await?;
-        if sqlite {
-            self.writer.close().await?;
-        }
-        Ok(())
+        self.db.close().await
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
