@@ -14,7 +14,9 @@ work=$(mktemp -d /tmp/castellan-bench.XXXXXX)
 cp "$SRC" "$work/castellan"          # snapshot: a rebuild during the run cannot swap the binary
 C=$work/castellan
 unset CASTELLAN_CONFIG ${!CASTELLAN_PASSWORD__*} 2>/dev/null || true
-export CASTELLAN_DATABASE_URL="sqlite://$work/castellan.db?mode=rwc"   # fresh SQLite file
+# DB_URL=postgres://... runs on PostgreSQL instead (the database must exist and be empty).
+export CASTELLAN_DATABASE_URL="${DB_URL:-sqlite://$work/castellan.db?mode=rwc}"
+STORE=sqlite; [ -n "${DB_URL:-}" ] && STORE=postgres
 export CASTELLAN_LISTEN="127.0.0.1:$PORT" CASTELLAN_ISSUER="http://127.0.0.1:$PORT"
 export CASTELLAN_LOG=${CASTELLAN_LOG:-warn}
 # production argon2id defaults, stated explicitly
@@ -39,8 +41,8 @@ CID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"]
 CSECRET=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$work/client.json")
 printf '%s' bench-password-123 | "$C" user create --email bench@example.test --password-stdin >/dev/null
 REV=$(git -C "$(dirname "$SRC")" rev-parse --short HEAD 2>/dev/null || echo '?')
-cmd=("$BENCH/run.sh" custom -- --name "castellan${SEED:+-seeded}${NAME_SUFFIX:-}"
-  --server-version "castellan $REV; sqlite; argon2id m=19456 t=2 p=1; login_per_minute=${CASTELLAN_RATE_LIMIT__LOGIN_PER_MINUTE:-n/a (no limiter in this build)}"
+cmd=("$BENCH/run.sh" custom -- --name "castellan${DB_URL:+-postgres}${SEED:+-seeded}${NAME_SUFFIX:-}"
+  --server-version "castellan $REV; $STORE; argon2id m=19456 t=2 p=1; login_per_minute=${CASTELLAN_RATE_LIMIT__LOGIN_PER_MINUTE:-n/a (no limiter in this build)}"
   --discovery "http://127.0.0.1:$PORT/.well-known/openid-configuration"
   --client-id "$CID" --client-secret "$CSECRET" --redirect-uri http://127.0.0.1:8999/callback
   --username bench@example.test --password bench-password-123

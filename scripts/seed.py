@@ -7,7 +7,7 @@ Usage:
 DATABASE_URL is the server's: sqlite://PATH?mode=rwc or postgres://USER@HOST/DB. The schema
 is created first with `castellan migrate` (target/release/castellan, else target/debug).
 Defaults: 1,000,000 users, 1,000,000 refresh tokens (90 % expired, as on a long-running
-server), 1,000,000 audit events spread over the last 120 days (a quarter past the default
+server), 1,000,000 audit events one every 10 s over the last 116 days (a fifth past the default
 90-day retention). Rows are generated inside the database (recursive CTE on SQLite,
 generate_series on PostgreSQL), so a million rows take seconds, not minutes. Seeded users
 have an unusable password hash; seeded ids start with `seed`.
@@ -68,7 +68,7 @@ def seed_sqlite(a, now):
                CASE WHEN i % 10 = 0 THEN {now} + 86400 ELSE {now} - 3600 END, NULL, 0 FROM n""")
     db.execute(f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {a.audit})
         INSERT INTO audit_events (at, kind, actor, user_id, client_id, ip, detail)
-        SELECT {now} - (i % (120 * 86400)), 'seed_event', NULL, NULL, NULL, '192.0.2.1', '' FROM n""")
+        SELECT {now} - i * 10, 'seed_event', NULL, NULL, NULL, '192.0.2.1', '' FROM n""")
     db.commit()
     db.execute("ANALYZE")
     db.close()
@@ -91,7 +91,7 @@ def seed_postgres(a, now):
            CASE WHEN i % 10 = 0 THEN {now} + 86400 ELSE {now} - 3600 END, NULL, FALSE
     FROM generate_series(1, {a.refresh}) AS i;
     INSERT INTO audit_events (at, kind, actor, user_id, client_id, ip, detail)
-    SELECT {now} - (i % (120 * 86400)), 'seed_event', NULL, NULL, NULL, '192.0.2.1', ''
+    SELECT {now} - i * 10, 'seed_event', NULL, NULL, NULL, '192.0.2.1', ''
     FROM generate_series(1, {a.audit}) AS i;
     ANALYZE;
     """
