@@ -242,3 +242,10 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
+
+/// Records an audit event; a failure to record is logged and never fails the request.
+pub async fn audit(state: &AppState, entry: crate::store::accounts::AuditEntry) {
+    if let Err(e) = state.store.audit(entry, state.clock.now()).await {
+        tracing::error!(error = %e, "cannot record an audit event");
+    }
+}

@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod audit;
 mod browser;
 mod cli;
 mod config_errors;

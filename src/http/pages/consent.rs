@@ -119,11 +119,13 @@ pub async fn submit(
     let client_id = request.client.id.as_str().to_owned();
     match authorize::consent_decision(&state, request, &user.user, allow, now).await {
         Ok(back) => {
-            tracing::info!(
-                user_id = user.user.id.as_str(),
-                client_id,
-                "consent granted"
-            );
+            let entry = crate::store::accounts::AuditEntry {
+                kind: "consent_granted",
+                user_id: Some(user.user.id.as_str().to_owned()),
+                client_id: Some(client_id),
+                ..Default::default()
+            };
+            crate::http::support::audit(&state, entry).await;
             see_other(&back)
         }
         Err(r) => respond(&r),

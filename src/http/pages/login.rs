@@ -13,6 +13,7 @@ use crate::http::support::{
 use crate::services::authn::{self, LoginResult};
 use crate::services::ratelimit::Action;
 use crate::state::AppState;
+use crate::store::accounts::AuditEntry;
 
 /// The one message for any failed login: it must not reveal whether the email exists.
 pub const GENERIC_FAILURE: &str = "Invalid email or password.";
@@ -116,7 +117,13 @@ pub async fn submit(
     let user = match user {
         LoginResult::Ok(u) => u,
         LoginResult::Failed => {
-            tracing::info!("login failed");
+            let entry = AuditEntry {
+                kind: "login_failed",
+                ip: client_ip(&req, &state),
+                detail: "invalid credentials".into(),
+                ..Default::default()
+            };
+            crate::http::support::audit(&state, entry).await;
             return render(
                 StatusCode::OK,
                 csrf(&req, &state),
@@ -167,11 +174,14 @@ pub async fn submit(
             );
         }
     };
-    tracing::info!(
-        user_id = user.id.as_str(),
-        sid = session.sid.as_str(),
-        "login succeeded"
-    );
+    let entry = AuditEntry {
+        kind: "login_succeeded",
+        user_id: Some(user.id.as_str().to_owned()),
+        ip: client_ip(&req, &state),
+        detail: format!("sid {}", session.sid),
+        ..Default::default()
+    };
+    crate::http::support::audit(&state, entry).await;
     let mut resp = see_other(if return_to.is_empty() {
         "/"
     } else {

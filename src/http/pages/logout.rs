@@ -136,11 +136,14 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
         return crate::error::AppError::Unavailable.error_response();
     }
     if let Some(c) = &current {
-        tracing::info!(
-            user_id = c.user.id.as_str(),
-            sid = c.session.sid.as_str(),
-            "logout"
-        );
+        let entry = crate::store::accounts::AuditEntry {
+            kind: "logout",
+            user_id: Some(c.user.id.as_str().to_owned()),
+            client_id: client_id.clone(),
+            detail: format!("sid {}", c.session.sid),
+            ..Default::default()
+        };
+        crate::http::support::audit(state, entry).await;
     }
     let mut resp = match redirect {
         Some(uri) => {
