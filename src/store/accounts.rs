@@ -70,7 +70,7 @@ impl Store {
             created_at: Set(now),
             expires_at: Set(expires_at),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -108,7 +108,7 @@ impl Store {
             return Ok(None);
         };
         let r = email_token::Entity::delete_by_id(token_hash.to_owned())
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok((r.rows_affected == 1).then_some(record))
     }
@@ -118,7 +118,7 @@ impl Store {
         email_token::Entity::delete_many()
             .filter(email_token::Column::UserId.eq(user_id))
             .filter(email_token::Column::Kind.eq(kind))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -153,7 +153,7 @@ impl Store {
         let r = session::Entity::delete_many()
             .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::Sid.eq(sid))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected > 0)
     }
@@ -168,7 +168,7 @@ impl Store {
         if let Some(keep) = keep_sid {
             q = q.filter(session::Column::Sid.ne(keep));
         }
-        Ok(q.exec(self.writer()).await?.rows_affected)
+        Ok(q.exec(self.conn()).await?.rows_affected)
     }
 
     // --- connected apps ----------------------------------------------------------------------
@@ -205,13 +205,13 @@ impl Store {
         let r = consent::Entity::delete_many()
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::UserId.eq(user_id))
             .filter(refresh_token::Column::ClientId.eq(client_id))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected > 0)
     }
@@ -240,7 +240,7 @@ impl Store {
             detail: Set(e.detail),
             ..Default::default()
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await?;
         Ok(())
     }

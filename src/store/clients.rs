@@ -64,7 +64,7 @@ impl Store {
         };
         to_domain(
             model
-                .insert(self.writer())
+                .insert(self.conn())
                 .await
                 .map_err(StoreError::from_insert)?,
         )
@@ -92,7 +92,7 @@ impl Store {
     /// Deletes a client; its codes, refresh tokens and consents go with it.
     pub async fn delete_client(&self, id: &str) -> Result<(), StoreError> {
         let r = client::Entity::delete_by_id(id.to_owned())
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         if r.rows_affected == 0 {
             Err(StoreError::NotFound)

@@ -107,7 +107,7 @@ impl Store {
             last_seen: Set(now),
             expires_at: Set(s.expires_at),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -148,14 +148,14 @@ impl Store {
             .col_expr(session::Column::LastSeen, Expr::value(now))
             .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
             .filter(session::Column::IdHash.eq(id_hash))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
         let r = session::Entity::delete_by_id(id_hash.to_owned())
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected > 0)
     }
@@ -183,7 +183,7 @@ impl Store {
             created_at: Set(now),
             expires_at: Set(c.expires_at),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -200,7 +200,7 @@ impl Store {
             return Ok(None);
         };
         let deleted = authorization_code::Entity::delete_by_id(code_hash.to_owned())
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         if deleted.rows_affected != 1 {
             return Ok(None);
@@ -232,7 +232,7 @@ impl Store {
             grant_id: Set(grant_id.to_owned()),
             expires_at: Set(expires_at),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -265,7 +265,7 @@ impl Store {
             rotated_at: Set(None),
             revoked: Set(false),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -306,7 +306,7 @@ impl Store {
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
             .filter(refresh_token::Column::RotatedAt.is_null())
             .filter(refresh_token::Column::Revoked.eq(false))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected == 1)
     }
@@ -321,7 +321,7 @@ impl Store {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::FamilyId.eq(family_id))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         self.revoke_token_id(family_id, access_expiry).await
     }
@@ -331,7 +331,7 @@ impl Store {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::UserId.eq(user_id))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -344,7 +344,7 @@ impl Store {
             id: Set(id.to_owned()),
             expires_at: Set(expires_at),
         }
-        .insert(self.writer())
+        .insert(self.conn())
         .await;
         match res.map_err(StoreError::from_insert) {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),
@@ -394,7 +394,7 @@ impl Store {
             .col_expr(consent::Column::UpdatedAt, Expr::value(now))
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         if updated.rows_affected == 0 {
             let res = consent::ActiveModel {
@@ -404,7 +404,7 @@ impl Store {
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(self.writer())
+            .insert(self.conn())
             .await;
             match res.map_err(StoreError::from_insert) {
                 Ok(_) | Err(StoreError::Conflict) => {}

@@ -42,7 +42,7 @@ impl Store {
             sql,
             [Value::from(before), Value::from(batch as i64)],
         );
-        Ok(self.writer().execute_raw(stmt).await?.rows_affected())
+        Ok(self.conn().execute_raw(stmt).await?.rows_affected())
     }
 
     /// One housekeeping pass: every expired row, and audit events older than

@@ -110,7 +110,7 @@ impl Store {
             retire_at: Set(None),
         };
         Ok(to_record(
-            m.insert(self.writer())
+            m.insert(self.conn())
                 .await
                 .map_err(StoreError::from_insert)?,
         ))
@@ -123,7 +123,7 @@ impl Store {
         now: i64,
         retire_at: i64,
     ) -> Result<KeyRecord, StoreError> {
-        let tx = self.writer().begin().await?;
+        let tx = self.conn().begin().await?;
         signing_key::Entity::update_many()
             .col_expr(
                 signing_key::Column::State,
@@ -168,7 +168,7 @@ impl Store {
             )
             .filter(signing_key::Column::State.eq(RETIRING))
             .filter(signing_key::Column::RetireAt.lte(now))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected)
     }

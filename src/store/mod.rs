@@ -54,9 +54,6 @@ pub struct ConnectError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// Where writes go: today the same pool as `db`. Kept separate so that a dedicated writer
-    /// (one SQLite connection) can be tried again; see BENCHMARKS.md for why it is not used.
-    writer: DatabaseConnection,
 }
 
 impl Store {
@@ -91,10 +88,9 @@ impl Store {
             url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
         })?;
-        // Measured (BENCHMARKS.md): a single SQLite writer connection lowered refresh and
-        // code-flow throughput by a third against sharing the pool, so writes share it for now.
-        let writer = db.clone();
-        Ok(Self { db, writer })
+        // Reads and writes share one pool: a dedicated single SQLite writer connection was
+        // measured and lowered refresh and code-flow throughput by a third (BENCHMARKS.md).
+        Ok(Self { db })
     }
 
     /// Applies pending migrations; returns how many were applied.
@@ -103,7 +99,7 @@ impl Store {
         let pending = migration::Migrator::get_pending_migrations(&self.db)
             .await?
             .len();
-        migration::Migrator::up(&self.writer, None).await?;
+        migration::Migrator::up(&self.db, None).await?;
         Ok(pending)
     }
 
@@ -136,10 +132,6 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
-    }
-
-    pub(crate) fn writer(&self) -> &DatabaseConnection {
-        &self.writer
     }
 
     /// Runs raw SQL (used by the test harness to inspect what is stored).

@@ -53,7 +53,7 @@ impl Store {
             updated_at: Set(now),
         };
         let m = model
-            .insert(self.writer())
+            .insert(self.conn())
             .await
             .map_err(StoreError::from_insert)?;
         Ok(to_domain(m))
@@ -156,13 +156,13 @@ impl Store {
         let mut am: user::ActiveModel = m.into();
         f(&mut am);
         am.updated_at = Set(now);
-        Ok(to_domain(am.update(self.writer()).await?))
+        Ok(to_domain(am.update(self.conn()).await?))
     }
 
     /// Deletes a user; sessions, grants, consents and email tokens go with it (foreign keys cascade).
     pub async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
         let r = user::Entity::delete_by_id(id.as_str().to_owned())
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         if r.rows_affected == 0 {
             Err(StoreError::NotFound)
@@ -237,7 +237,7 @@ impl Store {
                 sea_orm::sea_query::Expr::value(locked_until),
             )
             .filter(user::Column::Id.eq(id.as_str()))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -258,7 +258,7 @@ impl Store {
                 sea_orm::sea_query::Expr::value(Option::<i64>::None),
             )
             .filter(user::Column::Id.eq(id.as_str()))
-            .exec(self.writer())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
