@@ -4,9 +4,7 @@
 //! `services::passwords`). For an unknown user, callers verify against [`Hasher::dummy_hash`]
 //! so that the time taken does not reveal whether an account exists.
 
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +60,18 @@ impl Hasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
+    /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt, in a buffer of its own
+    /// (for one-off hashes: the CLI, the dummy hash). Request paths use [`Hasher::hash_with`].
     pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        let salt = SaltString::generate(&mut OsRng);
-        self.argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| PasswordError::Hash(e.to_string()))
+        self.hash_with(password, &mut Scratch::default())
     }
 
     /// Verifies against a stored PHC string, with the parameters recorded in that string.
-    /// A malformed stored hash verifies as false.
+    /// A malformed stored hash verifies as false. See [`Hasher::verify_with`].
     pub fn verify(&self, password: &str, phc: &str) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self
-                .argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        self.verify_with(password, phc, &mut Scratch::default())
     }
 
-    /// A hash of a random password with the current parameters, for unknown users.
     /// Like [`Hasher::hash`], but computing in `scratch`, a buffer the caller keeps and reuses:
     /// no 19 MiB allocation per hash, so memory stays flat under a login storm.
     pub fn hash_with(
@@ -157,6 +145,7 @@ impl Hasher {
         crate::crypto::token::constant_time_eq(&out, expected)
     }
 
+    /// A hash of a random password with the current parameters, for unknown users.
     /// Computed once, on the first call (a blocking argon2 hash: call it off the async workers).
     pub fn dummy_hash(&self) -> &str {
         self.dummy.get_or_init(|| {
