@@ -141,8 +141,7 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     let registrar = ClientRegistrar::load(&state.store, client_id)
         .await
         .map_err(|_| Outcome::Fatal("The request cannot be processed right now.".into()))?;
-    // OpenID Connect Core 1.0 §3.1.2.1 makes redirect_uri REQUIRED; we require it of every
-    // request, so that the token request can be held to the same value (RFC 6749 §4.1.3).
+    // The registrar decides whether the redirect URI (required) is registered.
     let presented = match params.one("redirect_uri") {
         Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
             Ok(u) => Some(Cow::Owned(u)),
@@ -152,7 +151,7 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
                 ));
             }
         },
-        _ => return Err(Outcome::Fatal("The request has no redirect_uri.".into())),
+        _ => None,
     };
     let bound = registrar
         .bound_redirect(ClientUrl {

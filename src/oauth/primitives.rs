@@ -63,7 +63,7 @@ pub fn to_oxide_scope(s: &ScopeSet) -> Option<Scope> {
 #[async_trait]
 impl Registrar for ClientRegistrar {
     /// RFC 6749 §3.1.2.3 and OpenID Connect Core §3.1.2.1: the redirect URI must be one the client
-    /// registered, compared as a string; it may be omitted only when exactly one is registered.
+    /// registered, compared as a string, and it is required.
     async fn bound_redirect<'a>(
         &self,
         bound: ClientUrl<'a>,
@@ -80,16 +80,12 @@ impl Registrar for ClientRegistrar {
                 }
                 presented.into_owned()
             }
-            None => match client.redirect_uris.as_slice() {
-                [only] => only
-                    .as_str()
-                    .parse()
-                    .map_err(|_| RegistrarError::Unspecified)?,
-                _ => {
-                    tracing::debug!(client_id = client.id.as_str(), "redirect_uri missing");
-                    return Err(RegistrarError::Unspecified);
-                }
-            },
+            // OpenID Connect Core 1.0 §3.1.2.1 makes it REQUIRED; we require it of every request,
+            // so that the token request can be held to the same value (RFC 6749 §4.1.3).
+            None => {
+                tracing::debug!(client_id = client.id.as_str(), "redirect_uri missing");
+                return Err(RegistrarError::Unspecified);
+            }
         };
         Ok(BoundClient {
             client_id: bound.client_id,
