@@ -139,27 +139,45 @@ fn note_failure(req: &HttpRequest, state: &AppState, e: &OAuthError) {
     }
 }
 
-/// RFC 6749 §3.2: the token endpoint.
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    if let Some(blocked) = client_auth_blocked(&req, &state) {
+/// The front shared by the client-authenticated endpoints (token, revocation, introspection):
+/// the per-address block on failed client authentication, the form body, client
+/// authentication, counting a failure, and the RFC 6749 §5.2 error format.
+async fn with_client<T: serde::Serialize>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+    handle: impl AsyncFnOnce(&crate::domain::Client, &Params) -> Result<T, OAuthError>,
+) -> HttpResponse {
+    if let Some(blocked) = client_auth_blocked(req, state) {
         return blocked;
     }
-    let now = state.clock.now();
     let result = async {
-        let params = form_params(&req, &body)?;
-        let creds = client_credentials(&req, &params)?;
-        let client = token::authenticate(&state, creds).await?;
-        token::token(&state, &client, &params, now).await
+        let params = form_params(req, body)?;
+        let client = token::authenticate(state, client_credentials(req, &params)?).await?;
+        handle(&client, &params).await
     }
     .await;
     match result {
-        Ok(t) => no_store_json(&t),
+        Ok(v) => no_store_json(&v),
         Err(e) => {
-            tracing::info!(error = e.code(), "token request refused");
-            note_failure(&req, &state, &e);
+            tracing::info!(
+                error = e.code(),
+                path = req.path(),
+                "client request refused"
+            );
+            note_failure(req, state, &e);
             oauth_error(&e)
         }
     }
+}
+
+/// RFC 6749 §3.2: the token endpoint.
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let now = state.clock.now();
+    with_client(&req, &state, &body, async |client, params| {
+        token::token(&state, client, params, now).await
+    })
+    .await
 }
 
 /// RFC 7009 §2: revocation; 200 for any well-formed request from an authenticated client.
@@ -169,19 +187,12 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> HttpResponse {
     let now = state.clock.now();
-    let result = async {
-        let params = form_params(&req, &body)?;
-        let client = token::authenticate(&state, client_credentials(&req, &params)?).await?;
-        token::revoke(&state, &client, &params, now).await
-    }
-    .await;
-    match result {
-        Ok(()) => no_store_json(&serde_json::json!({})),
-        Err(e) => {
-            note_failure(&req, &state, &e);
-            oauth_error(&e)
-        }
-    }
+    with_client(&req, &state, &body, async |client, params| {
+        token::revoke(&state, client, params, now)
+            .await
+            .map(|()| serde_json::json!({}))
+    })
+    .await
 }
 
 /// RFC 7662 §2: introspection.
@@ -191,17 +202,8 @@ pub async fn introspect(
     body: web::Bytes,
 ) -> HttpResponse {
     let now = state.clock.now();
-    let result: Result<serde_json::Value, OAuthError> = async {
-        let params = form_params(&req, &body)?;
-        let client = token::authenticate(&state, client_credentials(&req, &params)?).await?;
-        token::introspect(&state, &client, &params, now).await
-    }
-    .await;
-    match result {
-        Ok(v) => no_store_json(&v),
-        Err(e) => {
-            note_failure(&req, &state, &e);
-            oauth_error(&e)
-        }
-    }
+    with_client(&req, &state, &body, async |client, params| {
+        token::introspect(&state, client, params, now).await
+    })
+    .await
 }
