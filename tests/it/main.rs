@@ -7,6 +7,7 @@ mod harness;
 
 mod accounts;
 mod audit;
+mod bad_input;
 mod browser;
 mod cli;
 mod config_errors;
