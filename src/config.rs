@@ -361,13 +361,26 @@ impl Default for HousekeepingSettings {
 pub struct OAuthSettings {
     /// Require PKCE (S256) from every client, confidential ones included (RFC 9700 §2.1.1).
     pub require_pkce: bool,
+    /// Name of the claim that carries the user's roles (with the `roles` scope) in ID tokens
+    /// and access tokens.
+    pub roles_claim: String,
 }
 
 impl Default for OAuthSettings {
     fn default() -> Self {
-        Self { require_pkce: true }
+        Self {
+            require_pkce: true,
+            roles_claim: "roles".to_owned(),
+        }
     }
 }
+
+/// Claims we set ourselves: the roles claim may not take one of their names.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "acr", "amr", "azp",
+    "at_hash", "c_hash", "sid", "scope", "client_id", "name", "preferred_username", "updated_at",
+    "email", "email_verified",
+];
 
 /// The fixed environment variable names of `CONTRACT.md`, and the key each one sets.
 pub const FIXED_ENV: &[(&str, &str)] = &[
@@ -681,6 +694,20 @@ impl Settings {
                     "a redis:// or rediss:// URL",
                 ));
             }
+        }
+        let claim = &self.oauth.roles_claim;
+        if claim.is_empty()
+            || claim.len() > 64
+            || !claim
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/'))
+            || RESERVED_CLAIMS.contains(&claim.as_str())
+        {
+            return Err(invalid(
+                "oauth.roles_claim",
+                claim,
+                "a claim name (letters, digits, `_-.:/`) that is not a registered JWT or OpenID claim",
+            ));
         }
         for proxy in &self.rate_limit.trusted_proxies {
             if proxy.parse::<std::net::IpAddr>().is_err() {

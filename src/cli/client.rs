@@ -4,10 +4,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CliError, now, print_json};
+use super::{CliError, now, print_json, usage};
 use crate::config::Settings;
 use crate::crypto::token;
-use crate::domain::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri, ScopeSet};
+use crate::domain::{Client, ClientId, ClientSpec, NewClient};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -53,10 +53,6 @@ pub struct CreateArgs {
     introspect_any: bool,
 }
 
-fn usage(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
-}
-
 pub fn client_json(c: &Client) -> serde_json::Value {
     json!({
         "client_id": c.id.as_str(),
@@ -75,73 +71,37 @@ pub fn client_json(c: &Client) -> serde_json::Value {
 }
 
 fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
-    let grant_types = if a.grant_types.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-    } else {
-        let mut v = Vec::new();
-        for g in &a.grant_types {
-            let g = GrantType::parse(g).map_err(usage)?;
-            if !v.contains(&g) {
-                v.push(g);
-            }
-        }
-        v
-    };
-    let auth_method = match a.token_endpoint_auth_method.as_deref() {
-        None if a.public => AuthMethod::None,
-        None => AuthMethod::SecretBasicOrPost,
-        Some(m @ ("client_secret_basic" | "client_secret_post" | "none")) => {
-            AuthMethod::parse(m).map_err(usage)?
-        }
-        Some(other) => {
-            return Err(usage(format!(
-                "--token-endpoint-auth-method {other:?}: expected client_secret_basic, client_secret_post or none"
-            )));
-        }
-    };
-    let public = a.public || auth_method == AuthMethod::None;
-    if a.public && auth_method != AuthMethod::None {
-        return Err(usage(
-            "--public clients have no secret: use --token-endpoint-auth-method none or leave it out",
-        ));
-    }
-    if public && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(usage(
-            "the client_credentials grant needs a confidential client (RFC 6749 §4.4)",
-        ));
-    }
-    let redirect_uris = a
-        .redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u).map_err(usage))
-        .collect::<Result<Vec<_>, _>>()?;
-    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        return Err(usage(
-            "the authorization_code grant needs at least one --redirect-uri",
-        ));
-    }
-    let post_logout_redirect_uris = a
-        .post_logout_redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u).map_err(usage))
-        .collect::<Result<Vec<_>, _>>()?;
-    let name = a.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        return Err(usage("--name must be 1 to 200 characters"));
-    }
-    Ok(NewClient {
-        id: ClientId::generate(),
-        name,
-        secret_hash: None,
-        redirect_uris,
-        post_logout_redirect_uris,
-        grant_types,
-        scopes: ScopeSet::parse(&a.scope).map_err(usage)?,
-        auth_method,
-        public,
+    let spec = ClientSpec {
+        name: a.name,
+        redirect_uris: a.redirect_uris,
+        post_logout_redirect_uris: a.post_logout_redirect_uris,
+        grant_types: a.grant_types,
+        scope: a.scope,
+        public: a.public,
+        token_endpoint_auth_method: a.token_endpoint_auth_method,
         skip_consent: a.skip_consent,
         introspect_any: a.introspect_any,
+    };
+    spec.validate(ClientId::generate()).map_err(|errors| {
+        usage(
+            errors
+                .iter()
+                .map(|e| format!("--{}: {}", flag_of(e.field), e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     })
+}
+
+/// The flag that sets a [`ClientSpec`] field.
+fn flag_of(field: &str) -> &str {
+    match field {
+        "redirect_uris" | "redirect_uri" => "redirect-uri",
+        "post_logout_redirect_uris" => "post-logout-redirect-uri",
+        "grant_types" | "grant_type" => "grant-type",
+        "token_endpoint_auth_method" => "token-endpoint-auth-method",
+        other => other,
+    }
 }
 
 async fn find(store: &Store, id: &str) -> Result<Client, CliError> {
@@ -167,6 +127,14 @@ pub async fn run(
                 .create_client(new, now())
                 .await
                 .context("registering the client")?;
+            super::audit(
+                store,
+                "client_created",
+                None,
+                Some(c.id.as_str()),
+                format!("scope={:?}", c.scopes.to_string()),
+            )
+            .await;
             if json_out {
                 let mut v = client_json(&c);
                 if let Some(s) = &secret {
@@ -221,6 +189,7 @@ pub async fn run(
                     ));
                 }
             }
+            super::audit(store, "client_deleted", None, Some(&id), String::new()).await;
             if json_out {
                 print_json(&json!({"deleted": id}));
             } else {

@@ -47,6 +47,7 @@ pub async fn run(
             let k = keys::rotate(store, settings, now())
                 .await
                 .map_err(anyhow::Error::from)?;
+            super::audit(store, "key_rotated", None, None, format!("kid={}", k.kid)).await;
             if json_out {
                 print_json(&key_json(&k));
             } else {

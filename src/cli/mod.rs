@@ -3,6 +3,7 @@
 
 mod client;
 mod keys;
+mod role;
 mod serve;
 mod user;
 
@@ -45,6 +46,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage roles (built-in admin and user, and custom ones).
+    #[command(subcommand)]
+    Role(role::RoleCommand),
 }
 
 /// A failed command: how it is reported and with which exit status.
@@ -107,6 +111,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         Command::Client(c) => client::run(c, &open(&settings).await?, &settings, json).await,
         Command::User(c) => user::run(c, &open(&settings).await?, &settings, json).await,
         Command::Keys(c) => keys::run(c, &open(&settings).await?, &settings, json).await,
+        Command::Role(c) => role::run(c, &open(&settings).await?, json).await,
     }
 }
 
@@ -132,4 +137,49 @@ pub(crate) fn now() -> i64 {
 pub(crate) fn print_json(value: &serde_json::Value) {
     // One compact line: easy for scripts that read a line.
     println!("{}", serde_json::to_string(value).unwrap_or_default());
+}
+
+pub(crate) fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// Records what a CLI command changed (actor `cli`); a failed write is reported, not fatal.
+pub(crate) async fn audit(
+    store: &Store,
+    kind: &'static str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    detail: String,
+) {
+    let entry = crate::store::accounts::AuditEntry {
+        kind,
+        actor: Some("cli".to_owned()),
+        user_id: user_id.map(str::to_owned),
+        client_id: client_id.map(str::to_owned),
+        ip: None,
+        detail,
+    };
+    if let Err(e) = store.audit(entry, now()).await {
+        eprintln!("warning: the change was made but its audit row was not written: {e}");
+    }
+}
+
+/// Checks role names against the catalogue (`castellan role list`).
+pub(crate) async fn known_roles(
+    store: &Store,
+    roles: &[crate::domain::Role],
+) -> Result<(), CliError> {
+    let known = store
+        .list_roles()
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("reading roles"))?;
+    for r in roles {
+        if !known.iter().any(|k| k.name == r.as_str()) {
+            return Err(usage(format!(
+                "{:?} is not a role: create it first with `castellan role create`",
+                r.as_str()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CliError, now, print_json};
+use super::{CliError, now, print_json, usage};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
 use crate::domain::{Email, NewUser, Role, User};
@@ -56,10 +56,6 @@ pub struct CreateArgs {
     /// Read the password from standard input (all of it, minus one trailing newline).
     #[arg(long)]
     password_stdin: bool,
-}
-
-fn usage(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
 }
 
 pub fn user_json(u: &User) -> serde_json::Value {
@@ -112,6 +108,7 @@ pub async fn run(
             let email = Email::parse(&a.email).map_err(usage)?;
             let mut roles = vec![Role::parse(Role::USER).map_err(usage)?];
             roles.extend(parse_roles(&a.roles)?);
+            super::known_roles(store, &roles).await?;
             let password_hash = if a.password_stdin {
                 let password = read_password()?;
                 let p = &settings.password;
@@ -161,6 +158,14 @@ pub async fn run(
                     ));
                 }
             };
+            super::audit(
+                store,
+                "user_created",
+                Some(u.id.as_str()),
+                None,
+                format!("roles={}", u.roles.join(" ")),
+            )
+            .await;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -193,14 +198,23 @@ pub async fn run(
         }
         UserCommand::SetRole { user, roles } => {
             let u = find(store, &user).await?;
-            let roles: Vec<String> = parse_roles(&roles)?
-                .into_iter()
-                .map(|r| r.as_str().to_owned())
-                .collect();
+            let mut parsed = vec![Role::parse(Role::USER).map_err(usage)?];
+            parsed.extend(parse_roles(&roles)?);
+            super::known_roles(store, &parsed).await?;
+            let roles: Vec<String> = parsed.iter().map(|r| r.as_str().to_owned()).collect();
+            let before = u.roles.join(" ");
             let u = store
                 .set_user_roles(&u.id, &roles, now())
                 .await
                 .context("updating roles")?;
+            super::audit(
+                store,
+                "role_changed",
+                Some(u.id.as_str()),
+                None,
+                format!("from={before:?} to={:?}", u.roles.join(" ")),
+            )
+            .await;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -213,6 +227,19 @@ pub async fn run(
                 .set_user_disabled(&u.id, !enable, now())
                 .await
                 .context("updating the user")?;
+            if u.disabled {
+                // A disabled account keeps no way in: its sessions and refresh tokens end now.
+                store
+                    .delete_user_sessions(u.id.as_str(), None)
+                    .await
+                    .context("ending the user's sessions")?;
+                store
+                    .revoke_user_refresh_tokens(u.id.as_str())
+                    .await
+                    .context("revoking the user's refresh tokens")?;
+            }
+            let kind = if u.disabled { "user_disabled" } else { "user_enabled" };
+            super::audit(store, kind, Some(u.id.as_str()), None, String::new()).await;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -229,6 +256,7 @@ pub async fn run(
                 .delete_user(&u.id)
                 .await
                 .context("deleting the user")?;
+            super::audit(store, "user_deleted", Some(u.id.as_str()), None, String::new()).await;
             if json_out {
                 print_json(&json!({"deleted": u.id.as_str()}));
             } else {

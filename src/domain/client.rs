@@ -183,6 +183,113 @@ pub struct NewClient {
     pub introspect_any: bool,
 }
 
+/// A client as an administrator describes it (CLI flags, admin API, admin pages): raw values,
+/// checked together by [`ClientSpec::validate`] so every problem is reported at once.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpec {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Empty: `authorization_code` and `refresh_token` (CONTRACT.md).
+    pub grant_types: Vec<String>,
+    pub scope: String,
+    pub public: bool,
+    /// `client_secret_basic`, `client_secret_post` or `none`; unset: basic or post for a
+    /// confidential client, `none` for a public one.
+    pub token_endpoint_auth_method: Option<String>,
+    pub skip_consent: bool,
+    pub introspect_any: bool,
+}
+
+impl ClientSpec {
+    /// Checks the description; `id` is the new client's id (or the one being updated).
+    pub fn validate(&self, id: ClientId) -> Result<NewClient, Vec<Invalid>> {
+        let mut errors = Vec::new();
+        let mut grant_types = Vec::new();
+        if self.grant_types.is_empty() {
+            grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+        }
+        for g in &self.grant_types {
+            match GrantType::parse(g) {
+                Ok(g) if !grant_types.contains(&g) => grant_types.push(g),
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        let auth_method = match self.token_endpoint_auth_method.as_deref() {
+            None if self.public => AuthMethod::None,
+            None => AuthMethod::SecretBasicOrPost,
+            Some(m @ ("client_secret_basic" | "client_secret_post" | "none")) => {
+                AuthMethod::parse(m).unwrap_or(AuthMethod::SecretBasicOrPost)
+            }
+            Some(other) => {
+                errors.push(Invalid::new(
+                    "token_endpoint_auth_method",
+                    format!("{other:?}: expected client_secret_basic, client_secret_post or none"),
+                ));
+                AuthMethod::SecretBasicOrPost
+            }
+        };
+        let public = self.public || auth_method == AuthMethod::None;
+        if self.public && auth_method != AuthMethod::None {
+            errors.push(Invalid::new(
+                "token_endpoint_auth_method",
+                "a public client has no secret: use none or leave it out",
+            ));
+        }
+        if public && grant_types.contains(&GrantType::ClientCredentials) {
+            errors.push(Invalid::new(
+                "grant_types",
+                "the client_credentials grant needs a confidential client (RFC 6749 §4.4)",
+            ));
+        }
+        let mut uris = |raw: &[String], field: &'static str| -> Vec<RedirectUri> {
+            raw.iter()
+                .filter_map(|u| match RedirectUri::parse(u) {
+                    Ok(u) => Some(u),
+                    Err(e) => {
+                        errors.push(Invalid::new(field, e.message));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let redirect_uris = uris(&self.redirect_uris, "redirect_uris");
+        let post_logout_redirect_uris =
+            uris(&self.post_logout_redirect_uris, "post_logout_redirect_uris");
+        if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            errors.push(Invalid::new(
+                "redirect_uris",
+                "the authorization_code grant needs at least one redirect URI",
+            ));
+        }
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            errors.push(Invalid::new("name", "must be 1 to 200 characters"));
+        }
+        let scopes = ScopeSet::parse(&self.scope).unwrap_or_else(|e| {
+            errors.push(e);
+            ScopeSet::default()
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NewClient {
+            id,
+            name,
+            secret_hash: None,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            auth_method,
+            public,
+            skip_consent: self.skip_consent,
+            introspect_any: self.introspect_any,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +303,29 @@ mod tests {
         assert!(RedirectUri::parse("https://app.example.com/cb#x").is_err());
         assert!(RedirectUri::parse("/relative").is_err());
         assert!(RedirectUri::parse("com.example.app:/cb").is_ok());
+    }
+
+    #[test]
+    fn a_client_spec_reports_every_problem_at_once() {
+        let spec = ClientSpec {
+            name: " ".into(),
+            redirect_uris: vec!["/relative".into()],
+            grant_types: vec!["client_credentials".into(), "password".into()],
+            public: true,
+            ..Default::default()
+        };
+        let errors = spec.validate(ClientId::generate()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["grant_type", "grant_types", "redirect_uris", "name"]);
+        let ok = ClientSpec {
+            name: "App".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            scope: "openid admin".into(),
+            ..Default::default()
+        }
+        .validate(ClientId::generate())
+        .unwrap();
+        assert_eq!(ok.auth_method, AuthMethod::SecretBasicOrPost);
+        assert_eq!(ok.grant_types.len(), 2);
     }
 }

@@ -6,10 +6,10 @@ pub mod password;
 mod scope;
 mod user;
 
-pub use client::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri};
+pub use client::{AuthMethod, Client, ClientId, ClientSpec, GrantType, NewClient, RedirectUri};
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
-pub use user::{Email, NewUser, Role, User, UserId};
+pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};
 
 /// A domain value that failed to parse: which field, and what was wrong, in plain words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -48,6 +48,11 @@ impl ScopeSet {
         ScopeSet(self.0.intersection(&allowed.0).cloned().collect())
     }
 
+    /// The set without `scope`.
+    pub fn without(&self, scope: &str) -> ScopeSet {
+        ScopeSet(self.0.iter().filter(|s| *s != scope).cloned().collect())
+    }
+
     pub fn union(&self, other: &ScopeSet) -> ScopeSet {
         ScopeSet(self.0.union(&other.0).cloned().collect())
     }

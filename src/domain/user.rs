@@ -99,6 +99,16 @@ impl Role {
     }
 }
 
+/// An entry of the role catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub name: String,
+    pub description: String,
+    /// `admin` and `user`: cannot be deleted.
+    pub builtin: bool,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,

@@ -96,6 +96,11 @@ impl Request {
         )
     }
 
+    /// Narrows the scope to what this user may be granted (`admin` needs the `admin` role).
+    pub fn restrict_to(&mut self, user: &crate::domain::User) {
+        self.scope = tokens::scope_for_user(&self.scope, user);
+    }
+
     /// The scopes as the consent page shows them.
     pub fn scope(&self) -> &ScopeSet {
         &self.scope
@@ -406,8 +411,12 @@ pub async fn decide(
             _ => fresh_login_needed = true,
         }
     }
+    let mut req = req;
     let session = match session {
-        Some(s) if !fresh_login_needed => s,
+        Some(s) if !fresh_login_needed => {
+            req.restrict_to(&s.user);
+            s
+        }
         _ => {
             if req.prompt.none {
                 return Outcome::Respond(req.error(

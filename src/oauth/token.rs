@@ -197,6 +197,19 @@ async fn authorization_code(
     Ok(tokens::mint(state, ctx, now).await?)
 }
 
+/// Records a refresh-token event; a failed write is logged, not fatal to the request.
+async fn audit(state: &AppState, kind: &'static str, user_id: &str, client: &Client, now: i64) {
+    let entry = crate::store::accounts::AuditEntry {
+        kind,
+        user_id: Some(user_id.to_owned()),
+        client_id: Some(client.id.as_str().to_owned()),
+        ..Default::default()
+    };
+    if let Err(e) = state.store.audit(entry, now).await {
+        tracing::error!(error = %e, kind, "cannot write an audit row");
+    }
+}
+
 /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
 async fn refresh(
     state: &AppState,
@@ -259,6 +272,7 @@ async fn refresh(
                 client_id = client.id.as_str(),
                 "refresh token reused: the token family was revoked"
             );
+            audit(state, "refresh_reuse_detected", &record.user_id, client, now).await;
             return Err(invalid());
         }
     }
@@ -266,6 +280,9 @@ async fn refresh(
         .await
         .map_err(|_| OAuthError::ServerError)?
         .ok_or_else(invalid)?;
+    // A role taken away since the grant takes the `admin` scope with it.
+    let scope = tokens::scope_for_user(&scope, &user);
+    audit(state, "token_refreshed", &record.user_id, client, now).await;
     let ctx = GrantContext {
         client_id: client.id.as_str(),
         user: Some(&user),
@@ -296,7 +313,8 @@ async fn client_credentials(
     }
     require_grant(client, GrantType::ClientCredentials)?;
     // User-facing scopes mean nothing without a user.
-    let user_scopes = ScopeSet::parse("openid profile email offline_access").unwrap_or_default();
+    let user_scopes =
+        ScopeSet::parse("openid profile email offline_access roles").unwrap_or_default();
     let allowed: ScopeSet = ScopeSet::parse(
         &client
             .scopes

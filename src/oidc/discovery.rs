@@ -28,7 +28,7 @@ impl Discovery {
             "revocation_endpoint": url(paths::REVOKE),
             "introspection_endpoint": url(paths::INTROSPECT),
             "end_session_endpoint": url(paths::LOGOUT),
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access", "roles"],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -41,7 +41,8 @@ impl Discovery {
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "claims_supported": [
                 "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
-                "name", "preferred_username", "updated_at", "email", "email_verified"
+                "name", "preferred_username", "updated_at", "email", "email_verified",
+                settings.oauth.roles_claim
             ],
             "claims_parameter_supported": false,
             "request_parameter_supported": false,

@@ -285,17 +285,21 @@ pub async fn forgot_password(
     if c.user.disabled {
         return Ok(());
     }
-    let value = new_email_token(
-        state,
-        &c.user,
-        KIND_RESET,
-        &c.user.email,
-        RESET_TTL_SECS,
-        now,
-    )
-    .await?;
+    send_reset_link(state, &c.user, ip, None, now).await
+}
+
+/// Mails `user` a single-use password-reset link (1 h) and records it; `actor` is the
+/// administrator who asked for it, if it was not the user.
+pub async fn send_reset_link(
+    state: &AppState,
+    user: &User,
+    ip: Option<String>,
+    actor: Option<String>,
+    now: i64,
+) -> Result<(), AccountsError> {
+    let value = new_email_token(state, user, KIND_RESET, &user.email, RESET_TTL_SECS, now).await?;
     state.mailer.send(
-        &c.user.email,
+        &user.email,
         Mail::PasswordReset {
             link: link(state, paths::PASSWORD_RESET, &value, None),
         },
@@ -305,7 +309,8 @@ pub async fn forgot_password(
         .audit(
             AuditEntry {
                 kind: "password_reset_requested",
-                user_id: Some(c.user.id.as_str().to_owned()),
+                user_id: Some(user.id.as_str().to_owned()),
+                actor,
                 ip,
                 ..Default::default()
             },

@@ -1,6 +1,7 @@
 //! Use cases, free of HTTP types: what the CLI and the HTTP handlers call.
 
 pub mod accounts;
+pub mod admin;
 pub mod authn;
 pub mod housekeeping;
 pub mod keys;

@@ -95,6 +95,23 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+/// The scope that asks for the user's roles in the tokens.
+pub const ROLES_SCOPE: &str = "roles";
+/// The scope of the admin API; only users with the `admin` role are ever granted it.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// What of `scope` this user may be granted: `admin` only to holders of the `admin` role
+/// (RFC 6749 §3.3 lets the server grant less than asked; the response then names the scope).
+/// Applied when a code is issued and again on every refresh, so a role change takes effect on
+/// the next token.
+pub fn scope_for_user(scope: &ScopeSet, user: &User) -> ScopeSet {
+    if scope.contains(ADMIN_SCOPE) && !user.has_role(crate::domain::Role::ADMIN) {
+        scope.without(ADMIN_SCOPE)
+    } else {
+        scope.clone()
+    }
+}
+
 /// OpenID Connect Core 1.0 §3.1.3.6: `at_hash` is the base64url of the left half of the
 /// SHA-256 of the access token's ASCII octets (RS256).
 pub fn at_hash(access_token: &str) -> String {
@@ -132,7 +149,25 @@ pub async fn mint(
         auth_time: user_grant.then_some(ctx.auth_time),
         sid: ctx.sid.filter(|_| user_grant).map(str::to_owned),
     };
-    let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, &claims)?;
+    let roles_claim = match ctx.user {
+        Some(user) if ctx.scope.contains(ROLES_SCOPE) => Some((
+            settings.oauth.roles_claim.as_str(),
+            serde_json::Value::from(user.roles.clone()),
+        )),
+        _ => None,
+    };
+    let access_token = match &roles_claim {
+        // With the `roles` scope the roles ride along, so a resource server can authorise
+        // offline from the JWT alone; the claim name is configurable (`oauth.roles_claim`).
+        Some((name, roles)) => {
+            let mut v = serde_json::to_value(&claims).map_err(jwt::JwtError::from)?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert((*name).to_owned(), roles.clone());
+            }
+            jwt::sign(&keys.signer, TYP_AT_JWT, &v)?
+        }
+        None => jwt::sign(&keys.signer, TYP_AT_JWT, &claims)?,
+    };
 
     let id_token = match (ctx.id_token, ctx.user) {
         (true, Some(user)) => Some(id_token(
@@ -141,6 +176,7 @@ pub async fn mint(
             &ctx,
             user,
             &access_token,
+            roles_claim.as_ref(),
             settings.tokens.id_token_ttl_secs,
             now,
         )?),
@@ -189,6 +225,7 @@ fn id_token(
     ctx: &GrantContext<'_>,
     user: &User,
     access_token: &str,
+    roles: Option<&(&str, serde_json::Value)>,
     ttl: u64,
     now: i64,
 ) -> Result<String, jwt::JwtError> {
@@ -215,6 +252,9 @@ fn id_token(
         }
         for (k, v) in profile_claims(user, ctx.scope) {
             obj.insert(k.into(), v);
+        }
+        if let Some((name, roles)) = roles {
+            obj.insert((*name).to_owned(), roles.clone());
         }
     }
     jwt::sign(&keys.signer, TYP_JWT, &claims)

@@ -38,6 +38,31 @@ pub struct ConnectedApp {
     pub granted_at: i64,
 }
 
+/// A recorded audit event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: String,
+}
+
+/// Which audit events to read: newest first, `before` an event id for the next page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub kind: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
 /// One audit event to record.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
@@ -243,5 +268,46 @@ impl Store {
         .insert(self.conn())
         .await?;
         Ok(())
+    }
+
+    /// Audit events matching `q`, newest first. Every filter has an index (`at`, and
+    /// `user_id`/`client_id`/`kind` each paired with `at`).
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut find = audit_event::Entity::find();
+        if let Some(from) = q.from {
+            find = find.filter(audit_event::Column::At.gte(from));
+        }
+        if let Some(to) = q.to {
+            find = find.filter(audit_event::Column::At.lt(to));
+        }
+        if let Some(u) = &q.user_id {
+            find = find.filter(audit_event::Column::UserId.eq(u.as_str()));
+        }
+        if let Some(c) = &q.client_id {
+            find = find.filter(audit_event::Column::ClientId.eq(c.as_str()));
+        }
+        if let Some(k) = &q.kind {
+            find = find.filter(audit_event::Column::Kind.eq(k.as_str()));
+        }
+        if let Some(b) = q.before {
+            find = find.filter(audit_event::Column::Id.lt(b));
+        }
+        Ok(find
+            .order_by_desc(audit_event::Column::Id)
+            .limit(q.limit)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(|m| AuditEvent {
+                id: m.id,
+                at: m.at,
+                kind: m.kind,
+                actor: m.actor,
+                user_id: m.user_id,
+                client_id: m.client_id,
+                ip: m.ip,
+                detail: m.detail,
+            })
+            .collect())
     }
 }

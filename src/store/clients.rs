@@ -100,4 +100,47 @@ impl Store {
             Ok(())
         }
     }
+
+    /// Replaces a client's metadata (not its id, secret or creation time).
+    pub async fn update_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+        let m = client::Entity::find_by_id(new.id.as_str().to_owned())
+            .one(self.conn())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut am: client::ActiveModel = m.into();
+        am.name = Set(new.name);
+        am.redirect_uris = Set(uris_json(&new.redirect_uris));
+        am.post_logout_redirect_uris = Set(uris_json(&new.post_logout_redirect_uris));
+        am.grant_types = Set(new
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(" "));
+        am.scopes = Set(new.scopes.to_string());
+        am.auth_method = Set(new.auth_method.as_str().to_owned());
+        am.public = Set(new.public);
+        am.skip_consent = Set(new.skip_consent);
+        am.introspect_any = Set(new.introspect_any);
+        am.updated_at = Set(now);
+        to_domain(am.update(self.conn()).await?)
+    }
+
+    /// Replaces a confidential client's secret hash.
+    pub async fn set_client_secret_hash(
+        &self,
+        id: &str,
+        secret_hash: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let m = client::Entity::find_by_id(id.to_owned())
+            .one(self.conn())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut am: client::ActiveModel = m.into();
+        am.secret_hash = Set(Some(secret_hash));
+        am.updated_at = Set(now);
+        am.update(self.conn()).await?;
+        Ok(())
+    }
 }

@@ -10,6 +10,7 @@ mod entities;
 pub mod grants;
 pub mod housekeeping;
 pub mod keys;
+pub mod roles;
 pub mod users;
 
 use std::time::Duration;

@@ -156,7 +156,11 @@ impl Store {
         let mut am: user::ActiveModel = m.into();
         f(&mut am);
         am.updated_at = Set(now);
-        Ok(to_domain(am.update(self.conn()).await?))
+        Ok(to_domain(
+            am.update(self.conn())
+                .await
+                .map_err(StoreError::from_insert)?,
+        ))
     }
 
     /// Deletes a user; sessions, grants, consents and email tokens go with it (foreign keys cascade).

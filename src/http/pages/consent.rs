@@ -29,6 +29,8 @@ fn describe(scope: &str) -> String {
         "profile" => "See your name and profile".into(),
         "email" => "See your email address".into(),
         "offline_access" => "Stay connected when you are not using it".into(),
+        "roles" => "See the roles your account has".into(),
+        "admin" => "Administer this sign-in service on your behalf".into(),
         other => format!("Use the \u{201c}{other}\u{201d} permission"),
     }
 }
@@ -62,10 +64,11 @@ pub async fn show(
         Ok(None) => return login_redirect(&return_to),
         Err(e) => return e.error_response(),
     };
-    let request = match authorize::validate(&state, params).await {
+    let mut request = match authorize::validate(&state, params).await {
         Ok(r) => r,
         Err(outcome) => return outcome_response(outcome),
     };
+    request.restrict_to(&user.user);
     let token = csrf(&req, &state);
     let view = ConsentPage {
         csrf: &token.token,
@@ -112,10 +115,11 @@ pub async fn submit(
         Some("deny") => false,
         _ => return bad_request_page("Choose Allow or Deny."),
     };
-    let request = match authorize::validate(&state, params).await {
+    let mut request = match authorize::validate(&state, params).await {
         Ok(r) => r,
         Err(outcome) => return outcome_response(outcome),
     };
+    request.restrict_to(&user.user);
     let client_id = request.client.id.as_str().to_owned();
     match authorize::consent_decision(&state, request, &user.user, allow, now).await {
         Ok(back) => {

@@ -8,6 +8,7 @@ pub mod email_token;
 pub mod redeemed_code;
 pub mod refresh_token;
 pub mod revoked_token;
+pub mod role;
 pub mod session;
 pub mod signing_key;
 pub mod user;
