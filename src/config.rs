@@ -377,9 +377,28 @@ impl Default for OAuthSettings {
 
 /// Claims we set ourselves: the roles claim may not take one of their names.
 const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "acr", "amr", "azp",
-    "at_hash", "c_hash", "sid", "scope", "client_id", "name", "preferred_username", "updated_at",
-    "email", "email_verified",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "scope",
+    "client_id",
+    "name",
+    "preferred_username",
+    "updated_at",
+    "email",
+    "email_verified",
 ];
 
 /// The fixed environment variable names of `CONTRACT.md`, and the key each one sets.

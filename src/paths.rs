@@ -14,6 +14,9 @@ pub const REGISTER_CLIENT: &str = "/oauth2/register";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
+/// The admin REST API (issue 5); its OpenAPI 3.1 document.
+pub const ADMIN_API: &str = "/admin/api/v1";
+pub const OPENAPI: &str = "/admin/api/openapi.json";
 
 pub const LOGIN: &str = "/login";
 pub const CONSENT: &str = "/consent";

@@ -25,7 +25,10 @@ impl MigrationTrait for Migration {
             .into_table("roles")
             .columns(["name", "description", "builtin", "created_at"]);
         for (name, description) in [
-            ("admin", "Administers Castellan: users, clients, roles, keys, audit log"),
+            (
+                "admin",
+                "Administers Castellan: users, clients, roles, keys, audit log",
+            ),
             ("user", "Every account has it"),
         ] {
             insert

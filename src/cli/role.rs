@@ -55,7 +55,14 @@ pub async fn run(cmd: RoleCommand, store: &Store, json_out: bool) -> Result<(), 
                 }
                 Err(e) => return Err(anyhow::Error::from(e).context("creating the role").into()),
             };
-            audit(store, "role_created", None, None, format!("role={}", r.name)).await;
+            audit(
+                store,
+                "role_created",
+                None,
+                None,
+                format!("role={}", r.name),
+            )
+            .await;
             if json_out {
                 print_json(&role_json(&r));
             } else {
@@ -75,7 +82,10 @@ pub async fn run(cmd: RoleCommand, store: &Store, json_out: bool) -> Result<(), 
                     "{holders} user(s) hold {name:?}: take it from them first (user set-role)"
                 )));
             }
-            store.delete_role(&name).await.context("deleting the role")?;
+            store
+                .delete_role(&name)
+                .await
+                .context("deleting the role")?;
             audit(store, "role_deleted", None, None, format!("role={name}")).await;
             if json_out {
                 print_json(&json!({"deleted": name}));

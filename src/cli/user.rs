@@ -238,7 +238,11 @@ pub async fn run(
                     .await
                     .context("revoking the user's refresh tokens")?;
             }
-            let kind = if u.disabled { "user_disabled" } else { "user_enabled" };
+            let kind = if u.disabled {
+                "user_disabled"
+            } else {
+                "user_enabled"
+            };
             super::audit(store, kind, Some(u.id.as_str()), None, String::new()).await;
             if json_out {
                 print_json(&user_json(&u));
@@ -256,7 +260,14 @@ pub async fn run(
                 .delete_user(&u.id)
                 .await
                 .context("deleting the user")?;
-            super::audit(store, "user_deleted", Some(u.id.as_str()), None, String::new()).await;
+            super::audit(
+                store,
+                "user_deleted",
+                Some(u.id.as_str()),
+                None,
+                String::new(),
+            )
+            .await;
             if json_out {
                 print_json(&json!({"deleted": u.id.as_str()}));
             } else {

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use super::api::{health, oauth, oidc};
+use super::api::{admin, health, oauth, oidc};
 use super::pages::{account, consent, home, login, logout, password, register};
 use crate::paths;
 
@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route("/", web::get().to(home::show))
+        .configure(admin::configure)
         .route(paths::HEALTHZ, web::get().to(health::healthz))
         .route(paths::READYZ, web::get().to(health::readyz))
         .service(web::scope(paths::STATIC).route(

@@ -272,7 +272,14 @@ async fn refresh(
                 client_id = client.id.as_str(),
                 "refresh token reused: the token family was revoked"
             );
-            audit(state, "refresh_reuse_detected", &record.user_id, client, now).await;
+            audit(
+                state,
+                "refresh_reuse_detected",
+                &record.user_id,
+                client,
+                now,
+            )
+            .await;
             return Err(invalid());
         }
     }

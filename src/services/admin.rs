@@ -5,7 +5,9 @@
 //! this module only checks what is asked for.
 
 use crate::crypto::token;
-use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User, UserId};
+use crate::domain::{
+    Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User, UserId,
+};
 use crate::services::{accounts, keys};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -122,7 +124,9 @@ async fn checked_roles(state: &AppState, raw: &[String]) -> Result<Vec<String>, 
 fn checked_name(raw: Option<&str>) -> Result<Option<String>, AdminError> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(n) if n.chars().count() > 200 => Err(invalid("name", "must be at most 200 characters")),
+        Some(n) if n.chars().count() > 200 => {
+            Err(invalid("name", "must be at most 200 characters"))
+        }
         Some(n) => Ok(Some(n.to_owned())),
     }
 }
@@ -144,7 +148,8 @@ pub async fn create_user(
     now: i64,
 ) -> Result<User, AdminError> {
     let mut errors = Vec::new();
-    let email = Email::parse(&spec.email).map_err(|e| errors.push(Invalid::new("email", e.message)));
+    let email =
+        Email::parse(&spec.email).map_err(|e| errors.push(Invalid::new("email", e.message)));
     let name = checked_name(spec.name.as_deref()).map_err(|e| {
         if let AdminError::Invalid(v) = e {
             errors.extend(v)
@@ -186,10 +191,7 @@ pub async fn create_user(
         ),
         None => None,
     };
-    let roles = roles
-        .iter()
-        .filter_map(|r| Role::parse(r).ok())
-        .collect();
+    let roles = roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
     let user = state
         .store
         .create_user(
@@ -266,9 +268,7 @@ pub async fn update_user(
             .verify_user_email(&uid, &email, now)
             .await
             .map_err(|e| match e {
-                StoreError::Conflict => {
-                    AdminError::Conflict("another user has this email".into())
-                }
+                StoreError::Conflict => AdminError::Conflict("another user has this email".into()),
                 other => other.into(),
             })?;
         record(
@@ -313,7 +313,11 @@ pub async fn update_user(
             state,
             actor,
             AuditEntry {
-                kind: if disabled { "user_disabled" } else { "user_enabled" },
+                kind: if disabled {
+                    "user_disabled"
+                } else {
+                    "user_enabled"
+                },
                 user_id: Some(uid.as_str().to_owned()),
                 ..Default::default()
             },
@@ -626,7 +630,11 @@ pub async fn list_keys(state: &AppState) -> Result<Vec<KeyRecord>, AdminError> {
 }
 
 /// Makes a new signing key active; the old one stays published until its tokens expire.
-pub async fn rotate_key(state: &AppState, actor: &Actor, now: i64) -> Result<KeyRecord, AdminError> {
+pub async fn rotate_key(
+    state: &AppState,
+    actor: &Actor,
+    now: i64,
+) -> Result<KeyRecord, AdminError> {
     let key = keys::rotate(&state.store, &state.settings, now)
         .await
         .map_err(|e| AdminError::Unexpected(e.to_string()))?;
@@ -646,7 +654,10 @@ pub async fn rotate_key(state: &AppState, actor: &Actor, now: i64) -> Result<Key
 
 // --- audit ---------------------------------------------------------------------------------
 
-pub async fn audit_events(state: &AppState, mut q: AuditQuery) -> Result<Vec<AuditEvent>, AdminError> {
+pub async fn audit_events(
+    state: &AppState,
+    mut q: AuditQuery,
+) -> Result<Vec<AuditEvent>, AdminError> {
     q.limit = q.limit.clamp(1, 500);
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from >= to

@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod admin_api;
 mod audit;
 mod bad_input;
 mod browser;

@@ -771,6 +771,22 @@ pub async fn sign_in(
     Signed { tokens, nonce }
 }
 
+/// `sign_in` for another user in the same browser: `prompt=login` makes the server ask again,
+/// and the new login replaces the browser's session.
+pub async fn sign_in_as(
+    app: &TestApp,
+    rp: &Rp,
+    email: &str,
+    scopes: &[&str],
+    consent: bool,
+) -> Signed {
+    let (url, _state, nonce, verifier) = rp.authorize_url(scopes, true);
+    let url = format!("{url}&prompt=login");
+    let code = login_through_pages(app, &url, email, PASSWORD, consent).await;
+    let tokens = rp.exchange_code(&code, verifier).await;
+    Signed { tokens, nonce }
+}
+
 /// Another authorization for an RP whose user already has a session and gave consent.
 pub async fn sign_in_again(app: &TestApp, rp: &Rp, scopes: &[&str]) -> Signed {
     let (url, _state, nonce, verifier) = rp.authorize_url(scopes, true);
