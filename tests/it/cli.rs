@@ -241,6 +241,22 @@ async fn user_commands_create_list_set_roles_disable_and_delete() {
     let list = json_out(&app.castellan(&["user", "list", "--json"]));
     assert_eq!(list.as_array().expect("array").len(), 1);
 
+    // A role must be in the catalogue before anyone can hold it.
+    let unknown = app.castellan(&["user", "set-role", "ada@example.com", "auditor"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("\"auditor\" is not a role"),
+        "{}",
+        stderr(&unknown)
+    );
+    json_out(&app.castellan(&[
+        "role",
+        "create",
+        "auditor",
+        "--description",
+        "Reads logs",
+        "--json",
+    ]));
     let updated = json_out(&app.castellan(&[
         "user",
         "set-role",
@@ -250,6 +266,24 @@ async fn user_commands_create_list_set_roles_disable_and_delete() {
         "--json",
     ]));
     assert_eq!(updated["roles"], serde_json::json!(["auditor", "user"]));
+    let held = app.castellan(&["role", "delete", "auditor"]);
+    assert!(!held.status.success());
+    assert!(stderr(&held).contains("hold"), "{}", stderr(&held));
+    let builtin = app.castellan(&["role", "delete", "admin"]);
+    assert_eq!(builtin.status.code(), Some(2));
+    let roles = json_out(&app.castellan(&["role", "list", "--json"]));
+    let names: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "auditor", "user"]);
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'role_changed' AND actor = 'cli'")
+            .await,
+        1
+    );
 
     let disabled = json_out(&app.castellan(&["user", "disable", &id, "--json"]));
     assert_eq!(disabled["disabled"], true);
