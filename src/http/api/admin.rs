@@ -206,7 +206,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Actor, Http
 fn json_body<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     body: &[u8],
-) -> Result<T, HttpResponse> {
+) -> Result<T, Box<HttpResponse>> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -217,18 +217,18 @@ fn json_body<T: serde::de::DeserializeOwned>(
         })
         .unwrap_or(false);
     if !is_json {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the body as application/json",
             vec![],
-        ));
+        )));
     }
     serde_json::from_slice(body).map_err(|e| {
-        problem(
+        Box::new(problem(
             StatusCode::BAD_REQUEST,
             format!("the body is not valid: {e}"),
             vec![],
-        )
+        ))
     })
 }
 
@@ -261,7 +261,7 @@ macro_rules! try_body {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(res) => return res,
+            Err(res) => return *res,
         }
     };
 }
