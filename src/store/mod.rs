@@ -50,6 +50,24 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// Connection pool use at one moment, in plain numbers (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now (idle or in use).
+    pub open: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The most the pool will open (`database.max_connections`).
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Open connections lent out to a query or transaction.
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
 /// A handle on the database, cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -123,6 +141,28 @@ impl Store {
             DbBackend::Sqlite => "sqlite",
             DbBackend::Postgres => "postgres",
             _ => "other",
+        }
+    }
+
+    /// How many pooled connections are open, idle and allowed. Reads counters the pool keeps;
+    /// no query, no lock.
+    pub fn pool_stats(&self) -> PoolStats {
+        fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        // The backend is checked first: the pool getters panic on the other backend.
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => of(self.db.get_sqlite_connection_pool()),
+            DbBackend::Postgres => of(self.db.get_postgres_connection_pool()),
+            _ => PoolStats {
+                open: 0,
+                idle: 0,
+                max: 0,
+            },
         }
     }
 
