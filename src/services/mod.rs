@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod authn;
 pub mod housekeeping;
 pub mod keys;
+pub mod metrics;
 pub mod passwords;
 pub mod ratelimit;
 pub mod tokens;

@@ -2,5 +2,6 @@
 
 pub mod assets;
 pub mod health;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
