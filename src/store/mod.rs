@@ -183,3 +183,36 @@ impl Store {
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(' ').filter(|x| !x.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn pool_stats_count_a_connection_held_by_a_transaction_as_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&Settings::for_test("http://127.0.0.1:1", &url))
+            .await
+            .unwrap();
+        // sqlx hands a released connection back to the pool in a task of its own: wait for it.
+        let mut before = store.pool_stats();
+        for _ in 0..100 {
+            if before.in_use() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            before = store.pool_stats();
+        }
+        assert_eq!((before.in_use(), before.max), (0, 5), "{before:?}");
+        assert!(before.idle >= 1, "{before:?}");
+        let txn = store.db.begin().await.unwrap();
+        let during = store.pool_stats();
+        assert_eq!(during.in_use(), 1, "{during:?}");
+        assert_eq!(during.idle, during.open - 1, "{during:?}");
+        txn.rollback().await.unwrap();
+    }
+}

@@ -323,9 +323,16 @@ async fn a_client_credentials_token_is_counted_by_its_grant_type() {
     let form = [("grant_type", "client_credentials"), ("scope", "reports")];
     let raw = crate::harness::rp::token_request(&app, Auth::Basic(&id, &secret), &form).await;
     assert_eq!(raw.status, 200, "{}", raw.text);
-    // A refused request issues nothing.
+    // Refused requests issue nothing: a wrong secret, a scope the client may not have.
     let raw = crate::harness::rp::token_request(&app, Auth::Basic(&id, "wrong"), &form).await;
     assert_eq!(raw.status, 401);
+    let raw = crate::harness::rp::token_request(
+        &app,
+        Auth::Basic(&id, &secret),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    raw.assert_oauth_error(400, "invalid_scope");
 
     let m = scrape(&app).await;
     assert_eq!(m.kind("castellan_tokens_issued_total"), "counter");
