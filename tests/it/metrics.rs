@@ -7,7 +7,7 @@ use castellan::config::Secret;
 
 use crate::harness::forms::Form;
 use crate::harness::rp::{Auth, PASSWORD, confidential_rp, create_client, create_user, sign_in};
-use crate::harness::{TestApp, spawn_app, spawn_app_with};
+use crate::harness::{TestApp, castellan_with, spawn_app, spawn_app_with, stderr};
 
 const TOKEN: &str = "scrape-token-of-some-length";
 
@@ -468,4 +468,23 @@ async fn a_metrics_listener_of_its_own_serves_metrics_and_the_main_listener_does
 async fn disabled_metrics_are_not_served() {
     let app = spawn_app_with(|s| s.metrics.enabled = false).await;
     assert_eq!(app.get("/metrics").await.status(), 404);
+}
+
+#[test]
+fn a_bad_metrics_listen_address_stops_start_up_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let out = castellan_with(
+        &db,
+        &["serve"],
+        None,
+        &[("CASTELLAN_METRICS__LISTEN", "localhost")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("metrics.listen") && err.contains("localhost"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
