@@ -1,7 +1,8 @@
 //! Criterion micro-benchmarks of the hot paths, so that a regression shows:
 //! RS256 signing with the cached key (and `jsonwebtoken::encode` for comparison), JWT
-//! verification, building a token response (access token + ID token + JSON), and argon2id
-//! password verification at the production parameters.
+//! verification, building a token response (access token + ID token + JSON), counting a
+//! request in the metrics registry (what every request pays), and argon2id password
+//! verification at the production parameters.
 //!
 //! `cargo bench --bench hot_paths` (add `-- --quick` for a fast pass).
 
@@ -83,6 +84,20 @@ fn bench(c: &mut Criterion) {
                 "access_token": at, "token_type": "Bearer", "expires_in": 900, "id_token": id,
                 "refresh_token": castellan::crypto::token::generate("cas_rt_"), "scope": "openid profile email",
             }))
+        })
+    });
+
+    // The per-request cost of `/metrics`: one request counted on a route already seen.
+    let metrics = castellan::services::metrics::Metrics::new(0);
+    let elapsed = std::time::Duration::from_micros(40);
+    c.bench_function("metrics_observe_request", |b| {
+        b.iter(|| {
+            metrics.observe_request(
+                black_box(Some("/.well-known/openid-configuration")),
+                black_box("GET"),
+                200,
+                elapsed,
+            )
         })
     });
 

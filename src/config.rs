@@ -81,6 +81,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub housekeeping: HousekeepingSettings,
     pub oauth: OAuthSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,6 +402,29 @@ const RESERVED_CLAIMS: &[&str] = &[
     "email_verified",
 ];
 
+/// The Prometheus endpoint `/metrics` (see `services::metrics`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Whether `/metrics` is served (and requests are counted) at all.
+    pub enabled: bool,
+    /// Unset: `/metrics` is served on `server.listen`. Set to an address:port: served only
+    /// there, by a second small server, and the main listener answers 404 for `/metrics`.
+    pub listen: Option<String>,
+    /// When set, a scrape needs `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    pub bearer_token: Option<Secret>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+            bearer_token: None,
+        }
+    }
+}
+
 /// The fixed environment variable names of `CONTRACT.md`, and the key each one sets.
 pub const FIXED_ENV: &[(&str, &str)] = &[
     ("CASTELLAN_ISSUER", "server.issuer"),
@@ -419,6 +443,7 @@ const SECRET_KEYS: &[&str] = &[
     "mail.smtp_url",
     "rate_limit.redis_url",
     "dynamic_registration.initial_access_token",
+    "metrics.bearer_token",
 ];
 
 impl Settings {
@@ -733,7 +758,47 @@ impl Settings {
                 return Err(invalid("rate_limit.trusted_proxies", proxy, "IP addresses"));
             }
         }
+        if let Some(addr) = self.metrics_listen_addr()?
+            && addr.port() != 0
+            && self.listen_addr().is_ok_and(|main| main == addr)
+        {
+            return Err(invalid(
+                "metrics.listen",
+                addr,
+                "an address:port other than server.listen (leave it unset to serve /metrics there)",
+            ));
+        }
+        if self
+            .metrics
+            .bearer_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid(
+                "metrics.bearer_token",
+                "(short)",
+                "a token of at least 16 characters, or unset",
+            ));
+        }
         Ok(())
+    }
+
+    /// The separate metrics address, when `metrics.listen` is set (validated by
+    /// [`Settings::validate`]).
+    pub fn metrics_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.metrics
+            .listen
+            .as_deref()
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    invalid(
+                        "metrics.listen",
+                        raw,
+                        "an address:port such as 127.0.0.1:9090, or unset",
+                    )
+                })
+            })
+            .transpose()
     }
 
     /// The parsed listen address (validated by [`Settings::validate`]).
@@ -1014,6 +1079,49 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let s = Settings::default();
         assert!(!format!("{s:?}").contains("castellan.db"));
+    }
+
+    #[test]
+    fn metrics_settings_are_validated_and_name_their_key() {
+        let e = Settings::load(None, env(&[("CASTELLAN_METRICS__LISTEN", "localhost")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("localhost"),
+            "{e}"
+        );
+        let e = Settings::load(
+            None,
+            env(&[
+                ("CASTELLAN_LISTEN", "127.0.0.1:8080"),
+                ("CASTELLAN_METRICS__LISTEN", "127.0.0.1:8080"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("metrics.listen"), "{e}");
+        let e = Settings::load(None, env(&[("CASTELLAN_METRICS__BEARER_TOKEN", "hunter2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.bearer_token") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let s = Settings::load(
+            None,
+            env(&[
+                ("CASTELLAN_METRICS__LISTEN", "0.0.0.0:9090"),
+                (
+                    "CASTELLAN_METRICS__BEARER_TOKEN",
+                    "a-long-enough-scrape-token",
+                ),
+                ("CASTELLAN_METRICS__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.metrics.listen.as_deref(), Some("0.0.0.0:9090"));
+        assert!(!s.metrics.enabled);
+        assert!(!format!("{s:?}").contains("a-long-enough-scrape-token"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! `Application::build`: database, migrations, keys, state, HTTP server. Used by `castellan
 //! serve` and by the test harness alike.
+//!
+//! With `metrics.listen` set, a second small HTTP server (one worker) serves only `/metrics`
+//! on that address; it stops when the main server stops.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
@@ -15,6 +18,7 @@ use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::{self, KeyRing};
+use crate::services::metrics::Metrics;
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::RateLimiter;
 use crate::state::AppState;
@@ -23,6 +27,8 @@ use crate::store::Store;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The server of `metrics.listen`, and the port it is bound to.
+    metrics: Option<(u16, Server)>,
     state: AppState,
 }
 
@@ -103,17 +109,31 @@ impl Application {
             keys: Arc::new(key_ring),
             clock,
             discovery: Arc::new(discovery),
+            metrics: Arc::new(Metrics::new(now)),
             settings: Arc::new(settings),
         };
         let port = listener
             .local_addr()
             .context("reading the bound address")?
             .port();
+        let metrics = match state.settings.metrics_listen_addr()? {
+            Some(addr) if state.settings.metrics.enabled => {
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+                let bound = listener
+                    .local_addr()
+                    .context("reading the bound metrics address")?;
+                tracing::info!(listen = %bound, "serving /metrics on its own listener");
+                Some((bound.port(), Self::metrics_server(state.clone(), listener)?))
+            }
+            _ => None,
+        };
         let server = Self::server(state.clone(), listener)?;
         crate::services::housekeeping::spawn(state.clone());
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
     }
@@ -126,6 +146,9 @@ impl Application {
             n => n,
         };
         let https = state.settings.is_https();
+        let metrics = state.settings.metrics.enabled;
+        // `/metrics` is on the main listener unless it has a listener of its own.
+        let metrics_here = metrics && state.settings.metrics.listen.is_none();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -133,11 +156,22 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .app_data(web::JsonConfig::default().limit(256 * 1024))
                 .configure(crate::http::configure)
+                .configure(|cfg| {
+                    if metrics_here {
+                        crate::http::routes::metrics(cfg);
+                    }
+                })
                 .default_service(web::to(crate::http::routes::not_found))
                 .wrap(from_fn(move |req, next| {
                     crate::http::middleware::security_headers(req, next, https)
                 }))
                 .wrap(from_fn(crate::http::middleware::log_requests))
+                .wrap(Condition::new(metrics, {
+                    let counters = data.metrics.clone();
+                    from_fn(move |req, next| {
+                        crate::http::middleware::count_requests(req, next, counters.clone())
+                    })
+                }))
         })
         .workers(workers)
         .shutdown_timeout(10)
@@ -147,8 +181,32 @@ impl Application {
         Ok(server)
     }
 
+    /// The second server for `metrics.listen`: `/metrics` and nothing else, one worker, no
+    /// signal handling of its own (it stops with the main server).
+    fn metrics_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(crate::http::routes::metrics)
+                .default_service(web::to(crate::http::routes::not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)
+        .context("listening for metrics")?
+        .run();
+        Ok(server)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` has to itself, when `metrics.listen` is set (it may name port 0).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// A handle to stop the server (used by the test harness).
@@ -161,7 +219,21 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT, then drains in-flight requests (graceful shutdown).
+    /// The metrics server, if any, runs alongside and is stopped when the main one ends.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let handle = metrics.handle();
+        let main = async {
+            let result = self.server.await;
+            handle.stop(true).await;
+            result
+        };
+        let (result, metrics_result) = futures_util::future::join(main, metrics).await;
+        if let Err(e) = metrics_result {
+            tracing::warn!(error = %e, "the metrics server ended with an error");
+        }
+        result
     }
 }

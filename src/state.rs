@@ -9,6 +9,7 @@ use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
 use crate::oidc::discovery::Discovery;
 use crate::services::keys::KeyRing;
+use crate::services::metrics::Metrics;
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::RateLimiter;
 use crate::store::Store;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// Per-address rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// This server's Prometheus counters (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }

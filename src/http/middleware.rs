@@ -1,12 +1,15 @@
-//! Request logging (request id, method, path without query, status, latency) and the
-//! security headers every response carries.
+//! Request logging (request id, method, path without query, status, latency), request
+//! metrics, and the security headers every response carries.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+
+use crate::services::metrics::Metrics;
 
 /// Logs one line per request. The query string is never logged: it may hold codes or tokens.
 pub async fn log_requests(
@@ -25,6 +28,27 @@ pub async fn log_requests(
             .insert(HeaderName::from_static("x-request-id"), v);
     }
     tracing::info!(request_id, %method, path, status, latency_ms = format!("{latency_ms:.2}"), "request");
+    Ok(res)
+}
+
+/// Counts every request in the server's metrics by matched route pattern (never the raw path:
+/// `unmatched` when no route matched), method and status, with its latency. Wrapped only when
+/// `metrics.enabled`.
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    metrics: Arc<Metrics>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let res = next.call(req).await?;
+    // After routing the request knows which resource matched (a lookup by index, not a match).
+    let r = res.request();
+    metrics.observe_request(
+        r.match_pattern().as_deref(),
+        r.method().as_str(),
+        res.status().as_u16(),
+        start.elapsed(),
+    );
     Ok(res)
 }
 

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use super::api::{admin, health, oauth, oidc};
+use super::api::{admin, health, metrics as metrics_api, oauth, oidc};
 use super::pages::{account, consent, home, login, logout, password, register};
 use crate::paths;
 
@@ -62,6 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/css/castellan.css",
             web::get().to(super::api::assets::stylesheet),
         ));
+}
+
+/// `/metrics`: registered on the main listener, or alone on the metrics listener (by
+/// `startup`, following `[metrics]`).
+pub fn metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route(paths::METRICS, web::get().to(metrics_api::scrape));
 }
 
 /// Unknown paths: a plain 404 page.

@@ -10,6 +10,7 @@ use super::primitives::{ClientRegistrar, CodeAuthorizer, record_of};
 use crate::crypto::token;
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::services::authn;
+use crate::services::metrics::TokenGrant;
 use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
 use crate::state::AppState;
 
@@ -61,15 +62,30 @@ pub async fn token(
     params: &Params,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
-    match params.one("grant_type")? {
-        Some("authorization_code") => authorization_code(state, client, params, now).await,
-        Some("refresh_token") => refresh(state, client, params, now).await,
-        Some("client_credentials") => client_credentials(state, client, params, now).await,
-        Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
-            "grant_type {other} is not supported"
-        ))),
-        None => Err(OAuthError::InvalidRequest("grant_type is missing".into())),
+    let (grant, issued) = match params.one("grant_type")? {
+        Some("authorization_code") => (
+            TokenGrant::AuthorizationCode,
+            authorization_code(state, client, params, now).await,
+        ),
+        Some("refresh_token") => (
+            TokenGrant::RefreshToken,
+            refresh(state, client, params, now).await,
+        ),
+        Some("client_credentials") => (
+            TokenGrant::ClientCredentials,
+            client_credentials(state, client, params, now).await,
+        ),
+        Some(other) => {
+            return Err(OAuthError::UnsupportedGrantType(format!(
+                "grant_type {other} is not supported"
+            )));
+        }
+        None => return Err(OAuthError::InvalidRequest("grant_type is missing".into())),
+    };
+    if issued.is_ok() {
+        state.metrics.count_token(grant);
     }
+    issued
 }
 
 fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {

@@ -29,14 +29,25 @@ pub struct Authenticated {
     pub user: User,
 }
 
-/// The result of a password check. Failures are indistinguishable to the user.
+/// The result of a password check. Failures are indistinguishable to the user (the page shows
+/// one message); the reason is kept for the metrics.
 #[derive(Debug)]
 pub enum LoginResult {
     Ok(User),
-    /// Unknown email, wrong password, disabled or locked account, no password set.
-    Failed,
+    Failed(LoginFailure),
     /// Right password, but the email is not verified and the configuration requires it.
     Unverified(User),
+}
+
+/// Why a login failed; never shown to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown email, wrong password, or no password set.
+    BadCredentials,
+    /// The account is locked after too many failures.
+    Locked,
+    /// The password was right, the account is disabled.
+    Disabled,
 }
 
 /// Verifies email and password, with per-account throttling: after `login.max_failures`
@@ -62,11 +73,11 @@ pub async fn check_password(
         .await
         .map_err(|_| AuthnError::Join)?;
     let Some(c) = creds else {
-        return Ok(LoginResult::Failed);
+        return Ok(LoginResult::Failed(LoginFailure::BadCredentials));
     };
     let l = &state.settings.login;
     if c.locked_until.is_some_and(|t| t > now) {
-        return Ok(LoginResult::Failed);
+        return Ok(LoginResult::Failed(LoginFailure::Locked));
     }
     if !ok {
         let window = l.failure_window_secs as i64;
@@ -101,10 +112,10 @@ pub async fn check_password(
                 )
                 .await?;
         }
-        return Ok(LoginResult::Failed);
+        return Ok(LoginResult::Failed(LoginFailure::BadCredentials));
     }
     if c.user.disabled {
-        return Ok(LoginResult::Failed);
+        return Ok(LoginResult::Failed(LoginFailure::Disabled));
     }
     if c.failed_logins > 0 || c.locked_until.is_some() {
         state.store.reset_login_failures(&c.user.id).await?;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authn;
 pub mod housekeeping;
 pub mod keys;
+pub mod metrics;
 pub mod passwords;
 pub mod ratelimit;
 pub mod tokens;

@@ -3,7 +3,7 @@
 //! hash; single-use values are taken with a conditional delete/update whose affected-row count
 //! decides the winner, so two racing requests cannot both redeem one value.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Asterisk, Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
@@ -135,6 +135,19 @@ impl Store {
             last_seen: m.last_seen,
             expires_at: m.expires_at,
         }))
+    }
+
+    /// How many sessions are live at `now`, across every instance sharing the database. One
+    /// `COUNT(*)` over the `expires_at` index.
+    pub async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let n: Option<i64> = session::Entity::find()
+            .select_only()
+            .column_as(Expr::expr(Func::count(Expr::col(Asterisk))), "n")
+            .filter(session::Column::ExpiresAt.gt(now))
+            .into_tuple()
+            .one(self.conn())
+            .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     /// Records activity (at most one write a minute per session, by the caller's choice).

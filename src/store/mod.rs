@@ -51,6 +51,24 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// Connection pool use at one moment, in plain numbers (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now (idle or in use).
+    pub open: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The most the pool will open (`database.max_connections`).
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Open connections lent out to a query or transaction.
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
 /// A handle on the database, cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -127,6 +145,28 @@ impl Store {
         }
     }
 
+    /// How many pooled connections are open, idle and allowed. Reads counters the pool keeps;
+    /// no query, no lock.
+    pub fn pool_stats(&self) -> PoolStats {
+        fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        // The backend is checked first: the pool getters panic on the other backend.
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => of(self.db.get_sqlite_connection_pool()),
+            DbBackend::Postgres => of(self.db.get_postgres_connection_pool()),
+            _ => PoolStats {
+                open: 0,
+                idle: 0,
+                max: 0,
+            },
+        }
+    }
+
     pub async fn close(self) -> Result<(), DbErr> {
         self.db.close().await
     }
@@ -143,4 +183,37 @@ impl Store {
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(' ').filter(|x| !x.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn pool_stats_count_a_connection_held_by_a_transaction_as_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&Settings::for_test("http://127.0.0.1:1", &url))
+            .await
+            .unwrap();
+        // sqlx hands a released connection back to the pool in a task of its own: wait for it.
+        let mut before = store.pool_stats();
+        for _ in 0..100 {
+            if before.in_use() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            before = store.pool_stats();
+        }
+        assert_eq!((before.in_use(), before.max), (0, 5), "{before:?}");
+        assert!(before.idle >= 1, "{before:?}");
+        let txn = store.db.begin().await.unwrap();
+        let during = store.pool_stats();
+        assert_eq!(during.in_use(), 1, "{during:?}");
+        assert_eq!(during.idle, during.open - 1, "{during:?}");
+        txn.rollback().await.unwrap();
+    }
 }

@@ -17,6 +17,7 @@ mod health;
 mod housekeeping;
 mod keys;
 mod mail;
+mod metrics;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;

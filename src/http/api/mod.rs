@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod assets;
 pub mod health;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;

@@ -10,7 +10,8 @@ use super::safe_return_to;
 use crate::http::support::{
     Csrf, client_ip, csrf, csrf_ok, page, rate_limit, see_other, session_cookie, user_agent,
 };
-use crate::services::authn::{self, LoginResult};
+use crate::services::authn::{self, LoginFailure, LoginResult};
+use crate::services::metrics::LoginOutcome;
 use crate::services::ratelimit::Action;
 use crate::state::AppState;
 use crate::store::accounts::AuditEntry;
@@ -97,6 +98,7 @@ pub async fn submit(
         );
     }
     if let Some(resp) = rate_limit(&req, &state, Action::Login) {
+        state.metrics.count_login(LoginOutcome::RateLimited);
         return resp;
     }
     let password = form.password.unwrap_or_default();
@@ -105,6 +107,7 @@ pub async fn submit(
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "login failed unexpectedly");
+            state.metrics.count_login(LoginOutcome::Error);
             return render(
                 StatusCode::SERVICE_UNAVAILABLE,
                 csrf(&req, &state),
@@ -116,7 +119,12 @@ pub async fn submit(
     };
     let user = match user {
         LoginResult::Ok(u) => u,
-        LoginResult::Failed => {
+        LoginResult::Failed(why) => {
+            state.metrics.count_login(match why {
+                LoginFailure::BadCredentials => LoginOutcome::BadCredentials,
+                LoginFailure::Locked => LoginOutcome::Locked,
+                LoginFailure::Disabled => LoginOutcome::Disabled,
+            });
             let entry = AuditEntry {
                 kind: "login_failed",
                 ip: client_ip(&req, &state),
@@ -133,6 +141,7 @@ pub async fn submit(
             );
         }
         LoginResult::Unverified(_) => {
+            state.metrics.count_login(LoginOutcome::Unverified);
             // Only someone who knows the password sees this page.
             let token = csrf(&req, &state);
             let view = super::register::ResendPage {
@@ -165,6 +174,7 @@ pub async fn submit(
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot start a session");
+            state.metrics.count_login(LoginOutcome::Error);
             return render(
                 StatusCode::SERVICE_UNAVAILABLE,
                 csrf(&req, &state),
@@ -182,6 +192,7 @@ pub async fn submit(
         ..Default::default()
     };
     crate::http::support::audit(&state, entry).await;
+    state.metrics.count_login(LoginOutcome::Success);
     let mut resp = see_other(if return_to.is_empty() {
         "/"
     } else {

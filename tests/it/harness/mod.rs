@@ -24,6 +24,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`, also the issuer.
     pub address: String,
     pub port: u16,
+    /// The port of the separate metrics listener, when `metrics.listen` is set.
+    pub metrics_port: Option<u16>,
     /// Keeps cookies, never follows redirects.
     pub client: reqwest::Client,
     pub state: AppState,
@@ -59,10 +61,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("build the application");
     let state = app.state().clone();
     let handle = app.handle();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         port,
+        metrics_port,
         client: browser(),
         state,
         clock,
