@@ -7,7 +7,10 @@ use serde_json::json;
 use super::{CliError, now, print_json};
 use crate::config::Settings;
 use crate::crypto::token;
-use crate::domain::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri, ScopeSet};
+use crate::domain::{
+    ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
+    ScopeSet,
+};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +73,8 @@ pub fn client_json(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_methods": c.auth_method.as_str().split(' ').collect::<Vec<_>>(),
         "skip_consent": c.skip_consent,
         "introspect_any": c.introspect_any,
+        "application_type": c.application_type.as_str(),
+        "dynamically_registered": c.dynamically_registered,
         "created_at": c.created_at,
     })
 }
@@ -141,6 +146,9 @@ fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
         public,
         skip_consent: a.skip_consent,
         introspect_any: a.introspect_any,
+        application_type: ApplicationType::Web,
+        info: ClientInfo::default(),
+        registration_token_hash: None,
     })
 }
 

@@ -3,10 +3,13 @@
 
 mod client;
 pub mod password;
+pub mod registration;
 mod scope;
 mod user;
 
-pub use client::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri};
+pub use client::{
+    ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
+};
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
 pub use user::{Email, NewUser, Role, User, UserId};
