@@ -6,4 +6,5 @@ pub mod housekeeping;
 pub mod keys;
 pub mod passwords;
 pub mod ratelimit;
+pub mod registration;
 pub mod tokens;

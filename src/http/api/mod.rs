@@ -4,3 +4,4 @@ pub mod assets;
 pub mod health;
 pub mod oauth;
 pub mod oidc;
+pub mod registration;
