@@ -19,3 +19,4 @@ mod mail;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;
+mod registration;
