@@ -154,13 +154,13 @@ fn configuration_uri(state: &AppState, id: &ClientId) -> String {
     )
 }
 
-/// The client information response body (RFC 7591 §3.2.1, RFC 7592 §3): the registered
-/// metadata as stored, the registration access token the client holds, and the secret only
-/// when one was just issued.
 fn uri_strings(v: &[crate::domain::RedirectUri]) -> Vec<&str> {
     v.iter().map(|u| u.as_str()).collect()
 }
 
+/// The client information response body (RFC 7591 §3.2.1, RFC 7592 §3): the registered
+/// metadata as stored, the registration access token the client holds, and the secret only
+/// when one was just issued.
 fn information(
     state: &AppState,
     c: &Client,
@@ -231,7 +231,7 @@ fn new_client(
     }
 }
 
-/// Writes the audit row; a failure is logged and never fails the request (the client exists
+/// Writes the audit row (and its structured log line); a failure is logged and never fails the request (the client exists
 /// by then, and its credentials must reach it).
 async fn audit(
     state: &AppState,
@@ -299,10 +299,6 @@ pub async fn register(
     );
     let client = state.store.create_client(new, now).await?;
     audit(state, "client_created", &client.id, caller.ip, now).await;
-    tracing::info!(
-        client_id = client.id.as_str(),
-        "client registered dynamically"
-    );
     Ok(information(
         state,
         &client,
@@ -420,9 +416,5 @@ pub async fn delete(
         Err(e) => return Err(e.into()),
     }
     audit(state, "client_deleted", &client.id, caller.ip, now).await;
-    tracing::info!(
-        client_id = client.id.as_str(),
-        "dynamically registered client deleted"
-    );
     Ok(())
 }
