@@ -280,6 +280,28 @@ pub struct DynamicRegistrationSettings {
     pub initial_access_token: Option<Secret>,
 }
 
+/// `dynamic_registration.mode`, as [`Settings::validate`] accepts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// No registration endpoint (404) and none in the discovery document.
+    Off,
+    /// Anyone may register a client (rate-limited per address).
+    Open,
+    /// `Authorization: Bearer <initial_access_token>` is required (RFC 7591 §3).
+    Token,
+}
+
+impl DynamicRegistrationSettings {
+    /// The validated mode; anything unrecognised counts as off.
+    pub fn registration_mode(&self) -> RegistrationMode {
+        match self.mode.as_str() {
+            "open" => RegistrationMode::Open,
+            "token" => RegistrationMode::Token,
+            _ => RegistrationMode::Off,
+        }
+    }
+}
+
 impl Default for DynamicRegistrationSettings {
     fn default() -> Self {
         Self {

@@ -11,6 +11,9 @@ pub const REVOKE: &str = "/oauth2/revoke";
 pub const INTROSPECT: &str = "/oauth2/introspect";
 pub const LOGOUT: &str = "/oauth2/logout";
 pub const REGISTER_CLIENT: &str = "/oauth2/register";
+/// RFC 7592 client configuration endpoint (`registration_client_uri`): the registration
+/// endpoint followed by `/` and the client id.
+pub const CLIENT_CONFIGURATION: &str = "/oauth2/register/{client_id}";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";

@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261124_000001_roles;
+mod m20261124_000002_dynamic_registration;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261124_000001_roles::Migration),
+            Box::new(m20261124_000002_dynamic_registration::Migration),
         ]
     }
 }

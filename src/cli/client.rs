@@ -66,6 +66,8 @@ pub fn client_json(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_methods": c.auth_method.as_str().split(' ').collect::<Vec<_>>(),
         "skip_consent": c.skip_consent,
         "introspect_any": c.introspect_any,
+        "application_type": c.application_type.as_str(),
+        "dynamically_registered": c.dynamically_registered,
         "created_at": c.created_at,
     })
 }

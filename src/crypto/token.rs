@@ -18,6 +18,8 @@ pub mod prefix {
     pub const SESSION: &str = "cas_ss_";
     pub const EMAIL_TOKEN: &str = "cas_et_";
     pub const CSRF: &str = "cas_cf_";
+    /// RFC 7592 §1.2: the bearer token of a client's configuration endpoint.
+    pub const REGISTRATION_ACCESS_TOKEN: &str = "cas_ra_";
 }
 
 /// A new secret: `prefix` followed by 256 random bits in base64url.

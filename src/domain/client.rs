@@ -138,6 +138,85 @@ impl AuthMethod {
     }
 }
 
+/// OpenID Connect Dynamic Client Registration 1.0 §2 `application_type`: what kind of
+/// redirect URIs the client may register. Clients an administrator creates are `web`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
+}
+
+impl ApplicationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Native => "native",
+        }
+    }
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "web" => Ok(Self::Web),
+            "native" => Ok(Self::Native),
+            _ => Err(Invalid::new(
+                "application_type",
+                format!("{raw:?}: expected web or native"),
+            )),
+        }
+    }
+}
+
+/// Informational client metadata (RFC 7591 §2), kept to show back to the client; Castellan
+/// does not fetch or display these URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub contacts: Vec<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+}
+
+impl ClientInfo {
+    /// The optional URL and string fields, by their RFC 7591 names.
+    pub fn strings(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("client_uri", self.client_uri.as_deref()),
+            ("logo_uri", self.logo_uri.as_deref()),
+            ("policy_uri", self.policy_uri.as_deref()),
+            ("tos_uri", self.tos_uri.as_deref()),
+            ("software_id", self.software_id.as_deref()),
+            ("software_version", self.software_version.as_deref()),
+        ]
+    }
+}
+
+/// RFC 8252 §7.3: a loopback IP redirect URI (`http` on `127.0.0.1` or `[::1]`) without its
+/// port, or `None` for any other URI. `localhost` is not a loopback IP literal (§8.3).
+fn loopback_without_port(raw: &str) -> Option<String> {
+    let host_end = ["http://127.0.0.1", "http://[::1]"]
+        .into_iter()
+        .find(|p| raw.starts_with(p))?
+        .len();
+    let (head, rest) = raw.split_at(host_end);
+    let rest = match rest.strip_prefix(':') {
+        Some(after) => {
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            if !(1..=5).contains(&digits) {
+                return None;
+            }
+            &after[digits..]
+        }
+        None => rest,
+    };
+    if !(rest.is_empty() || rest.starts_with(['/', '?'])) {
+        return None;
+    }
+    Some(format!("{head}{rest}"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: ClientId,
@@ -152,14 +231,31 @@ pub struct Client {
     pub skip_consent: bool,
     pub introspect_any: bool,
     pub created_at: i64,
+    pub application_type: ApplicationType,
+    pub info: ClientInfo,
+    /// Registered through RFC 7591 (it has a registration access token).
+    pub dynamically_registered: bool,
 }
 
 impl Client {
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+    /// Exact string match (RFC 9700 §4.1.3), except that a native client's loopback IP redirect
+    /// URI matches with any port (RFC 8252 §7.3: the port is picked when the app starts).
     pub fn redirect_uri_registered(&self, presented: &str) -> bool {
-        self.redirect_uris.iter().any(|r| r.matches(presented))
+        if self.redirect_uris.iter().any(|r| r.matches(presented)) {
+            return true;
+        }
+        if self.application_type != ApplicationType::Native {
+            return false;
+        }
+        let Some(presented) = loopback_without_port(presented) else {
+            return false;
+        };
+        self.redirect_uris
+            .iter()
+            .any(|r| loopback_without_port(r.as_str()).is_some_and(|r| r == presented))
     }
     pub fn post_logout_uri_registered(&self, presented: &str) -> bool {
         self.post_logout_redirect_uris
@@ -182,6 +278,11 @@ pub struct NewClient {
     pub public: bool,
     pub skip_consent: bool,
     pub introspect_any: bool,
+    pub application_type: ApplicationType,
+    pub info: ClientInfo,
+    /// Hex SHA-256 of the registration access token (RFC 7592), for dynamically registered
+    /// clients.
+    pub registration_token_hash: Option<String>,
 }
 
 /// A client as an administrator describes it (CLI flags, admin API, admin pages): raw values,
@@ -287,6 +388,9 @@ impl ClientSpec {
             public,
             skip_consent: self.skip_consent,
             introspect_any: self.introspect_any,
+            application_type: ApplicationType::Web,
+            info: ClientInfo::default(),
+            registration_token_hash: None,
         })
     }
 }
@@ -331,5 +435,57 @@ mod tests {
         .unwrap();
         assert_eq!(ok.auth_method, AuthMethod::SecretBasicOrPost);
         assert_eq!(ok.grant_types.len(), 2);
+    }
+
+    fn client(app: ApplicationType, uris: &[&str]) -> Client {
+        Client {
+            id: ClientId::from_stored("c".into()),
+            name: "c".into(),
+            secret_hash: None,
+            redirect_uris: uris
+                .iter()
+                .map(|u| RedirectUri::from_stored((*u).to_owned()))
+                .collect(),
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::default(),
+            auth_method: AuthMethod::None,
+            public: true,
+            skip_consent: false,
+            introspect_any: false,
+            created_at: 0,
+            application_type: app,
+            info: ClientInfo::default(),
+            dynamically_registered: true,
+        }
+    }
+
+    #[test]
+    fn a_native_loopback_redirect_uri_matches_with_any_port() {
+        let c = client(
+            ApplicationType::Native,
+            &[
+                "http://127.0.0.1/cb",
+                "http://[::1]:8000/",
+                "http://localhost/cb",
+            ],
+        );
+        assert!(c.redirect_uri_registered("http://127.0.0.1/cb"));
+        assert!(c.redirect_uri_registered("http://127.0.0.1:51004/cb"));
+        assert!(c.redirect_uri_registered("http://[::1]:1/"));
+        assert!(c.redirect_uri_registered("http://[::1]/"));
+        // The rest of the URI still compares exactly.
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:51004/cb/"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:51004/other"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1.evil.example/cb"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:5x/cb"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:123456/cb"));
+        assert!(!c.redirect_uri_registered("https://127.0.0.1:5/cb"));
+        // RFC 8252 §8.3: localhost is not a loopback IP literal; exact match only.
+        assert!(c.redirect_uri_registered("http://localhost/cb"));
+        assert!(!c.redirect_uri_registered("http://localhost:5/cb"));
+        // Web clients: exact match only.
+        let web = client(ApplicationType::Web, &["http://127.0.0.1/cb"]);
+        assert!(!web.redirect_uri_registered("http://127.0.0.1:5/cb"));
     }
 }

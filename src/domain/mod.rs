@@ -3,10 +3,14 @@
 
 mod client;
 pub mod password;
+pub mod registration;
 mod scope;
 mod user;
 
-pub use client::{AuthMethod, Client, ClientId, ClientSpec, GrantType, NewClient, RedirectUri};
+pub use client::{
+    ApplicationType, AuthMethod, Client, ClientId, ClientInfo, ClientSpec, GrantType, NewClient,
+    RedirectUri,
+};
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
 pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};

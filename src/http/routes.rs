@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use super::api::{admin, health, metrics as metrics_api, oauth, oidc};
+use super::api::{admin, health, metrics as metrics_api, oauth, oidc, registration};
 use super::pages::{account, consent, home, login, logout, password, register};
 use crate::paths;
 
@@ -54,6 +54,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(account::end_all),
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
+        // RFC 7591 / RFC 7592, with a bounded body; they answer 404 while the mode is off.
+        .service(
+            web::resource(paths::REGISTER_CLIENT)
+                .app_data(web::PayloadConfig::new(registration::MAX_BODY))
+                .route(web::post().to(registration::register)),
+        )
+        .service(
+            web::resource(paths::CLIENT_CONFIGURATION)
+                .app_data(web::PayloadConfig::new(registration::MAX_BODY))
+                .route(web::get().to(registration::read))
+                .route(web::put().to(registration::update))
+                .route(web::delete().to(registration::delete)),
+        )
         .route("/", web::get().to(home::show))
         .configure(admin::configure)
         .route(paths::HEALTHZ, web::get().to(health::healthz))

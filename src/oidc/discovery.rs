@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::{RegistrationMode, Settings};
 use crate::paths;
 
 #[derive(Debug)]
@@ -18,7 +18,7 @@ impl Discovery {
     pub fn new(settings: &Settings) -> Self {
         let base = settings.base_url();
         let url = |p: &str| format!("{base}{p}");
-        let doc = json!({
+        let mut doc = json!({
             // Discovery §3 / RFC 8414 §2: the issuer exactly as it appears in `iss`.
             "issuer": settings.server.issuer,
             "authorization_endpoint": url(paths::AUTHORIZE),
@@ -50,6 +50,10 @@ impl Discovery {
             "authorization_response_iss_parameter_supported": true,
             "ui_locales_supported": ["en"],
         });
+        // RFC 8414 §2 / Discovery §3: advertised only when dynamic registration is on.
+        if settings.dynamic_registration.registration_mode() != RegistrationMode::Off {
+            doc["registration_endpoint"] = json!(url(paths::REGISTER_CLIENT));
+        }
         let json = serde_json::to_vec(&doc).unwrap_or_default();
         let etag = format!(
             "\"{}\"",

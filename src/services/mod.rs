@@ -8,4 +8,5 @@ pub mod keys;
 pub mod metrics;
 pub mod passwords;
 pub mod ratelimit;
+pub mod registration;
 pub mod tokens;

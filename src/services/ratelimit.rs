@@ -1,5 +1,6 @@
 //! Per-address token buckets for the abuse-prone submissions: login, registration, forgot
-//! password, and failed client authentication at the token endpoint.
+//! password, open dynamic client registration, and failed client authentication at the token
+//! endpoint.
 //!
 //! The buckets live in this process: with several instances each enforces its own limit
 //! (documented; `CASTELLAN_REDIS_URL` for shared counters is not built yet). Limits are
@@ -16,6 +17,9 @@ pub enum Action {
     Register,
     ForgotPassword,
     ClientAuthFailure,
+    /// Open dynamic client registration (RFC 7591); as many per minute as `Register`, in a
+    /// bucket of its own so that neither starves the other.
+    RegisterClient,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +43,7 @@ impl RateLimiter {
         let per_minute = HashMap::from([
             (Action::Login, login),
             (Action::Register, register),
+            (Action::RegisterClient, register),
             (Action::ForgotPassword, forgot),
             (Action::ClientAuthFailure, client_auth_failures),
         ]);

@@ -1,10 +1,57 @@
 //! Registered clients.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde_json::{Map, Value};
 
 use super::entities::client;
 use super::{Store, StoreError, split_list};
-use crate::domain::{AuthMethod, Client, ClientId, GrantType, NewClient, RedirectUri, ScopeSet};
+use crate::domain::{
+    ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
+    ScopeSet,
+};
+
+/// The `metadata` column: a JSON object of the informational fields that are set.
+fn info_json(info: &ClientInfo) -> String {
+    let mut obj = Map::new();
+    for (key, value) in info.strings() {
+        if let Some(v) = value {
+            obj.insert(key.to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    if !info.contacts.is_empty() {
+        obj.insert(
+            "contacts".to_owned(),
+            Value::Array(info.contacts.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    Value::Object(obj).to_string()
+}
+
+fn info_from_json(id: &str, raw: &str) -> Result<ClientInfo, StoreError> {
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| StoreError::Corrupt(format!("client {id} metadata: {e}")))?;
+    let s = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    Ok(ClientInfo {
+        client_uri: s("client_uri"),
+        logo_uri: s("logo_uri"),
+        policy_uri: s("policy_uri"),
+        tos_uri: s("tos_uri"),
+        contacts: v
+            .get("contacts")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        software_id: s("software_id"),
+        software_version: s("software_version"),
+    })
+}
 
 fn to_domain(m: client::Model) -> Result<Client, StoreError> {
     let uris = |s: &str| -> Result<Vec<RedirectUri>, StoreError> {
@@ -13,6 +60,10 @@ fn to_domain(m: client::Model) -> Result<Client, StoreError> {
         Ok(v.into_iter().map(RedirectUri::from_stored).collect())
     };
     Ok(Client {
+        application_type: ApplicationType::parse(&m.application_type)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        info: info_from_json(&m.id, &m.metadata)?,
+        dynamically_registered: m.registration_token_hash.is_some(),
         redirect_uris: uris(&m.redirect_uris)?,
         post_logout_redirect_uris: uris(&m.post_logout_redirect_uris)?,
         grant_types: split_list(&m.grant_types)
@@ -40,28 +91,37 @@ fn uris_json(v: &[RedirectUri]) -> String {
     .to_string()
 }
 
+/// Every column a client's metadata sets (all but the id, the registration token and times).
+fn metadata_columns(new: &NewClient) -> client::ActiveModel {
+    client::ActiveModel {
+        secret_hash: Set(new.secret_hash.clone()),
+        name: Set(new.name.clone()),
+        redirect_uris: Set(uris_json(&new.redirect_uris)),
+        post_logout_redirect_uris: Set(uris_json(&new.post_logout_redirect_uris)),
+        grant_types: Set(new
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")),
+        scopes: Set(new.scopes.to_string()),
+        auth_method: Set(new.auth_method.as_str().to_owned()),
+        public: Set(new.public),
+        skip_consent: Set(new.skip_consent),
+        introspect_any: Set(new.introspect_any),
+        application_type: Set(new.application_type.as_str().to_owned()),
+        metadata: Set(info_json(&new.info)),
+        ..Default::default()
+    }
+}
+
 impl Store {
     pub async fn create_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
-        let model = client::ActiveModel {
-            id: Set(new.id.as_str().to_owned()),
-            secret_hash: Set(new.secret_hash),
-            name: Set(new.name),
-            redirect_uris: Set(uris_json(&new.redirect_uris)),
-            post_logout_redirect_uris: Set(uris_json(&new.post_logout_redirect_uris)),
-            grant_types: Set(new
-                .grant_types
-                .iter()
-                .map(|g| g.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")),
-            scopes: Set(new.scopes.to_string()),
-            auth_method: Set(new.auth_method.as_str().to_owned()),
-            public: Set(new.public),
-            skip_consent: Set(new.skip_consent),
-            introspect_any: Set(new.introspect_any),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
+        let mut model = metadata_columns(&new);
+        model.id = Set(new.id.as_str().to_owned());
+        model.registration_token_hash = Set(new.registration_token_hash);
+        model.created_at = Set(now);
+        model.updated_at = Set(now);
         to_domain(
             model
                 .insert(self.conn())
@@ -76,6 +136,32 @@ impl Store {
             .await?
             .map(to_domain)
             .transpose()
+    }
+
+    /// The client whose registration access token (RFC 7592 §1.2) has this hash.
+    pub async fn client_by_registration_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        client::Entity::find()
+            .filter(client::Column::RegistrationTokenHash.eq(token_hash))
+            .one(self.conn())
+            .await?
+            .map(to_domain)
+            .transpose()
+    }
+
+    /// Replaces a client's metadata (RFC 7592 §2.2); its id, registration access token and
+    /// creation time stay. `NotFound` when the client is gone.
+    pub async fn update_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+        let mut model = metadata_columns(&new);
+        model.id = sea_orm::ActiveValue::Unchanged(new.id.as_str().to_owned());
+        model.updated_at = Set(now);
+        match model.update(self.conn()).await {
+            Ok(m) => to_domain(m),
+            Err(DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -99,31 +185,6 @@ impl Store {
         } else {
             Ok(())
         }
-    }
-
-    /// Replaces a client's metadata (not its id, secret or creation time).
-    pub async fn update_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
-        let m = client::Entity::find_by_id(new.id.as_str().to_owned())
-            .one(self.conn())
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let mut am: client::ActiveModel = m.into();
-        am.name = Set(new.name);
-        am.redirect_uris = Set(uris_json(&new.redirect_uris));
-        am.post_logout_redirect_uris = Set(uris_json(&new.post_logout_redirect_uris));
-        am.grant_types = Set(new
-            .grant_types
-            .iter()
-            .map(|g| g.as_str())
-            .collect::<Vec<_>>()
-            .join(" "));
-        am.scopes = Set(new.scopes.to_string());
-        am.auth_method = Set(new.auth_method.as_str().to_owned());
-        am.public = Set(new.public);
-        am.skip_consent = Set(new.skip_consent);
-        am.introspect_any = Set(new.introspect_any);
-        am.updated_at = Set(now);
-        to_domain(am.update(self.conn()).await?)
     }
 
     /// Replaces a confidential client's secret hash.

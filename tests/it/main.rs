@@ -21,3 +21,4 @@ mod metrics;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;
+mod registration;

@@ -6,3 +6,4 @@ pub mod health;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
+pub mod registration;

@@ -19,6 +19,12 @@ pub struct Model {
     pub introspect_any: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Hex SHA-256 of the registration access token (RFC 7592); null for CLI-made clients.
+    pub registration_token_hash: Option<String>,
+    /// `web` or `native` (OpenID Connect Dynamic Client Registration 1.0 §2).
+    pub application_type: String,
+    /// JSON object of informational metadata (RFC 7591 §2).
+    pub metadata: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
