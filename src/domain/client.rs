@@ -169,6 +169,7 @@ impl Client {
 }
 
 /// What it takes to register a client; the secret is already hashed.
+#[derive(Debug)]
 pub struct NewClient {
     pub id: ClientId,
     pub name: String,
@@ -316,7 +317,10 @@ mod tests {
         };
         let errors = spec.validate(ClientId::generate()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["grant_type", "grant_types", "redirect_uris", "name"]);
+        assert_eq!(
+            fields,
+            ["grant_type", "grant_types", "redirect_uris", "name"]
+        );
         let ok = ClientSpec {
             name: "App".into(),
             redirect_uris: vec!["https://app.example/cb".into()],

@@ -172,12 +172,11 @@ pub async fn mint(
     let id_token = match (ctx.id_token, ctx.user) {
         (true, Some(user)) => Some(id_token(
             &keys,
-            issuer,
+            settings,
             &ctx,
             user,
             &access_token,
             roles_claim.as_ref(),
-            settings.tokens.id_token_ttl_secs,
             now,
         )?),
         _ => None,
@@ -221,14 +220,15 @@ pub async fn mint(
 
 fn id_token(
     keys: &KeySet,
-    issuer: &str,
+    settings: &crate::config::Settings,
     ctx: &GrantContext<'_>,
     user: &User,
     access_token: &str,
     roles: Option<&(&str, serde_json::Value)>,
-    ttl: u64,
     now: i64,
 ) -> Result<String, jwt::JwtError> {
+    let issuer = settings.server.issuer.as_str();
+    let ttl = settings.tokens.id_token_ttl_secs;
     let mut claims = serde_json::json!({
         "iss": issuer,
         "sub": user.id.as_str(),
