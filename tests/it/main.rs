@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod admin_pages;
 mod audit;
 mod bad_input;
 mod browser;
