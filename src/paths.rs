@@ -32,3 +32,23 @@ pub const STATIC: &str = "/static";
 pub const VERIFY_EMAIL: &str = "/register/verify";
 /// Asks for a new verification link.
 pub const RESEND_VERIFICATION: &str = "/register/resend";
+
+/// The admin pages (`http::pages::admin`), for users with the `admin` role. `{id}` and `{name}`
+/// are route parameters.
+pub const ADMIN: &str = "/admin";
+pub const ADMIN_USERS: &str = "/admin/users";
+pub const ADMIN_USER: &str = "/admin/users/{id}";
+pub const ADMIN_USER_ROLES: &str = "/admin/users/{id}/roles";
+pub const ADMIN_USER_STATUS: &str = "/admin/users/{id}/status";
+pub const ADMIN_USER_SESSIONS_END: &str = "/admin/users/{id}/sessions/end";
+pub const ADMIN_USER_PASSWORD_RESET: &str = "/admin/users/{id}/password-reset";
+pub const ADMIN_USER_DELETE: &str = "/admin/users/{id}/delete";
+pub const ADMIN_CLIENTS: &str = "/admin/clients";
+pub const ADMIN_CLIENT: &str = "/admin/clients/{id}";
+pub const ADMIN_CLIENT_SECRET: &str = "/admin/clients/{id}/secret";
+pub const ADMIN_CLIENT_DELETE: &str = "/admin/clients/{id}/delete";
+pub const ADMIN_ROLES: &str = "/admin/roles";
+pub const ADMIN_ROLE_DELETE: &str = "/admin/roles/{name}/delete";
+pub const ADMIN_AUDIT: &str = "/admin/audit";
+pub const ADMIN_KEYS: &str = "/admin/keys";
+pub const ADMIN_KEYS_ROTATE: &str = "/admin/keys/rotate";

@@ -5,6 +5,8 @@ use actix_web::web;
 use super::api::{admin, health, metrics as metrics_api, oauth, oidc, registration};
 use super::pages::{account, consent, home, login, logout, password, register};
 use crate::paths;
+// Named apart from `api::admin` (the admin REST API).
+use super::pages::admin as admin_pages;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in super::middleware::CORS_PATHS {
@@ -71,6 +73,68 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .route(paths::HEALTHZ, web::get().to(health::healthz))
         .route(paths::READYZ, web::get().to(health::readyz))
+        // The admin pages (issue 5).
+        .route(paths::ADMIN, web::get().to(admin_pages::index))
+        .route(paths::ADMIN_USERS, web::get().to(admin_pages::users))
+        .route(paths::ADMIN_USER, web::get().to(admin_pages::user))
+        .route(
+            paths::ADMIN_USER_ROLES,
+            web::post().to(admin_pages::user_roles),
+        )
+        .route(
+            paths::ADMIN_USER_STATUS,
+            web::post().to(admin_pages::user_status),
+        )
+        .route(
+            paths::ADMIN_USER_SESSIONS_END,
+            web::post().to(admin_pages::user_end_sessions),
+        )
+        .route(
+            paths::ADMIN_USER_PASSWORD_RESET,
+            web::post().to(admin_pages::user_password_reset),
+        )
+        .route(
+            paths::ADMIN_USER_DELETE,
+            web::get().to(admin_pages::user_delete_confirm),
+        )
+        .route(
+            paths::ADMIN_USER_DELETE,
+            web::post().to(admin_pages::user_delete),
+        )
+        .route(paths::ADMIN_CLIENTS, web::get().to(admin_pages::clients))
+        .route(
+            paths::ADMIN_CLIENTS,
+            web::post().to(admin_pages::client_create),
+        )
+        .route(paths::ADMIN_CLIENT, web::get().to(admin_pages::client))
+        .route(
+            paths::ADMIN_CLIENT,
+            web::post().to(admin_pages::client_update),
+        )
+        .route(
+            paths::ADMIN_CLIENT_SECRET,
+            web::post().to(admin_pages::client_rotate_secret),
+        )
+        .route(
+            paths::ADMIN_CLIENT_DELETE,
+            web::get().to(admin_pages::client_delete_confirm),
+        )
+        .route(
+            paths::ADMIN_CLIENT_DELETE,
+            web::post().to(admin_pages::client_delete),
+        )
+        .route(paths::ADMIN_ROLES, web::get().to(admin_pages::roles))
+        .route(paths::ADMIN_ROLES, web::post().to(admin_pages::role_create))
+        .route(
+            paths::ADMIN_ROLE_DELETE,
+            web::post().to(admin_pages::role_delete),
+        )
+        .route(paths::ADMIN_AUDIT, web::get().to(admin_pages::audit))
+        .route(paths::ADMIN_KEYS, web::get().to(admin_pages::keys))
+        .route(
+            paths::ADMIN_KEYS_ROTATE,
+            web::post().to(admin_pages::key_rotate),
+        )
         .service(web::scope(paths::STATIC).route(
             "/css/castellan.css",
             web::get().to(super::api::assets::stylesheet),

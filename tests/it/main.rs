@@ -7,6 +7,7 @@ mod harness;
 
 mod accounts;
 mod admin_api;
+mod admin_pages;
 mod audit;
 mod bad_input;
 mod browser;

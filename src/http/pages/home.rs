@@ -1,4 +1,4 @@
-//! `/`: who is signed in, with a sign-out button.
+//! `/`: who is signed in, with a sign-out button (and a link to the admin pages for admins).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -11,6 +11,8 @@ use crate::state::AppState;
 #[template(path = "home.html")]
 struct Home<'a> {
     email: Option<&'a str>,
+    /// Shows the link to the admin pages.
+    admin: bool,
     csrf: &'a str,
 }
 
@@ -22,6 +24,9 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let token = csrf(&req, &state);
     let view = Home {
         email: user.as_ref().map(|u| u.user.email.as_str()),
+        admin: user
+            .as_ref()
+            .is_some_and(|u| u.user.has_role(crate::domain::Role::ADMIN)),
         csrf: &token.token,
     };
     page(StatusCode::OK, &view, Some(&token))
