@@ -6,7 +6,7 @@
 //! emails exist. A failed login is not an error: the caller re-renders the page.
 
 use crate::crypto::token;
-use crate::domain::{Email, User};
+use crate::domain::{Email, User, UserId};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::grants::{NewSession, SessionRecord};
@@ -30,11 +30,12 @@ pub struct Authenticated {
 }
 
 /// The result of a password check. Failures are indistinguishable to the user (the page shows
-/// one message); the reason is kept for the metrics.
+/// one message); the reason and the account, when there is one, go to the audit log and the
+/// metrics.
 #[derive(Debug)]
 pub enum LoginResult {
     Ok(User),
-    Failed(LoginFailure),
+    Failed(LoginFailure, Option<UserId>),
     /// Right password, but the email is not verified and the configuration requires it.
     Unverified(User),
 }
@@ -42,12 +43,26 @@ pub enum LoginResult {
 /// Why a login failed; never shown to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginFailure {
-    /// Unknown email, wrong password, or no password set.
+    /// No account has this email.
+    UnknownEmail,
+    /// Wrong password, or the account has no password set.
     BadCredentials,
     /// The account is locked after too many failures.
     Locked,
     /// The password was right, the account is disabled.
     Disabled,
+}
+
+impl LoginFailure {
+    /// The reason as the audit log records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownEmail => "unknown_email",
+            Self::BadCredentials => "wrong_password",
+            Self::Locked => "locked",
+            Self::Disabled => "disabled",
+        }
+    }
 }
 
 /// Verifies email and password, with per-account throttling: after `login.max_failures`
@@ -73,11 +88,11 @@ pub async fn check_password(
         .await
         .map_err(|_| AuthnError::Join)?;
     let Some(c) = creds else {
-        return Ok(LoginResult::Failed(LoginFailure::BadCredentials));
+        return Ok(LoginResult::Failed(LoginFailure::UnknownEmail, None));
     };
     let l = &state.settings.login;
     if c.locked_until.is_some_and(|t| t > now) {
-        return Ok(LoginResult::Failed(LoginFailure::Locked));
+        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(c.user.id)));
     }
     if !ok {
         let window = l.failure_window_secs as i64;
@@ -112,10 +127,13 @@ pub async fn check_password(
                 )
                 .await?;
         }
-        return Ok(LoginResult::Failed(LoginFailure::BadCredentials));
+        return Ok(LoginResult::Failed(
+            LoginFailure::BadCredentials,
+            Some(c.user.id),
+        ));
     }
     if c.user.disabled {
-        return Ok(LoginResult::Failed(LoginFailure::Disabled));
+        return Ok(LoginResult::Failed(LoginFailure::Disabled, Some(c.user.id)));
     }
     if c.failed_logins > 0 || c.locked_until.is_some() {
         state.store.reset_login_failures(&c.user.id).await?;

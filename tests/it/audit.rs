@@ -22,7 +22,30 @@ async fn login_consent_logout_and_failed_logins_are_audited() {
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
-        app.count("audit_events WHERE kind = 'login_failed'").await,
+        app.count(&format!(
+            "audit_events WHERE kind = 'login_failed' AND user_id = '{user_id}' AND detail = 'reason=wrong_password'"
+        ))
+        .await,
+        1,
+        "a failed login records its reason and the account"
+    );
+    let page = app.get("/login").await.text().await.expect("login page");
+    let res = Form::with_action(&page, "/login")
+        .submit(
+            &app,
+            &[
+                ("email", "nobody@example.com"),
+                ("password", "whatever it is"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        app.count(
+            "audit_events WHERE kind = 'login_failed' AND user_id IS NULL AND detail = 'reason=unknown_email'"
+        )
+        .await,
         1
     );
 

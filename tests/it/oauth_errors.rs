@@ -672,6 +672,17 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
             res.text
         );
     }
+    // The reuse is an audit event; B's refusal (its family is revoked) is not a second one.
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'refresh_reuse_detected'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'token_refreshed'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]

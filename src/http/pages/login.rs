@@ -119,16 +119,19 @@ pub async fn submit(
     };
     let user = match user {
         LoginResult::Ok(u) => u,
-        LoginResult::Failed(why) => {
+        LoginResult::Failed(why, user_id) => {
             state.metrics.count_login(match why {
-                LoginFailure::BadCredentials => LoginOutcome::BadCredentials,
+                LoginFailure::UnknownEmail | LoginFailure::BadCredentials => {
+                    LoginOutcome::BadCredentials
+                }
                 LoginFailure::Locked => LoginOutcome::Locked,
                 LoginFailure::Disabled => LoginOutcome::Disabled,
             });
             let entry = AuditEntry {
                 kind: "login_failed",
+                user_id: user_id.map(|u| u.as_str().to_owned()),
                 ip: client_ip(&req, &state),
-                detail: "invalid credentials".into(),
+                detail: format!("reason={}", why.as_str()),
                 ..Default::default()
             };
             crate::http::support::audit(&state, entry).await;
