@@ -20,6 +20,8 @@ pub enum ClientCommand {
     Show { id: String },
     /// Delete a client with its grants and consents.
     Delete { id: String },
+    /// Give a confidential client a new secret (shown once); the old one stops working.
+    RotateSecret { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +177,33 @@ pub async fn run(
                         println!("{k:<28} {val}");
                     }
                 }
+            }
+        }
+        ClientCommand::RotateSecret { id } => {
+            let c = find(store, &id).await?;
+            if c.public {
+                return Err(usage(format!(
+                    "{id:?} is a public client: it has no secret"
+                )));
+            }
+            let secret = token::generate(token::prefix::CLIENT_SECRET);
+            store
+                .set_client_secret_hash(c.id.as_str(), token::hash(&secret), now())
+                .await
+                .context("storing the new secret")?;
+            super::audit(
+                store,
+                "client_secret_rotated",
+                None,
+                Some(c.id.as_str()),
+                String::new(),
+            )
+            .await;
+            if json_out {
+                print_json(&json!({"client_id": c.id.as_str(), "client_secret": secret}));
+            } else {
+                println!("client_secret: {secret}");
+                println!("(the secret is shown only this once; the old one no longer works)");
             }
         }
         ClientCommand::Delete { id } => {

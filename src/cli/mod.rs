@@ -1,6 +1,7 @@
 //! The command line (clap): one file per command group. Every command reads the same settings;
 //! errors are one clear line on stderr and a non-zero exit status (2 for configuration/usage).
 
+mod audit;
 mod client;
 mod keys;
 mod role;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage roles (built-in admin and user, and custom ones).
     #[command(subcommand)]
     Role(role::RoleCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A failed command: how it is reported and with which exit status.
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         Command::User(c) => user::run(c, &open(&settings).await?, &settings, json).await,
         Command::Keys(c) => keys::run(c, &open(&settings).await?, &settings, json).await,
         Command::Role(c) => role::run(c, &open(&settings).await?, json).await,
+        Command::Audit(c) => audit::run(c, &open(&settings).await?, json).await,
     }
 }
 

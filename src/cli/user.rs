@@ -42,6 +42,11 @@ pub enum UserCommand {
         /// User id or email.
         user: String,
     },
+    /// End every session and refresh token of a user (signs them out everywhere).
+    EndSessions {
+        /// User id or email.
+        user: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +257,30 @@ pub async fn run(
                     u.email,
                     if u.disabled { "disabled" } else { "enabled" }
                 );
+            }
+        }
+        UserCommand::EndSessions { user } => {
+            let u = find(store, &user).await?;
+            let ended = store
+                .delete_user_sessions(u.id.as_str(), None)
+                .await
+                .context("ending the user's sessions")?;
+            store
+                .revoke_user_refresh_tokens(u.id.as_str())
+                .await
+                .context("revoking the user's refresh tokens")?;
+            super::audit(
+                store,
+                "sessions_ended",
+                Some(u.id.as_str()),
+                None,
+                format!("sessions={ended}"),
+            )
+            .await;
+            if json_out {
+                print_json(&json!({"user_id": u.id.as_str(), "ended": ended}));
+            } else {
+                println!("ended {ended} session(s) of {}", u.email);
             }
         }
         UserCommand::Delete { user } => {

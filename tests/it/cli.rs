@@ -22,6 +22,11 @@ fn every_command_has_help() {
         vec!["keys", "--help"],
         vec!["keys", "list", "--help"],
         vec!["keys", "rotate", "--help"],
+        vec!["client", "rotate-secret", "--help"],
+        vec!["user", "end-sessions", "--help"],
+        vec!["role", "--help"],
+        vec!["role", "create", "--help"],
+        vec!["audit", "list", "--help"],
     ] {
         let out = castellan_with("sqlite::memory:", &args, None, &[]);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -413,4 +418,77 @@ async fn every_cli_command_works_on_a_database_no_server_has_touched() {
     assert_eq!(json_out(&out), serde_json::json!([]));
     let out = castellan_with(db.url(), &["keys", "rotate", "--json"], None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn operators_rotate_a_secret_end_sessions_and_read_the_audit_log_from_the_cli() {
+    use crate::harness::rp::{
+        Auth, PASSWORD, confidential_rp, create_client, create_user, sign_in, token_request,
+    };
+    let app = spawn_app().await;
+    let (id, secret) = create_client(
+        &app,
+        &["--grant-type", "client_credentials", "--scope", "api"],
+    );
+    let old = secret.expect("a secret");
+    let rotated = json_out(&app.castellan(&["client", "rotate-secret", &id, "--json"]));
+    let new = rotated["client_secret"]
+        .as_str()
+        .expect("a new secret")
+        .to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    token_request(&app, Auth::Basic(&id, &old), &cc)
+        .await
+        .assert_oauth_error(401, "invalid_client");
+    assert_eq!(
+        token_request(&app, Auth::Basic(&id, &new), &cc)
+            .await
+            .status,
+        200
+    );
+
+    let user = create_user(&app, "ada@example.com", PASSWORD);
+    let rp = confidential_rp(&app, &[]).await;
+    sign_in(
+        &app,
+        &rp,
+        "ada@example.com",
+        &["openid", "offline_access"],
+        true,
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!("sessions WHERE user_id = '{user}'"))
+            .await,
+        1
+    );
+    let ended = json_out(&app.castellan(&["user", "end-sessions", "ada@example.com", "--json"]));
+    assert_eq!(ended["ended"], 1);
+    assert_eq!(
+        app.count(&format!("sessions WHERE user_id = '{user}'"))
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(&format!(
+            "refresh_tokens WHERE user_id = '{user}' AND revoked = false"
+        ))
+        .await,
+        0
+    );
+
+    let events =
+        json_out(&app.castellan(&["audit", "list", "--kind", "client_secret_rotated", "--json"]));
+    let events = events.as_array().expect("an array");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["client_id"], id.as_str());
+    assert_eq!(events[0]["actor"], "cli");
+    let mine =
+        json_out(&app.castellan(&["audit", "list", "--user", &user, "--limit", "2", "--json"]));
+    assert_eq!(mine.as_array().expect("an array").len(), 2, "{mine}");
+    assert_eq!(mine[0]["kind"], "sessions_ended", "newest first: {mine}");
+    let text = app.castellan(&["audit", "list", "--kind", "sessions_ended"]);
+    assert!(stdout(&text).contains("actor=cli"), "{}", stdout(&text));
+    let bad = app.castellan(&["audit", "list", "--limit", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
