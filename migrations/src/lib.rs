@@ -10,8 +10,8 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
-mod m20261124_000001_roles;
-mod m20261124_000002_dynamic_registration;
+mod m20261123_000002_roles;
+mod m20261123_000003_dynamic_registration;
 
 pub struct Migrator;
 
@@ -20,8 +20,8 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261123_000001_initial::Migration),
-            Box::new(m20261124_000001_roles::Migration),
-            Box::new(m20261124_000002_dynamic_registration::Migration),
+            Box::new(m20261123_000002_roles::Migration),
+            Box::new(m20261123_000003_dynamic_registration::Migration),
         ]
     }
 }
