@@ -209,6 +209,7 @@ async fn authorization_code(
         grant_id: &grant_id,
         id_token: scope.contains("openid"),
         refresh: client.allows_grant(GrantType::RefreshToken).then_some(None),
+        audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)
 }
@@ -305,7 +306,6 @@ async fn refresh(
         .ok_or_else(invalid)?;
     // A role taken away since the grant takes the `admin` scope with it.
     let scope = tokens::scope_for_user(&scope, &user);
-    audit(state, "token_refreshed", &record.user_id, client, now).await;
     let ctx = GrantContext {
         client_id: client.id.as_str(),
         user: Some(&user),
@@ -318,6 +318,12 @@ async fn refresh(
         grant_id: &record.family_id,
         id_token: scope.contains("openid"),
         refresh: Some(Some(&hash)),
+        audit: Some(crate::store::accounts::AuditEntry {
+            kind: "token_refreshed",
+            user_id: Some(record.user_id.clone()),
+            client_id: Some(client.id.as_str().to_owned()),
+            ..Default::default()
+        }),
     };
     Ok(tokens::mint(state, ctx, now).await?)
 }
@@ -371,6 +377,7 @@ async fn client_credentials(
         grant_id: &grant_id,
         id_token: false,
         refresh: None,
+        audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)
 }

@@ -19,6 +19,7 @@ use crate::domain::{ScopeSet, User};
 use crate::services::keys::KeySet;
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::accounts::AuditEntry;
 use crate::store::grants::NewRefresh;
 
 /// Prefix of refresh tokens (recognisable when leaked).
@@ -81,6 +82,8 @@ pub struct GrantContext<'a> {
     pub id_token: bool,
     /// Issue a refresh token, child of `parent` (for rotation) in the grant's family.
     pub refresh: Option<Option<&'a str>>,
+    /// An audit event of this grant, written with the refresh token when one is issued.
+    pub audit: Option<AuditEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,6 +185,7 @@ pub async fn mint(
         _ => None,
     };
 
+    let mut audit = ctx.audit.clone();
     let refresh_token = match (ctx.refresh, ctx.user) {
         (Some(parent), Some(user)) => {
             let value = token::generate(REFRESH_PREFIX);
@@ -200,6 +204,7 @@ pub async fn mint(
                         sid: ctx.sid.map(str::to_owned),
                         expires_at: now + settings.tokens.refresh_ttl_secs as i64,
                     },
+                    audit.take(),
                     now,
                 )
                 .await?;
@@ -208,6 +213,9 @@ pub async fn mint(
         _ => None,
     };
 
+    if let Some(e) = audit {
+        state.store.audit(e, now).await?;
+    }
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -75,6 +75,31 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Writes the structured log line of an audit event and returns its row, to insert on its own
+/// ([`Store::audit`]) or in the transaction of the change it records.
+pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
+    tracing::info!(
+        target: "castellan::audit",
+        kind = e.kind,
+        actor = e.actor.as_deref(),
+        user_id = e.user_id.as_deref(),
+        client_id = e.client_id.as_deref(),
+        ip = e.ip.as_deref(),
+        detail = e.detail.as_str(),
+        "audit"
+    );
+    audit_event::ActiveModel {
+        at: Set(now),
+        kind: Set(e.kind.to_owned()),
+        actor: Set(e.actor),
+        user_id: Set(e.user_id),
+        client_id: Set(e.client_id),
+        ip: Set(e.ip),
+        detail: Set(e.detail),
+        ..Default::default()
+    }
+}
+
 impl Store {
     // --- email tokens ----------------------------------------------------------------------
 
@@ -245,28 +270,7 @@ impl Store {
 
     /// Stores an audit event and writes it as a structured log line.
     pub async fn audit(&self, e: AuditEntry, now: i64) -> Result<(), StoreError> {
-        tracing::info!(
-            target: "castellan::audit",
-            kind = e.kind,
-            actor = e.actor.as_deref(),
-            user_id = e.user_id.as_deref(),
-            client_id = e.client_id.as_deref(),
-            ip = e.ip.as_deref(),
-            detail = e.detail.as_str(),
-            "audit"
-        );
-        audit_event::ActiveModel {
-            at: Set(now),
-            kind: Set(e.kind.to_owned()),
-            actor: Set(e.actor),
-            user_id: Set(e.user_id),
-            client_id: Set(e.client_id),
-            ip: Set(e.ip),
-            detail: Set(e.detail),
-            ..Default::default()
-        }
-        .insert(self.conn())
-        .await?;
+        audit_row(e, now).insert(self.conn()).await?;
         Ok(())
     }
 

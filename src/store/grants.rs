@@ -262,8 +262,15 @@ impl Store {
 
     // --- refresh tokens --------------------------------------------------------------------
 
-    pub async fn insert_refresh(&self, r: NewRefresh, now: i64) -> Result<(), StoreError> {
-        refresh_token::ActiveModel {
+    /// Stores a refresh token; with `audit`, its audit row goes in the same transaction (one
+    /// write transaction instead of two on the refresh path).
+    pub async fn insert_refresh(
+        &self,
+        r: NewRefresh,
+        audit: Option<super::accounts::AuditEntry>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let row = refresh_token::ActiveModel {
             token_hash: Set(r.token_hash),
             family_id: Set(r.family_id),
             parent_hash: Set(r.parent_hash),
@@ -277,10 +284,21 @@ impl Store {
             expires_at: Set(r.expires_at),
             rotated_at: Set(None),
             revoked: Set(false),
+        };
+        match audit {
+            None => {
+                row.insert(self.conn())
+                    .await
+                    .map_err(StoreError::from_insert)?;
+            }
+            Some(e) => {
+                use sea_orm::TransactionTrait;
+                let tx = self.conn().begin().await?;
+                row.insert(&tx).await.map_err(StoreError::from_insert)?;
+                super::accounts::audit_row(e, now).insert(&tx).await?;
+                tx.commit().await?;
+            }
         }
-        .insert(self.conn())
-        .await
-        .map_err(StoreError::from_insert)?;
         Ok(())
     }
 
