@@ -22,6 +22,13 @@ pub enum ClientCommand {
     Delete { id: String },
     /// Give a confidential client a new secret (shown once); the old one stops working.
     RotateSecret { id: String },
+    /// Replace a client's settings (the same flags as `create`; what is left out gets its
+    /// default). Its id and secret stay.
+    Update {
+        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +184,36 @@ pub async fn run(
                         println!("{k:<28} {val}");
                     }
                 }
+            }
+        }
+        ClientCommand::Update { id, args } => {
+            let current = find(store, &id).await?;
+            let mut new = parse_create(args)?;
+            if new.public != current.public {
+                return Err(usage(
+                    "a client cannot switch between public and confidential: register a new one",
+                ));
+            }
+            new.id = current.id.clone();
+            new.secret_hash = current.secret_hash.clone();
+            new.application_type = current.application_type;
+            new.info = current.info.clone();
+            let c = store
+                .update_client(new, now())
+                .await
+                .context("updating the client")?;
+            super::audit(
+                store,
+                "client_updated",
+                None,
+                Some(c.id.as_str()),
+                format!("scope={:?}", c.scopes.to_string()),
+            )
+            .await;
+            if json_out {
+                print_json(&client_json(&c));
+            } else {
+                println!("updated client {}", c.id);
             }
         }
         ClientCommand::RotateSecret { id } => {

@@ -42,6 +42,16 @@ pub enum UserCommand {
         /// User id or email.
         user: String,
     },
+    /// Change a user's name or email (the new email counts as verified).
+    Update {
+        /// User id or email.
+        user: String,
+        /// New display name ("" clears it).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// End every session and refresh token of a user (signs them out everywhere).
     EndSessions {
         /// User id or email.
@@ -257,6 +267,47 @@ pub async fn run(
                     u.email,
                     if u.disabled { "disabled" } else { "enabled" }
                 );
+            }
+        }
+        UserCommand::Update { user, name, email } => {
+            let mut u = find(store, &user).await?;
+            let email = email.map(|e| Email::parse(&e).map_err(usage)).transpose()?;
+            if let Some(name) = name {
+                let name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+                if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+                    return Err(usage("--name must be at most 200 characters"));
+                }
+                u = store
+                    .set_user_name(&u.id, name, now())
+                    .await
+                    .context("updating the name")?;
+            }
+            if let Some(email) = email {
+                u = match store.verify_user_email(&u.id, &email, now()).await {
+                    Ok(u) => u,
+                    Err(StoreError::Conflict) => {
+                        return Err(CliError::Failed(anyhow::anyhow!(
+                            "another user has the email {:?}",
+                            email.as_str()
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::from(e).context("updating the email").into());
+                    }
+                };
+                super::audit(
+                    store,
+                    "email_changed",
+                    Some(u.id.as_str()),
+                    None,
+                    String::new(),
+                )
+                .await;
+            }
+            if json_out {
+                print_json(&user_json(&u));
+            } else {
+                println!("updated user {} <{}>", u.id, u.email);
             }
         }
         UserCommand::EndSessions { user } => {

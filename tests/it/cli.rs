@@ -27,6 +27,8 @@ fn every_command_has_help() {
         vec!["role", "--help"],
         vec!["role", "create", "--help"],
         vec!["audit", "list", "--help"],
+        vec!["client", "update", "--help"],
+        vec!["user", "update", "--help"],
     ] {
         let out = castellan_with("sqlite::memory:", &args, None, &[]);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -491,4 +493,78 @@ async fn operators_rotate_a_secret_end_sessions_and_read_the_audit_log_from_the_
     assert!(stdout(&text).contains("actor=cli"), "{}", stdout(&text));
     let bad = app.castellan(&["audit", "list", "--limit", "0"]);
     assert_eq!(bad.status.code(), Some(2));
+
+    // Updating a client replaces its settings and keeps its id and secret.
+    let updated = json_out(&app.castellan(&[
+        "client",
+        "update",
+        &id,
+        "--name",
+        "Reports",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api reports",
+        "--json",
+    ]));
+    assert_eq!(updated["name"], "Reports");
+    assert_eq!(updated["scope"], "api reports");
+    let reports = [("grant_type", "client_credentials"), ("scope", "reports")];
+    assert_eq!(
+        token_request(&app, Auth::Basic(&id, &new), &reports)
+            .await
+            .status,
+        200
+    );
+    let switch = app.castellan(&[
+        "client",
+        "update",
+        &id,
+        "--name",
+        "X",
+        "--public",
+        "--redirect-uri",
+        "https://x.example/cb",
+    ]);
+    assert_eq!(switch.status.code(), Some(2), "{}", stderr(&switch));
+
+    // Updating a user's name and email.
+    let u = json_out(&app.castellan(&[
+        "user",
+        "update",
+        "ada@example.com",
+        "--name",
+        "Ada L.",
+        "--email",
+        "ada@lovelace.example",
+        "--json",
+    ]));
+    assert_eq!(
+        (u["name"].as_str(), u["email"].as_str()),
+        (Some("Ada L."), Some("ada@lovelace.example"))
+    );
+    create_user(&app, "bob@example.com", PASSWORD);
+    let taken = app.castellan(&[
+        "user",
+        "update",
+        "bob@example.com",
+        "--email",
+        "ADA@lovelace.example",
+    ]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(
+        stderr(&taken).contains("another user"),
+        "{}",
+        stderr(&taken)
+    );
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'client_updated' AND actor = 'cli'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'email_changed' AND actor = 'cli'")
+            .await,
+        1
+    );
 }
