@@ -243,6 +243,19 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1; the scheme is
+/// case-insensitive, RFC 9110 §11.1), trimmed and possibly empty. `None` when there is no such
+/// header or it uses another scheme.
+pub fn bearer_header(req: &HttpRequest) -> Option<&str> {
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Records an audit event; a failure to record is logged and never fails the request.
 pub async fn audit(state: &AppState, entry: crate::store::accounts::AuditEntry) {
     if let Err(e) = state.store.audit(entry, state.clock.now()).await {

@@ -139,15 +139,11 @@ fn forbidden() -> HttpResponse {
 
 /// Who is calling, from the bearer token; the error is the response to send.
 async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Actor, HttpResponse> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
         return Err(unauthorized(false));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
+    }
+    // Another scheme, or an empty token, is a credential that does not verify.
+    let token = crate::http::support::bearer_header(req)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized(true))?;
     let now = state.clock.now();

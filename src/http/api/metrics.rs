@@ -1,7 +1,7 @@
 //! `/metrics`: the Prometheus text exposition format (0.0.4), optionally behind a bearer token
 //! (`metrics.bearer_token`, RFC 6750 §2.1). What is exported: `services::metrics`.
 
-use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use actix_web::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::services::metrics;
@@ -9,15 +9,7 @@ use crate::state::AppState;
 
 pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Some(expected) = &state.settings.metrics.bearer_token {
-        // RFC 6750 §2.1: `Authorization: Bearer <token>`; the scheme is case-insensitive
-        // (RFC 9110 §11.1).
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
+        let presented = crate::http::support::bearer_header(&req);
         let ok = presented.is_some_and(|t| metrics::token_matches(expected, t));
         if !ok {
             // RFC 6750 §3: no credentials → no error code; wrong ones → invalid_token.

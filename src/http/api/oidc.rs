@@ -55,16 +55,7 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// The bearer token of a request (RFC 6750 §2.1 header, §2.2 form body); two methods at once
 /// is `invalid_request` (§2).
 fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| {
-            let (scheme, rest) = h.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_owned())
-        });
+    let header = crate::http::support::bearer_header(req).map(str::to_owned);
     let form = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
         crate::http::extractors::form_params(req, body)
             .ok()

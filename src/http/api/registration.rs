@@ -3,9 +3,7 @@
 //! client address are read here; `services::registration` does the rest.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::support::client_addr;
@@ -15,15 +13,10 @@ use crate::state::AppState;
 /// The most a registration or update body may hold.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// RFC 6750 §2.1: `Authorization: Bearer <token>` (the scheme is case-insensitive). Another
-/// scheme counts as no token.
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`. Another scheme, or an empty token, counts
+/// as no token.
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    let h = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = h.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    crate::http::support::bearer_header(req).filter(|t| !t.is_empty())
 }
 
 fn caller<'a>(req: &'a HttpRequest, state: &AppState) -> Caller<'a> {
