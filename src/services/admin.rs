@@ -67,10 +67,7 @@ async fn record(state: &AppState, actor: &Actor, e: AuditEntry, now: i64) {
         actor: Some(actor.audit_name()),
         ..e
     };
-    // The change is made; a lost audit row is logged loudly but does not undo it.
-    if let Err(err) = state.store.audit(e, now).await {
-        tracing::error!(error = %err, "cannot write the audit row of an admin action");
-    }
+    state.store.record(e, now).await;
 }
 
 // --- users ---------------------------------------------------------------------------------

@@ -247,9 +247,7 @@ async fn audit(
         ip: ip.map(|a| a.to_string()),
         ..Default::default()
     };
-    if let Err(e) = state.store.audit(entry, now).await {
-        tracing::error!(error = %e, kind, "cannot record an audit event");
-    }
+    state.store.record(entry, now).await;
 }
 
 /// RFC 7591 §3: registers a client. `now_ms` is the request's clock reading.

@@ -274,6 +274,15 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::audit`] for an event recorded after the change it describes is made: a failure
+    /// is logged (the structured line is already written) and does not undo the change.
+    pub async fn record(&self, e: AuditEntry, now: i64) {
+        let kind = e.kind;
+        if let Err(err) = self.audit(e, now).await {
+            tracing::error!(error = %err, kind, "cannot write an audit row");
+        }
+    }
+
     /// Audit events matching `q`, newest first. Every filter has an index (`at`, and
     /// `user_id`/`client_id`/`kind` each paired with `at`).
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
