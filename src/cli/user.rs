@@ -245,13 +245,9 @@ pub async fn run(
             if u.disabled {
                 // A disabled account keeps no way in: its sessions and refresh tokens end now.
                 store
-                    .delete_user_sessions(u.id.as_str(), None)
+                    .end_user_access(u.id.as_str(), None)
                     .await
-                    .context("ending the user's sessions")?;
-                store
-                    .revoke_user_refresh_tokens(u.id.as_str())
-                    .await
-                    .context("revoking the user's refresh tokens")?;
+                    .context("ending the user's sessions and refresh tokens")?;
             }
             let kind = if u.disabled {
                 "user_disabled"
@@ -313,13 +309,9 @@ pub async fn run(
         UserCommand::EndSessions { user } => {
             let u = find(store, &user).await?;
             let ended = store
-                .delete_user_sessions(u.id.as_str(), None)
+                .end_user_access(u.id.as_str(), None)
                 .await
-                .context("ending the user's sessions")?;
-            store
-                .revoke_user_refresh_tokens(u.id.as_str())
-                .await
-                .context("revoking the user's refresh tokens")?;
+                .context("ending the user's sessions and refresh tokens")?;
             super::audit(
                 store,
                 "sessions_ended",

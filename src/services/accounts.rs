@@ -376,14 +376,7 @@ pub async fn reset_password(
     let hash = hash_password(state, password).await?;
     let id = crate::domain::UserId::from_stored(record.user_id.clone());
     let user = state.store.set_password_hash(&id, &hash, now).await?;
-    state
-        .store
-        .delete_user_sessions(user.id.as_str(), None)
-        .await?;
-    state
-        .store
-        .revoke_user_refresh_tokens(user.id.as_str())
-        .await?;
+    state.store.end_user_access(user.id.as_str(), None).await?;
     state
         .store
         .audit(
@@ -437,11 +430,7 @@ pub async fn change_password(
     state.store.set_password_hash(&user.id, &hash, now).await?;
     state
         .store
-        .delete_user_sessions(user.id.as_str(), Some(current_sid))
-        .await?;
-    state
-        .store
-        .revoke_user_refresh_tokens(user.id.as_str())
+        .end_user_access(user.id.as_str(), Some(current_sid))
         .await?;
     state
         .store

@@ -5,9 +5,7 @@
 //! this module only checks what is asked for.
 
 use crate::crypto::token;
-use crate::domain::{
-    Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User, UserId,
-};
+use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::{accounts, keys};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -304,7 +302,7 @@ pub async fn update_user(
         user = state.store.set_user_disabled(&uid, disabled, now).await?;
         if disabled {
             // A disabled account keeps no way in: sessions and refresh tokens end now.
-            end_everything(state, &uid).await?;
+            state.store.end_user_access(uid.as_str(), None).await?;
         }
         record(
             state,
@@ -325,12 +323,6 @@ pub async fn update_user(
     Ok(user)
 }
 
-async fn end_everything(state: &AppState, id: &UserId) -> Result<u64, AdminError> {
-    let ended = state.store.delete_user_sessions(id.as_str(), None).await?;
-    state.store.revoke_user_refresh_tokens(id.as_str()).await?;
-    Ok(ended)
-}
-
 /// Deletes a user: sessions, refresh tokens, consents and email tokens go with the row.
 pub async fn delete_user(
     state: &AppState,
@@ -339,7 +331,7 @@ pub async fn delete_user(
     now: i64,
 ) -> Result<(), AdminError> {
     let user = user(state, id).await?;
-    end_everything(state, &user.id).await?;
+    state.store.end_user_access(user.id.as_str(), None).await?;
     state
         .store
         .delete_user(&user.id)
@@ -385,7 +377,7 @@ pub async fn end_sessions(
     now: i64,
 ) -> Result<u64, AdminError> {
     let user = user(state, id).await?;
-    let ended = end_everything(state, &user.id).await?;
+    let ended = state.store.end_user_access(user.id.as_str(), None).await?;
     record(
         state,
         actor,

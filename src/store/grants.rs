@@ -367,6 +367,19 @@ impl Store {
         Ok(())
     }
 
+    /// Signs a user out everywhere: ends their sessions (all but `keep_sid`) and revokes every
+    /// refresh token they hold; returns how many sessions ended. Used by logout-everywhere,
+    /// password change and reset, disabling a user and the administrators' "end sessions".
+    pub async fn end_user_access(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let ended = self.delete_user_sessions(user_id, keep_sid).await?;
+        self.revoke_user_refresh_tokens(user_id).await?;
+        Ok(ended)
+    }
+
     // --- revoked access tokens -------------------------------------------------------------
 
     /// Records a revoked access token id (`jti`) or grant id until `expires_at`.

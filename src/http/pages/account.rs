@@ -350,11 +350,7 @@ pub async fn end_all(
         async {
             state
                 .store
-                .delete_user_sessions(me.user.id.as_str(), None)
-                .await?;
-            state
-                .store
-                .revoke_user_refresh_tokens(me.user.id.as_str())
+                .end_user_access(me.user.id.as_str(), None)
                 .await?;
             let entry = AuditEntry {
                 kind: "logout_everywhere",
