@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{CliError, now, print_json, usage};
 use crate::config::Settings;
 use crate::crypto::token;
-use crate::domain::{Client, ClientId, ClientSpec, NewClient};
+use crate::domain::{Client, ClientId, ClientSpec, Invalid, NewClient};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +81,8 @@ pub fn client_json(c: &Client) -> serde_json::Value {
     })
 }
 
-fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
-    let spec = ClientSpec {
+fn spec_of(a: CreateArgs) -> ClientSpec {
+    ClientSpec {
         name: a.name,
         redirect_uris: a.redirect_uris,
         post_logout_redirect_uris: a.post_logout_redirect_uris,
@@ -92,16 +92,22 @@ fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
         token_endpoint_auth_method: a.token_endpoint_auth_method,
         skip_consent: a.skip_consent,
         introspect_any: a.introspect_any,
-    };
-    spec.validate(ClientId::generate()).map_err(|errors| {
-        usage(
-            errors
-                .iter()
-                .map(|e| format!("--{}: {}", flag_of(e.field), e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
+    }
+}
+
+/// Every problem of a [`ClientSpec`] in one usage line, named by its flag.
+fn usage_of(errors: Vec<Invalid>) -> CliError {
+    usage(
+        errors
+            .iter()
+            .map(|e| format!("--{}: {}", flag_of(e.field), e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
+    spec_of(a).validate(ClientId::generate()).map_err(usage_of)
 }
 
 /// The flag that sets a [`ClientSpec`] field.
@@ -188,16 +194,7 @@ pub async fn run(
         }
         ClientCommand::Update { id, args } => {
             let current = find(store, &id).await?;
-            let mut new = parse_create(args)?;
-            if new.public != current.public {
-                return Err(usage(
-                    "a client cannot switch between public and confidential: register a new one",
-                ));
-            }
-            new.id = current.id.clone();
-            new.secret_hash = current.secret_hash.clone();
-            new.application_type = current.application_type;
-            new.info = current.info.clone();
+            let new = spec_of(args).validate_update(&current).map_err(usage_of)?;
             let c = store
                 .update_client(new, now())
                 .await

@@ -393,6 +393,23 @@ impl ClientSpec {
             registration_token_hash: None,
         })
     }
+
+    /// The spec applied to an existing client: its id, secret and registration metadata
+    /// stay, and it cannot switch between public and confidential (that would leave a
+    /// confidential client without a secret, or a public one with one).
+    pub fn validate_update(&self, current: &Client) -> Result<NewClient, Vec<Invalid>> {
+        let mut new = self.validate(current.id.clone())?;
+        if new.public != current.public {
+            return Err(vec![Invalid::new(
+                "public",
+                "a client cannot switch between public and confidential: register a new one",
+            )]);
+        }
+        new.secret_hash = current.secret_hash.clone();
+        new.application_type = current.application_type;
+        new.info = current.info.clone();
+        Ok(new)
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +452,29 @@ mod tests {
         .unwrap();
         assert_eq!(ok.auth_method, AuthMethod::SecretBasicOrPost);
         assert_eq!(ok.grant_types.len(), 2);
+    }
+
+    #[test]
+    fn an_update_keeps_the_id_secret_and_registration_metadata_and_refuses_a_public_switch() {
+        let mut current = client(ApplicationType::Native, &["http://127.0.0.1/cb"]);
+        current.public = false;
+        current.secret_hash = Some("hash".into());
+        let spec = ClientSpec {
+            name: "Renamed".into(),
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            ..Default::default()
+        };
+        let new = spec.validate_update(&current).unwrap();
+        assert_eq!(new.id, current.id);
+        assert_eq!(new.secret_hash.as_deref(), Some("hash"));
+        assert_eq!(new.application_type, ApplicationType::Native);
+        assert_eq!(new.name, "Renamed");
+        let public = ClientSpec {
+            public: true,
+            ..spec
+        };
+        let errors = public.validate_update(&current).unwrap_err();
+        assert_eq!(errors[0].field, "public");
     }
 
     fn client(app: ApplicationType, uris: &[&str]) -> Client {

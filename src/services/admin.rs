@@ -445,19 +445,9 @@ pub async fn update_client(
     now: i64,
 ) -> Result<Client, AdminError> {
     let current = client(state, id).await?;
-    let mut new = spec
-        .validate(current.id.clone())
+    let new = spec
+        .validate_update(&current)
         .map_err(AdminError::Invalid)?;
-    // What the spec does not describe stays: the secret, and registration metadata.
-    new.secret_hash = current.secret_hash.clone();
-    new.application_type = current.application_type;
-    new.info = current.info.clone();
-    if new.public != current.public {
-        return Err(invalid(
-            "public",
-            "a client cannot switch between public and confidential: register a new one",
-        ));
-    }
     let client = state
         .store
         .update_client(new, now)
