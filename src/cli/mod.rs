@@ -168,23 +168,3 @@ pub(crate) async fn audit(
         eprintln!("warning: the change was made but its audit row was not written: {e}");
     }
 }
-
-/// Checks role names against the catalogue (`castellan role list`).
-pub(crate) async fn known_roles(
-    store: &Store,
-    roles: &[crate::domain::Role],
-) -> Result<(), CliError> {
-    let known = store
-        .list_roles()
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("reading roles"))?;
-    for r in roles {
-        if !known.iter().any(|k| k.name == r.as_str()) {
-            return Err(usage(format!(
-                "{:?} is not a role: create it first with `castellan role create`",
-                r.as_str()
-            )));
-        }
-    }
-    Ok(())
-}

@@ -10,6 +10,7 @@ use super::{CliError, now, print_json, usage};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
 use crate::domain::{Email, NewUser, Role, User};
+use crate::services::admin::AdminError;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -105,11 +106,29 @@ async fn find(store: &Store, key: &str) -> Result<User, CliError> {
         .ok_or_else(|| CliError::Failed(anyhow::anyhow!("no user with id or email {key:?}")))
 }
 
-fn parse_roles(raw: &[String]) -> Result<Vec<Role>, CliError> {
-    raw.iter()
+/// Role names (repeated or comma-separated) checked against the catalogue; `user` is always
+/// among them.
+async fn checked_roles(store: &Store, raw: &[String]) -> Result<Vec<Role>, CliError> {
+    let names: Vec<String> = raw
+        .iter()
         .flat_map(|r| r.split(',').filter(|s| !s.is_empty()))
-        .map(|r| Role::parse(r).map_err(usage))
-        .collect()
+        .map(str::to_owned)
+        .collect();
+    match crate::services::admin::checked_roles(store, &names).await {
+        Ok(roles) => roles
+            .iter()
+            .map(|r| Role::parse(r).map_err(usage))
+            .collect(),
+        Err(AdminError::Invalid(problems)) => Err(usage(
+            problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+                + " (castellan role list / role create)",
+        )),
+        Err(e) => Err(anyhow::Error::from(e).context("reading roles").into()),
+    }
 }
 
 pub async fn run(
@@ -121,9 +140,7 @@ pub async fn run(
     match cmd {
         UserCommand::Create(a) => {
             let email = Email::parse(&a.email).map_err(usage)?;
-            let mut roles = vec![Role::parse(Role::USER).map_err(usage)?];
-            roles.extend(parse_roles(&a.roles)?);
-            super::known_roles(store, &roles).await?;
+            let roles = checked_roles(store, &a.roles).await?;
             let password_hash = if a.password_stdin {
                 let password = read_password()?;
                 let p = &settings.password;
@@ -213,10 +230,11 @@ pub async fn run(
         }
         UserCommand::SetRole { user, roles } => {
             let u = find(store, &user).await?;
-            let mut parsed = vec![Role::parse(Role::USER).map_err(usage)?];
-            parsed.extend(parse_roles(&roles)?);
-            super::known_roles(store, &parsed).await?;
-            let roles: Vec<String> = parsed.iter().map(|r| r.as_str().to_owned()).collect();
+            let roles: Vec<String> = checked_roles(store, &roles)
+                .await?
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect();
             let before = u.roles.join(" ");
             let u = store
                 .set_user_roles(&u.id, &roles, now())

@@ -8,9 +8,9 @@ use crate::crypto::token;
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::{accounts, keys};
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::accounts::{AuditEntry, AuditEvent, AuditQuery};
 use crate::store::keys::KeyRecord;
+use crate::store::{Store, StoreError};
 
 /// Who is acting, as the audit log names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +92,9 @@ pub async fn user(state: &AppState, id: &str) -> Result<User, AdminError> {
 }
 
 /// Checks role names against the catalogue; every user keeps `user`.
-async fn checked_roles(state: &AppState, raw: &[String]) -> Result<Vec<String>, AdminError> {
-    let known = state.store.list_roles().await?;
+/// (Also the CLI's check, which has a store but no running server.)
+pub async fn checked_roles(store: &Store, raw: &[String]) -> Result<Vec<String>, AdminError> {
+    let known = store.list_roles().await?;
     let mut errors = Vec::new();
     let mut roles = vec![Role::USER.to_owned()];
     for r in raw {
@@ -150,7 +151,7 @@ pub async fn create_user(
             errors.extend(v)
         }
     });
-    let roles = match checked_roles(state, &spec.roles).await {
+    let roles = match checked_roles(&state.store, &spec.roles).await {
         Ok(r) => r,
         Err(AdminError::Invalid(v)) => {
             errors.extend(v);
@@ -249,7 +250,7 @@ pub async fn update_user(
         None => None,
     };
     let roles = match &patch.roles {
-        Some(r) => Some(checked_roles(state, r).await?),
+        Some(r) => Some(checked_roles(&state.store, r).await?),
         None => None,
     };
     if let Some(name) = name {
