@@ -404,6 +404,16 @@ async fn users_are_created_validated_updated_and_deleted_with_problem_details() 
         .await
         .unwrap();
     assert_eq!(not_json.status(), 415);
+    let broken = reqwest::Client::new()
+        .post(app.url(&format!("{API}/users")))
+        .bearer_auth(&c.admin)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400, "a truncated JSON body");
+    assert_eq!(broken.headers()["content-type"], "application/problem+json");
 
     let search = call(
         &app,

@@ -98,6 +98,18 @@ fn an_unknown_dynamic_registration_mode_is_refused() {
 }
 
 #[test]
+fn a_roles_claim_that_would_shadow_a_registered_claim_or_is_not_a_name_is_refused() {
+    for bad in ["sub", "email", "", "my roles"] {
+        assert_config_error(
+            &[("CASTELLAN_OAUTH__ROLES_CLAIM", bad)],
+            &["migrate"],
+            "oauth.roles_claim",
+            bad,
+        );
+    }
+}
+
+#[test]
 fn an_unknown_key_in_the_config_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("castellan.toml");
