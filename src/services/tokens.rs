@@ -129,7 +129,7 @@ pub async fn signing_keys(state: &AppState) -> Arc<KeySet> {
 /// Mints the access token (and ID and refresh tokens as the context asks).
 pub async fn mint(
     state: &AppState,
-    ctx: GrantContext<'_>,
+    mut ctx: GrantContext<'_>,
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let settings = &state.settings;
@@ -185,7 +185,7 @@ pub async fn mint(
         _ => None,
     };
 
-    let mut audit = ctx.audit.clone();
+    let mut audit = ctx.audit.take();
     let refresh_token = match (ctx.refresh, ctx.user) {
         (Some(parent), Some(user)) => {
             let value = token::generate(REFRESH_PREFIX);
