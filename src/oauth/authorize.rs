@@ -489,6 +489,7 @@ async fn issue_code(state: &AppState, req: &Request, session: &Authenticated, no
         store: &state.store,
         now,
         scope: record.scope.clone(),
+        redeem_as: None,
     };
     let Ok(code) = authorizer.authorize(grant).await else {
         return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));

@@ -227,6 +227,9 @@ pub struct CodeAuthorizer<'s> {
     pub now: i64,
     /// The exact scope string granted (oxide-auth's `Scope` cannot hold an empty scope).
     pub scope: String,
+    /// For a code being redeemed: the grant it starts, and until when the redemption is
+    /// remembered (recorded in the transaction that takes the code).
+    pub redeem_as: Option<(String, i64)>,
 }
 
 #[async_trait]
@@ -244,9 +247,13 @@ impl Authorizer for CodeAuthorizer<'_> {
     }
 
     async fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
+        let Some((grant_id, until)) = &self.redeem_as else {
+            tracing::error!("a code was extracted without a grant to redeem it as");
+            return Err(());
+        };
         let taken = self
             .store
-            .take_code(&token::hash(code))
+            .take_code(&token::hash(code), grant_id, *until)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot redeem an authorization code");

@@ -122,10 +122,16 @@ async fn authorization_code(
         params.one(name)?;
     }
     let code_hash = token::hash(code);
+    let grant_id = token::random_id();
     let mut authorizer = CodeAuthorizer {
         store: &state.store,
         now,
         scope: String::new(),
+        // Remember the redemption, so that a replay can revoke what this one issues.
+        redeem_as: Some((
+            grant_id.clone(),
+            now + state.settings.tokens.refresh_ttl_secs as i64,
+        )),
     };
     let grant = authorizer
         .extract(code)
@@ -134,7 +140,7 @@ async fn authorization_code(
     let Some(grant) = grant else {
         // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
         if let Some(grant_id) = state.store.redeemed_code_grant(&code_hash).await? {
-            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            let until = family_revoked_until(state, now);
             state.store.revoke_family(&grant_id, until).await?;
             tracing::warn!(
                 client_id = client.id.as_str(),
@@ -146,16 +152,6 @@ async fn authorization_code(
         ));
     };
     let record = record_of(&grant, authorizer.scope.clone());
-    let grant_id = token::random_id();
-    // Remember the redemption, so that a replay can revoke what this one issues.
-    state
-        .store
-        .record_redeemed_code(
-            &code_hash,
-            &grant_id,
-            now + state.settings.tokens.refresh_ttl_secs as i64,
-        )
-        .await?;
 
     let invalid = |why: &str| OAuthError::InvalidGrant(why.to_owned());
     if record.expires_at < now {
@@ -214,6 +210,14 @@ async fn authorization_code(
     Ok(tokens::mint(state, ctx, now).await?)
 }
 
+/// Until when a revoked grant stays on the revocation list: past the last access token
+/// issued under it, and past the refresh-token lifetime, because a refresh token stored by a
+/// request that raced the revocation is refused by this entry, not by its own flag.
+fn family_revoked_until(state: &AppState, now: i64) -> i64 {
+    let t = &state.settings.tokens;
+    now + t.access_ttl_secs.max(t.refresh_ttl_secs) as i64
+}
+
 /// Records a refresh-token event; a failed write is logged, not fatal to the request.
 async fn audit(state: &AppState, kind: &'static str, user_id: &str, client: &Client, now: i64) {
     let entry = crate::store::accounts::AuditEntry {
@@ -246,6 +250,15 @@ async fn refresh(
         .await?
         .ok_or_else(invalid)?;
     if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
+        return Err(invalid());
+    }
+    // A grant revoked as a whole (its code replayed, RFC 6749 §4.1.2) may have been revoked
+    // just before this token was stored, so the token's own flag is not enough.
+    if state
+        .store
+        .any_revoked(&[record.family_id.as_str()])
+        .await?
+    {
         return Err(invalid());
     }
     let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
@@ -281,7 +294,7 @@ async fn refresh(
                 .unwrap_or(now),
         };
         if !reuse_allowed(rotated_at) {
-            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            let until = family_revoked_until(state, now);
             state.store.revoke_family(&record.family_id, until).await?;
             tracing::warn!(
                 client_id = client.id.as_str(),
@@ -394,7 +407,7 @@ pub async fn revoke(
         if let Some(r) = state.store.refresh_token(&token::hash(presented)).await?
             && r.client_id == client.id.as_str()
         {
-            let until = now + state.settings.tokens.access_ttl_secs as i64;
+            let until = family_revoked_until(state, now);
             state.store.revoke_family(&r.family_id, until).await?;
         }
         return Ok(());
@@ -424,6 +437,9 @@ pub async fn introspect(
             return Ok(inactive);
         };
         if r.revoked || r.rotated_at.is_some() || r.expires_at <= now || !visible(&r.client_id) {
+            return Ok(inactive);
+        }
+        if state.store.any_revoked(&[r.family_id.as_str()]).await? {
             return Ok(inactive);
         }
         return Ok(serde_json::json!({

@@ -112,6 +112,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         email_token::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
             user_id: Set(user_id.to_owned()),
@@ -147,24 +148,32 @@ impl Store {
             }))
     }
 
-    /// Uses a token up: only the caller whose delete removed the row gets it.
+    /// Uses a token up: only the caller whose delete removed the row gets it (one statement).
     pub async fn take_email_token(
         &self,
         token_hash: &str,
         kind: &str,
         now: i64,
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
-        let Some(record) = self.peek_email_token(token_hash, kind, now).await? else {
-            return Ok(None);
-        };
-        let r = email_token::Entity::delete_by_id(token_hash.to_owned())
-            .exec(self.conn())
-            .await?;
-        Ok((r.rows_affected == 1).then_some(record))
+        let _w = self.write_gate().await;
+        Ok(email_token::Entity::delete_many()
+            .filter(email_token::Column::TokenHash.eq(token_hash))
+            .filter(email_token::Column::Kind.eq(kind))
+            .filter(email_token::Column::ExpiresAt.gt(now))
+            .exec_with_returning(self.conn())
+            .await?
+            .pop()
+            .map(|m| EmailTokenRecord {
+                user_id: m.user_id,
+                kind: m.kind,
+                email: m.email,
+                expires_at: m.expires_at,
+            }))
     }
 
     /// Removes a user's other tokens of a kind (a new link replaces the old ones).
     pub async fn delete_email_tokens(&self, user_id: &str, kind: &str) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         email_token::Entity::delete_many()
             .filter(email_token::Column::UserId.eq(user_id))
             .filter(email_token::Column::Kind.eq(kind))
@@ -200,6 +209,7 @@ impl Store {
 
     /// Ends one of the user's sessions by its public id.
     pub async fn delete_user_session(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
         let r = session::Entity::delete_many()
             .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::Sid.eq(sid))
@@ -214,6 +224,7 @@ impl Store {
         user_id: &str,
         keep_sid: Option<&str>,
     ) -> Result<u64, StoreError> {
+        let _w = self.write_gate().await;
         let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
         if let Some(keep) = keep_sid {
             q = q.filter(session::Column::Sid.ne(keep));
@@ -230,28 +241,34 @@ impl Store {
             .limit(200)
             .all(self.conn())
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for c in rows {
-            let name = client::Entity::find_by_id(c.client_id.clone())
-                .select_only()
-                .column(client::Column::Name)
-                .into_tuple::<String>()
-                .all(self.conn())
-                .await?
-                .pop()
-                .unwrap_or_else(|| c.client_id.clone());
-            out.push(ConnectedApp {
+        // The clients' names in one query, not one per consent.
+        let names: std::collections::HashMap<String, String> = client::Entity::find()
+            .filter(client::Column::Id.is_in(rows.iter().map(|c| c.client_id.clone())))
+            .select_only()
+            .column(client::Column::Id)
+            .column(client::Column::Name)
+            .into_tuple::<(String, String)>()
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|c| ConnectedApp {
+                name: names
+                    .get(&c.client_id)
+                    .cloned()
+                    .unwrap_or_else(|| c.client_id.clone()),
                 client_id: c.client_id,
-                name,
                 scopes: c.scopes,
                 granted_at: c.updated_at,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Revokes a consent and the refresh tokens the user gave that client.
     pub async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
         let r = consent::Entity::delete_many()
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
@@ -270,6 +287,7 @@ impl Store {
 
     /// Stores an audit event and writes it as a structured log line.
     pub async fn audit(&self, e: AuditEntry, now: i64) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         audit_row(e, now).insert(self.conn()).await?;
         Ok(())
     }

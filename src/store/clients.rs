@@ -117,6 +117,7 @@ fn metadata_columns(new: &NewClient) -> client::ActiveModel {
 
 impl Store {
     pub async fn create_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+        let _w = self.write_gate().await;
         let mut model = metadata_columns(&new);
         model.id = Set(new.id.as_str().to_owned());
         model.registration_token_hash = Set(new.registration_token_hash);
@@ -154,6 +155,7 @@ impl Store {
     /// Replaces a client's metadata (RFC 7592 §2.2); its id, registration access token and
     /// creation time stay. `NotFound` when the client is gone.
     pub async fn update_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+        let _w = self.write_gate().await;
         let mut model = metadata_columns(&new);
         model.id = sea_orm::ActiveValue::Unchanged(new.id.as_str().to_owned());
         model.updated_at = Set(now);
@@ -177,6 +179,7 @@ impl Store {
 
     /// Deletes a client; its codes, refresh tokens and consents go with it.
     pub async fn delete_client(&self, id: &str) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let r = client::Entity::delete_by_id(id.to_owned())
             .exec(self.conn())
             .await?;
@@ -194,6 +197,7 @@ impl Store {
         secret_hash: String,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let m = client::Entity::find_by_id(id.to_owned())
             .one(self.conn())
             .await?

@@ -95,6 +95,7 @@ impl Store {
     // --- sessions -------------------------------------------------------------------------
 
     pub async fn create_session(&self, s: NewSession, now: i64) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         session::ActiveModel {
             id_hash: Set(s.id_hash),
             sid: Set(s.sid),
@@ -157,6 +158,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         session::Entity::update_many()
             .col_expr(session::Column::LastSeen, Expr::value(now))
             .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
@@ -167,6 +169,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
         let r = session::Entity::delete_by_id(id_hash.to_owned())
             .exec(self.conn())
             .await?;
@@ -181,6 +184,7 @@ impl Store {
         c: CodeRecord,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         authorization_code::ActiveModel {
             code_hash: Set(code_hash),
             client_id: Set(c.client_id),
@@ -202,22 +206,34 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a code: returns it only to the one caller whose delete removed the row
-    /// (expired codes are returned too; the caller decides).
-    pub async fn take_code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
-        let Some(m) = authorization_code::Entity::find_by_id(code_hash.to_owned())
-            .all(self.conn())
+    /// Takes a code: returns it only to the one caller whose delete removed the row (expired
+    /// codes are returned too; the caller decides), and in the same transaction remembers the
+    /// redemption as starting `grant_id` until `redeemed_until`, so that a replay can revoke
+    /// what this one issues (RFC 6749 §4.1.2). One write transaction, one statement to take.
+    pub async fn take_code(
+        &self,
+        code_hash: &str,
+        grant_id: &str,
+        redeemed_until: i64,
+    ) -> Result<Option<CodeRecord>, StoreError> {
+        use sea_orm::TransactionTrait;
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let Some(m) = authorization_code::Entity::delete_by_id(code_hash.to_owned())
+            .exec_with_returning(&tx)
             .await?
-            .pop()
         else {
             return Ok(None);
         };
-        let deleted = authorization_code::Entity::delete_by_id(code_hash.to_owned())
-            .exec(self.conn())
-            .await?;
-        if deleted.rows_affected != 1 {
-            return Ok(None);
+        redeemed_code::ActiveModel {
+            code_hash: Set(code_hash.to_owned()),
+            grant_id: Set(grant_id.to_owned()),
+            expires_at: Set(redeemed_until),
         }
+        .insert(&tx)
+        .await
+        .map_err(StoreError::from_insert)?;
+        tx.commit().await?;
         Ok(Some(CodeRecord {
             client_id: m.client_id,
             user_id: m.user_id,
@@ -231,24 +247,6 @@ impl Store {
             sid: m.sid,
             expires_at: m.expires_at,
         }))
-    }
-
-    /// Remembers that a code was redeemed and which grant it started.
-    pub async fn record_redeemed_code(
-        &self,
-        code_hash: &str,
-        grant_id: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        redeemed_code::ActiveModel {
-            code_hash: Set(code_hash.to_owned()),
-            grant_id: Set(grant_id.to_owned()),
-            expires_at: Set(expires_at),
-        }
-        .insert(self.conn())
-        .await
-        .map_err(StoreError::from_insert)?;
-        Ok(())
     }
 
     /// The grant a redeemed code started, if the code was redeemed.
@@ -270,6 +268,7 @@ impl Store {
         audit: Option<super::accounts::AuditEntry>,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let row = refresh_token::ActiveModel {
             token_hash: Set(r.token_hash),
             family_id: Set(r.family_id),
@@ -332,6 +331,7 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
         let r = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
@@ -349,16 +349,20 @@ impl Store {
         family_id: &str,
         access_expiry: i64,
     ) -> Result<(), StoreError> {
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
-            .filter(refresh_token::Column::FamilyId.eq(family_id))
-            .exec(self.conn())
-            .await?;
+        {
+            let _w = self.write_gate().await;
+            refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+                .filter(refresh_token::Column::FamilyId.eq(family_id))
+                .exec(self.conn())
+                .await?;
+        }
         self.revoke_token_id(family_id, access_expiry).await
     }
 
     /// Revokes every grant of a user (sessions are separate).
     pub async fn revoke_user_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::UserId.eq(user_id))
@@ -384,6 +388,7 @@ impl Store {
 
     /// Records a revoked access token id (`jti`) or grant id until `expires_at`.
     pub async fn revoke_token_id(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let res = revoked_token::ActiveModel {
             id: Set(id.to_owned()),
             expires_at: Set(expires_at),
@@ -433,6 +438,7 @@ impl Store {
         scopes: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let updated = consent::Entity::update_many()
             .col_expr(consent::Column::Scopes, Expr::value(scopes))
             .col_expr(consent::Column::UpdatedAt, Expr::value(now))

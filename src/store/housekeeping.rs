@@ -28,6 +28,7 @@ impl Store {
         before: i64,
         batch: u64,
     ) -> Result<u64, StoreError> {
+        let _w = self.write_gate().await;
         let backend = self.conn().get_database_backend();
         let sql = match backend {
             sea_orm::DbBackend::Postgres => format!(

@@ -99,6 +99,7 @@ impl Store {
     }
 
     pub async fn insert_active_key(&self, key: NewKey, now: i64) -> Result<KeyRecord, StoreError> {
+        let _w = self.write_gate().await;
         let m = signing_key::ActiveModel {
             kid: Set(key.kid),
             alg: Set("RS256".into()),
@@ -123,6 +124,7 @@ impl Store {
         now: i64,
         retire_at: i64,
     ) -> Result<KeyRecord, StoreError> {
+        let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
         signing_key::Entity::update_many()
             .col_expr(
@@ -157,6 +159,7 @@ impl Store {
 
     /// Retiring keys whose tokens have all expired leave the JWK Set.
     pub async fn retire_expired_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let _w = self.write_gate().await;
         let r = signing_key::Entity::update_many()
             .col_expr(
                 signing_key::Column::State,

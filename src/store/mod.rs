@@ -13,6 +13,7 @@ pub mod keys;
 pub mod roles;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -73,7 +74,15 @@ impl PoolStats {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite only: the in-process queue for its one write lock (see [`Store::write_gate`]).
+    writes: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// How many writes one process lets into SQLite at a time (see [`Store::write_gate`]).
+const SQLITE_WRITERS: usize = 2;
+
+/// Held while a write runs on SQLite; nothing on PostgreSQL.
+pub(crate) type WriteGuard<'a> = Option<tokio::sync::SemaphorePermit<'a>>;
 
 impl Store {
     /// Opens the configured database. SQLite: creates the parent directory, WAL journal,
@@ -109,7 +118,27 @@ impl Store {
         })?;
         // Reads and writes share one pool: a dedicated single SQLite writer connection was
         // measured and lowered refresh and code-flow throughput by a third (BENCHMARKS.md).
-        Ok(Self { db })
+        let writes = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(SQLITE_WRITERS)));
+        Ok(Self { db, writes })
+    }
+
+    /// Waits for this process's turn to write. SQLite lets one connection write at a time; a
+    /// writer that finds the lock taken gets `SQLITE_BUSY`, and SQLite's busy handler puts the
+    /// connection's thread to sleep with a back-off (1, 2, 5, 10 … 100 ms) even when the lock
+    /// frees microseconds later. With 32 requests writing at once that was ~3 sleeps per refresh
+    /// and a refresh p99 of 400–500 ms. Here at most [`SQLITE_WRITERS`] writes are in flight;
+    /// the rest wait in a FIFO queue and start the moment a slot frees. One slot serialises the
+    /// async hops around each statement too and cost throughput; two keep p99 low without that
+    /// loss (measured, BENCHMARKS.md). The busy timeout still covers other processes (the CLI
+    /// beside a running server). PostgreSQL locks rows, not the database: no queue. Take it in
+    /// the method that runs the statements; a method holding it must not call another that
+    /// takes it (a slot is not re-entrant).
+    pub(crate) async fn write_gate(&self) -> WriteGuard<'_> {
+        match &self.writes {
+            Some(m) => m.acquire().await.ok(),
+            None => None,
+        }
     }
 
     /// Applies pending migrations; returns how many were applied.

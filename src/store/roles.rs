@@ -44,6 +44,7 @@ impl Store {
         description: &str,
         now: i64,
     ) -> Result<RoleInfo, StoreError> {
+        let _w = self.write_gate().await;
         let m = role::ActiveModel {
             name: Set(name.to_owned()),
             description: Set(description.to_owned()),
@@ -75,6 +76,7 @@ impl Store {
     /// Deletes a custom role. `NotFound` when there is no such role; `Conflict` for a built-in
     /// role (the caller checks holders first).
     pub async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let Some(r) = self.role(name).await? else {
             return Err(StoreError::NotFound);
         };

@@ -34,6 +34,7 @@ pub struct Credentials {
 
 impl Store {
     pub async fn create_user(&self, new: NewUser, now: i64) -> Result<User, StoreError> {
+        let _w = self.write_gate().await;
         let mut roles: Vec<String> = new.roles.iter().map(|r| r.as_str().to_owned()).collect();
         roles.sort();
         roles.dedup();
@@ -149,6 +150,7 @@ impl Store {
         now: i64,
         f: impl FnOnce(&mut user::ActiveModel),
     ) -> Result<User, StoreError> {
+        let _w = self.write_gate().await;
         let m = user::Entity::find_by_id(id.as_str().to_owned())
             .one(self.conn())
             .await?
@@ -165,6 +167,7 @@ impl Store {
 
     /// Deletes a user; sessions, grants, consents and email tokens go with it (foreign keys cascade).
     pub async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         let r = user::Entity::delete_by_id(id.as_str().to_owned())
             .exec(self.conn())
             .await?;
@@ -227,6 +230,7 @@ impl Store {
         window_start: i64,
         locked_until: Option<i64>,
     ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         user::Entity::update_many()
             .col_expr(
                 user::Column::FailedLogins,
@@ -248,6 +252,7 @@ impl Store {
 
     /// Clears the throttling state after a successful login (one write only when needed).
     pub async fn reset_login_failures(&self, id: &UserId) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
         user::Entity::update_many()
             .col_expr(
                 user::Column::FailedLogins,

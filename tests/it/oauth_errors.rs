@@ -555,6 +555,36 @@ async fn reusing_an_authorization_code_fails_and_revokes_the_tokens_it_gave() {
 }
 
 #[tokio::test]
+async fn a_code_raced_by_six_exchanges_gives_tokens_once_and_the_losers_revoke_them() {
+    let (app, rp) = setup().await;
+    let (code, verifier) = fresh_code(&app, &rp, true).await;
+    let go = || exchange_raw(&app, &rp, &code, &verifier, REDIRECT_URI);
+    let (a, b, c, d, e, f) = tokio::join!(go(), go(), go(), go(), go(), go());
+    let all = [a, b, c, d, e, f];
+    let won: Vec<&Raw> = all.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(won.len(), 1, "exactly one exchange wins the code");
+    for lost in all.iter().filter(|r| r.status != 200) {
+        lost.assert_oauth_error(400, "invalid_grant");
+    }
+    // Each loser found the code redeemed, so what the winner got is revoked (RFC 6749 §4.1.2),
+    // whichever order the requests finished in.
+    let access = won[0].json["access_token"].as_str().expect("access_token");
+    let intro = introspect_raw(&app, rp.auth(), access).await;
+    assert_eq!(intro.json["active"], false, "{}", intro.text);
+    // The refresh token too, even when a loser's revocation ran before the winner stored it.
+    let refresh = won[0].json["refresh_token"]
+        .as_str()
+        .expect("refresh_token");
+    let intro = introspect_raw(&app, rp.auth(), refresh).await;
+    assert_eq!(intro.json["active"], false, "{}", intro.text);
+    assert_token_error(
+        rp.refresh(refresh).await,
+        "invalid_grant",
+        "refresh from a raced code",
+    );
+}
+
+#[tokio::test]
 async fn a_pkce_verifier_mismatch_is_invalid_grant() {
     let (app, rp) = setup().await;
     let (code, _verifier) = fresh_code(&app, &rp, true).await;
