@@ -110,6 +110,7 @@ impl Application {
             clock,
             discovery: Arc::new(discovery),
             metrics: Arc::new(Metrics::new(now)),
+            signing: Arc::new(crate::services::signing::SigningPool::new(cpus)),
             settings: Arc::new(settings),
         };
         let port = listener

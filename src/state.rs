@@ -31,4 +31,6 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// This server's Prometheus counters (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Where tokens are signed (off the request threads, one job per core at a time).
+    pub signing: Arc<crate::services::signing::SigningPool>,
 }

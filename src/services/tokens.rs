@@ -31,6 +31,8 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
     Sign(#[from] jwt::JwtError),
+    #[error(transparent)]
+    Workers(#[from] crate::services::signing::SigningGone),
 }
 
 /// Claims of our access tokens (RFC 9068 §2.2).
@@ -159,31 +161,27 @@ pub async fn mint(
         )),
         _ => None,
     };
-    let access_token = match &roles_claim {
+    let mut access_claims = serde_json::to_value(&claims).map_err(jwt::JwtError::from)?;
+    if let (Some((name, roles)), Some(obj)) = (&roles_claim, access_claims.as_object_mut()) {
         // With the `roles` scope the roles ride along, so a resource server can authorise
         // offline from the JWT alone; the claim name is configurable (`oauth.roles_claim`).
-        Some((name, roles)) => {
-            let mut v = serde_json::to_value(&claims).map_err(jwt::JwtError::from)?;
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert((*name).to_owned(), roles.clone());
-            }
-            jwt::sign(&keys.signer, TYP_AT_JWT, &v)?
-        }
-        None => jwt::sign(&keys.signer, TYP_AT_JWT, &claims)?,
-    };
-
-    let id_token = match (ctx.id_token, ctx.user) {
-        (true, Some(user)) => Some(id_token(
-            &keys,
+        obj.insert((*name).to_owned(), roles.clone());
+    }
+    let id_claims = match (ctx.id_token, ctx.user) {
+        (true, Some(user)) => Some(id_token_claims(
             settings,
             &ctx,
             user,
-            &access_token,
             roles_claim.as_ref(),
             now,
-        )?),
+        )),
         _ => None,
     };
+    // Both signatures in one job on the signing workers (`services::signing`).
+    let (access_token, id_token) = state
+        .signing
+        .run(move || sign_pair(&keys, &access_claims, id_claims))
+        .await??;
 
     let mut audit = ctx.audit.take();
     let refresh_token = match (ctx.refresh, ctx.user) {
@@ -226,15 +224,34 @@ pub async fn mint(
     })
 }
 
-fn id_token(
+/// Signs the access token, then the ID token with the access token's `at_hash`.
+fn sign_pair(
     keys: &KeySet,
+    access_claims: &serde_json::Value,
+    id_claims: Option<serde_json::Value>,
+) -> Result<(String, Option<String>), jwt::JwtError> {
+    let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, access_claims)?;
+    let id_token = match id_claims {
+        Some(mut claims) => {
+            if let Some(obj) = claims.as_object_mut() {
+                obj.insert("at_hash".into(), at_hash(&access_token).into());
+            }
+            Some(jwt::sign(&keys.signer, TYP_JWT, &claims)?)
+        }
+        None => None,
+    };
+    Ok((access_token, id_token))
+}
+
+/// The ID token's claims (OpenID Connect Core 1.0 §2), all but `at_hash`, which needs the
+/// signed access token.
+fn id_token_claims(
     settings: &crate::config::Settings,
     ctx: &GrantContext<'_>,
     user: &User,
-    access_token: &str,
     roles: Option<&(&str, serde_json::Value)>,
     now: i64,
-) -> Result<String, jwt::JwtError> {
+) -> serde_json::Value {
     let issuer = settings.server.issuer.as_str();
     let ttl = settings.tokens.id_token_ttl_secs;
     let mut claims = serde_json::json!({
@@ -245,7 +262,6 @@ fn id_token(
         "iat": now,
         "exp": now + ttl as i64,
         "auth_time": ctx.auth_time,
-        "at_hash": at_hash(access_token),
     });
     let obj = claims.as_object_mut();
     if let Some(obj) = obj {
@@ -265,7 +281,7 @@ fn id_token(
             obj.insert((*name).to_owned(), roles.clone());
         }
     }
-    jwt::sign(&keys.signer, TYP_JWT, &claims)
+    claims
 }
 
 /// Claims released by scope (OpenID Connect Core 1.0 §5.4): `profile` and `email`.
