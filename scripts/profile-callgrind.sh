@@ -12,7 +12,7 @@ SECS=${2:-20}
 BENCH=${BENCH:-/work/shared/bench}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/castellan-profile.XXXXXX)
-cp "$ROOT/target/release/castellan" "$work/castellan"
+cp "${BIN:-$ROOT/target/release/castellan}" "$work/castellan"
 C=$work/castellan
 PORT=${PORT:-4290}
 unset CASTELLAN_CONFIG
@@ -26,7 +26,7 @@ CID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id
 CSECRET=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$work/client.json")
 printf '%s' profile-password-123 | "$C" user create --email profile@example.test --password-stdin >/dev/null
 if [ -n "${NO_VALGRIND:-}" ]; then
-  "$C" serve > "$work/server.log" 2>&1 &
+  ${WRAP:-} "$C" serve > "$work/server.log" 2>&1 &
 else
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$C" serve \
     > "$work/server.log" 2>&1 &
