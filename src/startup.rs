@@ -100,6 +100,8 @@ impl Application {
         };
         let passwords = PasswordPool::start(hasher.clone(), workers)
             .context("starting the password workers")?;
+        let signing = crate::services::signing::SigningPool::start(cpus)
+            .context("starting the signing workers")?;
         let state = AppState {
             passwords: Arc::new(passwords),
             hasher,
@@ -110,7 +112,7 @@ impl Application {
             clock,
             discovery: Arc::new(discovery),
             metrics: Arc::new(Metrics::new(now)),
-            signing: Arc::new(crate::services::signing::SigningPool::new(cpus)),
+            signing: Arc::new(signing),
             settings: Arc::new(settings),
         };
         let port = listener

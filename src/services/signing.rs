@@ -4,38 +4,73 @@
 //! two. Signed inline, they stall the actix worker thread: every other request on that thread
 //! waits, including one that holds SQLite's write lock between two statements of a
 //! transaction, while the other writers sleep in SQLite's busy handler. So tokens are signed on
-//! tokio's blocking threads, at most `workers` (one per core by default) at a time: the request
-//! threads keep serving reads, I/O and short writes, and signing queues instead of piling
-//! up threads. Measured in BENCHMARKS.md ("signing off the request threads").
+//! a fixed set of threads (one per core) that take jobs from one queue: the request threads
+//! keep serving reads, I/O and short writes, signing queues instead of piling up threads, and a
+//! worker that finishes one job takes the next at once (a semaphore around tokio's blocking
+//! pool left a core idle between jobs until the request thread came back for the result, and
+//! cost a fifth of the client-credentials rate). Measured in
+//! `docs/decisions/2026-11-29-sqlite-write-slots-and-signing-workers.md`.
 
-use tokio::sync::Semaphore;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the signing workers are gone")]
 pub struct SigningGone;
 
-#[derive(Debug)]
 pub struct SigningPool {
-    permits: Semaphore,
+    tx: mpsc::Sender<Job>,
+    workers: usize,
+}
+
+impl std::fmt::Debug for SigningPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningPool(workers={})", self.workers)
+    }
 }
 
 impl SigningPool {
-    /// At most `workers` (at least one) signing jobs run at a time.
-    pub fn new(workers: usize) -> Self {
-        Self {
-            permits: Semaphore::new(workers.max(1)),
+    /// Starts `workers` threads (at least one).
+    pub fn start(workers: usize) -> std::io::Result<Self> {
+        let workers = workers.max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("castellan-sign-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let Ok(guard) = rx.lock() else { return };
+                            match guard.recv() {
+                                Ok(j) => j,
+                                Err(_) => return, // the pool was dropped
+                            }
+                        };
+                        job();
+                    }
+                })?;
         }
+        Ok(Self { tx, workers })
     }
 
-    /// Runs `job` on a blocking thread once a worker is free.
+    /// Runs `job` on a signing worker and waits for its result.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, SigningGone> {
-        let _permit = self.permits.acquire().await.map_err(|_| SigningGone)?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| SigningGone)
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move || {
+                let _ = reply.send(job());
+            }))
+            .map_err(|_| SigningGone)?;
+        rx.await.map_err(|_| SigningGone)
     }
 }
 
@@ -49,7 +84,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_than_the_workers_run_at_once() {
-        let pool = Arc::new(SigningPool::new(2));
+        let pool = Arc::new(SigningPool::start(2).unwrap());
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
