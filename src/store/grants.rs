@@ -223,6 +223,8 @@ impl Store {
             .exec_with_returning(&tx)
             .await?
         else {
+            // Not left to the drop: the transaction may hold SQLite's write lock.
+            tx.rollback().await?;
             return Ok(None);
         };
         redeemed_code::ActiveModel {
