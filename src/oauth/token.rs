@@ -121,7 +121,6 @@ async fn authorization_code(
     for name in ["scope", "client_id"] {
         params.one(name)?;
     }
-    let code_hash = token::hash(code);
     let grant_id = token::random_id();
     let mut authorizer = CodeAuthorizer {
         store: &state.store,
@@ -139,7 +138,7 @@ async fn authorization_code(
         .map_err(|()| OAuthError::ServerError)?;
     let Some(grant) = grant else {
         // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
-        if let Some(grant_id) = state.store.redeemed_code_grant(&code_hash).await? {
+        if let Some(grant_id) = state.store.redeemed_code_grant(&token::hash(code)).await? {
             let until = family_revoked_until(state, now);
             state.store.revoke_family(&grant_id, until).await?;
             tracing::warn!(
@@ -249,16 +248,8 @@ async fn refresh(
         .refresh_token(&hash)
         .await?
         .ok_or_else(invalid)?;
+    // `revoked` covers a token whose whole grant was revoked (`Store::refresh_token`).
     if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
-        return Err(invalid());
-    }
-    // A grant revoked as a whole (its code replayed, RFC 6749 §4.1.2) may have been revoked
-    // just before this token was stored, so the token's own flag is not enough.
-    if state
-        .store
-        .any_revoked(&[record.family_id.as_str()])
-        .await?
-    {
         return Err(invalid());
     }
     let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
@@ -437,9 +428,6 @@ pub async fn introspect(
             return Ok(inactive);
         };
         if r.revoked || r.rotated_at.is_some() || r.expires_at <= now || !visible(&r.client_id) {
-            return Ok(inactive);
-        }
-        if state.store.any_revoked(&[r.family_id.as_str()]).await? {
             return Ok(inactive);
         }
         return Ok(serde_json::json!({

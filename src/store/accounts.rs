@@ -100,6 +100,17 @@ pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
     }
 }
 
+impl From<email_token::Model> for EmailTokenRecord {
+    fn from(m: email_token::Model) -> Self {
+        Self {
+            user_id: m.user_id,
+            kind: m.kind,
+            email: m.email,
+            expires_at: m.expires_at,
+        }
+    }
+}
+
 impl Store {
     // --- email tokens ----------------------------------------------------------------------
 
@@ -140,12 +151,7 @@ impl Store {
             .all(self.conn())
             .await?
             .pop()
-            .map(|m| EmailTokenRecord {
-                user_id: m.user_id,
-                kind: m.kind,
-                email: m.email,
-                expires_at: m.expires_at,
-            }))
+            .map(EmailTokenRecord::from))
     }
 
     /// Uses a token up: only the caller whose delete removed the row gets it (one statement).
@@ -163,12 +169,7 @@ impl Store {
             .exec_with_returning(self.conn())
             .await?
             .pop()
-            .map(|m| EmailTokenRecord {
-                user_id: m.user_id,
-                kind: m.kind,
-                email: m.email,
-                expires_at: m.expires_at,
-            }))
+            .map(EmailTokenRecord::from))
     }
 
     /// Removes a user's other tokens of a kind (a new link replaces the old ones).

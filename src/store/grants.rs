@@ -5,7 +5,8 @@
 
 use sea_orm::sea_query::{Asterisk, Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter,
+    QuerySelect,
 };
 
 use super::entities::{
@@ -303,15 +304,24 @@ impl Store {
         Ok(())
     }
 
+    /// A refresh token by its hash. `revoked` is true when the token's own flag is set or when
+    /// its whole grant is on the revocation list: a token stored by a request that raced the
+    /// revocation of its grant (a replayed code, a reused refresh token) has no flag, and is
+    /// refused all the same. One query (a left join on `revoked_tokens`).
     pub async fn refresh_token(
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
+        let grant_revocation = refresh_token::Entity::belongs_to(revoked_token::Entity)
+            .from(refresh_token::Column::FamilyId)
+            .to(revoked_token::Column::Id)
+            .into();
         Ok(refresh_token::Entity::find_by_id(token_hash.to_owned())
-            .all(self.conn())
+            .join(JoinType::LeftJoin, grant_revocation)
+            .select_also(revoked_token::Entity)
+            .one(self.conn())
             .await?
-            .pop()
-            .map(|m| RefreshRecord {
+            .map(|(m, grant_revoked)| RefreshRecord {
                 token_hash: m.token_hash,
                 family_id: m.family_id,
                 client_id: m.client_id,
@@ -323,7 +333,7 @@ impl Store {
                 created_at: m.created_at,
                 expires_at: m.expires_at,
                 rotated_at: m.rotated_at,
-                revoked: m.revoked,
+                revoked: m.revoked || grant_revoked.is_some(),
             }))
     }
 
