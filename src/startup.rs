@@ -100,7 +100,7 @@ impl Application {
         };
         let passwords = PasswordPool::start(hasher.clone(), workers)
             .context("starting the password workers")?;
-        let signing = crate::services::signing::SigningPool::start(cpus)
+        let signing = crate::services::workers::WorkerPool::start("sign", cpus, || ())
             .context("starting the signing workers")?;
         let state = AppState {
             passwords: Arc::new(passwords),

@@ -32,5 +32,5 @@ pub struct AppState {
     /// This server's Prometheus counters (`/metrics`).
     pub metrics: Arc<Metrics>,
     /// Where tokens are signed (off the request threads, one job per core at a time).
-    pub signing: Arc<crate::services::signing::SigningPool>,
+    pub signing: Arc<crate::services::workers::WorkerPool<()>>,
 }

@@ -9,5 +9,5 @@ pub mod metrics;
 pub mod passwords;
 pub mod ratelimit;
 pub mod registration;
-pub mod signing;
 pub mod tokens;
+pub mod workers;

@@ -32,7 +32,7 @@ pub enum TokenError {
     #[error("signing failed: {0}")]
     Sign(#[from] jwt::JwtError),
     #[error(transparent)]
-    Workers(#[from] crate::services::signing::SigningGone),
+    Workers(#[from] crate::services::workers::WorkersGone),
 }
 
 /// Claims of our access tokens (RFC 9068 §2.2).
@@ -177,10 +177,10 @@ pub async fn mint(
         )),
         _ => None,
     };
-    // Both signatures in one job on the signing workers (`services::signing`).
+    // Both signatures in one job on the signing workers (`services::workers`).
     let (access_token, id_token) = state
         .signing
-        .run(move || sign_pair(&keys, &access_claims, id_claims))
+        .run(move |()| sign_pair(&keys, &access_claims, id_claims))
         .await??;
 
     let mut audit = ctx.audit.take();
