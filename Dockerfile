@@ -10,6 +10,7 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo/ .cargo/
 COPY migrations/ migrations/
 COPY src/ src/
 COPY templates/ templates/

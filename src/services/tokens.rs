@@ -312,6 +312,20 @@ pub enum AccessTokenError {
     Store(#[from] StoreError),
 }
 
+/// An access token's claims once its signature (algorithm pinned), `typ`, `iss` and `exp`
+/// check out; no database.
+async fn signed_access_claims(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<AccessClaims, AccessTokenError> {
+    signing_keys(state)
+        .await
+        .verifier
+        .verify(token, TYP_AT_JWT, &state.settings.server.issuer, now, 0)
+        .map_err(|e| AccessTokenError::Invalid(e.to_string()))
+}
+
 /// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp` against the
 /// request's clock, and that neither it nor its grant was revoked.
 pub async fn verify_access_token(
@@ -319,11 +333,7 @@ pub async fn verify_access_token(
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, AccessTokenError> {
-    let keys = signing_keys(state).await;
-    let claims: AccessClaims = keys
-        .verifier
-        .verify(token, TYP_AT_JWT, &state.settings.server.issuer, now, 0)
-        .map_err(|e| AccessTokenError::Invalid(e.to_string()))?;
+    let claims = signed_access_claims(state, token, now).await?;
     if state
         .store
         .any_revoked(&[claims.jti.as_str(), claims.grant_id()])
@@ -332,6 +342,30 @@ pub async fn verify_access_token(
         return Err(AccessTokenError::Revoked);
     }
     Ok(claims)
+}
+
+/// [`verify_access_token`] for a caller that also needs the token's user (userinfo, the admin
+/// API): the revocation check and the user come from one query. The user is `None` for a
+/// client's own token (client credentials) and for a user who no longer exists; a disabled
+/// user is returned as stored, for the caller to refuse.
+pub async fn verify_access_token_with_user(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
+    let claims = signed_access_claims(state, token, now).await?;
+    let ids = [claims.jti.as_str(), claims.grant_id()];
+    if !claims.is_user_token() {
+        if state.store.any_revoked(&ids).await? {
+            return Err(AccessTokenError::Revoked);
+        }
+        return Ok((claims, None));
+    }
+    match state.store.token_user(&claims.sub, &ids).await? {
+        Some((_, true)) => Err(AccessTokenError::Revoked),
+        Some((user, false)) => Ok((claims, Some(user))),
+        None => Ok((claims, None)),
+    }
 }
 
 /// Claims of an ID token presented back to us (`id_token_hint`): only what logout needs.

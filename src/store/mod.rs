@@ -101,7 +101,7 @@ impl Store {
         }
         let mut opts = ConnectOptions::new(url);
         let timeout = Duration::from_secs(settings.database.connect_timeout_secs);
-        opts.max_connections(settings.database.max_connections)
+        opts.max_connections(settings.database.pool_size())
             .min_connections(1)
             .connect_timeout(timeout)
             .acquire_timeout(timeout)
@@ -112,6 +112,17 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
             });
+        // sqlx pings a pooled connection on every checkout by default: one more round trip
+        // per statement (on SQLite a hand-off to the connection's thread and back, on
+        // PostgreSQL a network round trip). A SQLite connection is an in-process handle and
+        // is never tested; a PostgreSQL connection only after it sat idle long enough for a
+        // server restart, a proxy or a firewall to have dropped it.
+        // docs/decisions/2026-11-29-no-ping-per-statement.md
+        if settings.database.url.expose().starts_with("sqlite:") {
+            opts.test_before_acquire(false);
+        } else {
+            opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
+        }
         let db = Database::connect(opts).await.map_err(|e| ConnectError {
             url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
@@ -220,6 +231,31 @@ mod tests {
     use sea_orm::TransactionTrait;
 
     use super::*;
+
+    /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`; without it every
+    /// `.one()` (a bound `LIMIT`) is re-prepared on each call and SQLite throughput halves.
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_its_query_plans() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&Settings::for_test("http://127.0.0.1:1", &url))
+            .await
+            .unwrap();
+        let rows = store
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT compile_options FROM pragma_compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "compile_options").unwrap())
+            .collect();
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+    }
 
     #[tokio::test]
     async fn pool_stats_count_a_connection_held_by_a_transaction_as_in_use() {

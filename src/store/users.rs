@@ -5,7 +5,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::entities::user;
+use super::entities::{revoked_token, user};
 use super::{Store, StoreError, split_list};
 use crate::domain::{Email, NewUser, User, UserId};
 
@@ -65,6 +65,32 @@ impl Store {
             .one(self.conn())
             .await?
             .map(to_domain))
+    }
+
+    /// The user an access token names, and whether the token or its grant is on the revocation
+    /// list (`token_ids`: the token's `jti` and its grant id). One query where userinfo and the
+    /// admin API would otherwise make two (a revocation lookup, then the user): on SQLite every
+    /// statement is a hand-off to a connection thread and back. `None`: no such user.
+    pub async fn token_user(
+        &self,
+        user_id: &str,
+        token_ids: &[&str],
+    ) -> Result<Option<(User, bool)>, StoreError> {
+        use sea_orm::sea_query::{Expr, Query};
+        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_token::Entity)
+            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
+            .to_owned();
+        let stmt = user::Entity::find_by_id(user_id.to_owned())
+            .expr_as(Expr::exists(revoked), "token_revoked")
+            .build(self.conn().get_database_backend());
+        let Some(row) = self.conn().query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let revoked: bool = row.try_get("", "token_revoked")?;
+        Ok(Some((to_domain(user::Model::from_query_result(&row, "")?), revoked)))
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {

@@ -350,7 +350,7 @@ async fn pool_use_and_build_info_are_exported() {
     let idle = m.value("castellan_db_pool_connections", &[("state", "idle")]);
     let in_use = m.value("castellan_db_pool_connections", &[("state", "in_use")]);
     let max = m.value("castellan_db_pool_max_connections", &[]);
-    assert_eq!(max, f64::from(app.state.settings.database.max_connections));
+    assert_eq!(max, f64::from(app.state.settings.database.pool_size()));
     assert!(
         idle + in_use >= 1.0 && idle + in_use <= max,
         "{idle} {in_use}"

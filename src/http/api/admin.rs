@@ -147,8 +147,8 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Actor, Http
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized(true))?;
     let now = state.clock.now();
-    let claims = match tokens::verify_access_token(state, token, now).await {
-        Ok(c) => c,
+    let (claims, user) = match tokens::verify_access_token_with_user(state, token, now).await {
+        Ok(found) => found,
         Err(tokens::AccessTokenError::Store(e)) => {
             tracing::error!(error = %e, "admin API: cannot check the token");
             return Err(problem(
@@ -172,12 +172,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Actor, Http
     };
     if claims.is_user_token() {
         // The role is checked on every call: taking `admin` away takes effect at once.
-        match state
-            .store
-            .user_by_id(&claims.sub)
-            .await
-            .map_err(store_error)?
-        {
+        match user {
             Some(u) if !u.disabled && u.has_role(crate::domain::Role::ADMIN) => {
                 Ok(Actor::User(u.id.as_str().to_owned()))
             }

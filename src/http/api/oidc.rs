@@ -103,20 +103,21 @@ pub async fn userinfo(
         Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
         Err(why) => return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), why),
     };
-    let claims = match crate::services::tokens::verify_access_token(&state, &token, now).await {
-        Ok(c) => c,
-        Err(crate::services::tokens::AccessTokenError::Store(e)) => {
-            tracing::error!(error = %e, "cannot check a token");
-            return HttpResponse::ServiceUnavailable().finish();
-        }
-        Err(_) => {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "the access token is invalid or expired",
-            );
-        }
-    };
+    let (claims, user) =
+        match crate::services::tokens::verify_access_token_with_user(&state, &token, now).await {
+            Ok(found) => found,
+            Err(crate::services::tokens::AccessTokenError::Store(e)) => {
+                tracing::error!(error = %e, "cannot check a token");
+                return HttpResponse::ServiceUnavailable().finish();
+            }
+            Err(_) => {
+                return bearer_error(
+                    StatusCode::UNAUTHORIZED,
+                    Some("invalid_token"),
+                    "the access token is invalid or expired",
+                );
+            }
+        };
     if !claims.is_user_token() {
         return bearer_error(
             StatusCode::UNAUTHORIZED,
@@ -131,19 +132,12 @@ pub async fn userinfo(
             "the openid scope is required",
         );
     }
-    let user = match crate::services::authn::enabled_user(&state, &claims.sub).await {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "the user is no longer active",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load a user");
-            return HttpResponse::ServiceUnavailable().finish();
-        }
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return bearer_error(
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+            "the user is no longer active",
+        );
     };
     let scope = crate::domain::ScopeSet::parse(&claims.scope).unwrap_or_default();
     let mut out = serde_json::Map::new();
