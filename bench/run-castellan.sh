@@ -40,7 +40,10 @@ if [ -n "${SEED:-}" ]; then python3 "$(cd "$(dirname "$0")/.." && pwd)/scripts/s
 CID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$work/client.json")
 CSECRET=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$work/client.json")
 printf '%s' bench-password-123 | "$C" user create --email bench@example.test --password-stdin >/dev/null
-REV=$(git -C "$(dirname "$SRC")" rev-parse --short HEAD 2>/dev/null || echo '?')
+# The commit of the checkout the binary sits in; a binary copied elsewhere (/tmp, for an A/B)
+# is named by REV=… or, failing that, by its path and the checkout this script belongs to.
+REV=${REV:-$(git -C "$(dirname "$SRC")" rev-parse --short HEAD 2>/dev/null \
+  || echo "? ($SRC; this script's checkout at $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?'))")}
 cmd=("$BENCH/run.sh" custom -- --name "castellan${DB_URL:+-postgres}${SEED:+-seeded}${NAME_SUFFIX:-}"
   --server-version "castellan $REV; $STORE; argon2id m=19456 t=2 p=1; login_per_minute=${CASTELLAN_RATE_LIMIT__LOGIN_PER_MINUTE:-n/a (no limiter in this build)}"
   --discovery "http://127.0.0.1:$PORT/.well-known/openid-configuration"

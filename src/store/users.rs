@@ -90,7 +90,10 @@ impl Store {
             return Ok(None);
         };
         let revoked: bool = row.try_get("", "token_revoked")?;
-        Ok(Some((to_domain(user::Model::from_query_result(&row, "")?), revoked)))
+        Ok(Some((
+            to_domain(user::Model::from_query_result(&row, "")?),
+            revoked,
+        )))
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
