@@ -973,6 +973,10 @@ fn lookup<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
     key.split('.').try_fold(value, |v, part| v.get(part))
 }
 
+/// Keys holding an optional whole number (unset by default): an environment value for them is
+/// read as a number, not as a string.
+const OPTIONAL_INTEGER_KEYS: &[&str] = &["database.max_connections"];
+
 /// Converts an environment string into the type the key's default has.
 fn typed_env_value(
     defaults: &toml::Value,
@@ -993,7 +997,13 @@ fn typed_env_value(
             reason: format!("{var}: there is no configuration section `{section}`"),
         });
     }
-    Ok(match lookup(defaults, key) {
+    let default = lookup(defaults, key).or_else(|| {
+        // An optional whole number is unset by default, so its type is not in the defaults.
+        OPTIONAL_INTEGER_KEYS
+            .contains(&key)
+            .then_some(&toml::Value::Integer(0))
+    });
+    Ok(match default {
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
             raw.trim()
                 .parse()
@@ -1073,6 +1083,29 @@ mod tests {
         assert_eq!(s.server.issuer, "https://id.example.com");
         assert_eq!(s.tokens.access_ttl_secs, 5);
         assert!(!s.registration.enabled);
+    }
+
+    #[test]
+    fn the_pool_size_follows_the_backend_unless_set() {
+        let sqlite = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(sqlite.database.pool_size(), 8);
+        let pg = Settings::load(
+            None,
+            env(&[(
+                "CASTELLAN_DATABASE_URL",
+                "postgres://castellan@127.0.0.1/castellan",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(pg.database.pool_size(), 16);
+        let set =
+            Settings::load(None, env(&[("CASTELLAN_DATABASE__MAX_CONNECTIONS", "3")])).unwrap();
+        assert_eq!(set.database.pool_size(), 3);
+        for bad in ["0", "many"] {
+            let e = Settings::load(None, env(&[("CASTELLAN_DATABASE__MAX_CONNECTIONS", bad)]))
+                .unwrap_err();
+            assert!(e.to_string().contains("database.max_connections"), "{e}");
+        }
     }
 
     #[test]
