@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::jwt::claims;
 use crate::harness::rp::{
     Auth, PASSWORD, REDIRECT_URI, Raw, Rp, create_client, create_user, sign_in, sign_in_as,
-    token_request,
+    token_request, userinfo_raw,
 };
 use crate::harness::smtp::SmtpSink;
 use crate::harness::{TestApp, json_out, spawn_app, spawn_app_with};
@@ -704,6 +704,57 @@ async fn custom_roles_reach_the_tokens_and_a_held_or_built_in_role_cannot_be_del
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["admin", "user"]);
+}
+
+/// The caller check and userinfo read the token's user and its revocation in one query
+/// (`Store::token_user`): each way a user token stops counting is checked on both endpoints.
+#[tokio::test]
+async fn an_admin_token_stops_working_when_revoked_or_its_user_is_disabled_or_deleted() {
+    let app = spawn_app().await;
+    create_user(&app, "root@example.com", PASSWORD);
+    set_roles(&app, "root@example.com", &["admin"]);
+    let rp = admin_console(&app).await;
+    let scopes = ["openid", "admin", "roles"];
+    let first = sign_in(&app, &rp, "root@example.com", &scopes, true).await;
+    let second = sign_in_as(&app, &rp, "root@example.com", &scopes, false).await;
+    let (first, second) = (first.access_token(), second.access_token());
+    let keys = format!("{API}/keys");
+    let admin = async |token: &str| call(&app, "GET", &keys, Some(token), None).await;
+    let invalid_token = |res: &Raw, why: &str| {
+        assert_eq!(res.status, 401, "{why}: {}", res.text);
+        let challenge = res.headers["www-authenticate"].to_str().unwrap_or_default();
+        assert!(challenge.contains("invalid_token"), "{why}: {challenge}");
+    };
+    for t in [&first, &second] {
+        assert_eq!(admin(t).await.status, 200);
+        assert_eq!(userinfo_raw(&app, Some(t)).await.status, 200);
+    }
+
+    // RFC 7009: the first token alone is revoked.
+    rp.revoke(&first, Some("access_token"))
+        .await
+        .expect("revoke");
+    invalid_token(&admin(&first).await, "revoked, admin API");
+    invalid_token(&userinfo_raw(&app, Some(&first)).await, "revoked, userinfo");
+    assert_eq!(
+        admin(&second).await.status,
+        200,
+        "the other token is untouched"
+    );
+
+    json_out(&app.castellan(&["user", "disable", "root@example.com", "--json"]));
+    assert_eq!(admin(&second).await.status, 403, "a disabled administrator");
+    invalid_token(
+        &userinfo_raw(&app, Some(&second)).await,
+        "disabled, userinfo",
+    );
+
+    json_out(&app.castellan(&["user", "delete", "root@example.com", "--json"]));
+    assert_eq!(admin(&second).await.status, 403, "a deleted administrator");
+    invalid_token(
+        &userinfo_raw(&app, Some(&second)).await,
+        "deleted, userinfo",
+    );
 }
 
 #[tokio::test]
