@@ -133,14 +133,17 @@ const SQLITE_POOL_SIZE: u32 = 8;
 const POSTGRES_POOL_SIZE: u32 = 16;
 
 impl DatabaseSettings {
+    /// Whether the URL names SQLite (validation allows only SQLite and PostgreSQL URLs).
+    pub fn is_sqlite(&self) -> bool {
+        self.url.expose().starts_with("sqlite:")
+    }
+
     /// `max_connections` if set, else the backend's default (8 on SQLite, 16 on PostgreSQL).
     pub fn pool_size(&self) -> u32 {
-        self.max_connections.unwrap_or_else(|| {
-            if self.url.expose().starts_with("sqlite:") {
-                SQLITE_POOL_SIZE
-            } else {
-                POSTGRES_POOL_SIZE
-            }
+        self.max_connections.unwrap_or(if self.is_sqlite() {
+            SQLITE_POOL_SIZE
+        } else {
+            POSTGRES_POOL_SIZE
         })
     }
 }
@@ -566,7 +569,7 @@ impl Settings {
         validate_issuer(&self.server.issuer)?;
         self.listen_addr()?;
         let db = self.database.url.expose();
-        if !(db.starts_with("sqlite:")
+        if !(self.database.is_sqlite()
             || db.starts_with("postgres://")
             || db.starts_with("postgresql://"))
         {

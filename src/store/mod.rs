@@ -118,7 +118,8 @@ impl Store {
         // is never tested; a PostgreSQL connection only after it sat idle long enough for a
         // server restart, a proxy or a firewall to have dropped it.
         // docs/decisions/2026-11-29-no-ping-per-statement.md
-        if settings.database.url.expose().starts_with("sqlite:") {
+        let sqlite = settings.database.is_sqlite();
+        if sqlite {
             opts.test_before_acquire(false);
         } else {
             opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
@@ -129,8 +130,7 @@ impl Store {
         })?;
         // Reads and writes share one pool: a dedicated single SQLite writer connection was
         // measured and lowered refresh and code-flow throughput by a third (BENCHMARKS.md).
-        let writes = (db.get_database_backend() == DbBackend::Sqlite)
-            .then(|| Arc::new(tokio::sync::Semaphore::new(SQLITE_WRITERS)));
+        let writes = sqlite.then(|| Arc::new(tokio::sync::Semaphore::new(SQLITE_WRITERS)));
         Ok(Self { db, writes })
     }
 
