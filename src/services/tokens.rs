@@ -57,6 +57,10 @@ impl AccessClaims {
     pub fn grant_id(&self) -> &str {
         self.jti.split('.').next().unwrap_or(&self.jti)
     }
+    /// The ids whose revocation ends this token: its own `jti` and its grant's id.
+    pub fn revocation_ids(&self) -> [&str; 2] {
+        [self.jti.as_str(), self.grant_id()]
+    }
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
     }
@@ -333,12 +337,15 @@ pub async fn verify_access_token(
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, AccessTokenError> {
-    let claims = signed_access_claims(state, token, now).await?;
-    if state
-        .store
-        .any_revoked(&[claims.jti.as_str(), claims.grant_id()])
-        .await?
-    {
+    unless_revoked(state, signed_access_claims(state, token, now).await?).await
+}
+
+/// The claims back, unless the token or its grant is on the revocation list.
+async fn unless_revoked(
+    state: &AppState,
+    claims: AccessClaims,
+) -> Result<AccessClaims, AccessTokenError> {
+    if state.store.any_revoked(&claims.revocation_ids()).await? {
         return Err(AccessTokenError::Revoked);
     }
     Ok(claims)
@@ -354,14 +361,14 @@ pub async fn verify_access_token_with_user(
     now: i64,
 ) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
     let claims = signed_access_claims(state, token, now).await?;
-    let ids = [claims.jti.as_str(), claims.grant_id()];
     if !claims.is_user_token() {
-        if state.store.any_revoked(&ids).await? {
-            return Err(AccessTokenError::Revoked);
-        }
-        return Ok((claims, None));
+        return Ok((unless_revoked(state, claims).await?, None));
     }
-    match state.store.token_user(&claims.sub, &ids).await? {
+    match state
+        .store
+        .token_user(&claims.sub, &claims.revocation_ids())
+        .await?
+    {
         Some((_, true)) => Err(AccessTokenError::Revoked),
         Some((user, false)) => Ok((claims, Some(user))),
         None => Ok((claims, None)),
