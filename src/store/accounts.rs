@@ -1,7 +1,6 @@
 //! What the account pages need beyond users and grants: one-time email tokens, a user's
 //! sessions and connected apps, and the audit log.
 
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -100,6 +99,15 @@ pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
     }
 }
 
+/// The email token with this hash, if it is of `kind` and not expired: what peeking shows and
+/// taking uses up.
+fn live_email_token(token_hash: &str, kind: &str, now: i64) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(email_token::Column::TokenHash.eq(token_hash))
+        .add(email_token::Column::Kind.eq(kind))
+        .add(email_token::Column::ExpiresAt.gt(now))
+}
+
 impl From<email_token::Model> for EmailTokenRecord {
     fn from(m: email_token::Model) -> Self {
         Self {
@@ -145,9 +153,8 @@ impl Store {
         kind: &str,
         now: i64,
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
-        Ok(email_token::Entity::find_by_id(token_hash.to_owned())
-            .filter(email_token::Column::Kind.eq(kind))
-            .filter(email_token::Column::ExpiresAt.gt(now))
+        Ok(email_token::Entity::find()
+            .filter(live_email_token(token_hash, kind, now))
             .all(self.conn())
             .await?
             .pop()
@@ -163,9 +170,7 @@ impl Store {
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
         let _w = self.write_gate().await;
         Ok(email_token::Entity::delete_many()
-            .filter(email_token::Column::TokenHash.eq(token_hash))
-            .filter(email_token::Column::Kind.eq(kind))
-            .filter(email_token::Column::ExpiresAt.gt(now))
+            .filter(live_email_token(token_hash, kind, now))
             .exec_with_returning(self.conn())
             .await?
             .pop()
@@ -269,18 +274,20 @@ impl Store {
 
     /// Revokes a consent and the refresh tokens the user gave that client.
     pub async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
-        let _w = self.write_gate().await;
-        let r = consent::Entity::delete_many()
-            .filter(consent::Column::UserId.eq(user_id))
-            .filter(consent::Column::ClientId.eq(client_id))
-            .exec(self.conn())
-            .await?;
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
-            .filter(refresh_token::Column::UserId.eq(user_id))
-            .filter(refresh_token::Column::ClientId.eq(client_id))
-            .exec(self.conn())
-            .await?;
+        let r = {
+            let _w = self.write_gate().await;
+            consent::Entity::delete_many()
+                .filter(consent::Column::UserId.eq(user_id))
+                .filter(consent::Column::ClientId.eq(client_id))
+                .exec(self.conn())
+                .await?
+        };
+        self.flag_refresh_tokens_revoked(
+            sea_orm::Condition::all()
+                .add(refresh_token::Column::UserId.eq(user_id))
+                .add(refresh_token::Column::ClientId.eq(client_id)),
+        )
+        .await?;
         Ok(r.rows_affected > 0)
     }
 

@@ -361,26 +361,29 @@ impl Store {
         family_id: &str,
         access_expiry: i64,
     ) -> Result<(), StoreError> {
-        {
-            let _w = self.write_gate().await;
-            refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::Revoked, Expr::value(true))
-                .filter(refresh_token::Column::FamilyId.eq(family_id))
-                .exec(self.conn())
-                .await?;
-        }
+        self.flag_refresh_tokens_revoked(refresh_token::Column::FamilyId.eq(family_id))
+            .await?;
         self.revoke_token_id(family_id, access_expiry).await
+    }
+
+    /// Sets the revoked flag on the refresh tokens that match (takes a write slot itself).
+    pub(super) async fn flag_refresh_tokens_revoked(
+        &self,
+        which: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(which)
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Revokes every grant of a user (sessions are separate).
     pub async fn revoke_user_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
-        let _w = self.write_gate().await;
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
-            .filter(refresh_token::Column::UserId.eq(user_id))
-            .exec(self.conn())
-            .await?;
-        Ok(())
+        self.flag_refresh_tokens_revoked(refresh_token::Column::UserId.eq(user_id))
+            .await
     }
 
     /// Signs a user out everywhere: ends their sessions (all but `keep_sid`) and revokes every
