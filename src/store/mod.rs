@@ -232,16 +232,22 @@ mod tests {
 
     use super::*;
 
-    /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`; without it every
-    /// `.one()` (a bound `LIMIT`) is re-prepared on each call and SQLite throughput halves.
-    #[tokio::test]
-    async fn the_bundled_sqlite_keeps_its_query_plans() {
-        use sea_orm::{ConnectionTrait, Statement};
+    /// A store on a fresh SQLite file; the directory lives as long as the returned guard.
+    async fn sqlite_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::connect(&Settings::for_test("http://127.0.0.1:1", &url))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`; without it every
+    /// `.one()` (a bound `LIMIT`) is re-prepared on each call and SQLite throughput halves.
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_its_query_plans() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let (_dir, store) = sqlite_store().await;
         let rows = store
             .db
             .query_all_raw(Statement::from_string(
@@ -259,11 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_stats_count_a_connection_held_by_a_transaction_as_in_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&Settings::for_test("http://127.0.0.1:1", &url))
-            .await
-            .unwrap();
+        let (_dir, store) = sqlite_store().await;
         // sqlx hands a released connection back to the pool in a task of its own: wait for it.
         let mut before = store.pool_stats();
         for _ in 0..100 {
