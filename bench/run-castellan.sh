@@ -6,11 +6,11 @@
 #   DRY=1 ...   provision and print the bench command without running it
 set -euo pipefail
 export TOOLS=${TOOLS:-/tmp/benchtools}
-PY=$TOOLS/benchvenv/bin/python
+PY=${PY:-$TOOLS/benchvenv/bin/python}
 BENCH=${BENCH:-/work/shared/bench}
 SRC=${CASTELLAN:-/work/main/target/release/castellan}
 PORT=${CASTELLAN_PORT:-4200}
-work=$(mktemp -d /tmp/castellan-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_TMP:-/tmp}/castellan-bench.XXXXXX")  # BENCH_TMP=/dev/shm: the database on tmpfs, as run.sh glewlwyd does
 cp "$SRC" "$work/castellan"          # snapshot: a rebuild during the run cannot swap the binary
 C=$work/castellan
 unset CASTELLAN_CONFIG ${!CASTELLAN_PASSWORD__*} 2>/dev/null || true
