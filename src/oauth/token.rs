@@ -13,6 +13,7 @@ use crate::services::authn;
 use crate::services::metrics::TokenGrant;
 use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
 use crate::state::AppState;
+use crate::store::grants::{ParentClaim, RefreshRecord};
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +205,7 @@ async fn authorization_code(
         grant_id: &grant_id,
         id_token: scope.contains("openid"),
         refresh: client.allows_grant(GrantType::RefreshToken).then_some(None),
+        claim: None,
         audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)
@@ -237,8 +239,7 @@ async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::RefreshToken)?;
     let presented = params.required("refresh_token")?;
-    let invalid =
-        || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    let invalid = invalid_refresh_token;
     if !presented.starts_with(REFRESH_PREFIX) {
         return Err(invalid());
     }
@@ -267,40 +268,12 @@ async fn refresh(
         }
     };
     let grace = state.settings.tokens.refresh_reuse_grace_secs as i64;
-    let reuse_allowed = |rotated_at: i64| grace > 0 && now - rotated_at <= grace;
-    let won = match record.rotated_at {
-        None => state.store.mark_refresh_rotated(&hash, now).await?,
-        Some(_) => false,
-    };
-    if !won {
-        // Already rotated (or rotated by a racing request just now): within the grace window the
-        // same client gets another successor; outside it, the whole family is revoked.
-        let rotated_at = match record.rotated_at {
-            Some(t) => t,
-            None => state
-                .store
-                .refresh_token(&hash)
-                .await?
-                .and_then(|r| r.rotated_at)
-                .unwrap_or(now),
-        };
-        if !reuse_allowed(rotated_at) {
-            let until = family_revoked_until(state, now);
-            state.store.revoke_family(&record.family_id, until).await?;
-            tracing::warn!(
-                client_id = client.id.as_str(),
-                "refresh token reused: the token family was revoked"
-            );
-            audit(
-                state,
-                "refresh_reuse_detected",
-                &record.user_id,
-                client,
-                now,
-            )
-            .await;
-            return Err(invalid());
-        }
+    // An already rotated token: within the grace window the same client gets another
+    // successor; outside it, the whole family is revoked.
+    if let Some(rotated_at) = record.rotated_at
+        && !(grace > 0 && now - rotated_at <= grace)
+    {
+        return Err(reused(state, client, &record, now).await);
     }
     let user = authn::enabled_user(state, &record.user_id)
         .await
@@ -320,6 +293,11 @@ async fn refresh(
         grant_id: &record.family_id,
         id_token: scope.contains("openid"),
         refresh: Some(Some(&hash)),
+        // The rotation is claimed in the transaction that stores the successor. Losing it to
+        // a request that rotated the token a moment ago is the grace window's case again.
+        claim: record.rotated_at.is_none().then_some(ParentClaim {
+            successor_if_taken: grace > 0,
+        }),
         audit: Some(crate::store::accounts::AuditEntry {
             kind: "token_refreshed",
             user_id: Some(record.user_id.clone()),
@@ -327,7 +305,38 @@ async fn refresh(
             ..Default::default()
         }),
     };
-    Ok(tokens::mint(state, ctx, now).await?)
+    match tokens::mint(state, ctx, now).await {
+        Ok(issued) => Ok(issued),
+        Err(tokens::TokenError::RotationTaken) => Err(reused(state, client, &record, now).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// RFC 9700 §4.14.2: a rotated refresh token presented again revokes its whole family (and,
+/// through the revocation list, the family's access tokens); the answer is `invalid_grant`.
+async fn reused(state: &AppState, client: &Client, record: &RefreshRecord, now: i64) -> OAuthError {
+    let until = family_revoked_until(state, now);
+    if let Err(e) = state.store.revoke_family(&record.family_id, until).await {
+        return e.into();
+    }
+    tracing::warn!(
+        client_id = client.id.as_str(),
+        "refresh token reused: the token family was revoked"
+    );
+    audit(
+        state,
+        "refresh_reuse_detected",
+        &record.user_id,
+        client,
+        now,
+    )
+    .await;
+    invalid_refresh_token()
+}
+
+/// One answer for every refresh token that cannot be used, so that none tells why.
+fn invalid_refresh_token() -> OAuthError {
+    OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into())
 }
 
 /// RFC 6749 §4.4: a confidential client asks for a token for itself.
@@ -379,6 +388,7 @@ async fn client_credentials(
         grant_id: &grant_id,
         id_token: false,
         refresh: None,
+        claim: None,
         audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)

@@ -20,7 +20,7 @@ use crate::services::keys::KeySet;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::accounts::AuditEntry;
-use crate::store::grants::NewRefresh;
+use crate::store::grants::{NewRefresh, ParentClaim};
 
 /// Prefix of refresh tokens (recognisable when leaked).
 pub const REFRESH_PREFIX: &str = token::prefix::REFRESH_TOKEN;
@@ -33,6 +33,10 @@ pub enum TokenError {
     Sign(#[from] jwt::JwtError),
     #[error(transparent)]
     Workers(#[from] crate::services::workers::WorkersGone),
+    /// The parent refresh token was rotated by another request first (and `claim` allowed no
+    /// successor then): nothing was stored, and the tokens signed are dropped.
+    #[error("the refresh token was already rotated")]
+    RotationTaken,
 }
 
 /// Claims of our access tokens (RFC 9068 §2.2).
@@ -88,6 +92,8 @@ pub struct GrantContext<'a> {
     pub id_token: bool,
     /// Issue a refresh token, child of `parent` (for rotation) in the grant's family.
     pub refresh: Option<Option<&'a str>>,
+    /// Mark the parent rotated in the transaction that stores its successor.
+    pub claim: Option<ParentClaim>,
     /// An audit event of this grant, written with the refresh token when one is issued.
     pub audit: Option<AuditEntry>,
 }
@@ -191,7 +197,7 @@ pub async fn mint(
     let refresh_token = match (ctx.refresh, ctx.user) {
         (Some(parent), Some(user)) => {
             let value = token::generate(REFRESH_PREFIX);
-            state
+            let stored = state
                 .store
                 .insert_refresh(
                     NewRefresh {
@@ -207,9 +213,13 @@ pub async fn mint(
                         expires_at: now + settings.tokens.refresh_ttl_secs as i64,
                     },
                     audit.take(),
+                    ctx.claim,
                     now,
                 )
                 .await?;
+            if !stored {
+                return Err(TokenError::RotationTaken);
+            }
             Some(value)
         }
         _ => None,

@@ -84,6 +84,15 @@ pub struct NewRefresh {
     pub expires_at: i64,
 }
 
+/// Claiming a refresh token's rotation while storing its successor
+/// ([`Store::insert_refresh`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ParentClaim {
+    /// Store the successor even if another request rotated the parent first: true inside the
+    /// reuse grace window (`tokens.refresh_reuse_grace_secs`).
+    pub successor_if_taken: bool,
+}
+
 fn join(list: &[String]) -> String {
     list.join(" ")
 }
@@ -263,15 +272,21 @@ impl Store {
 
     // --- refresh tokens --------------------------------------------------------------------
 
-    /// Stores a refresh token; with `audit`, its audit row goes in the same transaction (one
-    /// write transaction instead of two on the refresh path).
+    /// Stores a refresh token; with `audit`, its audit row goes in the same transaction. With
+    /// `claim`, the same transaction first marks the parent token rotated (RFC 9700 §4.14.2):
+    /// one write transaction per refresh, not two. Returns false, having written nothing, when
+    /// the parent was already rotated (or revoked) and the claim does not allow a successor
+    /// then.
     pub async fn insert_refresh(
         &self,
         r: NewRefresh,
         audit: Option<super::accounts::AuditEntry>,
+        claim: Option<ParentClaim>,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        use sea_orm::TransactionTrait;
         let _w = self.write_gate().await;
+        let parent = r.parent_hash.clone();
         let row = refresh_token::ActiveModel {
             token_hash: Set(r.token_hash),
             family_id: Set(r.family_id),
@@ -287,21 +302,34 @@ impl Store {
             rotated_at: Set(None),
             revoked: Set(false),
         };
-        match audit {
-            None => {
-                row.insert(self.conn())
-                    .await
-                    .map_err(StoreError::from_insert)?;
-            }
-            Some(e) => {
-                use sea_orm::TransactionTrait;
-                let tx = self.conn().begin().await?;
-                row.insert(&tx).await.map_err(StoreError::from_insert)?;
-                super::accounts::audit_row(e, now).insert(&tx).await?;
-                tx.commit().await?;
+        if audit.is_none() && claim.is_none() {
+            row.insert(self.conn())
+                .await
+                .map_err(StoreError::from_insert)?;
+            return Ok(true);
+        }
+        let tx = self.conn().begin().await?;
+        if let (Some(claim), Some(parent)) = (claim, parent) {
+            let claimed = refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                .filter(refresh_token::Column::TokenHash.eq(parent))
+                .filter(refresh_token::Column::RotatedAt.is_null())
+                .filter(refresh_token::Column::Revoked.eq(false))
+                .exec(&tx)
+                .await?
+                .rows_affected
+                == 1;
+            if !claimed && !claim.successor_if_taken {
+                tx.rollback().await?;
+                return Ok(false);
             }
         }
-        Ok(())
+        row.insert(&tx).await.map_err(StoreError::from_insert)?;
+        if let Some(e) = audit {
+            super::accounts::audit_row(e, now).insert(&tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A refresh token by its hash. `revoked` is true when the token's own flag is set or when
@@ -335,23 +363,6 @@ impl Store {
                 rotated_at: m.rotated_at,
                 revoked: m.revoked || grant_revoked.is_some(),
             }))
-    }
-
-    /// Marks a refresh token as rotated; true only for the one caller that did it.
-    pub async fn mark_refresh_rotated(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let _w = self.write_gate().await;
-        let r = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-            .filter(refresh_token::Column::TokenHash.eq(token_hash))
-            .filter(refresh_token::Column::RotatedAt.is_null())
-            .filter(refresh_token::Column::Revoked.eq(false))
-            .exec(self.conn())
-            .await?;
-        Ok(r.rows_affected == 1)
     }
 
     /// Revokes every refresh token of a family (RFC 9700 §4.14.2) and, through `revoked_tokens`,

@@ -1099,3 +1099,73 @@ async fn logout_without_an_id_token_hint_asks_for_confirmation_and_then_ends_the
     let (url, ..) = rp.authorize_url(&["profile"], true);
     start_login(&app, &url).await;
 }
+
+/// `concurrency` refreshes of one token sent at the same moment; their responses.
+async fn refresh_at_once(app: &TestApp, rp: &Rp, token: &str, concurrency: usize) -> Vec<Raw> {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    futures_util::future::join_all((0..concurrency).map(|_| token_request(app, rp.auth(), &form)))
+        .await
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_rotate_it_once_and_revoke_the_family() {
+    // RFC 9700 §4.14.2 without a grace window: one request wins the rotation; every other
+    // presentation of the same token is a reuse, which revokes the family.
+    let (app, rp) = setup().await;
+    let a = signed_in(&app, &rp).await.refresh_token();
+    let results = refresh_at_once(&app, &rp, &a, 8).await;
+    let won: Vec<&Raw> = results.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one rotation: {:?}",
+        statuses(&results)
+    );
+    for r in results.iter().filter(|r| r.status != 200) {
+        r.assert_oauth_error(400, "invalid_grant");
+    }
+    let b = won[0].json["refresh_token"].as_str().expect("B").to_owned();
+    assert_token_error(rp.refresh(&b).await, "invalid_grant", "B after the reuse");
+    assert!(
+        app.count("audit_events WHERE kind = 'refresh_reuse_detected'")
+            .await
+            >= 1
+    );
+    assert_eq!(
+        app.count("audit_events WHERE kind = 'token_refreshed'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn within_the_grace_window_concurrent_refreshes_each_get_a_successor() {
+    let (app, rp) = setup_with(|s| s.tokens.refresh_reuse_grace_secs = 30).await;
+    let a = signed_in(&app, &rp).await.refresh_token();
+    let results = refresh_at_once(&app, &rp, &a, 8).await;
+    assert!(
+        results.iter().all(|r| r.status == 200),
+        "{:?}",
+        statuses(&results)
+    );
+    let mut successors: Vec<&str> = results
+        .iter()
+        .map(|r| r.json["refresh_token"].as_str().expect("a successor"))
+        .collect();
+    successors.sort_unstable();
+    successors.dedup();
+    assert_eq!(successors.len(), 8, "eight different successors");
+    assert!(!successors.contains(&a.as_str()));
+    let next = rp.refresh(successors[0]).await;
+    assert!(next.is_ok(), "a successor rotates in its turn");
+    assert_eq!(
+        app.count("refresh_tokens WHERE rotated_at IS NOT NULL")
+            .await,
+        2,
+        "A once, and the successor just used"
+    );
+}
+
+fn statuses(results: &[Raw]) -> Vec<u16> {
+    results.iter().map(|r| r.status).collect()
+}
