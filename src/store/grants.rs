@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::{
-    authorization_code, consent, redeemed_code, refresh_token, revoked_token, session,
+    audit_event, authorization_code, consent, redeemed_code, refresh_token, revoked_token, session,
 };
 use super::{Store, StoreError, split_list};
 
@@ -284,7 +284,7 @@ impl Store {
         claim: Option<ParentClaim>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        use sea_orm::TransactionTrait;
+        use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
         let parent = r.parent_hash.clone();
         let row = refresh_token::ActiveModel {
@@ -309,24 +309,39 @@ impl Store {
             return Ok(true);
         }
         let tx = self.conn().begin().await?;
-        if let (Some(claim), Some(parent)) = (claim, parent) {
-            let claimed = refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-                .filter(refresh_token::Column::TokenHash.eq(parent))
-                .filter(refresh_token::Column::RotatedAt.is_null())
-                .filter(refresh_token::Column::Revoked.eq(false))
-                .exec(&tx)
-                .await?
-                .rows_affected
-                == 1;
-            if !claimed && !claim.successor_if_taken {
-                tx.rollback().await?;
-                return Ok(false);
+        let backend = tx.get_database_backend();
+        let mut batch = Vec::with_capacity(3);
+        let claiming = match (claim, parent) {
+            (Some(claim), Some(parent)) => {
+                batch.push(
+                    refresh_token::Entity::update_many()
+                        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                        .filter(refresh_token::Column::TokenHash.eq(parent))
+                        .filter(refresh_token::Column::RotatedAt.is_null())
+                        .filter(refresh_token::Column::Revoked.eq(false))
+                        .build(backend),
+                );
+                Some(claim)
             }
-        }
-        row.insert(&tx).await.map_err(StoreError::from_insert)?;
+            _ => None,
+        };
+        batch.push(refresh_token::Entity::insert(row).build(backend));
         if let Some(e) = audit {
-            super::accounts::audit_row(e, now).insert(&tx).await?;
+            batch.push(
+                audit_event::Entity::insert(super::accounts::audit_row(e, now)).build(backend),
+            );
+        }
+        let inserts = batch.len() as u64 - u64::from(claiming.is_some());
+        // Every insert changes one row; the claim changes the parent's row only if it won.
+        let changed = super::execute_batch(&tx, batch)
+            .await
+            .map_err(StoreError::from_insert)?;
+        if let Some(claim) = claiming
+            && changed == inserts
+            && !claim.successor_if_taken
+        {
+            tx.rollback().await?;
+            return Ok(false);
         }
         tx.commit().await?;
         Ok(true)
