@@ -226,25 +226,34 @@ impl Store {
         grant_id: &str,
         redeemed_until: i64,
     ) -> Result<Option<CodeRecord>, StoreError> {
-        use sea_orm::TransactionTrait;
+        use sea_orm::sea_query::OnConflict;
+        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
-        let Some(m) = authorization_code::Entity::delete_by_id(code_hash.to_owned())
-            .exec_with_returning(&tx)
-            .await?
-        else {
+        let backend = tx.get_database_backend();
+        let mut take = authorization_code::Entity::delete_by_id(code_hash.to_owned()).into_query();
+        take.returning_all();
+        // Written whether or not the code was there, in the same batch (`execute_batch`): a
+        // code that was not taken rolls the record back with the transaction, and a code
+        // redeemed before finds its record there already.
+        let remember = redeemed_code::Entity::insert(redeemed_code::ActiveModel {
+            code_hash: Set(code_hash.to_owned()),
+            grant_id: Set(grant_id.to_owned()),
+            expires_at: Set(redeemed_until),
+        })
+        .on_conflict(
+            OnConflict::column(redeemed_code::Column::CodeHash)
+                .do_nothing()
+                .to_owned(),
+        )
+        .build(backend);
+        let rows = super::query_batch(&tx, vec![backend.build(&take), remember]).await?;
+        let Some(row) = rows.first() else {
             // Not left to the drop: the transaction may hold SQLite's write lock.
             tx.rollback().await?;
             return Ok(None);
         };
-        redeemed_code::ActiveModel {
-            code_hash: Set(code_hash.to_owned()),
-            grant_id: Set(grant_id.to_owned()),
-            expires_at: Set(redeemed_until),
-        }
-        .insert(&tx)
-        .await
-        .map_err(StoreError::from_insert)?;
+        let m = authorization_code::Model::from_query_result(row, "")?;
         tx.commit().await?;
         Ok(Some(CodeRecord {
             client_id: m.client_id,

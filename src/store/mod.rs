@@ -230,14 +230,35 @@ impl Store {
 /// one after another. Run it inside a transaction: a batch that fails part-way is undone only
 /// by the transaction's rollback.
 async fn execute_batch(conn: &impl ConnectionTrait, parts: Vec<Statement>) -> Result<u64, DbErr> {
-    let backend = conn.get_database_backend();
-    if backend != DbBackend::Sqlite {
+    if conn.get_database_backend() != DbBackend::Sqlite {
         let mut changed = 0;
         for part in parts {
             changed += conn.execute_raw(part).await?.rows_affected();
         }
         return Ok(changed);
     }
+    Ok(conn.execute_raw(joined(parts)).await?.rows_affected())
+}
+
+/// [`execute_batch`] for statements that return rows (`RETURNING`): the rows of all of them,
+/// in order.
+async fn query_batch(
+    conn: &impl ConnectionTrait,
+    parts: Vec<Statement>,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    if conn.get_database_backend() != DbBackend::Sqlite {
+        let mut rows = Vec::new();
+        for part in parts {
+            rows.extend(conn.query_all_raw(part).await?);
+        }
+        return Ok(rows);
+    }
+    conn.query_all_raw(joined(parts)).await
+}
+
+/// SQLite statements as one: the texts one after another, the arguments in the same order
+/// (sqlx binds each statement's parameters from where the previous one's ended).
+fn joined(parts: Vec<Statement>) -> Statement {
     let mut sql = String::new();
     let mut values = Vec::new();
     for part in parts {
@@ -245,8 +266,7 @@ async fn execute_batch(conn: &impl ConnectionTrait, parts: Vec<Statement>) -> Re
         sql.push_str(";\n");
         values.extend(part.values.map(|v| v.0).unwrap_or_default());
     }
-    let batch = Statement::from_sql_and_values(backend, sql, values);
-    Ok(conn.execute_raw(batch).await?.rows_affected())
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
