@@ -233,7 +233,7 @@ impl Store {
         let backend = tx.get_database_backend();
         let mut take = authorization_code::Entity::delete_by_id(code_hash.to_owned()).into_query();
         take.returning_all();
-        // Written whether or not the code was there, in the same batch (`execute_batch`): a
+        // Written whether or not the code was there, in the same batch (`query_batch`): a
         // code that was not taken rolls the record back with the transaction, and a code
         // redeemed before finds its record there already.
         let remember = redeemed_code::Entity::insert(redeemed_code::ActiveModel {
