@@ -299,16 +299,7 @@ async fn glewlwyd_redirect(ctx: &Ctx, w: &mut Worker, loc: &Url) -> Res<Option<U
         w.count("requests");
         w.count("login");
         let body = json!({"username": ctx.cfg.username, "password": ctx.cfg.password});
-        let r = w
-            .http
-            .post(format!("{api}/auth/"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let st = r.status();
-        let _ = r.bytes().await;
+        let st = send_json(w, Method::POST, format!("{api}/auth/"), body).await?;
         if st != StatusCode::OK {
             return Err(format!("glewlwyd login failed: HTTP {st}"));
         }
@@ -328,22 +319,29 @@ async fn glewlwyd_redirect(ctx: &Ctx, w: &mut Worker, loc: &Url) -> Res<Option<U
     if !all_granted {
         w.count("requests");
         w.count("consent");
-        let r = w
-            .http
-            .put(format!("{api}/auth/grant/{}", quote(&client_id)))
-            .header("content-type", "application/json")
-            .body(json!({"scope": scope}).to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let st = r.status();
-        let _ = r.bytes().await;
+        let url = format!("{api}/auth/grant/{}", quote(&client_id));
+        let st = send_json(w, Method::PUT, url, json!({"scope": scope})).await?;
         if st != StatusCode::OK {
             return Err(format!("glewlwyd grant failed: HTTP {st}"));
         }
     }
     let next = format!("{cb}{}g_continue", if cb.contains('?') { "&" } else { "?" });
     Url::parse(&next).map(Some).map_err(|e| e.to_string())
+}
+
+/// Sends a JSON body and reads the answer to its end; returns the status.
+async fn send_json(w: &Worker, method: Method, url: String, body: Value) -> Res<StatusCode> {
+    let r = w
+        .http
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let _ = r.bytes().await;
+    Ok(status)
 }
 
 /// Python's `urllib.parse.quote` with its default `safe='/'`.
