@@ -13,7 +13,7 @@ use crate::services::authn;
 use crate::services::metrics::TokenGrant;
 use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
 use crate::state::AppState;
-use crate::store::grants::{ParentClaim, RefreshRecord};
+use crate::store::grants::{ParentClaim, ParentLink, RefreshRecord};
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,6 @@ async fn authorization_code(
         grant_id: &grant_id,
         id_token: scope.contains("openid"),
         refresh: client.allows_grant(GrantType::RefreshToken).then_some(None),
-        claim: None,
         audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)
@@ -292,12 +291,14 @@ async fn refresh(
         nonce: None,
         grant_id: &record.family_id,
         id_token: scope.contains("openid"),
-        refresh: Some(Some(&hash)),
         // The rotation is claimed in the transaction that stores the successor. Losing it to
         // a request that rotated the token a moment ago is the grace window's case again.
-        claim: record.rotated_at.is_none().then_some(ParentClaim {
-            successor_if_taken: grace > 0,
-        }),
+        refresh: Some(Some(ParentLink {
+            claim: record.rotated_at.is_none().then_some(ParentClaim {
+                successor_if_taken: grace > 0,
+            }),
+            hash,
+        })),
         audit: Some(crate::store::accounts::AuditEntry {
             kind: "token_refreshed",
             user_id: Some(record.user_id.clone()),
@@ -388,7 +389,6 @@ async fn client_credentials(
         grant_id: &grant_id,
         id_token: false,
         refresh: None,
-        claim: None,
         audit: None,
     };
     Ok(tokens::mint(state, ctx, now).await?)

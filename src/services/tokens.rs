@@ -20,7 +20,7 @@ use crate::services::keys::KeySet;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::accounts::AuditEntry;
-use crate::store::grants::{NewRefresh, ParentClaim};
+use crate::store::grants::{NewRefresh, ParentLink};
 
 /// Prefix of refresh tokens (recognisable when leaked).
 pub const REFRESH_PREFIX: &str = token::prefix::REFRESH_TOKEN;
@@ -33,8 +33,8 @@ pub enum TokenError {
     Sign(#[from] jwt::JwtError),
     #[error(transparent)]
     Workers(#[from] crate::services::workers::WorkersGone),
-    /// The parent refresh token was rotated by another request first (and `claim` allowed no
-    /// successor then): nothing was stored, and the tokens signed are dropped.
+    /// The parent refresh token was rotated by another request first (and its claim allowed
+    /// no successor then): nothing was stored, and the tokens signed are dropped.
     #[error("the refresh token was already rotated")]
     RotationTaken,
 }
@@ -90,10 +90,9 @@ pub struct GrantContext<'a> {
     pub grant_id: &'a str,
     /// Issue an ID token (the `openid` scope was granted on a user grant).
     pub id_token: bool,
-    /// Issue a refresh token, child of `parent` (for rotation) in the grant's family.
-    pub refresh: Option<Option<&'a str>>,
-    /// Mark the parent rotated in the transaction that stores its successor.
-    pub claim: Option<ParentClaim>,
+    /// Issue a refresh token in the grant's family: `Some(None)` the first, `Some(Some(parent))`
+    /// the successor of a rotated one.
+    pub refresh: Option<Option<ParentLink>>,
     /// An audit event of this grant, written with the refresh token when one is issued.
     pub audit: Option<AuditEntry>,
 }
@@ -203,7 +202,7 @@ pub async fn mint(
                     NewRefresh {
                         token_hash: token::hash(&value),
                         family_id: ctx.grant_id.to_owned(),
-                        parent_hash: parent.map(str::to_owned),
+                        parent,
                         client_id: ctx.client_id.to_owned(),
                         user_id: user.id.as_str().to_owned(),
                         scope: scope.clone(),
@@ -213,7 +212,6 @@ pub async fn mint(
                         expires_at: now + settings.tokens.refresh_ttl_secs as i64,
                     },
                     audit.take(),
-                    ctx.claim,
                     now,
                 )
                 .await?;

@@ -74,7 +74,8 @@ pub struct RefreshRecord {
 pub struct NewRefresh {
     pub token_hash: String,
     pub family_id: String,
-    pub parent_hash: Option<String>,
+    /// The token this one replaces (a rotation); `None` for the first of a grant.
+    pub parent: Option<ParentLink>,
     pub client_id: String,
     pub user_id: String,
     pub scope: String,
@@ -82,6 +83,15 @@ pub struct NewRefresh {
     pub amr: Vec<String>,
     pub sid: Option<String>,
     pub expires_at: i64,
+}
+
+/// The refresh token a successor replaces.
+#[derive(Debug, Clone)]
+pub struct ParentLink {
+    pub hash: String,
+    /// Mark the parent rotated in the transaction that stores its successor; `None` when it
+    /// already was (a reuse inside the grace window).
+    pub claim: Option<ParentClaim>,
 }
 
 /// Claiming a refresh token's rotation while storing its successor
@@ -281,25 +291,28 @@ impl Store {
 
     // --- refresh tokens --------------------------------------------------------------------
 
-    /// Stores a refresh token; with `audit`, its audit row goes in the same transaction. With
-    /// `claim`, the same transaction first marks the parent token rotated (RFC 9700 §4.14.2):
-    /// one write transaction per refresh, not two. Returns false, having written nothing, when
-    /// the parent was already rotated (or revoked) and the claim does not allow a successor
-    /// then.
+    /// Stores a refresh token; with `audit`, its audit row goes in the same transaction. When
+    /// the parent link carries a claim, the same transaction first marks the parent rotated
+    /// (RFC 9700 §4.14.2): one write transaction per refresh, not two. Returns false, having
+    /// written nothing, when the parent was already rotated (or revoked) and the claim does not
+    /// allow a successor then.
     pub async fn insert_refresh(
         &self,
         r: NewRefresh,
         audit: Option<super::accounts::AuditEntry>,
-        claim: Option<ParentClaim>,
         now: i64,
     ) -> Result<bool, StoreError> {
         use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
-        let parent = r.parent_hash.clone();
+        let (parent_hash, claim) = match r.parent {
+            Some(ParentLink { hash, claim }) => (Some(hash), claim),
+            None => (None, None),
+        };
+        let claiming = claim.zip(parent_hash.clone());
         let row = refresh_token::ActiveModel {
             token_hash: Set(r.token_hash),
             family_id: Set(r.family_id),
-            parent_hash: Set(r.parent_hash),
+            parent_hash: Set(parent_hash),
             client_id: Set(r.client_id),
             user_id: Set(r.user_id),
             scope: Set(r.scope),
@@ -311,7 +324,7 @@ impl Store {
             rotated_at: Set(None),
             revoked: Set(false),
         };
-        if audit.is_none() && claim.is_none() {
+        if audit.is_none() && claiming.is_none() {
             row.insert(self.conn())
                 .await
                 .map_err(StoreError::from_insert)?;
@@ -320,20 +333,16 @@ impl Store {
         let tx = self.conn().begin().await?;
         let backend = tx.get_database_backend();
         let mut batch = Vec::with_capacity(3);
-        let claiming = match (claim, parent) {
-            (Some(claim), Some(parent)) => {
-                batch.push(
-                    refresh_token::Entity::update_many()
-                        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-                        .filter(refresh_token::Column::TokenHash.eq(parent))
-                        .filter(refresh_token::Column::RotatedAt.is_null())
-                        .filter(refresh_token::Column::Revoked.eq(false))
-                        .build(backend),
-                );
-                Some(claim)
-            }
-            _ => None,
-        };
+        if let Some((_, parent)) = &claiming {
+            batch.push(
+                refresh_token::Entity::update_many()
+                    .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                    .filter(refresh_token::Column::TokenHash.eq(parent.as_str()))
+                    .filter(refresh_token::Column::RotatedAt.is_null())
+                    .filter(refresh_token::Column::Revoked.eq(false))
+                    .build(backend),
+            );
+        }
         batch.push(refresh_token::Entity::insert(row).build(backend));
         if let Some(e) = audit {
             batch.push(
@@ -345,7 +354,7 @@ impl Store {
         let changed = super::execute_batch(&tx, batch)
             .await
             .map_err(StoreError::from_insert)?;
-        if let Some(claim) = claiming
+        if let Some((claim, _)) = claiming
             && changed == inserts
             && !claim.successor_if_taken
         {
