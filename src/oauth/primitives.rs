@@ -40,6 +40,11 @@ impl ClientRegistrar {
         })
     }
 
+    /// A registrar over a client the caller already loaded (with something else, in one query).
+    pub fn of(client: Option<Client>) -> Self {
+        Self { client }
+    }
+
     pub fn client(&self) -> Option<&Client> {
         self.client.as_ref()
     }

@@ -36,9 +36,21 @@ pub async fn authenticate(
     state: &AppState,
     creds: Option<ClientCredentials>,
 ) -> Result<Client, OAuthError> {
-    let creds = creds
-        .ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))?;
-    let registrar = ClientRegistrar::load(&state.store, &creds.client_id).await?;
+    let creds = require_credentials(creds)?;
+    let client = state.store.client(&creds.client_id).await?;
+    check_client(creds, client).await
+}
+
+fn require_credentials(creds: Option<ClientCredentials>) -> Result<ClientCredentials, OAuthError> {
+    creds.ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))
+}
+
+/// [`authenticate`] against the client the caller looked up (`None`: no such client).
+async fn check_client(
+    creds: ClientCredentials,
+    client: Option<Client>,
+) -> Result<Client, OAuthError> {
+    let registrar = ClientRegistrar::of(client);
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
     let client = registrar.client().cloned().ok_or_else(failed)?;
     let method_ok = match creds.used {
@@ -421,14 +433,42 @@ pub async fn revoke(
     Ok(())
 }
 
-/// RFC 7662 §2.2: the token's state, or `{"active": false}` for anything not active or not
-/// visible to this client (a client sees its own tokens unless it may introspect any).
+/// RFC 7662 §2.1: authenticates the client and answers with the token's state (§2.2), or
+/// `{"active": false}` for anything not active or not visible to this client (a client sees its
+/// own tokens unless it may introspect any).
+///
+/// An access token's signature is checked before the client is looked up, so that the client
+/// and the token's revocation state come from one query; the answer still waits for client
+/// authentication, and a request failing both gets `invalid_client` as before.
 pub async fn introspect(
     state: &AppState,
-    client: &Client,
+    creds: Option<ClientCredentials>,
     params: &Params,
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
+    let creds = require_credentials(creds)?;
+    let access = match params.one("token") {
+        Ok(Some(t)) if !t.starts_with(REFRESH_PREFIX) => {
+            Some(tokens::verify_access_signature(state, t, now).await)
+        }
+        _ => None,
+    };
+    let (client, access) = match access {
+        Some(Ok(pending)) => {
+            let ids = pending.ids();
+            let found = state
+                .store
+                .client_and_revoked(&creds.client_id, &ids)
+                .await?;
+            match found {
+                Some((client, revoked)) => (Some(client), Some(pending.settle(revoked))),
+                None => (None, None),
+            }
+        }
+        Some(Err(e)) => (state.store.client(&creds.client_id).await?, Some(Err(e))),
+        None => (state.store.client(&creds.client_id).await?, None),
+    };
+    let client = check_client(creds, client).await?;
     let presented = params.required("token")?;
     params.one("token_type_hint")?;
     let inactive = serde_json::json!({"active": false});
@@ -451,7 +491,7 @@ pub async fn introspect(
             "exp": r.expires_at,
         }));
     }
-    let Ok(c) = tokens::verify_access_token(state, presented, now).await else {
+    let Some(Ok(c)) = access else {
         return Ok(inactive);
     };
     if !visible(&c.client_id) {

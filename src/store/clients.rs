@@ -5,7 +5,7 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
-use super::entities::client;
+use super::entities::{client, revoked_token};
 use super::{Store, StoreError, split_list};
 use crate::domain::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
@@ -137,6 +137,34 @@ impl Store {
             .await?
             .map(to_domain)
             .transpose()
+    }
+
+    /// A client, and whether any of `token_ids` is on the revocation list, in one query:
+    /// introspection needs both, and each statement is a hand-off to a connection's thread
+    /// (SQLite) or a round trip (PostgreSQL). `None` when there is no such client.
+    pub async fn client_and_revoked(
+        &self,
+        id: &str,
+        token_ids: &[&str],
+    ) -> Result<Option<(Client, bool)>, StoreError> {
+        use sea_orm::sea_query::{Expr, Query};
+        use sea_orm::{ConnectionTrait, FromQueryResult, QuerySelect, QueryTrait};
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_token::Entity)
+            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
+            .to_owned();
+        let stmt = client::Entity::find_by_id(id.to_owned())
+            .expr_as(Expr::exists(revoked), "token_revoked")
+            .build(self.conn().get_database_backend());
+        let Some(row) = self.conn().query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let revoked: bool = row.try_get("", "token_revoked")?;
+        Ok(Some((
+            to_domain(client::Model::from_query_result(&row, "")?)?,
+            revoked,
+        )))
     }
 
     /// The client whose registration access token (RFC 7592 §1.2) has this hash.

@@ -1002,6 +1002,27 @@ async fn a_client_cannot_introspect_another_clients_token_unless_it_may_introspe
     assert_eq!(res.json["client_id"], rp.client_id.as_str());
 }
 
+/// The client and the token's revocation state are read in one query once the token's signature
+/// checks out: a valid token must not let a wrong secret or an unknown client through, nor say
+/// anything about the token.
+#[tokio::test]
+async fn introspecting_a_valid_token_with_a_wrong_secret_or_an_unknown_client_is_invalid_client() {
+    let (app, rp) = setup().await;
+    let at = signed_in(&app, &rp).await.access_token();
+    for auth in [
+        Auth::Basic(&rp.client_id, "not-the-secret"),
+        Auth::Post(&rp.client_id, "not-the-secret"),
+        Auth::Basic("no-such-client", "whatever"),
+    ] {
+        let res = introspect_raw(&app, auth, &at).await;
+        res.assert_oauth_error(401, "invalid_client");
+        assert!(res.json.get("active").is_none(), "{}", res.text);
+    }
+    // The same token with the right credentials is active: the refusals were the client's.
+    let res = introspect_raw(&app, rp.auth(), &at).await;
+    assert_eq!(res.json["active"], true, "{}", res.text);
+}
+
 #[tokio::test]
 async fn revocation_without_client_authentication_is_invalid_client() {
     let (app, rp) = setup().await;

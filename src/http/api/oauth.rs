@@ -148,13 +148,27 @@ async fn with_client<T: serde::Serialize>(
     body: &[u8],
     handle: impl AsyncFnOnce(&crate::domain::Client, &Params) -> Result<T, OAuthError>,
 ) -> HttpResponse {
+    client_request(req, state, body, async |params| {
+        let client = token::authenticate(state, client_credentials(req, params)?).await?;
+        handle(&client, params).await
+    })
+    .await
+}
+
+/// [`with_client`] for an endpoint that authenticates the client itself (introspection, which
+/// loads the client together with the token's state).
+async fn client_request<T: serde::Serialize>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+    handle: impl AsyncFnOnce(&Params) -> Result<T, OAuthError>,
+) -> HttpResponse {
     if let Some(blocked) = client_auth_blocked(req, state) {
         return blocked;
     }
     let result = async {
         let params = form_params(req, body)?;
-        let client = token::authenticate(state, client_credentials(req, &params)?).await?;
-        handle(&client, &params).await
+        handle(&params).await
     }
     .await;
     match result {
@@ -202,8 +216,8 @@ pub async fn introspect(
     body: web::Bytes,
 ) -> HttpResponse {
     let now = state.clock.now();
-    with_client(&req, &state, &body, async |client, params| {
-        token::introspect(&state, client, params, now).await
+    client_request(&req, &state, &body, async |params| {
+        token::introspect(&state, client_credentials(&req, params)?, params, now).await
     })
     .await
 }
