@@ -160,7 +160,11 @@ impl Store {
         let pending = migration::Migrator::get_pending_migrations(&self.db)
             .await?
             .len();
-        migration::Migrator::up(&self.db, None).await?;
+        // A server starting on a current schema (every start but the first) stops here: `up`
+        // would create the bookkeeping table if missing and list the pending ones again.
+        if pending > 0 {
+            migration::Migrator::up(&self.db, None).await?;
+        }
         Ok(pending)
     }
 
