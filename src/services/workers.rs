@@ -15,8 +15,7 @@
 //! cost a fifth of the client-credentials rate
 //! (`docs/decisions/2026-11-29-sqlite-write-slots-and-signing-workers.md`).
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -27,7 +26,7 @@ type Job<S> = Box<dyn FnOnce(&mut S) + Send + 'static>;
 pub struct WorkersGone(pub &'static str);
 
 pub struct WorkerPool<S> {
-    tx: mpsc::Sender<Job<S>>,
+    tx: flume::Sender<Job<S>>,
     name: &'static str,
     workers: usize,
 }
@@ -47,8 +46,10 @@ impl<S: 'static> WorkerPool<S> {
         init: impl Fn() -> S + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
         let workers = workers.max(1);
-        let (tx, rx) = mpsc::channel::<Job<S>>();
-        let rx = Arc::new(Mutex::new(rx));
+        // A channel every worker receives from: a job wakes one idle worker. (std's receiver
+        // behind a mutex woke two per job when the queue ran empty: the worker that got it,
+        // then, as it let the mutex go, the one waiting for the mutex.)
+        let (tx, rx) = flume::unbounded::<Job<S>>();
         let init = Arc::new(init);
         for i in 0..workers {
             let (rx, init) = (rx.clone(), init.clone());
@@ -56,14 +57,8 @@ impl<S: 'static> WorkerPool<S> {
                 .name(format!("castellan-{name}-{i}"))
                 .spawn(move || {
                     let mut state = init();
-                    loop {
-                        let job = {
-                            let Ok(guard) = rx.lock() else { return };
-                            match guard.recv() {
-                                Ok(j) => j,
-                                Err(_) => return, // the pool was dropped
-                            }
-                        };
+                    // Err: every sender is gone, the pool was dropped.
+                    while let Ok(job) = rx.recv() {
                         job(&mut state);
                     }
                 })?;
