@@ -255,9 +255,9 @@ async fn refresh(
         return Err(invalid());
     }
     let hash = token::hash(presented);
-    let record = state
+    let (record, user) = state
         .store
-        .refresh_token(&hash)
+        .refresh_token_and_user(&hash)
         .await?
         .ok_or_else(invalid)?;
     // `revoked` covers a token whose whole grant was revoked (`Store::refresh_token`).
@@ -286,10 +286,8 @@ async fn refresh(
     {
         return Err(reused(state, client, &record, now).await);
     }
-    let user = authn::enabled_user(state, &record.user_id)
-        .await
-        .map_err(|_| OAuthError::ServerError)?
-        .ok_or_else(invalid)?;
+    // A user deleted or disabled since the grant gets nothing more from it.
+    let user = user.filter(|u| !u.disabled).ok_or_else(invalid)?;
     // A role taken away since the grant takes the `admin` scope with it.
     let scope = tokens::scope_for_user(&scope, &user);
     let ctx = GrantContext {

@@ -11,8 +11,10 @@ use sea_orm::{
 
 use super::entities::{
     audit_event, authorization_code, consent, redeemed_code, refresh_token, revoked_token, session,
+    user,
 };
 use super::{Store, StoreError, split_list};
+use crate::domain::User;
 
 /// A live browser session.
 #[derive(Debug, Clone)]
@@ -53,6 +55,23 @@ pub struct CodeRecord {
     pub amr: Vec<String>,
     pub sid: Option<String>,
     pub expires_at: i64,
+}
+
+fn refresh_record(m: refresh_token::Model, grant_revoked: bool) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: m.token_hash,
+        family_id: m.family_id,
+        client_id: m.client_id,
+        user_id: m.user_id,
+        scope: m.scope,
+        auth_time: m.auth_time,
+        amr: split(&m.amr),
+        sid: m.sid,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        rotated_at: m.rotated_at,
+        revoked: m.revoked || grant_revoked,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -382,20 +401,50 @@ impl Store {
             .select_also(revoked_token::Entity)
             .one(self.conn())
             .await?
-            .map(|(m, grant_revoked)| RefreshRecord {
-                token_hash: m.token_hash,
-                family_id: m.family_id,
-                client_id: m.client_id,
-                user_id: m.user_id,
-                scope: m.scope,
-                auth_time: m.auth_time,
-                amr: split(&m.amr),
-                sid: m.sid,
-                created_at: m.created_at,
-                expires_at: m.expires_at,
-                rotated_at: m.rotated_at,
-                revoked: m.revoked || grant_revoked.is_some(),
-            }))
+            .map(|(m, grant_revoked)| refresh_record(m, grant_revoked.is_some())))
+    }
+
+    /// [`Store::refresh_token`] and the user it was issued to (`None`: the user is gone), in one
+    /// query: a refresh reads both before it writes, and on SQLite every statement is a hand-off
+    /// to a connection's thread and back.
+    pub async fn refresh_token_and_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshRecord, Option<User>)>, StoreError> {
+        use sea_orm::{ConnectionTrait, FromQueryResult, IdenStatic, Iterable, QueryTrait};
+        const GRANT_REVOKED: &str = "grant_revoked_id";
+        const USER: &str = "user_";
+        let grant_revocation = refresh_token::Entity::belongs_to(revoked_token::Entity)
+            .from(refresh_token::Column::FamilyId)
+            .to(revoked_token::Column::Id)
+            .into();
+        let owner = refresh_token::Entity::belongs_to(user::Entity)
+            .from(refresh_token::Column::UserId)
+            .to(user::Column::Id)
+            .into();
+        let mut select = refresh_token::Entity::find_by_id(token_hash.to_owned())
+            .join(JoinType::LeftJoin, grant_revocation)
+            .join(JoinType::LeftJoin, owner)
+            .column_as(revoked_token::Column::Id, GRANT_REVOKED);
+        for c in user::Column::iter() {
+            select = select.column_as(c, format!("{USER}{}", c.as_str()));
+        }
+        let stmt = select.build(self.conn().get_database_backend());
+        let Some(row) = self.conn().query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let record = refresh_record(
+            refresh_token::Model::from_query_result(&row, "")?,
+            row.try_get::<Option<String>>("", GRANT_REVOKED)?.is_some(),
+        );
+        // A left join: the user's columns are NULL when the user is gone.
+        let user = match row.try_get::<Option<String>>(USER, user::Column::Id.as_str())? {
+            Some(_) => Some(super::users::to_domain(user::Model::from_query_result(
+                &row, USER,
+            )?)),
+            None => None,
+        };
+        Ok(Some((record, user)))
     }
 
     /// Revokes every refresh token of a family (RFC 9700 §4.14.2) and, through `revoked_tokens`,

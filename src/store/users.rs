@@ -9,7 +9,7 @@ use super::entities::{revoked_token, user};
 use super::{Store, StoreError, split_list};
 use crate::domain::{Email, NewUser, User, UserId};
 
-fn to_domain(m: user::Model) -> User {
+pub(super) fn to_domain(m: user::Model) -> User {
     User {
         id: UserId::from_stored(m.id),
         email: m.email,

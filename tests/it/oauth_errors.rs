@@ -1128,6 +1128,60 @@ async fn refresh_at_once(app: &TestApp, rp: &Rp, token: &str, concurrency: usize
         .await
 }
 
+/// A refresh reads its token and the token's user in one query and checks the user: a user
+/// disabled while a refresh token is still live (`user disable` and the admin API set the flag,
+/// then end the user's tokens, in two steps) gets `invalid_grant`, and the refusal does not spend
+/// the token: it works again once the user is enabled. Disabling through the CLI ends the
+/// tokens for good.
+#[tokio::test]
+async fn a_refresh_for_a_disabled_user_is_invalid_grant() {
+    let (app, rp) = setup().await;
+    let rt = signed_in(&app, &rp).await.refresh_token();
+    let store = &app.state.store;
+    let email = castellan::domain::Email::parse(EMAIL).expect("email");
+    let user = store
+        .user_by_email(&email)
+        .await
+        .expect("store")
+        .expect("user");
+    let now = app.state.clock.now();
+
+    store
+        .set_user_disabled(&user.id, true, now)
+        .await
+        .expect("disable");
+    assert_token_error(rp.refresh(&rt).await, "invalid_grant", "disabled user");
+
+    store
+        .set_user_disabled(&user.id, false, now)
+        .await
+        .expect("enable");
+    let rotated = rp.refresh(&rt).await.unwrap_or_else(|e| {
+        panic!(
+            "enabled again, the same token refreshes: {}",
+            crate::harness::rp::describe(&e)
+        )
+    });
+    let next = rotated
+        .refresh_token()
+        .expect("a successor")
+        .secret()
+        .clone();
+
+    let out = app.castellan(&["user", "disable", EMAIL]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.castellan(&["user", "disable", EMAIL, "--enable"]);
+    assert_token_error(
+        rp.refresh(&next).await,
+        "invalid_grant",
+        "tokens ended by the CLI",
+    );
+}
+
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_rotate_it_once_and_revoke_the_family() {
     // RFC 9700 §4.14.2 without a grace window: one request wins the rotation; every other
