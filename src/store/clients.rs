@@ -5,7 +5,7 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
-use super::entities::{client, revoked_token};
+use super::entities::client;
 use super::{Store, StoreError, split_list};
 use crate::domain::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
@@ -147,24 +147,11 @@ impl Store {
         id: &str,
         token_ids: &[&str],
     ) -> Result<Option<(Client, bool)>, StoreError> {
-        use sea_orm::sea_query::{Expr, Query};
-        use sea_orm::{ConnectionTrait, FromQueryResult, QuerySelect, QueryTrait};
-        let revoked = Query::select()
-            .expr(Expr::val(1))
-            .from(revoked_token::Entity)
-            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
-            .to_owned();
-        let stmt = client::Entity::find_by_id(id.to_owned())
-            .expr_as(Expr::exists(revoked), "token_revoked")
-            .build(self.conn().get_database_backend());
-        let Some(row) = self.conn().query_one_raw(stmt).await? else {
-            return Ok(None);
-        };
-        let revoked: bool = row.try_get("", "token_revoked")?;
-        Ok(Some((
-            to_domain(client::Model::from_query_result(&row, "")?)?,
-            revoked,
-        )))
+        let select = client::Entity::find_by_id(id.to_owned());
+        match self.find_with_revocation(select, token_ids).await? {
+            Some((m, revoked)) => Ok(Some((to_domain(m)?, revoked))),
+            None => Ok(None),
+        }
     }
 
     /// The client whose registration access token (RFC 7592 §1.2) has this hash.

@@ -404,6 +404,36 @@ impl Store {
             .map(|(m, grant_revoked)| refresh_record(m, grant_revoked.is_some())))
     }
 
+    /// The row `select` finds, and whether any of `token_ids` (an access token's `jti` and its
+    /// grant id) is on the revocation list, in one statement: the callers would otherwise make
+    /// two, and on SQLite every statement is a hand-off to a connection's thread and back.
+    pub(super) async fn find_with_revocation<E>(
+        &self,
+        select: sea_orm::Select<E>,
+        token_ids: &[&str],
+    ) -> Result<Option<(E::Model, bool)>, StoreError>
+    where
+        E: EntityTrait,
+        E::Model: sea_orm::FromQueryResult,
+    {
+        use sea_orm::sea_query::Query;
+        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
+        const REVOKED: &str = "token_revoked";
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_token::Entity)
+            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
+            .to_owned();
+        let stmt = select
+            .expr_as(Expr::exists(revoked), REVOKED)
+            .build(self.conn().get_database_backend());
+        let Some(row) = self.conn().query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let revoked: bool = row.try_get("", REVOKED)?;
+        Ok(Some((E::Model::from_query_result(&row, "")?, revoked)))
+    }
+
     /// [`Store::refresh_token`] and the user it was issued to (`None`: the user is gone), in one
     /// query: a refresh reads both before it writes, and on SQLite every statement is a hand-off
     /// to a connection's thread and back.

@@ -5,7 +5,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::entities::{revoked_token, user};
+use super::entities::user;
 use super::{Store, StoreError, split_list};
 use crate::domain::{Email, NewUser, User, UserId};
 
@@ -76,24 +76,11 @@ impl Store {
         user_id: &str,
         token_ids: &[&str],
     ) -> Result<Option<(User, bool)>, StoreError> {
-        use sea_orm::sea_query::{Expr, Query};
-        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
-        let revoked = Query::select()
-            .expr(Expr::val(1))
-            .from(revoked_token::Entity)
-            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
-            .to_owned();
-        let stmt = user::Entity::find_by_id(user_id.to_owned())
-            .expr_as(Expr::exists(revoked), "token_revoked")
-            .build(self.conn().get_database_backend());
-        let Some(row) = self.conn().query_one_raw(stmt).await? else {
-            return Ok(None);
-        };
-        let revoked: bool = row.try_get("", "token_revoked")?;
-        Ok(Some((
-            to_domain(user::Model::from_query_result(&row, "")?),
-            revoked,
-        )))
+        let select = user::Entity::find_by_id(user_id.to_owned());
+        Ok(self
+            .find_with_revocation(select, token_ids)
+            .await?
+            .map(|(m, revoked)| (to_domain(m), revoked)))
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
