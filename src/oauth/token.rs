@@ -260,7 +260,7 @@ async fn refresh(
         .refresh_token_and_user(&hash)
         .await?
         .ok_or_else(invalid)?;
-    // `revoked` covers a token whose whole grant was revoked (`Store::refresh_token`).
+    // `revoked` covers a token whose whole grant was revoked (`Store::refresh_token_and_user`).
     if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
         return Err(invalid());
     }
