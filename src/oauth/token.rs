@@ -445,25 +445,26 @@ pub async fn introspect(
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
     let creds = require_credentials(creds)?;
-    let access = match params.one("token") {
+    // `None`: not an access token whose signature checks out (a refresh token, no token, or
+    // a bad one); what to answer is decided after client authentication.
+    let pending = match params.one("token") {
         Ok(Some(t)) if !t.starts_with(REFRESH_PREFIX) => {
-            Some(tokens::verify_access_signature(state, t, now).await)
+            tokens::verify_access_signature(state, t, now).await.ok()
         }
         _ => None,
     };
-    let (client, access) = match access {
-        Some(Ok(pending)) => {
+    let (client, access) = match pending {
+        Some(pending) => {
             let ids = pending.ids();
             let found = state
                 .store
                 .client_and_revoked(&creds.client_id, &ids)
                 .await?;
             match found {
-                Some((client, revoked)) => (Some(client), Some(pending.settle(revoked))),
+                Some((client, revoked)) => (Some(client), pending.settle(revoked).ok()),
                 None => (None, None),
             }
         }
-        Some(Err(e)) => (state.store.client(&creds.client_id).await?, Some(Err(e))),
         None => (state.store.client(&creds.client_id).await?, None),
     };
     let client = check_client(creds, client).await?;
@@ -489,7 +490,7 @@ pub async fn introspect(
             "exp": r.expires_at,
         }));
     }
-    let Some(Ok(c)) = access else {
+    let Some(c) = access else {
         return Ok(inactive);
     };
     if !visible(&c.client_id) {

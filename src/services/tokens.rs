@@ -378,18 +378,9 @@ pub async fn verify_access_token(
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, AccessTokenError> {
-    unless_revoked(state, signed_access_claims(state, token, now).await?).await
-}
-
-/// The claims back, unless the token or its grant is on the revocation list.
-async fn unless_revoked(
-    state: &AppState,
-    claims: AccessClaims,
-) -> Result<AccessClaims, AccessTokenError> {
-    if state.store.any_revoked(&claims.revocation_ids()).await? {
-        return Err(AccessTokenError::Revoked);
-    }
-    Ok(claims)
+    let pending = verify_access_signature(state, token, now).await?;
+    let revoked = state.store.any_revoked(&pending.ids()).await?;
+    pending.settle(revoked)
 }
 
 /// [`verify_access_token`] for a caller that also needs the token's user (userinfo, the admin
@@ -401,18 +392,19 @@ pub async fn verify_access_token_with_user(
     token: &str,
     now: i64,
 ) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
-    let claims = signed_access_claims(state, token, now).await?;
+    let pending = verify_access_signature(state, token, now).await?;
+    let claims = &pending.0;
     if !claims.is_user_token() {
-        return Ok((unless_revoked(state, claims).await?, None));
+        let revoked = state.store.any_revoked(&pending.ids()).await?;
+        return Ok((pending.settle(revoked)?, None));
     }
-    match state
+    let found = state
         .store
         .token_user(&claims.sub, &claims.revocation_ids())
-        .await?
-    {
-        Some((_, true)) => Err(AccessTokenError::Revoked),
-        Some((user, false)) => Ok((claims, Some(user))),
-        None => Ok((claims, None)),
+        .await?;
+    match found {
+        Some((user, revoked)) => Ok((pending.settle(revoked)?, Some(user))),
+        None => Ok((pending.0, None)),
     }
 }
 

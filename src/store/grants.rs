@@ -57,6 +57,14 @@ pub struct CodeRecord {
     pub expires_at: i64,
 }
 
+/// Joins a refresh token to the revocation-list entry of its grant (family), if any.
+fn grant_revocation() -> sea_orm::RelationDef {
+    refresh_token::Entity::belongs_to(revoked_token::Entity)
+        .from(refresh_token::Column::FamilyId)
+        .to(revoked_token::Column::Id)
+        .into()
+}
+
 fn refresh_record(m: refresh_token::Model, grant_revoked: bool) -> RefreshRecord {
     RefreshRecord {
         token_hash: m.token_hash,
@@ -392,12 +400,8 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        let grant_revocation = refresh_token::Entity::belongs_to(revoked_token::Entity)
-            .from(refresh_token::Column::FamilyId)
-            .to(revoked_token::Column::Id)
-            .into();
         Ok(refresh_token::Entity::find_by_id(token_hash.to_owned())
-            .join(JoinType::LeftJoin, grant_revocation)
+            .join(JoinType::LeftJoin, grant_revocation())
             .select_also(revoked_token::Entity)
             .one(self.conn())
             .await?
@@ -444,16 +448,12 @@ impl Store {
         use sea_orm::{ConnectionTrait, FromQueryResult, IdenStatic, Iterable, QueryTrait};
         const GRANT_REVOKED: &str = "grant_revoked_id";
         const USER: &str = "user_";
-        let grant_revocation = refresh_token::Entity::belongs_to(revoked_token::Entity)
-            .from(refresh_token::Column::FamilyId)
-            .to(revoked_token::Column::Id)
-            .into();
         let owner = refresh_token::Entity::belongs_to(user::Entity)
             .from(refresh_token::Column::UserId)
             .to(user::Column::Id)
             .into();
         let mut select = refresh_token::Entity::find_by_id(token_hash.to_owned())
-            .join(JoinType::LeftJoin, grant_revocation)
+            .join(JoinType::LeftJoin, grant_revocation())
             .join(JoinType::LeftJoin, owner)
             .column_as(revoked_token::Column::Id, GRANT_REVOKED);
         for c in user::Column::iter() {
