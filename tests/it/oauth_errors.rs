@@ -12,8 +12,8 @@ use crate::harness::rp::{
     ALL_SCOPES, Auth, PASSWORD, POST_LOGOUT_URI, REDIRECT_URI, Raw, Rp, Signed, assert_token_error,
     authorize_with_session, browse, code_of, confidential_rp, create_client, create_user,
     expect_page, expect_redirect, introspect_raw, is_internal, is_login_page, login_through_pages,
-    post_login, revoke_raw, sign_in, start_login, submit_consent, submit_login, token_request,
-    userinfo_raw,
+    post_form, post_login, revoke_raw, sign_in, start_login, submit_consent, submit_login,
+    token_request, userinfo_raw,
 };
 use crate::harness::{TestApp, spawn_app, spawn_app_with};
 
@@ -1021,6 +1021,36 @@ async fn introspecting_a_valid_token_with_a_wrong_secret_or_an_unknown_client_is
     // The same token with the right credentials is active: the refusals were the client's.
     let res = introspect_raw(&app, rp.auth(), &at).await;
     assert_eq!(res.json["active"], true, "{}", res.text);
+}
+
+/// RFC 7662 §2.1: `token` is required, once. The request is refused as `invalid_request` for an
+/// authenticated client; with bad credentials `invalid_client` comes first, whatever the token.
+#[tokio::test]
+async fn introspection_without_exactly_one_token_is_invalid_request_after_client_authentication() {
+    let (app, rp) = setup().await;
+    let at = signed_in(&app, &rp).await.access_token();
+    let path = "/oauth2/introspect";
+    let missing: &[(&str, &str)] = &[("token_type_hint", "access_token")];
+    let twice: &[(&str, &str)] = &[("token", &at), ("token", &at)];
+    for form in [missing, twice] {
+        post_form(&app, path, rp.auth(), form)
+            .await
+            .assert_oauth_error(400, "invalid_request");
+        let res = post_form(
+            &app,
+            path,
+            Auth::Basic(&rp.client_id, "not-the-secret"),
+            form,
+        )
+        .await;
+        res.assert_oauth_error(401, "invalid_client");
+    }
+    // A malformed or foreign-signed token is inactive, not an error.
+    for token in ["not-a-token", "a.b.c"] {
+        let res = introspect_raw(&app, rp.auth(), token).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.json, serde_json::json!({"active": false}));
+    }
 }
 
 #[tokio::test]
