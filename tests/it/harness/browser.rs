@@ -59,6 +59,7 @@ impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session; `None` (with a
     /// message) when the browser or the driver is not installed.
     pub async fn start() -> Option<Browser> {
+        super::repeat_panic_messages();
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
             println!("chromium/chromedriver not found: skipping the browser test");
             return None;
@@ -371,7 +372,10 @@ impl Browser {
         }
     }
 
-    async fn try_text(&self, css: &str) -> Option<String> {
+    /// The element's text, or `None` when nothing matches or the page changed under the
+    /// read (a navigation that a click started can replace the document between finding the
+    /// element and reading it: "stale element reference").
+    pub async fn try_text(&self, css: &str) -> Option<String> {
         let el = self.try_find(css).await?;
         self.cmd("GET", &format!("/element/{}/text", el.0), None)
             .await
@@ -380,16 +384,25 @@ impl Browser {
             .map(str::to_owned)
     }
 
-    /// The rendered text of the first element matching the selector.
+    /// The rendered text of the first element matching the selector. A document replaced
+    /// between finding the element and reading it (a navigation still landing) is looked
+    /// up again, a few times, before the test fails.
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        match self
-            .cmd("GET", &format!("/element/{}/text", el.0), None)
-            .await
-        {
-            Ok(Value::String(t)) => t,
-            Ok(other) => panic!("element text answered {other}"),
-            Err(e) => panic!("{}", self.failure(&format!("text of {css:?}: {e}")).await),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let el = self.find(css).await;
+            match self
+                .cmd("GET", &format!("/element/{}/text", el.0), None)
+                .await
+            {
+                Ok(Value::String(t)) => return t,
+                Ok(other) => panic!("element text answered {other}"),
+                Err(e) if e.error == "stale element reference" && attempts < 5 => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => panic!("{}", self.failure(&format!("text of {css:?}: {e}")).await),
+            }
         }
     }
 

@@ -184,8 +184,32 @@ pub fn json_out(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
+/// With `RUST_BACKTRACE` set (CI sets it), a failing test's panic message is printed once
+/// more after the backtrace: a log that keeps only its last lines (CI's summary does) would
+/// otherwise show the backtrace's tokio frames and not what failed. Installed once, by the
+/// first test that spawns a server or a browser.
+pub fn repeat_panic_messages() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0")
+                && let Some(message) = info.payload_as_str()
+            {
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                eprintln!("\nthe panic above, again{at}:\n{message}");
+            }
+        }));
+    });
+}
+
 /// Server logs stay silent unless `TEST_LOG` is set.
 fn init_test_log() {
+    repeat_panic_messages();
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         if let Ok(filter) = std::env::var("TEST_LOG") {
