@@ -5,7 +5,7 @@
 
 use sea_orm::sea_query::{Asterisk, Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter,
     QuerySelect,
 };
 
@@ -270,28 +270,39 @@ impl Store {
         let backend = tx.get_database_backend();
         let mut take = authorization_code::Entity::delete_by_id(code_hash.to_owned()).into_query();
         take.returning_all();
-        // Written whether or not the code was there, in the same batch (`query_batch`): a
-        // code that was not taken rolls the record back with the transaction, and a code
-        // redeemed before finds its record there already.
-        let remember = redeemed_code::Entity::insert(redeemed_code::ActiveModel {
+        let record = redeemed_code::ActiveModel {
             code_hash: Set(code_hash.to_owned()),
             grant_id: Set(grant_id.to_owned()),
             expires_at: Set(redeemed_until),
-        })
-        .on_conflict(
-            OnConflict::column(redeemed_code::Column::CodeHash)
-                .do_nothing()
-                .to_owned(),
-        )
-        .build(backend);
-        let rows = super::query_batch(&tx, vec![backend.build(&take), remember]).await?;
+        };
+        // A code redeemed before (by a request that lost the race) finds its record there.
+        let keep_first = OnConflict::column(redeemed_code::Column::CodeHash)
+            .do_nothing()
+            .to_owned();
+        let rows = if backend == DbBackend::Sqlite {
+            // One call to the connection's thread from the DELETE to the COMMIT
+            // (`commit_in_batch`); the record is written only if the code was taken.
+            let mut remember = super::insert_if_previous_changed(record)?;
+            remember.on_conflict(keep_first);
+            super::commit_in_batch(tx, vec![backend.build(&take), backend.build(&remember)]).await?
+        } else {
+            // Written whether or not the code was there: a code that was not taken rolls the
+            // record back with the transaction.
+            let remember = redeemed_code::Entity::insert(record)
+                .on_conflict(keep_first)
+                .build(backend);
+            let rows = super::query_batch(&tx, vec![backend.build(&take), remember]).await?;
+            if rows.is_empty() {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+            rows
+        };
         let Some(row) = rows.first() else {
-            // Not left to the drop: the transaction may hold SQLite's write lock.
-            tx.rollback().await?;
             return Ok(None);
         };
         let m = authorization_code::Model::from_query_result(row, "")?;
-        tx.commit().await?;
         Ok(Some(CodeRecord {
             client_id: m.client_id,
             user_id: m.user_id,
@@ -369,6 +380,27 @@ impl Store {
                     .filter(refresh_token::Column::Revoked.eq(false))
                     .build(backend),
             );
+        }
+        if backend == DbBackend::Sqlite {
+            // One call to the connection's thread from the claim to the COMMIT
+            // (`commit_in_batch`). The successor is written only if the claim won (unless the
+            // grace window lets a lost claim have one too), the audit row only if the
+            // successor was; the successor's `RETURNING` says whether it was.
+            let mut successor = if claiming.is_some_and(|(c, _)| !c.successor_if_taken) {
+                super::insert_if_previous_changed(row)?
+            } else {
+                refresh_token::Entity::insert(row).into_query()
+            };
+            successor.returning_col(refresh_token::Column::TokenHash);
+            batch.push(backend.build(&successor));
+            if let Some(e) = audit {
+                let audit = super::insert_if_previous_changed(super::accounts::audit_row(e, now))?;
+                batch.push(backend.build(&audit));
+            }
+            let stored = super::commit_in_batch(tx, batch)
+                .await
+                .map_err(StoreError::from_insert)?;
+            return Ok(!stored.is_empty());
         }
         batch.push(refresh_token::Entity::insert(row).build(backend));
         if let Some(e) = audit {

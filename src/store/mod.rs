@@ -260,6 +260,66 @@ async fn query_batch(
     conn.query_all_raw(joined(parts)).await
 }
 
+/// Ends a SQLite write transaction inside the batch that writes it: `parts`, then `COMMIT`,
+/// then a new `BEGIN`, as one call to the connection's thread. SQLite's write lock, taken by
+/// the first write, is let go before the batch returns, so no hand-off to the request thread
+/// and back happens while other writers wait for it (`docs/decisions/2026-11-29-sqlite-commit-in-batch.md`).
+/// The trailing `BEGIN` (deferred: it takes no lock) leaves the transaction that sqlx and
+/// sea-orm track open, and the `tx.commit()` here ends that empty one outside the lock. A
+/// statement that fails part-way leaves the first transaction open, and it is rolled back.
+///
+/// A batch cannot branch: a statement that must only run when the one before it changed a
+/// row is built with [`insert_if_previous_changed`]. Returns the rows the statements returned
+/// (`RETURNING`). SQLite only.
+async fn commit_in_batch(
+    tx: sea_orm::DatabaseTransaction,
+    parts: Vec<Statement>,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    let mut batch = joined(parts);
+    batch.sql.push_str("COMMIT;\nBEGIN;\n");
+    match tx.query_all_raw(batch).await {
+        Ok(rows) => {
+            tx.commit().await?;
+            Ok(rows)
+        }
+        Err(e) => {
+            // Not left to the drop: the transaction may hold SQLite's write lock.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// `INSERT INTO <table> (<the row's set columns>) SELECT <their values> WHERE changes() = 1`:
+/// in a SQLite batch, the row is written only if the statement just before it changed exactly
+/// one row (`changes()` counts the most recently completed INSERT, UPDATE or DELETE:
+/// <https://sqlite.org/lang_corefunc.html#changes>). Another such insert after it is written
+/// only if this one was. SQLite only (`changes()` is SQLite's).
+fn insert_if_previous_changed<A>(row: A) -> Result<sea_orm::sea_query::InsertStatement, DbErr>
+where
+    A: sea_orm::ActiveModelTrait,
+{
+    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::{ActiveValue, EntityTrait, Iterable};
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for c in <A::Entity as EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = row.get(c) {
+            columns.push(c);
+            values.push(Expr::val(v));
+        }
+    }
+    let mut select = Query::select();
+    select.exprs(values).and_where(Expr::cust("changes() = 1"));
+    let mut insert = Query::insert();
+    insert
+        .into_table(A::Entity::default())
+        .columns(columns)
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(format!("insert from select: {e}")))?;
+    Ok(insert)
+}
+
 /// SQLite statements as one: the texts one after another, the arguments in the same order
 /// (sqlx binds each statement's parameters from where the previous one's ended).
 fn joined(parts: Vec<Statement>) -> Statement {
@@ -381,5 +441,87 @@ mod tests {
         assert!(failed.is_err(), "a duplicate id fails the batch");
         tx.rollback().await.unwrap();
         assert_eq!(count(&store).await, 2, "the batch's first insert is undone");
+    }
+
+    /// `commit_in_batch` with `insert_if_previous_changed`: a guarded row is written only after
+    /// a statement that changed one row; what the batch wrote is committed and seen by other
+    /// connections; a batch that fails part-way is rolled back; and the connections stay
+    /// usable for ordinary transactions afterwards (none is left inside one).
+    #[tokio::test]
+    async fn a_sqlite_batch_commits_itself_and_guarded_inserts_follow_the_previous_change() {
+        use sea_orm::ActiveValue::Set;
+        use sea_orm::sea_query::Query;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryTrait};
+
+        use entities::revoked_token;
+        let (_dir, store) = sqlite_store().await;
+        store.migrate().await.unwrap();
+        let b = DbBackend::Sqlite;
+        let row = |id: &str| revoked_token::ActiveModel {
+            id: Set(id.to_owned()),
+            expires_at: Set(7),
+        };
+        let plain = |id: &str| revoked_token::Entity::insert(row(id)).build(b);
+        let guarded = |id: &str| b.build(&insert_if_previous_changed(row(id)).unwrap());
+        let ids = |store: &Store| {
+            let db = store.db.clone();
+            async move {
+                let mut ids: Vec<String> = revoked_token::Entity::find()
+                    .all(&db)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.id)
+                    .collect();
+                ids.sort();
+                ids
+            }
+        };
+        let no_change = b.build(
+            Query::update()
+                .table(revoked_token::Entity)
+                .value(revoked_token::Column::ExpiresAt, 9)
+                .and_where(revoked_token::Column::Id.eq("nobody")),
+        );
+
+        let tx = store.db.begin().await.unwrap();
+        commit_in_batch(tx, vec![plain("a"), guarded("b"), guarded("c")])
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&store).await,
+            ["a", "b", "c"],
+            "each guard saw one change"
+        );
+
+        let tx = store.db.begin().await.unwrap();
+        commit_in_batch(tx, vec![no_change, guarded("d"), guarded("e")])
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&store).await,
+            ["a", "b", "c"],
+            "no change, nothing guarded written"
+        );
+
+        let tx = store.db.begin().await.unwrap();
+        let failed = commit_in_batch(tx, vec![plain("f"), plain("a")]).await;
+        assert!(failed.is_err(), "a duplicate id fails the batch");
+        assert_eq!(
+            ids(&store).await,
+            ["a", "b", "c"],
+            "the batch's first insert is undone"
+        );
+
+        // Every pooled connection still runs ordinary transactions that commit.
+        for i in 0..10 {
+            let tx = store.db.begin().await.unwrap();
+            revoked_token::Entity::insert(row(&format!("z{i}")))
+                .exec(&tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(ids(&store).await.len(), 13);
     }
 }
