@@ -455,13 +455,12 @@ pub async fn introspect(
     };
     let (client, access) = match pending {
         Some(pending) => {
-            let ids = pending.ids();
             let found = state
                 .store
-                .client_and_revoked(&creds.client_id, &ids)
+                .client_and_token_ended(&creds.client_id, pending.standing())
                 .await?;
             match found {
-                Some((client, revoked)) => (Some(client), pending.settle(revoked).ok()),
+                Some((client, ended)) => (Some(client), pending.settle(ended).ok()),
                 None => (None, None),
             }
         }

@@ -20,6 +20,7 @@ use crate::services::keys::KeySet;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::accounts::AuditEntry;
+use crate::store::grants::TokenStanding;
 use crate::store::grants::{NewRefresh, ParentLink};
 
 /// Prefix of refresh tokens (recognisable when leaked).
@@ -345,14 +346,21 @@ async fn signed_access_claims(
 pub struct PendingRevocation(AccessClaims);
 
 impl PendingRevocation {
-    /// The ids to look up on the revocation list.
-    pub fn ids(&self) -> [&str; 2] {
-        self.0.revocation_ids()
+    /// What the store looks up to say whether the token still stands: its ids on the
+    /// revocation list, its client, its user.
+    pub fn standing(&self) -> TokenStanding<'_> {
+        let c = &self.0;
+        TokenStanding {
+            ids: c.revocation_ids(),
+            client_id: &c.client_id,
+            user_id: c.is_user_token().then_some(c.sub.as_str()),
+        }
     }
 
-    /// The claims, unless the lookup found the token or its grant revoked.
-    pub fn settle(self, revoked: bool) -> Result<AccessClaims, AccessTokenError> {
-        if revoked {
+    /// The claims, unless the lookup found that the token has ended (revoked, its client or
+    /// user gone, its user disabled).
+    pub fn settle(self, ended: bool) -> Result<AccessClaims, AccessTokenError> {
+        if ended {
             Err(AccessTokenError::Revoked)
         } else {
             Ok(self.0)
@@ -379,14 +387,14 @@ pub async fn verify_access_token(
     now: i64,
 ) -> Result<AccessClaims, AccessTokenError> {
     let pending = verify_access_signature(state, token, now).await?;
-    let revoked = state.store.any_revoked(&pending.ids()).await?;
-    pending.settle(revoked)
+    let ended = state.store.token_ended(pending.standing()).await?;
+    pending.settle(ended)
 }
 
 /// [`verify_access_token`] for a caller that also needs the token's user (userinfo, the admin
-/// API): the revocation check and the user come from one query. The user is `None` for a
-/// client's own token (client credentials) and for a user who no longer exists; a disabled
-/// user is returned as stored, for the caller to refuse.
+/// API): the check that the token still stands and the user come from one query. The user is
+/// `None` for a client's own token (client credentials) and for a user who no longer exists;
+/// a disabled user's token has ended (`Revoked`).
 pub async fn verify_access_token_with_user(
     state: &AppState,
     token: &str,
@@ -395,15 +403,12 @@ pub async fn verify_access_token_with_user(
     let pending = verify_access_signature(state, token, now).await?;
     let claims = &pending.0;
     if !claims.is_user_token() {
-        let revoked = state.store.any_revoked(&pending.ids()).await?;
-        return Ok((pending.settle(revoked)?, None));
+        let ended = state.store.token_ended(pending.standing()).await?;
+        return Ok((pending.settle(ended)?, None));
     }
-    let found = state
-        .store
-        .token_user(&claims.sub, &claims.revocation_ids())
-        .await?;
+    let found = state.store.token_user(pending.standing()).await?;
     match found {
-        Some((user, revoked)) => Ok((pending.settle(revoked)?, Some(user))),
+        Some((user, ended)) => Ok((pending.settle(ended)?, Some(user))),
         None => Ok((pending.0, None)),
     }
 }

@@ -139,17 +139,18 @@ impl Store {
             .transpose()
     }
 
-    /// A client, and whether any of `token_ids` is on the revocation list, in one query:
-    /// introspection needs both, and each statement is a hand-off to a connection's thread
-    /// (SQLite) or a round trip (PostgreSQL). `None` when there is no such client.
-    pub async fn client_and_revoked(
+    /// A client, and whether the access token `standing` describes has ended
+    /// ([`super::grants::TokenStanding`]), in one query: introspection needs both, and each
+    /// statement is a hand-off to a connection's thread (SQLite) or a round trip (PostgreSQL).
+    /// `None` when there is no such client.
+    pub async fn client_and_token_ended(
         &self,
         id: &str,
-        token_ids: &[&str],
+        standing: super::grants::TokenStanding<'_>,
     ) -> Result<Option<(Client, bool)>, StoreError> {
         let select = client::Entity::find_by_id(id.to_owned());
-        match self.find_with_revocation(select, token_ids).await? {
-            Some((m, revoked)) => Ok(Some((to_domain(m)?, revoked))),
+        match self.find_with_standing(select, standing).await? {
+            Some((m, ended)) => Ok(Some((to_domain(m)?, ended))),
             None => Ok(None),
         }
     }

@@ -10,8 +10,8 @@ use sea_orm::{
 };
 
 use super::entities::{
-    audit_event, authorization_code, consent, redeemed_code, refresh_token, revoked_token, session,
-    user,
+    audit_event, authorization_code, client, consent, redeemed_code, refresh_token, revoked_token,
+    session, user,
 };
 use super::{Store, StoreError, split_list};
 use crate::domain::User;
@@ -128,6 +128,48 @@ pub struct ParentClaim {
     /// Store the successor even if another request rotated the parent first: true inside the
     /// reuse grace window (`tokens.refresh_reuse_grace_secs`).
     pub successor_if_taken: bool,
+}
+
+/// What decides whether a signed, unexpired access token still stands: neither it nor its
+/// grant is on the revocation list (`ids`: its `jti` and its grant id), the client it was
+/// issued to still exists, and the user it names (`None` for a client's own token) still
+/// exists and is not disabled. RFC 7662 §2.2: a token is active only while the authorization
+/// behind it is; deleting a client or a user, or disabling a user, ends their access tokens
+/// at introspection and userinfo at once (resource servers verifying offline see them until
+/// they expire).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenStanding<'a> {
+    pub ids: [&'a str; 2],
+    pub client_id: &'a str,
+    pub user_id: Option<&'a str>,
+}
+
+impl TokenStanding<'_> {
+    /// A boolean SQL expression: true when the token has ended.
+    fn ended(&self) -> sea_orm::sea_query::SimpleExpr {
+        use sea_orm::sea_query::{ExprTrait, Query};
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_token::Entity)
+            .and_where(revoked_token::Column::Id.is_in(self.ids))
+            .to_owned();
+        let client_exists = Query::select()
+            .expr(Expr::val(1))
+            .from(client::Entity)
+            .and_where(client::Column::Id.eq(self.client_id))
+            .to_owned();
+        let mut ended = Expr::exists(revoked).or(Expr::exists(client_exists).not());
+        if let Some(u) = self.user_id {
+            let user_stands = Query::select()
+                .expr(Expr::val(1))
+                .from(user::Entity)
+                .and_where(user::Column::Id.eq(u))
+                .and_where(user::Column::Disabled.eq(false))
+                .to_owned();
+            ended = ended.or(Expr::exists(user_stands).not());
+        }
+        ended
+    }
 }
 
 fn join(list: &[String]) -> String {
@@ -440,34 +482,28 @@ impl Store {
             .map(|(m, grant_revoked)| refresh_record(m, grant_revoked.is_some())))
     }
 
-    /// The row `select` finds, and whether any of `token_ids` (an access token's `jti` and its
-    /// grant id) is on the revocation list, in one statement: the callers would otherwise make
-    /// two, and on SQLite every statement is a hand-off to a connection's thread and back.
-    pub(super) async fn find_with_revocation<E>(
+    /// The row `select` finds, and whether the access token `standing` describes has ended
+    /// ([`TokenStanding`]), in one statement: the callers would otherwise make two, and on
+    /// SQLite every statement is a hand-off to a connection's thread and back.
+    pub(super) async fn find_with_standing<E>(
         &self,
         select: sea_orm::Select<E>,
-        token_ids: &[&str],
+        standing: TokenStanding<'_>,
     ) -> Result<Option<(E::Model, bool)>, StoreError>
     where
         E: EntityTrait,
         E::Model: sea_orm::FromQueryResult,
     {
-        use sea_orm::sea_query::Query;
         use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
-        const REVOKED: &str = "token_revoked";
-        let revoked = Query::select()
-            .expr(Expr::val(1))
-            .from(revoked_token::Entity)
-            .and_where(revoked_token::Column::Id.is_in(token_ids.iter().copied()))
-            .to_owned();
+        const ENDED: &str = "token_ended";
         let stmt = select
-            .expr_as(Expr::exists(revoked), REVOKED)
+            .expr_as(standing.ended(), ENDED)
             .build(self.conn().get_database_backend());
         let Some(row) = self.conn().query_one_raw(stmt).await? else {
             return Ok(None);
         };
-        let revoked: bool = row.try_get("", REVOKED)?;
-        Ok(Some((E::Model::from_query_result(&row, "")?, revoked)))
+        let ended: bool = row.try_get("", ENDED)?;
+        Ok(Some((E::Model::from_query_result(&row, "")?, ended)))
     }
 
     /// [`Store::refresh_token`] and the user it was issued to (`None`: the user is gone), in one
@@ -571,16 +607,18 @@ impl Store {
         }
     }
 
-    /// Whether any of the ids (a token's `jti` and its grant id) has been revoked.
-    pub async fn any_revoked(&self, ids: &[&str]) -> Result<bool, StoreError> {
-        let n: Vec<String> = revoked_token::Entity::find()
-            .select_only()
-            .column(revoked_token::Column::Id)
-            .filter(revoked_token::Column::Id.is_in(ids.iter().copied()))
-            .into_tuple()
-            .all(self.conn())
-            .await?;
-        Ok(!n.is_empty())
+    /// Whether the access token `standing` describes has ended ([`TokenStanding`]).
+    pub async fn token_ended(&self, standing: TokenStanding<'_>) -> Result<bool, StoreError> {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::Query;
+        const ENDED: &str = "token_ended";
+        let stmt = Query::select().expr_as(standing.ended(), ENDED).to_owned();
+        let stmt = self.conn().get_database_backend().build(&stmt);
+        let row = self.conn().query_one_raw(stmt).await?;
+        Ok(match row {
+            Some(row) => row.try_get("", ENDED)?,
+            None => true,
+        })
     }
 
     // --- consents --------------------------------------------------------------------------

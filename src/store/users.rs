@@ -67,20 +67,22 @@ impl Store {
             .map(to_domain))
     }
 
-    /// The user an access token names, and whether the token or its grant is on the revocation
-    /// list (`token_ids`: the token's `jti` and its grant id). One query where userinfo and the
-    /// admin API would otherwise make two (a revocation lookup, then the user): on SQLite every
+    /// The user an access token names, and whether the token has ended
+    /// ([`super::grants::TokenStanding`]: revoked, its client deleted, this user disabled). One
+    /// query where userinfo and the admin API would otherwise make two: on SQLite every
     /// statement is a hand-off to a connection thread and back. `None`: no such user.
     pub async fn token_user(
         &self,
-        user_id: &str,
-        token_ids: &[&str],
+        standing: super::grants::TokenStanding<'_>,
     ) -> Result<Option<(User, bool)>, StoreError> {
+        let Some(user_id) = standing.user_id else {
+            return Ok(None);
+        };
         let select = user::Entity::find_by_id(user_id.to_owned());
         Ok(self
-            .find_with_revocation(select, token_ids)
+            .find_with_standing(select, standing)
             .await?
-            .map(|(m, revoked)| (to_domain(m), revoked)))
+            .map(|(m, ended)| (to_domain(m), ended)))
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {

@@ -1002,6 +1002,89 @@ async fn a_client_cannot_introspect_another_clients_token_unless_it_may_introspe
     assert_eq!(res.json["client_id"], rp.client_id.as_str());
 }
 
+/// RFC 7662 §2.2: an access token is active only while the authorization behind it stands.
+/// Disabling its user ends it at introspection and userinfo (and enabling the user again
+/// brings it back: it was never revoked), deleting its user ends it, and deleting the client
+/// it was issued to ends it and that client's own client-credentials tokens.
+#[tokio::test]
+async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client_deleted() {
+    let (app, rp) = setup().await;
+    let (rs_id, rs_secret) =
+        create_client(&app, &["--redirect-uri", REDIRECT_URI, "--introspect-any"]);
+    let rs_secret = rs_secret.expect("secret");
+    let rs = || Auth::Basic(&rs_id, &rs_secret);
+    let at = signed_in(&app, &rp).await.access_token();
+    let standing = |res: &Raw| res.json["active"] == true;
+
+    // Disabled: inactive, and userinfo refuses it; enabled again: active again.
+    app.castellan(&["user", "disable", EMAIL]);
+    let res = introspect_raw(&app, rs(), &at).await;
+    assert_eq!(res.json, serde_json::json!({"active": false}), "disabled");
+    assert_invalid_token(&app, &at, "a disabled user's token").await;
+    app.castellan(&["user", "disable", EMAIL, "--enable"]);
+    let res = introspect_raw(&app, rs(), &at).await;
+    assert!(standing(&res), "enabled again: {}", res.text);
+    assert_eq!(userinfo_raw(&app, Some(&at)).await.status, 200);
+
+    // A client deleted: the user's token it got ends.
+    let out = app.castellan(&["client", "delete", &rp.client_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = introspect_raw(&app, rs(), &at).await;
+    assert_eq!(
+        res.json,
+        serde_json::json!({"active": false}),
+        "deleted client"
+    );
+    assert_invalid_token(&app, &at, "a deleted client's token").await;
+
+    // So does a client's own token (client credentials).
+    let (batch_id, batch_secret) = create_client(
+        &app,
+        &["--grant-type", "client_credentials", "--scope", "reports"],
+    );
+    let batch_secret = batch_secret.expect("secret");
+    let form = [("grant_type", "client_credentials"), ("scope", "reports")];
+    let raw = token_request(&app, Auth::Basic(&batch_id, &batch_secret), &form).await;
+    assert_eq!(raw.status, 200, "{}", raw.text);
+    let cc = raw.json["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    assert!(
+        standing(&introspect_raw(&app, rs(), &cc).await),
+        "client credentials token"
+    );
+    app.castellan(&["client", "delete", &batch_id]);
+    let res = introspect_raw(&app, rs(), &cc).await;
+    assert_eq!(
+        res.json,
+        serde_json::json!({"active": false}),
+        "deleted batch client"
+    );
+
+    // A user deleted: a token from another client ends too.
+    let rp2 = confidential_rp(&app, &[]).await;
+    let at2 = signed_in(&app, &rp2).await.access_token();
+    assert!(standing(&introspect_raw(&app, rs(), &at2).await));
+    let out = app.castellan(&["user", "delete", EMAIL]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = introspect_raw(&app, rs(), &at2).await;
+    assert_eq!(
+        res.json,
+        serde_json::json!({"active": false}),
+        "deleted user"
+    );
+    assert_invalid_token(&app, &at2, "a deleted user's token").await;
+}
+
 /// The client and the token's revocation state are read in one query once the token's signature
 /// checks out: a valid token must not let a wrong secret or an unknown client through, nor say
 /// anything about the token.
