@@ -393,8 +393,8 @@ pub async fn verify_access_token(
 
 /// [`verify_access_token`] for a caller that also needs the token's user (userinfo, the admin
 /// API): the check that the token still stands and the user come from one query. The user is
-/// `None` for a client's own token (client credentials) and for a user who no longer exists;
-/// a disabled user's token has ended (`Revoked`).
+/// `None` for a client's own token (client credentials); the token of a user who no longer
+/// exists or is disabled has ended (`Revoked`: RFC 6750 §3.1 `invalid_token`).
 pub async fn verify_access_token_with_user(
     state: &AppState,
     token: &str,
@@ -409,7 +409,7 @@ pub async fn verify_access_token_with_user(
     let found = state.store.token_user(pending.standing()).await?;
     match found {
         Some((user, ended)) => Ok((pending.settle(ended)?, Some(user))),
-        None => Ok((pending.0, None)),
+        None => Err(AccessTokenError::Revoked),
     }
 }
 
