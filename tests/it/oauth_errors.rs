@@ -1012,33 +1012,29 @@ async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client
     let (rs_id, rs_secret) =
         create_client(&app, &["--redirect-uri", REDIRECT_URI, "--introspect-any"]);
     let rs_secret = rs_secret.expect("secret");
-    let rs = || Auth::Basic(&rs_id, &rs_secret);
+    let cli = |args: &[&str]| {
+        let out = app.castellan(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "castellan {args:?}: {err}");
+    };
+    let active = async |token: &str| {
+        let res = introspect_raw(&app, Auth::Basic(&rs_id, &rs_secret), token).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.json["active"] == true
+    };
     let at = signed_in(&app, &rp).await.access_token();
-    let standing = |res: &Raw| res.json["active"] == true;
 
     // Disabled: inactive, and userinfo refuses it; enabled again: active again.
-    app.castellan(&["user", "disable", EMAIL]);
-    let res = introspect_raw(&app, rs(), &at).await;
-    assert_eq!(res.json, serde_json::json!({"active": false}), "disabled");
+    cli(&["user", "disable", EMAIL]);
+    assert!(!active(&at).await, "a disabled user's token");
     assert_invalid_token(&app, &at, "a disabled user's token").await;
-    app.castellan(&["user", "disable", EMAIL, "--enable"]);
-    let res = introspect_raw(&app, rs(), &at).await;
-    assert!(standing(&res), "enabled again: {}", res.text);
+    cli(&["user", "disable", EMAIL, "--enable"]);
+    assert!(active(&at).await, "enabled again");
     assert_eq!(userinfo_raw(&app, Some(&at)).await.status, 200);
 
     // A client deleted: the user's token it got ends.
-    let out = app.castellan(&["client", "delete", &rp.client_id]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let res = introspect_raw(&app, rs(), &at).await;
-    assert_eq!(
-        res.json,
-        serde_json::json!({"active": false}),
-        "deleted client"
-    );
+    cli(&["client", "delete", &rp.client_id]);
+    assert!(!active(&at).await, "a deleted client's token");
     assert_invalid_token(&app, &at, "a deleted client's token").await;
 
     // So does a client's own token (client credentials).
@@ -1050,38 +1046,17 @@ async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client
     let form = [("grant_type", "client_credentials"), ("scope", "reports")];
     let raw = token_request(&app, Auth::Basic(&batch_id, &batch_secret), &form).await;
     assert_eq!(raw.status, 200, "{}", raw.text);
-    let cc = raw.json["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
-    assert!(
-        standing(&introspect_raw(&app, rs(), &cc).await),
-        "client credentials token"
-    );
-    app.castellan(&["client", "delete", &batch_id]);
-    let res = introspect_raw(&app, rs(), &cc).await;
-    assert_eq!(
-        res.json,
-        serde_json::json!({"active": false}),
-        "deleted batch client"
-    );
+    let cc = raw.json["access_token"].as_str().expect("access_token");
+    assert!(active(cc).await, "a client credentials token");
+    cli(&["client", "delete", &batch_id]);
+    assert!(!active(cc).await, "a deleted client's own token");
 
     // A user deleted: a token from another client ends too.
     let rp2 = confidential_rp(&app, &[]).await;
     let at2 = signed_in(&app, &rp2).await.access_token();
-    assert!(standing(&introspect_raw(&app, rs(), &at2).await));
-    let out = app.castellan(&["user", "delete", EMAIL]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let res = introspect_raw(&app, rs(), &at2).await;
-    assert_eq!(
-        res.json,
-        serde_json::json!({"active": false}),
-        "deleted user"
-    );
+    assert!(active(&at2).await, "a token from another client");
+    cli(&["user", "delete", EMAIL]);
+    assert!(!active(&at2).await, "a deleted user's token");
     assert_invalid_token(&app, &at2, "a deleted user's token").await;
 }
 
