@@ -12,6 +12,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_roles;
 mod m20261123_000003_dynamic_registration;
+mod m20261129_000004_tokens_valid_after;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_roles::Migration),
             Box::new(m20261123_000003_dynamic_registration::Migration),
+            Box::new(m20261129_000004_tokens_valid_after::Migration),
         ]
     }
 }

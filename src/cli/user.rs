@@ -263,7 +263,7 @@ pub async fn run(
             if u.disabled {
                 // A disabled account keeps no way in: its sessions and refresh tokens end now.
                 store
-                    .end_user_access(u.id.as_str(), None)
+                    .end_user_access(u.id.as_str(), None, now())
                     .await
                     .context("ending the user's sessions and refresh tokens")?;
             }
@@ -327,7 +327,7 @@ pub async fn run(
         UserCommand::EndSessions { user } => {
             let u = find(store, &user).await?;
             let ended = store
-                .end_user_access(u.id.as_str(), None)
+                .end_user_access(u.id.as_str(), None, now())
                 .await
                 .context("ending the user's sessions and refresh tokens")?;
             super::audit(

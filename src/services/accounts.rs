@@ -376,7 +376,10 @@ pub async fn reset_password(
     let hash = hash_password(state, password).await?;
     let id = crate::domain::UserId::from_stored(record.user_id.clone());
     let user = state.store.set_password_hash(&id, &hash, now).await?;
-    state.store.end_user_access(user.id.as_str(), None).await?;
+    state
+        .store
+        .end_user_access(user.id.as_str(), None, now)
+        .await?;
     state
         .store
         .audit(
@@ -430,7 +433,7 @@ pub async fn change_password(
     state.store.set_password_hash(&user.id, &hash, now).await?;
     state
         .store
-        .end_user_access(user.id.as_str(), Some(current_sid))
+        .end_user_access(user.id.as_str(), Some(current_sid), now)
         .await?;
     state
         .store

@@ -303,7 +303,7 @@ pub async fn update_user(
         user = state.store.set_user_disabled(&uid, disabled, now).await?;
         if disabled {
             // A disabled account keeps no way in: sessions and refresh tokens end now.
-            state.store.end_user_access(uid.as_str(), None).await?;
+            state.store.end_user_access(uid.as_str(), None, now).await?;
         }
         record(
             state,
@@ -332,7 +332,10 @@ pub async fn delete_user(
     now: i64,
 ) -> Result<(), AdminError> {
     let user = user(state, id).await?;
-    state.store.end_user_access(user.id.as_str(), None).await?;
+    state
+        .store
+        .end_user_access(user.id.as_str(), None, now)
+        .await?;
     state
         .store
         .delete_user(&user.id)
@@ -378,7 +381,10 @@ pub async fn end_sessions(
     now: i64,
 ) -> Result<u64, AdminError> {
     let user = user(state, id).await?;
-    let ended = state.store.end_user_access(user.id.as_str(), None).await?;
+    let ended = state
+        .store
+        .end_user_access(user.id.as_str(), None, now)
+        .await?;
     record(
         state,
         actor,

@@ -354,6 +354,7 @@ impl PendingRevocation {
             ids: c.revocation_ids(),
             client_id: &c.client_id,
             user_id: c.is_user_token().then_some(c.sub.as_str()),
+            issued_at: c.iat,
         }
     }
 

@@ -133,7 +133,8 @@ pub struct ParentClaim {
 /// What decides whether a signed, unexpired access token still stands: neither it nor its
 /// grant is on the revocation list (`ids`: its `jti` and its grant id), the client it was
 /// issued to still exists, and the user it names (`None` for a client's own token) still
-/// exists and is not disabled. RFC 7662 §2.2: a token is active only while the authorization
+/// exists, is not disabled and was not signed out everywhere after `issued_at` (a token from
+/// the same second stands). RFC 7662 §2.2: a token is active only while the authorization
 /// behind it is; deleting a client or a user, or disabling a user, ends their access tokens
 /// at introspection and userinfo at once (resource servers verifying offline see them until
 /// they expire).
@@ -142,6 +143,7 @@ pub struct TokenStanding<'a> {
     pub ids: [&'a str; 2],
     pub client_id: &'a str,
     pub user_id: Option<&'a str>,
+    pub issued_at: i64,
 }
 
 impl TokenStanding<'_> {
@@ -165,6 +167,11 @@ impl TokenStanding<'_> {
                 .from(user::Entity)
                 .and_where(user::Column::Id.eq(u))
                 .and_where(user::Column::Disabled.eq(false))
+                .and_where(
+                    user::Column::TokensValidAfter
+                        .is_null()
+                        .or(user::Column::TokensValidAfter.lte(self.issued_at)),
+                )
                 .to_owned();
             ended = ended.or(Expr::exists(user_stands).not());
         }
@@ -577,16 +584,25 @@ impl Store {
             .await
     }
 
-    /// Signs a user out everywhere: ends their sessions (all but `keep_sid`) and revokes every
-    /// refresh token they hold; returns how many sessions ended. Used by logout-everywhere,
-    /// password change and reset, disabling a user and the administrators' "end sessions".
+    /// Signs a user out everywhere: ends their sessions (all but `keep_sid`), revokes every
+    /// refresh token they hold, and ends the access tokens issued to them before `now`
+    /// (`users.tokens_valid_after`, checked by [`TokenStanding`]); returns how many sessions
+    /// ended. Used by logout-everywhere, password change and reset, disabling a user and the
+    /// administrators' "end sessions".
     pub async fn end_user_access(
         &self,
         user_id: &str,
         keep_sid: Option<&str>,
+        now: i64,
     ) -> Result<u64, StoreError> {
         let ended = self.delete_user_sessions(user_id, keep_sid).await?;
         self.revoke_user_refresh_tokens(user_id).await?;
+        let _w = self.write_gate().await;
+        user::Entity::update_many()
+            .col_expr(user::Column::TokensValidAfter, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(self.conn())
+            .await?;
         Ok(ended)
     }
 

@@ -52,6 +52,7 @@ impl Store {
             locked_until: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            tokens_valid_after: Set(None),
         };
         let m = model
             .insert(self.conn())

@@ -1003,9 +1003,9 @@ async fn a_client_cannot_introspect_another_clients_token_unless_it_may_introspe
 }
 
 /// RFC 7662 §2.2: an access token is active only while the authorization behind it stands.
-/// Disabling its user ends it at introspection and userinfo (and enabling the user again
-/// brings it back: it was never revoked), deleting its user ends it, and deleting the client
-/// it was issued to ends it and that client's own client-credentials tokens.
+/// Disabling its user ends it at introspection and userinfo for good (disabling signs the user
+/// out everywhere), deleting its user ends it, and deleting the client it was issued to ends it
+/// and that client's own client-credentials tokens.
 #[tokio::test]
 async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client_deleted() {
     let (app, rp) = setup().await;
@@ -1022,14 +1022,30 @@ async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client
         assert_eq!(res.status, 200, "{}", res.text);
         res.json["active"] == true
     };
-    let at = signed_in(&app, &rp).await.access_token();
+    // Issued five seconds ago (the server's clock moved back for the sign-in), so that
+    // disabling the user (the CLI, on the real clock) comes after it: a token from the same
+    // second as a sign-out everywhere is let stand.
+    app.clock.advance_secs(-5);
+    let old = signed_in(&app, &rp).await.access_token();
+    app.clock.advance_secs(5);
+    assert!(active(&old).await, "a fresh token");
 
-    // Disabled: inactive, and userinfo refuses it; enabled again: active again.
+    // Disabled: inactive, and userinfo refuses it. Enabled again, it stays ended: disabling
+    // signed the user out everywhere. A new sign-in gets a token that works.
     cli(&["user", "disable", EMAIL]);
-    assert!(!active(&at).await, "a disabled user's token");
-    assert_invalid_token(&app, &at, "a disabled user's token").await;
+    assert!(!active(&old).await, "a disabled user's token");
+    assert_invalid_token(&app, &old, "a disabled user's token").await;
     cli(&["user", "disable", EMAIL, "--enable"]);
-    assert!(active(&at).await, "enabled again");
+    assert!(
+        !active(&old).await,
+        "a token from before the disable, user enabled again"
+    );
+    assert_invalid_token(&app, &old, "a token from before the disable").await;
+    let scopes = ["profile", "email", "offline_access"];
+    let at = sign_in(&app, &rp, EMAIL, &scopes, false)
+        .await
+        .access_token();
+    assert!(active(&at).await, "a token from after the enable");
     assert_eq!(userinfo_raw(&app, Some(&at)).await.status, 200);
 
     // A client deleted: the user's token it got ends.
@@ -1051,7 +1067,9 @@ async fn an_access_token_ends_when_its_user_is_disabled_or_deleted_or_its_client
     cli(&["client", "delete", &batch_id]);
     assert!(!active(cc).await, "a deleted client's own token");
 
-    // A user deleted: a token from another client ends too.
+    // A user deleted: a token from another client ends too. (Signed out first, so that the
+    // next sign-in goes through the login page.)
+    cli(&["user", "end-sessions", EMAIL]);
     let rp2 = confidential_rp(&app, &[]).await;
     let at2 = signed_in(&app, &rp2).await.access_token();
     assert!(active(&at2).await, "a token from another client");

@@ -350,7 +350,7 @@ pub async fn end_all(
         async {
             state
                 .store
-                .end_user_access(me.user.id.as_str(), None)
+                .end_user_access(me.user.id.as_str(), None, now)
                 .await?;
             let entry = AuditEntry {
                 kind: "logout_everywhere",

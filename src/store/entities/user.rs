@@ -19,6 +19,8 @@ pub struct Model {
     pub locked_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Access tokens issued before this time (Unix seconds) have ended.
+    pub tokens_valid_after: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
