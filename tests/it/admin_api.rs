@@ -147,7 +147,8 @@ const ROUTES: &[(&str, &str, u16)] = &[
     ("GET", "/users/{user}", 200),
     ("PATCH", "/users/{user}", 200),
     ("POST", "/users/{user}/password-reset", 202),
-    ("DELETE", "/users/{user}/sessions", 200),
+    // On a fresh user: ending Bob's sessions would end his access token, used by later rows.
+    ("DELETE", "/users/{victim}/sessions", 200),
     ("DELETE", "/users/{victim}", 204),
     ("GET", "/clients", 200),
     ("POST", "/clients", 201),
