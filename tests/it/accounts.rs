@@ -17,7 +17,7 @@ use crate::harness::forms::{Form, location, path_of, query_param, resolve_agains
 use crate::harness::rp::{
     Auth, PASSWORD, REDIRECT_URI, assert_token_error, browse, code_of, confidential_rp,
     create_client, create_user, expect_page, expect_redirect, is_internal, post_login, sign_in,
-    start_login, submit_consent, submit_login, token_request,
+    start_login, submit_consent, submit_login, token_request, userinfo_raw,
 };
 use crate::harness::smtp::SmtpSink;
 use crate::harness::{TestApp, spawn_app_with};
@@ -953,7 +953,13 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
     let rp = confidential_rp(&app, &[]).await;
     let email = "changer@example.com";
     create_user(&app, email, PASSWORD);
+    // Tokens issued five seconds ago (the server's clock moved back for the sign-in), so that
+    // the change comes after them: a token from the same second as a sign-out everywhere stands.
+    app.clock.advance_secs(-5);
     let signed = sign_in(&app, &rp, email, &["profile", "offline_access"], true).await;
+    app.clock.advance_secs(5);
+    let at = signed.access_token();
+    assert_eq!(userinfo_raw(&app, Some(&at)).await.status, 200);
     let other = crate::harness::browser();
     sign_in_browser(&other, &app, email, PASSWORD).await;
 
@@ -1010,6 +1016,13 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
         rp.refresh(&signed.refresh_token()).await,
         "invalid_grant",
         "refresh after a password change",
+    );
+    // So are the access tokens issued before the change.
+    let res = userinfo_raw(&app, Some(&at)).await;
+    assert_eq!(
+        res.status, 401,
+        "an access token from before the change: {}",
+        res.text
     );
 
     assert_login_refused(
