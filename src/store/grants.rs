@@ -5,15 +5,14 @@
 
 use sea_orm::sea_query::{Asterisk, Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter,
     QuerySelect,
 };
 
 use super::entities::{
-    audit_event, authorization_code, client, consent, redeemed_code, refresh_token, revoked_token,
-    session, user,
+    authorization_code, client, consent, redeemed_code, refresh_token, revoked_token, session, user,
 };
-use super::{Store, StoreError, split_list};
+use super::{Step, Store, StoreError, split_list};
 use crate::domain::User;
 
 /// A live browser session.
@@ -312,7 +311,6 @@ impl Store {
         grant_id: &str,
         redeemed_until: i64,
     ) -> Result<Option<CodeRecord>, StoreError> {
-        use sea_orm::sea_query::OnConflict;
         use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
@@ -324,30 +322,14 @@ impl Store {
             grant_id: Set(grant_id.to_owned()),
             expires_at: Set(redeemed_until),
         };
-        // A code redeemed before (by a request that lost the race) finds its record there.
-        let keep_first = OnConflict::column(redeemed_code::Column::CodeHash)
-            .do_nothing()
-            .to_owned();
-        let rows = if backend == DbBackend::Sqlite {
-            // One call to the connection's thread from the DELETE to the COMMIT
-            // (`commit_in_batch`); the record is written only if the code was taken.
-            let mut remember = super::insert_if_previous_changed(record)?;
-            remember.on_conflict(keep_first);
-            super::commit_in_batch(tx, vec![backend.build(&take), backend.build(&remember)]).await?
-        } else {
-            // Written whether or not the code was there: a code that was not taken rolls the
-            // record back with the transaction.
-            let remember = redeemed_code::Entity::insert(record)
-                .on_conflict(keep_first)
-                .build(backend);
-            let rows = super::query_batch(&tx, vec![backend.build(&take), remember]).await?;
-            if rows.is_empty() {
-                tx.rollback().await?;
-            } else {
-                tx.commit().await?;
-            }
-            rows
-        };
+        // The record only if the code was taken, in the same transaction (`commit_steps`): a
+        // code is taken once, so its record is written once.
+        let remember = super::guarded_insert(record, backend)?;
+        let steps = vec![
+            Step::returning(backend.build(&take)),
+            Step::run(backend.build(&remember)).guarded(),
+        ];
+        let rows = super::commit_steps(tx, steps).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -419,58 +401,37 @@ impl Store {
         }
         let tx = self.conn().begin().await?;
         let backend = tx.get_database_backend();
-        let mut batch = Vec::with_capacity(3);
+        let mut steps = Vec::with_capacity(3);
         if let Some((_, parent)) = &claiming {
-            batch.push(
+            steps.push(Step::run(
                 refresh_token::Entity::update_many()
                     .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
                     .filter(refresh_token::Column::TokenHash.eq(parent.as_str()))
                     .filter(refresh_token::Column::RotatedAt.is_null())
                     .filter(refresh_token::Column::Revoked.eq(false))
                     .build(backend),
-            );
+            ));
         }
-        if backend == DbBackend::Sqlite {
-            // One call to the connection's thread from the claim to the COMMIT
-            // (`commit_in_batch`). The successor is written only if the claim won (unless the
-            // grace window lets a lost claim have one too), the audit row only if the
-            // successor was; the successor's `RETURNING` says whether it was.
-            let mut successor = if claiming.is_some_and(|(c, _)| !c.successor_if_taken) {
-                super::insert_if_previous_changed(row)?
-            } else {
-                refresh_token::Entity::insert(row).into_query()
-            };
-            successor.returning_col(refresh_token::Column::TokenHash);
-            batch.push(backend.build(&successor));
-            if let Some(e) = audit {
-                let audit = super::insert_if_previous_changed(super::accounts::audit_row(e, now))?;
-                batch.push(backend.build(&audit));
-            }
-            let stored = super::commit_in_batch(tx, batch)
-                .await
-                .map_err(StoreError::from_insert)?;
-            return Ok(!stored.is_empty());
-        }
-        batch.push(refresh_token::Entity::insert(row).build(backend));
+        // The successor only if the claim won (unless the grace window lets a lost claim have
+        // one too), the audit row only if the successor was written; the successor's
+        // `RETURNING` says whether it was.
+        let guard_successor = claiming.is_some_and(|(c, _)| !c.successor_if_taken);
+        let mut successor = super::guarded_insert(row, backend)?;
+        successor.returning_col(refresh_token::Column::TokenHash);
+        let successor = Step::returning(backend.build(&successor));
+        steps.push(if guard_successor {
+            successor.guarded()
+        } else {
+            successor
+        });
         if let Some(e) = audit {
-            batch.push(
-                audit_event::Entity::insert(super::accounts::audit_row(e, now)).build(backend),
-            );
+            let audit = super::guarded_insert(super::accounts::audit_row(e, now), backend)?;
+            steps.push(Step::run(backend.build(&audit)).guarded());
         }
-        let inserts = batch.len() as u64 - u64::from(claiming.is_some());
-        // Every insert changes one row; the claim changes the parent's row only if it won.
-        let changed = super::execute_batch(&tx, batch)
+        let stored = super::commit_steps(tx, steps)
             .await
             .map_err(StoreError::from_insert)?;
-        if let Some((claim, _)) = claiming
-            && changed == inserts
-            && !claim.successor_if_taken
-        {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(!stored.is_empty())
     }
 
     /// A refresh token by its hash. `revoked` is true when the token's own flag is set or when

@@ -227,57 +227,87 @@ impl Store {
     }
 }
 
-/// Runs statements that belong together (one write transaction's) and returns the rows they
-/// changed in all. On SQLite they go as one batch: sqlx runs a connection's statements on that
-/// connection's own thread, and every hand-off to it and back waits for the scheduler, which on
-/// a busy machine is most of a write transaction's time under the write lock. Other backends:
-/// one after another. Run it inside a transaction: a batch that fails part-way is undone only
-/// by the transaction's rollback.
-async fn execute_batch(conn: &impl ConnectionTrait, parts: Vec<Statement>) -> Result<u64, DbErr> {
-    if conn.get_database_backend() != DbBackend::Sqlite {
-        let mut changed = 0;
-        for part in parts {
-            changed += conn.execute_raw(part).await?.rows_affected();
-        }
-        return Ok(changed);
-    }
-    Ok(conn.execute_raw(joined(parts)).await?.rows_affected())
+/// One statement of a write transaction run by [`commit_steps`].
+pub(super) struct Step {
+    stmt: Statement,
+    /// It has a `RETURNING` clause: its rows are collected, and on PostgreSQL their number is
+    /// what it changed.
+    returns_rows: bool,
+    /// Runs only if the step before it changed exactly one row ([`guarded_insert`]).
+    guarded: bool,
 }
 
-/// [`execute_batch`] for statements that return rows (`RETURNING`): the rows of all of them,
-/// in order.
-async fn query_batch(
-    conn: &impl ConnectionTrait,
-    parts: Vec<Statement>,
-) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-    if conn.get_database_backend() != DbBackend::Sqlite {
-        let mut rows = Vec::new();
-        for part in parts {
-            rows.extend(conn.query_all_raw(part).await?);
+impl Step {
+    pub(super) fn run(stmt: Statement) -> Self {
+        Step {
+            stmt,
+            returns_rows: false,
+            guarded: false,
         }
-        return Ok(rows);
     }
-    conn.query_all_raw(joined(parts)).await
+
+    pub(super) fn returning(stmt: Statement) -> Self {
+        Step {
+            returns_rows: true,
+            ..Step::run(stmt)
+        }
+    }
+
+    /// The step runs only if the one before it changed exactly one row. Build the statement
+    /// with [`guarded_insert`].
+    pub(super) fn guarded(self) -> Self {
+        Step {
+            guarded: true,
+            ..self
+        }
+    }
 }
 
-/// Ends a SQLite write transaction inside the batch that writes it: `parts`, then `COMMIT`,
-/// then a new `BEGIN`, as one call to the connection's thread. SQLite's write lock, taken by
-/// the first write, is let go before the batch returns, so no hand-off to the request thread
-/// and back happens while other writers wait for it (`docs/decisions/2026-11-29-sqlite-commit-in-batch.md`).
-/// The trailing `BEGIN` (deferred: it takes no lock) leaves the transaction that sqlx and
-/// sea-orm track open, and the `tx.commit()` here ends that empty one outside the lock. A
-/// statement that fails part-way leaves the first transaction open, and it is rolled back.
+/// The statements of one write transaction, then the commit; returns the rows the `RETURNING`
+/// steps gave. A guarded step that does not run writes nothing, and a step guarded on it does
+/// not run either: the decisions a transaction used to make by rolling back are made step by
+/// step, so the steps need no branch.
 ///
-/// A batch cannot branch: a statement that must only run when the one before it changed a
-/// row is built with [`insert_if_previous_changed`]. Returns the rows the statements returned
-/// (`RETURNING`). SQLite only.
-async fn commit_in_batch(
+/// - SQLite: the steps, `COMMIT` and a new `BEGIN` go as one batch, one call to the
+///   connection's thread (sqlx runs each SQLite connection's statements on a thread of its own,
+///   and every hand-off to it and back waits for the scheduler). SQLite's write lock, taken by
+///   the first write, is let go before the batch returns, so no hand-off happens while other
+///   writers wait for it. The trailing `BEGIN` (deferred: it takes no lock) leaves the
+///   transaction sqlx and sea-orm track open, and `tx.commit()` ends that empty one. The guards
+///   are in the SQL ([`guarded_insert`]). Decisions:
+///   `docs/decisions/2026-11-29-sqlite-statement-batches.md`,
+///   `docs/decisions/2026-11-29-sqlite-commit-in-batch.md`.
+/// - Other backends: one statement after another; a guarded step is skipped here.
+///
+/// A statement that fails part-way leaves the transaction open, and it is rolled back.
+async fn commit_steps(
     tx: sea_orm::DatabaseTransaction,
-    parts: Vec<Statement>,
+    steps: Vec<Step>,
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-    let mut batch = joined(parts);
-    batch.sql.push_str("COMMIT;\nBEGIN;\n");
-    match tx.query_all_raw(batch).await {
+    let run = async {
+        if tx.get_database_backend() == DbBackend::Sqlite {
+            let mut batch = joined(steps.into_iter().map(|s| s.stmt));
+            batch.sql.push_str("COMMIT;\nBEGIN;\n");
+            return tx.query_all_raw(batch).await;
+        }
+        let mut rows = Vec::new();
+        let mut changed = 0;
+        for step in steps {
+            if step.guarded && changed != 1 {
+                changed = 0;
+                continue;
+            }
+            if step.returns_rows {
+                let got = tx.query_all_raw(step.stmt).await?;
+                changed = got.len() as u64;
+                rows.extend(got);
+            } else {
+                changed = tx.execute_raw(step.stmt).await?.rows_affected();
+            }
+        }
+        Ok(rows)
+    };
+    match run.await {
         Ok(rows) => {
             tx.commit().await?;
             Ok(rows)
@@ -290,17 +320,23 @@ async fn commit_in_batch(
     }
 }
 
-/// `INSERT INTO <table> (<the row's set columns>) SELECT <their values> WHERE changes() = 1`:
-/// in a SQLite batch, the row is written only if the statement just before it changed exactly
-/// one row (`changes()` counts the most recently completed INSERT, UPDATE or DELETE:
-/// <https://sqlite.org/lang_corefunc.html#changes>). Another such insert after it is written
-/// only if this one was. SQLite only (`changes()` is SQLite's).
-fn insert_if_previous_changed<A>(row: A) -> Result<sea_orm::sea_query::InsertStatement, DbErr>
+/// An insert for a [`Step::guarded`] step. SQLite: `INSERT INTO <table> (<the row's set
+/// columns>) SELECT <their values> WHERE changes() = 1`, written only if the statement just
+/// before it in the batch changed exactly one row (`changes()` counts the most recently
+/// completed INSERT, UPDATE or DELETE: <https://sqlite.org/lang_corefunc.html#changes>).
+/// Other backends: the plain insert, which [`commit_steps`] skips.
+fn guarded_insert<A>(
+    row: A,
+    backend: DbBackend,
+) -> Result<sea_orm::sea_query::InsertStatement, DbErr>
 where
     A: sea_orm::ActiveModelTrait,
 {
     use sea_orm::sea_query::{Expr, Query};
-    use sea_orm::{ActiveValue, EntityTrait, Iterable};
+    use sea_orm::{ActiveValue, EntityTrait, Iterable, QueryTrait};
+    if backend != DbBackend::Sqlite {
+        return Ok(<A::Entity as EntityTrait>::insert(row).into_query());
+    }
     let mut columns = Vec::new();
     let mut values = Vec::new();
     for c in <A::Entity as EntityTrait>::Column::iter() {
@@ -322,7 +358,7 @@ where
 
 /// SQLite statements as one: the texts one after another, the arguments in the same order
 /// (sqlx binds each statement's parameters from where the previous one's ended).
-fn joined(parts: Vec<Statement>) -> Statement {
+fn joined(parts: impl IntoIterator<Item = Statement>) -> Statement {
     let mut sql = String::new();
     let mut values = Vec::new();
     for part in parts {
@@ -396,59 +432,13 @@ mod tests {
         txn.rollback().await.unwrap();
     }
 
-    /// `execute_batch` on SQLite: every statement of the batch runs with its own arguments, the
-    /// changed rows are summed, and a batch that fails part-way is undone by the rollback.
+    /// `commit_steps` on SQLite (one batch): every statement runs with its own arguments; a
+    /// guarded insert is written only after a step that changed one row, and a step guarded on
+    /// it only if it was; what the batch wrote is committed and seen by other connections; a
+    /// batch that fails part-way is rolled back; and the connections stay usable for ordinary
+    /// transactions afterwards (none is left inside one).
     #[tokio::test]
-    async fn a_sqlite_batch_runs_every_statement_and_a_failed_one_is_rolled_back() {
-        let (_dir, store) = sqlite_store().await;
-        store.migrate().await.unwrap();
-        let stmt = |sql: &str, values: Vec<sea_orm::Value>| {
-            Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
-        };
-        let insert = |id: &str| {
-            stmt(
-                "INSERT INTO revoked_tokens (id, expires_at) VALUES (?, ?)",
-                vec![id.into(), 7i64.into()],
-            )
-        };
-        let count = |store: &Store| {
-            let db = store.db.clone();
-            async move {
-                let row = db
-                    .query_one_raw(Statement::from_string(
-                        DbBackend::Sqlite,
-                        "SELECT COUNT(*) AS n FROM revoked_tokens",
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                row.try_get::<i64>("", "n").unwrap()
-            }
-        };
-        let tx = store.db.begin().await.unwrap();
-        let none = stmt(
-            "UPDATE revoked_tokens SET expires_at = 9 WHERE id = ?",
-            vec!["x".into()],
-        );
-        let changed = execute_batch(&tx, vec![insert("a"), none, insert("b")])
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!((changed, count(&store).await), (2, 2));
-
-        let tx = store.db.begin().await.unwrap();
-        let failed = execute_batch(&tx, vec![insert("c"), insert("a")]).await;
-        assert!(failed.is_err(), "a duplicate id fails the batch");
-        tx.rollback().await.unwrap();
-        assert_eq!(count(&store).await, 2, "the batch's first insert is undone");
-    }
-
-    /// `commit_in_batch` with `insert_if_previous_changed`: a guarded row is written only after
-    /// a statement that changed one row; what the batch wrote is committed and seen by other
-    /// connections; a batch that fails part-way is rolled back; and the connections stay
-    /// usable for ordinary transactions afterwards (none is left inside one).
-    #[tokio::test]
-    async fn a_sqlite_batch_commits_itself_and_guarded_inserts_follow_the_previous_change() {
+    async fn a_sqlite_batch_commits_itself_and_guarded_steps_follow_the_previous_change() {
         use sea_orm::ActiveValue::Set;
         use sea_orm::sea_query::Query;
         use sea_orm::{ColumnTrait, EntityTrait, QueryTrait};
@@ -461,54 +451,53 @@ mod tests {
             id: Set(id.to_owned()),
             expires_at: Set(7),
         };
-        let plain = |id: &str| revoked_token::Entity::insert(row(id)).build(b);
-        let guarded = |id: &str| b.build(&insert_if_previous_changed(row(id)).unwrap());
-        let ids = |store: &Store| {
-            let db = store.db.clone();
-            async move {
-                let mut ids: Vec<String> = revoked_token::Entity::find()
-                    .all(&db)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|m| m.id)
-                    .collect();
-                ids.sort();
-                ids
-            }
+        let plain = |id: &str| Step::run(revoked_token::Entity::insert(row(id)).build(b));
+        let guarded = |id: &str| Step::run(b.build(&guarded_insert(row(id), b).unwrap())).guarded();
+        let no_change = || {
+            Step::run(
+                b.build(
+                    Query::update()
+                        .table(revoked_token::Entity)
+                        .value(revoked_token::Column::ExpiresAt, 9)
+                        .and_where(revoked_token::Column::Id.eq("nobody")),
+                ),
+            )
         };
-        let no_change = b.build(
-            Query::update()
-                .table(revoked_token::Entity)
-                .value(revoked_token::Column::ExpiresAt, 9)
-                .and_where(revoked_token::Column::Id.eq("nobody")),
-        );
+        let ids = async || {
+            let mut ids: Vec<String> = revoked_token::Entity::find()
+                .all(&store.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+
+        let cases = [
+            (
+                vec![plain("a"), guarded("b"), guarded("c")],
+                vec!["a", "b", "c"],
+                "each guard saw one change",
+            ),
+            (
+                vec![no_change(), guarded("d"), guarded("e")],
+                vec!["a", "b", "c"],
+                "no change, nothing guarded written",
+            ),
+        ];
+        for (steps, want, why) in cases {
+            let tx = store.db.begin().await.unwrap();
+            commit_steps(tx, steps).await.unwrap();
+            assert_eq!(ids().await, want, "{why}");
+        }
 
         let tx = store.db.begin().await.unwrap();
-        commit_in_batch(tx, vec![plain("a"), guarded("b"), guarded("c")])
-            .await
-            .unwrap();
-        assert_eq!(
-            ids(&store).await,
-            ["a", "b", "c"],
-            "each guard saw one change"
-        );
-
-        let tx = store.db.begin().await.unwrap();
-        commit_in_batch(tx, vec![no_change, guarded("d"), guarded("e")])
-            .await
-            .unwrap();
-        assert_eq!(
-            ids(&store).await,
-            ["a", "b", "c"],
-            "no change, nothing guarded written"
-        );
-
-        let tx = store.db.begin().await.unwrap();
-        let failed = commit_in_batch(tx, vec![plain("f"), plain("a")]).await;
+        let failed = commit_steps(tx, vec![plain("f"), plain("a")]).await;
         assert!(failed.is_err(), "a duplicate id fails the batch");
         assert_eq!(
-            ids(&store).await,
+            ids().await,
             ["a", "b", "c"],
             "the batch's first insert is undone"
         );
@@ -522,6 +511,6 @@ mod tests {
                 .unwrap();
             tx.commit().await.unwrap();
         }
-        assert_eq!(ids(&store).await.len(), 13);
+        assert_eq!(ids().await.len(), 13);
     }
 }
