@@ -339,13 +339,14 @@ async fn signed_access_claims(
         .map_err(|e| AccessTokenError::Invalid(e.to_string()))
 }
 
-/// An access token whose signature, `typ`, `iss` and `exp` check out, and whose revocation
-/// state the caller looks up together with something else (introspection: with the client, in
-/// one query). The claims come out only through [`PendingRevocation::settle`].
+/// An access token whose signature, `typ`, `iss` and `exp` check out, and whose standing
+/// (revocation, client, user: [`TokenStanding`]) the caller looks up, possibly together with
+/// something else (introspection: with the client, in one query). The claims come out only
+/// through [`PendingStanding::settle`].
 #[derive(Debug)]
-pub struct PendingRevocation(AccessClaims);
+pub struct PendingStanding(AccessClaims);
 
-impl PendingRevocation {
+impl PendingStanding {
     /// What the store looks up to say whether the token still stands: its ids on the
     /// revocation list, its client, its user.
     pub fn standing(&self) -> TokenStanding<'_> {
@@ -369,19 +370,20 @@ impl PendingRevocation {
     }
 }
 
-/// [`verify_access_token`] up to the revocation check, which the caller makes.
+/// [`verify_access_token`] up to the standing check, which the caller makes.
 pub async fn verify_access_signature(
     state: &AppState,
     token: &str,
     now: i64,
-) -> Result<PendingRevocation, AccessTokenError> {
-    Ok(PendingRevocation(
+) -> Result<PendingStanding, AccessTokenError> {
+    Ok(PendingStanding(
         signed_access_claims(state, token, now).await?,
     ))
 }
 
 /// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp` against the
-/// request's clock, and that neither it nor its grant was revoked.
+/// request's clock, and that it still stands ([`TokenStanding`]: not revoked, its client and
+/// user still there, its user enabled and not signed out everywhere since).
 pub async fn verify_access_token(
     state: &AppState,
     token: &str,

@@ -118,13 +118,14 @@ pub async fn userinfo(
                 );
             }
         };
-    if !claims.is_user_token() {
+    // A user's token comes with its user, who exists and is enabled (or the token has ended).
+    let Some(user) = user else {
         return bearer_error(
             StatusCode::UNAUTHORIZED,
             Some("invalid_token"),
             "the access token is not a user's",
         );
-    }
+    };
     if !claims.has_scope("openid") {
         return bearer_error(
             StatusCode::FORBIDDEN,
@@ -132,13 +133,6 @@ pub async fn userinfo(
             "the openid scope is required",
         );
     }
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        return bearer_error(
-            StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-            "the user is no longer active",
-        );
-    };
     let scope = crate::domain::ScopeSet::parse(&claims.scope).unwrap_or_default();
     let mut out = serde_json::Map::new();
     out.insert("sub".into(), user.id.as_str().into());
