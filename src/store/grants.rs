@@ -324,10 +324,9 @@ impl Store {
         };
         // The record only if the code was taken, in the same transaction (`commit_steps`): a
         // code is taken once, so its record is written once.
-        let remember = super::guarded_insert(record, backend)?;
         let steps = vec![
             Step::returning(backend.build(&take)),
-            Step::run(backend.build(&remember)).guarded(),
+            Step::insert(record, backend, true, None)?,
         ];
         let rows = super::commit_steps(tx, steps).await?;
         let Some(row) = rows.first() else {
@@ -416,17 +415,11 @@ impl Store {
         // one too), the audit row only if the successor was written; the successor's
         // `RETURNING` says whether it was.
         let guard_successor = claiming.is_some_and(|(c, _)| !c.successor_if_taken);
-        let mut successor = super::guarded_insert(row, backend)?;
-        successor.returning_col(refresh_token::Column::TokenHash);
-        let successor = Step::returning(backend.build(&successor));
-        steps.push(if guard_successor {
-            successor.guarded()
-        } else {
-            successor
-        });
+        let successor_hash = Some(refresh_token::Column::TokenHash);
+        steps.push(Step::insert(row, backend, guard_successor, successor_hash)?);
         if let Some(e) = audit {
-            let audit = super::guarded_insert(super::accounts::audit_row(e, now), backend)?;
-            steps.push(Step::run(backend.build(&audit)).guarded());
+            let audit = super::accounts::audit_row(e, now);
+            steps.push(Step::insert(audit, backend, true, None)?);
         }
         let stored = super::commit_steps(tx, steps)
             .await

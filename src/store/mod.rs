@@ -233,7 +233,7 @@ pub(super) struct Step {
     /// It has a `RETURNING` clause: its rows are collected, and on PostgreSQL their number is
     /// what it changed.
     returns_rows: bool,
-    /// Runs only if the step before it changed exactly one row ([`guarded_insert`]).
+    /// Runs only if the step before it changed exactly one row ([`Step::insert`]).
     guarded: bool,
 }
 
@@ -253,13 +253,52 @@ impl Step {
         }
     }
 
-    /// The step runs only if the one before it changed exactly one row. Build the statement
-    /// with [`guarded_insert`].
-    pub(super) fn guarded(self) -> Self {
-        Step {
-            guarded: true,
-            ..self
+    /// A step inserting `row`; with `guarded`, only if the step before it changed exactly one
+    /// row. SQLite: the guard is in the SQL, `INSERT INTO <table> (<the row's set columns>)
+    /// SELECT <their values> WHERE changes() = 1` (`changes()` counts the most recently
+    /// completed INSERT, UPDATE or DELETE: <https://sqlite.org/lang_corefunc.html#changes>), so
+    /// the batch needs no branch. Other backends: the plain insert, which [`commit_steps`]
+    /// skips. With `returning`, the step gives that column of the row it wrote.
+    pub(super) fn insert<A>(
+        row: A,
+        backend: DbBackend,
+        guarded: bool,
+        returning: Option<<A::Entity as sea_orm::EntityTrait>::Column>,
+    ) -> Result<Self, DbErr>
+    where
+        A: sea_orm::ActiveModelTrait,
+    {
+        use sea_orm::sea_query::{Expr, Query};
+        use sea_orm::{ActiveValue, EntityTrait, Iterable, QueryTrait};
+        let mut insert = if guarded && backend == DbBackend::Sqlite {
+            let mut columns = Vec::new();
+            let mut values = Vec::new();
+            for c in <A::Entity as EntityTrait>::Column::iter() {
+                if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = row.get(c) {
+                    columns.push(c);
+                    values.push(Expr::val(v));
+                }
+            }
+            let mut select = Query::select();
+            select.exprs(values).and_where(Expr::cust("changes() = 1"));
+            let mut insert = Query::insert();
+            insert
+                .into_table(A::Entity::default())
+                .columns(columns)
+                .select_from(select)
+                .map_err(|e| DbErr::Custom(format!("insert from select: {e}")))?;
+            insert
+        } else {
+            <A::Entity as EntityTrait>::insert(row).into_query()
+        };
+        if let Some(c) = returning {
+            insert.returning_col(c);
         }
+        Ok(Step {
+            stmt: backend.build(&insert),
+            returns_rows: returning.is_some(),
+            guarded,
+        })
     }
 }
 
@@ -274,7 +313,7 @@ impl Step {
 ///   the first write, is let go before the batch returns, so no hand-off happens while other
 ///   writers wait for it. The trailing `BEGIN` (deferred: it takes no lock) leaves the
 ///   transaction sqlx and sea-orm track open, and `tx.commit()` ends that empty one. The guards
-///   are in the SQL ([`guarded_insert`]). Decisions:
+///   are in the SQL ([`Step::insert`]). Decisions:
 ///   `docs/decisions/2026-11-29-sqlite-statement-batches.md`,
 ///   `docs/decisions/2026-11-29-sqlite-commit-in-batch.md`.
 /// - Other backends: one statement after another; a guarded step is skipped here.
@@ -318,42 +357,6 @@ async fn commit_steps(
             Err(e)
         }
     }
-}
-
-/// An insert for a [`Step::guarded`] step. SQLite: `INSERT INTO <table> (<the row's set
-/// columns>) SELECT <their values> WHERE changes() = 1`, written only if the statement just
-/// before it in the batch changed exactly one row (`changes()` counts the most recently
-/// completed INSERT, UPDATE or DELETE: <https://sqlite.org/lang_corefunc.html#changes>).
-/// Other backends: the plain insert, which [`commit_steps`] skips.
-fn guarded_insert<A>(
-    row: A,
-    backend: DbBackend,
-) -> Result<sea_orm::sea_query::InsertStatement, DbErr>
-where
-    A: sea_orm::ActiveModelTrait,
-{
-    use sea_orm::sea_query::{Expr, Query};
-    use sea_orm::{ActiveValue, EntityTrait, Iterable, QueryTrait};
-    if backend != DbBackend::Sqlite {
-        return Ok(<A::Entity as EntityTrait>::insert(row).into_query());
-    }
-    let mut columns = Vec::new();
-    let mut values = Vec::new();
-    for c in <A::Entity as EntityTrait>::Column::iter() {
-        if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = row.get(c) {
-            columns.push(c);
-            values.push(Expr::val(v));
-        }
-    }
-    let mut select = Query::select();
-    select.exprs(values).and_where(Expr::cust("changes() = 1"));
-    let mut insert = Query::insert();
-    insert
-        .into_table(A::Entity::default())
-        .columns(columns)
-        .select_from(select)
-        .map_err(|e| DbErr::Custom(format!("insert from select: {e}")))?;
-    Ok(insert)
 }
 
 /// SQLite statements as one: the texts one after another, the arguments in the same order
@@ -441,7 +444,7 @@ mod tests {
     async fn a_sqlite_batch_commits_itself_and_guarded_steps_follow_the_previous_change() {
         use sea_orm::ActiveValue::Set;
         use sea_orm::sea_query::Query;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryTrait};
+        use sea_orm::{ColumnTrait, EntityTrait};
 
         use entities::revoked_token;
         let (_dir, store) = sqlite_store().await;
@@ -451,8 +454,8 @@ mod tests {
             id: Set(id.to_owned()),
             expires_at: Set(7),
         };
-        let plain = |id: &str| Step::run(revoked_token::Entity::insert(row(id)).build(b));
-        let guarded = |id: &str| Step::run(b.build(&guarded_insert(row(id), b).unwrap())).guarded();
+        let plain = |id: &str| Step::insert(row(id), b, false, None).unwrap();
+        let guarded = |id: &str| Step::insert(row(id), b, true, None).unwrap();
         let no_change = || {
             Step::run(
                 b.build(
@@ -486,6 +489,11 @@ mod tests {
                 vec!["a", "b", "c"],
                 "no change, nothing guarded written",
             ),
+            (
+                vec![no_change(), plain("g")],
+                vec!["a", "b", "c", "g"],
+                "an unguarded insert runs whatever came before",
+            ),
         ];
         for (steps, want, why) in cases {
             let tx = store.db.begin().await.unwrap();
@@ -498,7 +506,7 @@ mod tests {
         assert!(failed.is_err(), "a duplicate id fails the batch");
         assert_eq!(
             ids().await,
-            ["a", "b", "c"],
+            ["a", "b", "c", "g"],
             "the batch's first insert is undone"
         );
 
@@ -511,6 +519,6 @@ mod tests {
                 .unwrap();
             tx.commit().await.unwrap();
         }
-        assert_eq!(ids().await.len(), 13);
+        assert_eq!(ids().await.len(), 14);
     }
 }
