@@ -1455,3 +1455,425 @@ async fn successful_token_requests_are_never_throttled_but_failed_client_authent
     let raw = token_request(&app, Auth::Basic(&id, &secret), &form).await;
     assert_eq!(raw.status, 200, "{}", raw.text);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Links that die when the account's password, email or sessions change.
+
+/// The link of the newest mail to `to` whose subject contains `subject`.
+async fn link_of_mail(sink: &SmtpSink, to: &str, subject: &str) -> String {
+    let mail = sink.wait_for(to, WAIT).await;
+    assert!(
+        mail.subject.contains(subject),
+        "expected a mail about {subject:?} to {to}, got {:?}",
+        mail.subject
+    );
+    mail.link()
+}
+
+/// Asks for an email change from the account page of `client` (with the current password).
+async fn request_email_change(
+    client: &reqwest::Client,
+    app: &TestApp,
+    new: &str,
+    current_password: &str,
+) -> String {
+    let res = account_action(
+        client,
+        app,
+        "/account/email",
+        &[("email", new), ("current_password", current_password)],
+    )
+    .await;
+    expect_page(res, "the email change POST").await
+}
+
+/// Asserts that an emailed verification link is refused and that the account's address is
+/// still `email`.
+async fn assert_email_link_dead(app: &TestApp, link: &str, email: &str, what: &str) {
+    let res = get_with(&crate::harness::browser(), app, link).await;
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    assert_eq!(status, 400, "{what}: the email-change link must be dead:\n{body}");
+    assert_eq!(
+        app.count(&format!("users WHERE email_lower = '{email}'"))
+            .await,
+        1,
+        "{what}: the account keeps {email}"
+    );
+}
+
+/// Asserts that a reset link is refused by GET and that the password did not change to
+/// [`NEW_PASSWORD`] through it.
+async fn assert_reset_link_dead(app: &TestApp, link: &str, what: &str) {
+    let res = get_with(&crate::harness::browser(), app, link).await;
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    assert_eq!(status, 400, "{what}: the reset link must be dead:\n{body}");
+    assert!(body.contains("expired"), "{what}: {body}");
+}
+
+#[tokio::test]
+async fn an_email_change_link_dies_when_the_owner_resets_the_password() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    let victim = "victim@example.com";
+    let attacker = "attacker@evil.example";
+    create_user(&app, victim, PASSWORD);
+    // The attacker knows the password (and so holds a session) and asks for the email change.
+    let attacker_browser = crate::harness::browser();
+    sign_in_browser(&attacker_browser, &app, victim, PASSWORD).await;
+    request_email_change(&attacker_browser, &app, attacker, PASSWORD).await;
+    let takeover = link_of_mail(&sink, attacker, "new email address").await;
+
+    // The owner resets the password: the attacker's session ends, and so does the link.
+    forgot(&app, victim).await;
+    let reset = link_of_mail(&sink, victim, "Reset").await;
+    let resetter = crate::harness::browser();
+    let form_page = page_with(&resetter, &app, &reset).await;
+    let done = Form::with_action(&form_page, "/password/reset")
+        .submit_with(&resetter, &app, &[("password", NEW_PASSWORD)], None)
+        .await;
+    expect_page(done, "the reset").await;
+    assert_signed_out(&attacker_browser, &app, "the attacker after the reset").await;
+    assert_email_link_dead(&app, &takeover, victim, "after a password reset").await;
+    assert_eq!(audits(&app, "email_verified").await, 0);
+}
+
+#[tokio::test]
+async fn pending_links_die_when_the_password_is_changed_or_the_user_signs_out_everywhere() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    let email = "owner@example.com";
+    create_user(&app, email, PASSWORD);
+    sign_in_browser(&app.client, &app, email, PASSWORD).await;
+
+    // A password change on the account page ends a reset link and an email-change link.
+    forgot(&app, email).await;
+    let reset = link_of_mail(&sink, email, "Reset").await;
+    request_email_change(&app.client, &app, "first@example.com", PASSWORD).await;
+    let change = link_of_mail(&sink, "first@example.com", "new email address").await;
+    let res = account_action(
+        &app.client,
+        &app,
+        "/account/password",
+        &[("current_password", PASSWORD), ("password", NEW_PASSWORD)],
+    )
+    .await;
+    let done = expect_page(res, "the password change").await;
+    assert!(done.contains("Your password is changed"), "{done}");
+    assert_reset_link_dead(&app, &reset, "after a password change").await;
+    assert_email_link_dead(&app, &change, email, "after a password change").await;
+
+    // "Sign out everywhere" ends them too.
+    sign_in_browser(&app.client, &app, email, NEW_PASSWORD).await;
+    forgot(&app, email).await;
+    let reset = link_of_mail(&sink, email, "Reset").await;
+    request_email_change(&app.client, &app, "second@example.com", NEW_PASSWORD).await;
+    let change = link_of_mail(&sink, "second@example.com", "new email address").await;
+    let res = account_action(&app.client, &app, "/account/sessions/end-all", &[]).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_reset_link_dead(&app, &reset, "after signing out everywhere").await;
+    assert_email_link_dead(&app, &change, email, "after signing out everywhere").await;
+}
+
+#[tokio::test]
+async fn a_reset_link_dies_when_the_email_changes_and_when_the_user_is_disabled() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    let old = "before@example.com";
+    let new = "after@example.com";
+    create_user(&app, old, PASSWORD);
+    sign_in_browser(&app.client, &app, old, PASSWORD).await;
+
+    // The reset link went to the old address; once the address changes it is dead.
+    forgot(&app, old).await;
+    let reset = link_of_mail(&sink, old, "Reset").await;
+    request_email_change(&app.client, &app, new, PASSWORD).await;
+    let change = link_of_mail(&sink, new, "new email address").await;
+    let verified = page_with(&crate::harness::browser(), &app, &change).await;
+    assert!(verified.contains("verified"), "{verified}");
+    assert_reset_link_dead(&app, &reset, "after an email change").await;
+
+    // Disabling ends a reset link, and enabling again does not bring it back.
+    forgot(&app, new).await;
+    let reset = link_of_mail(&sink, new, "Reset").await;
+    let out = app.castellan(&["user", "disable", new]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let out = app.castellan(&["user", "disable", new, "--enable"]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    assert_reset_link_dead(&app, &reset, "after disabling").await;
+}
+
+#[tokio::test]
+async fn an_email_change_needs_the_current_password_and_tells_the_old_address() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    let old = "mine@example.com";
+    let new = "elsewhere@example.com";
+    create_user(&app, old, PASSWORD);
+    sign_in_browser(&app.client, &app, old, PASSWORD).await;
+
+    let page = account_page(&app.client, &app).await;
+    let form = Form::with_action(&page, "/account/email");
+    assert!(
+        form.has("current_password"),
+        "the email form asks for the current password: {form:?}"
+    );
+    for (password, what) in [("", "no password"), ("not my password", "a wrong password")] {
+        let answer = request_email_change(&app.client, &app, new, password).await;
+        assert!(
+            answer.contains("current password is not correct"),
+            "{what}:\n{answer}"
+        );
+    }
+    settle().await;
+    assert_eq!(sink.count(), 0, "nothing was mailed for a refused change");
+
+    let answer = request_email_change(&app.client, &app, new, PASSWORD).await;
+    assert!(answer.contains("We sent a link to the new address"), "{answer}");
+    link_of_mail(&sink, new, "new email address").await;
+    let notice = sink.wait_for(old, WAIT).await;
+    assert!(
+        notice.subject.contains("email address"),
+        "the old address is told: {}",
+        notice.subject
+    );
+    assert!(
+        notice.text_body.contains(new),
+        "the notice names the new address:\n{}",
+        notice.text_body
+    );
+    assert!(
+        !notice.text_body.contains("token="),
+        "the notice carries no link that changes anything:\n{}",
+        notice.text_body
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-account lockout under parallel guesses, and every password check counting.
+
+#[tokio::test]
+async fn forty_parallel_wrong_passwords_from_forty_addresses_are_all_counted_and_lock_the_account()
+{
+    let (app, _sink) = spawn_with_sink(|s| {
+        s.rate_limit.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let email = "parallel@example.com";
+    create_user(&app, email, PASSWORD);
+    let client = crate::harness::browser();
+    let login_page = page_with(&client, &app, "/login").await;
+    let form = Form::with_action(&login_page, "/login");
+    let body = |password: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.body(&[("email", email), ("password", password)], None))
+            .finish()
+    };
+    let mut guesses = Vec::new();
+    for i in 0..40 {
+        let request = client
+            .post(app.url("/login"))
+            .header("x-forwarded-for", format!("198.51.100.{}", i + 1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body(&format!("wrong guess {i}")));
+        guesses.push(tokio::spawn(async move {
+            let res = request.send().await.expect("login POST");
+            (res.status().as_u16(), res.text().await.unwrap_or_default())
+        }));
+    }
+    for g in guesses {
+        let (status, page) = g.await.expect("guess");
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains(GENERIC_FAILURE), "{page}");
+    }
+    assert_eq!(
+        app.count(&format!(
+            "users WHERE email_lower = '{email}' AND failed_logins = 40 AND locked_until IS NOT NULL"
+        ))
+        .await,
+        1,
+        "every one of the 40 failures is counted and the account is locked"
+    );
+    let res = client
+        .post(app.url("/login"))
+        .header("x-forwarded-for", "198.51.100.200")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body(PASSWORD))
+        .send()
+        .await
+        .expect("login POST");
+    assert_login_refused(res, "the right password while locked").await;
+    assert_eq!(app.count("sessions").await, 0);
+}
+
+#[tokio::test]
+async fn the_current_password_check_on_the_account_page_counts_toward_the_lockout() {
+    let (app, _sink) = spawn_with_sink(|_| {}).await;
+    let email = "guessed@example.com";
+    create_user(&app, email, PASSWORD);
+    // A thief with the session but not the password guesses it through the password form.
+    sign_in_browser(&app.client, &app, email, PASSWORD).await;
+    for i in 0..5 {
+        let res = account_action(
+            &app.client,
+            &app,
+            "/account/password",
+            &[
+                ("current_password", &format!("guess {i}")),
+                ("password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+        let page = expect_page(res, "a wrong current password").await;
+        assert!(page.contains("current password is not correct"), "{page}");
+    }
+    assert_eq!(
+        app.count("users WHERE failed_logins = 5 AND locked_until IS NOT NULL")
+            .await,
+        1
+    );
+    // Locked: even the right current password is refused, and nothing changes.
+    let res = account_action(
+        &app.client,
+        &app,
+        "/account/password",
+        &[("current_password", PASSWORD), ("password", NEW_PASSWORD)],
+    )
+    .await;
+    let page = expect_page(res, "the right current password while locked").await;
+    assert!(!page.contains("Your password is changed"), "{page}");
+    assert!(page.contains("Too many wrong passwords"), "{page}");
+    assert_eq!(audits(&app, "password_changed").await, 0);
+    // The lock covers the login page too; once over, the old password still works.
+    assert_login_refused(
+        login_with(&crate::harness::browser(), &app, email, PASSWORD).await,
+        "login while locked",
+    )
+    .await;
+    app.clock.advance_secs(61);
+    sign_in_browser(&crate::harness::browser(), &app, email, PASSWORD).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What "forgot password" and "resend the link" do before they answer.
+
+#[tokio::test]
+async fn forgot_password_and_resend_do_the_same_before_answering_and_prepare_mail_afterwards() {
+    let sink = SmtpSink::start();
+    let mail_url = sink.url();
+    let (front, _unused) = spawn_with_sink(|s| s.jobs.run = false).await;
+    let verified = "known@example.com";
+    let unverified = "pending@example.com";
+    create_user(&front, verified, PASSWORD);
+    create_user(&front, unverified, PASSWORD);
+    front
+        .exec(&format!(
+            "UPDATE users SET email_verified = false WHERE email_lower = '{unverified}'"
+        ))
+        .await;
+
+    let client = crate::harness::browser();
+    for (page, emails) in [
+        ("/password/forgot", [verified, "unknown@example.com"]),
+        ("/register/resend", [unverified, "unknown@example.com"]),
+    ] {
+        let mut answers = Vec::new();
+        for email in emails {
+            let res = fill(&client, &front, page, page, &[("email", email)]).await;
+            let status = res.status().as_u16();
+            answers.push((status, without_csrf(&res.text().await.unwrap_or_default())));
+        }
+        assert_eq!(answers[0].0, 200, "{page}: {}", answers[0].1);
+        assert_eq!(answers[1], answers[0], "{page}: the same answer");
+    }
+    // On the request path: one queued job each, the same for a known and an unknown address;
+    // no link made, nothing audited, nothing mailed.
+    assert_eq!(front.count("email_tokens").await, 0, "no link on the request path");
+    assert_eq!(
+        front
+            .count("audit_events WHERE kind = 'password_reset_requested'")
+            .await,
+        0
+    );
+    assert_eq!(front.count("jobs").await, 4);
+    assert_eq!(
+        front
+            .count("jobs WHERE kind = 'password_reset' AND attempts = 0")
+            .await,
+        2
+    );
+    assert_eq!(
+        front
+            .count("jobs WHERE kind = 'resend_verification' AND attempts = 0")
+            .await,
+        2
+    );
+
+    // Another instance that runs background work prepares and sends the mail: to the known
+    // addresses only, once each.
+    let _worker = crate::harness::spawn_app_beside(&front, move |s| {
+        s.mail.smtp_url = Some(Secret::new(mail_url));
+    })
+    .await;
+    let reset = sink.wait_for(verified, WAIT).await;
+    assert!(reset.link().contains("/password/reset?token="), "{}", reset.text_body);
+    let verify = sink.wait_for(unverified, WAIT).await;
+    assert!(verify.link().contains("/register/verify?token="), "{}", verify.text_body);
+    settle().await;
+    assert_eq!(sink.count(), 2, "no mail for the unknown address");
+    assert_eq!(front.count("jobs").await, 0, "every job done once");
+    assert_eq!(front.count("email_tokens").await, 2);
+}
+
+#[tokio::test]
+async fn a_full_password_queue_answers_503_with_retry_after_instead_of_queueing_without_bound() {
+    let (app, _sink) = spawn_with_sink(|s| {
+        s.rate_limit.login_per_minute = 0;
+        // One argon2 worker, two waiting jobs at most, and hashes slow enough to pile up.
+        s.password.max_concurrent_hashes = 1;
+        s.password.max_queued_hashes = 2;
+        s.password.argon2_memory_kib = 8 * 1024;
+        s.password.argon2_iterations = 4;
+    })
+    .await;
+    let email = "crowded@example.com";
+    create_user(&app, email, PASSWORD);
+    let client = crate::harness::browser();
+    let login_page = page_with(&client, &app, "/login").await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            Form::with_action(&login_page, "/login")
+                .body(&[("email", email), ("password", "a wrong one")], None),
+        )
+        .finish();
+    let mut burst = Vec::new();
+    for _ in 0..30 {
+        let request = client
+            .post(app.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        burst.push(tokio::spawn(async move {
+            let res = request.send().await.expect("login POST");
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap_or_default().to_owned());
+            (res.status().as_u16(), retry_after)
+        }));
+    }
+    let mut busy = 0;
+    for b in burst {
+        match b.await.expect("login") {
+            (200, _) => {}
+            (503, Some(retry)) => {
+                assert!(retry.parse::<u64>().is_ok_and(|s| s >= 1), "{retry}");
+                busy += 1;
+            }
+            other => panic!("expected 200 or 503 with Retry-After, got {other:?}"),
+        }
+    }
+    assert!(busy > 0, "some of 30 simultaneous logins found the queue full");
+    // Refused before the password was checked: those attempts were not counted as failures.
+    assert_eq!(
+        app.count(&format!("users WHERE failed_logins = {}", 30 - busy))
+            .await,
+        1
+    );
+}

@@ -926,3 +926,57 @@ async fn keys_are_listed_and_rotated_through_the_api() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_scope_taken_from_a_client_is_gone_from_its_refresh_tokens_and_admin_tokens() {
+    let app = spawn_app().await;
+    create_user(&app, "root@example.com", PASSWORD);
+    set_roles(&app, "root@example.com", &["admin"]);
+    let rp = admin_console(&app).await;
+    let signed = sign_in(
+        &app,
+        &rp,
+        "root@example.com",
+        &["openid", "admin", "roles", "offline_access"],
+        true,
+    )
+    .await;
+    let before = signed.access_token();
+    assert_eq!(
+        call(&app, "GET", &format!("{API}/keys"), Some(&before), None)
+            .await
+            .status,
+        200
+    );
+
+    // The operator takes `admin` away from the console client.
+    json_out(&app.castellan(&[
+        "client",
+        "update",
+        &rp.client_id,
+        "--name",
+        "Test client",
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--scope",
+        "openid email roles offline_access",
+        "--json",
+    ]));
+    let res = call(&app, "GET", &format!("{API}/keys"), Some(&before), None).await;
+    assert_eq!(
+        res.status, 403,
+        "a token from a client that may no longer hold admin: {}",
+        res.text
+    );
+
+    let refreshed = rp.refresh(&signed.refresh_token()).await.expect("refresh");
+    let after = refreshed.access_token().secret().clone();
+    let scope = claims(&after)["scope"].as_str().unwrap().to_owned();
+    assert!(
+        !scope.split(' ').any(|s| s == "admin"),
+        "the refreshed token lost admin: {scope}"
+    );
+    assert!(scope.split(' ').any(|s| s == "roles"), "{scope}");
+    let res = call(&app, "GET", &format!("{API}/keys"), Some(&after), None).await;
+    assert_eq!(res.status, 403, "{}", res.text);
+}

@@ -175,3 +175,55 @@ async fn failed_client_authentications_are_limited_at_introspection_and_revocati
         }
     }
 }
+
+/// A `return_to` with any control character is not a place to go back to: the login still
+/// succeeds and lands on the home page, never a 500 or a header built from it.
+#[tokio::test]
+async fn a_return_to_with_a_control_character_is_ignored_after_a_successful_login() {
+    use crate::harness::forms::Form;
+    let app = spawn_app().await;
+    let email = "ctrl@example.com";
+    create_user(&app, email, crate::harness::rp::PASSWORD);
+    let controls = (0u8..0x20).chain([0x7f]);
+    let places = |c: char| {
+        [
+            format!("/oauth2/authorize?client_id=a{c}b"),
+            format!("/account{c}"),
+            format!("/admin/users?q={c}"),
+        ]
+    };
+    for (c, return_to) in controls.flat_map(|c| places(c as char).map(move |r| (c, r))) {
+        let client = crate::harness::browser();
+        let page = client
+            .get(app.url("/login"))
+            .send()
+            .await
+            .expect("login page")
+            .text()
+            .await
+            .expect("body");
+        let form = Form::with_action(&page, "/login");
+        let res = form
+            .submit_with(
+                &client,
+                &app,
+                &[
+                    ("email", email),
+                    ("password", crate::harness::rp::PASSWORD),
+                    ("return_to", &return_to),
+                ],
+                None,
+            )
+            .await;
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap_or_default().to_owned());
+        assert_eq!(
+            (status, location.as_deref()),
+            (303, Some("/")),
+            "control character {c:#04x} in return_to {return_to:?}"
+        );
+    }
+}

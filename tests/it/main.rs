@@ -17,6 +17,7 @@ mod discovery;
 mod health;
 mod housekeeping;
 mod keys;
+mod limits;
 mod mail;
 mod metrics;
 mod migrations;

@@ -337,6 +337,55 @@ async fn prompt_login_with_a_live_session_sends_the_user_to_the_login_page() {
     );
 }
 
+/// The login page's `return_to` for a request that demands a fresh login (`prompt=login`, a
+/// `max_age` the session is older than), opened again by the browser that still holds the old
+/// session: the login page again, never a code. Only a login made after the request satisfies
+/// it, once; the ID token then carries that login's `auth_time`.
+#[tokio::test]
+async fn a_demanded_fresh_login_cannot_be_skipped_by_replaying_the_login_return_to() {
+    let (app, rp) = setup().await;
+    signed_in(&app, &rp).await;
+    app.clock.advance_secs(30);
+    for extra in [("prompt", "login"), ("max_age", "10")] {
+        let req = rp.authorize(&["profile"], true, &[extra]);
+        let login = start_login(&app, &req.url).await;
+        let return_to = query_param(&login, "return_to").expect("return_to");
+        let replay = expect_redirect(
+            &app,
+            browse(&app, &return_to).await,
+            "the return_to replayed with the old session",
+        )
+        .await;
+        assert!(
+            is_login_page(&app, &replay),
+            "{extra:?}: the old session must not satisfy the request, went to {replay}"
+        );
+    }
+
+    app.clock.advance_secs(5);
+    let req = rp.authorize(&["profile"], true, &[("prompt", "login")]);
+    let login = start_login(&app, &req.url).await;
+    let before = castellan::clock::Clock::now(&app.clock);
+    let back = submit_login(&app, &login, EMAIL, PASSWORD).await;
+    let after = castellan::clock::Clock::now(&app.clock);
+    let loc = authorize_with_session(&app, &back).await;
+    let tokens = rp.exchange_code(&code_of(&loc), req.pkce_verifier).await;
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .expect("an ID token")
+        .to_string();
+    let auth_time = jwt::claims(&id_token)["auth_time"].as_i64().expect("auth_time");
+    assert!(
+        (before..=after).contains(&auth_time),
+        "the ID token carries the new login's auth_time: {auth_time} not in {before}..={after}"
+    );
+    // The same return_to, used once already, asks for a login again.
+    let replay = expect_redirect(&app, browse(&app, &back).await, "a second replay").await;
+    assert!(
+        is_login_page(&app, &replay),
+        "a satisfied request is used up, went to {replay}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Login page.
 

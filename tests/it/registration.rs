@@ -905,3 +905,81 @@ async fn an_administrator_made_client_has_no_configuration_endpoint() {
     }
     assert_eq!(app.count(&format!("clients WHERE id = '{id}'")).await, 1);
 }
+
+/// RFC 9700 §4.11.2: anyone may register a client under open registration, so its redirect
+/// URI is not trusted to receive a browser that no user sent there: an error that would go
+/// back to it before the user did anything is shown as a page instead (no open redirect).
+#[tokio::test]
+async fn an_openly_registered_client_cannot_bounce_a_browser_to_its_redirect_uri() {
+    let app = open_app().await;
+    let phish = "https://evil.example/phish";
+    let info = registered(
+        &app,
+        json!({"redirect_uris": [phish], "client_name": "Totally legit"}),
+    )
+    .await;
+    let id = s(&info, "client_id").to_owned();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let enc = |pairs: &[(&str, &str)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let cases = [
+        ("no response_type", enc(&[("client_id", &id), ("redirect_uri", phish)])),
+        (
+            "an unsupported response_type",
+            enc(&[
+                ("client_id", &id),
+                ("redirect_uri", phish),
+                ("response_type", "token"),
+            ]),
+        ),
+        (
+            "prompt=none without a session",
+            enc(&[
+                ("client_id", &id),
+                ("redirect_uri", phish),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+                ("prompt", "none"),
+            ]),
+        ),
+    ];
+    let http = rp_http();
+    for (what, query) in &cases {
+        let res = http
+            .get(app.url(&format!("/oauth2/authorize?{query}")))
+            .send()
+            .await
+            .expect("authorize");
+        let status = res.status().as_u16();
+        let location = res.headers().get("location").cloned();
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(
+            (status, location),
+            (400, None),
+            "{what}: an error page, not a redirect:\n{body}"
+        );
+        assert!(!body.contains(phish), "{what}: the page links nowhere:\n{body}");
+    }
+
+    // A client an administrator made is trusted with its errors (RFC 6749 §4.1.2.1).
+    let (admin_made, _) = create_client(&app, &["--redirect-uri", WEB_REDIRECT]);
+    let res = http
+        .get(app.url(&format!(
+            "/oauth2/authorize?{}",
+            enc(&[("client_id", &admin_made), ("redirect_uri", WEB_REDIRECT)])
+        )))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{WEB_REDIRECT}?error=invalid_request")),
+        "{location}"
+    );
+}

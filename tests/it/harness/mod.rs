@@ -31,7 +31,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: TestClock,
     handle: actix_web::dev::ServerHandle,
-    pub db: TestDb,
+    /// Shared with the other instances of [`spawn_app_beside`]; dropped with the last one.
+    pub db: Arc<TestDb>,
 }
 
 impl Drop for TestApp {
@@ -48,7 +49,17 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns a server whose settings the caller may adjust first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_log();
-    let db = TestDb::new().await;
+    let db = Arc::new(TestDb::new().await);
+    spawn_on(db, configure).await
+}
+
+/// A second instance on the database of `app` (what operators run behind a load balancer):
+/// its own port, clock, state and background work, the same stored state.
+pub async fn spawn_app_beside(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_on(app.db.clone(), configure).await
+}
+
+async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let port = listener.local_addr().expect("local addr").port();
     let address = format!("http://127.0.0.1:{port}");
@@ -116,6 +127,19 @@ impl TestApp {
         let n: i64 = row.try_get("", "n").expect("count");
         let _ = db.close().await;
         n
+    }
+
+    /// Runs one SQL statement on the test database over a connection of its own (to set up a
+    /// state no public interface makes, such as an unverified user created by the CLI).
+    pub async fn exec(&self, sql: &str) {
+        use sea_orm::{ConnectionTrait, Database};
+        let db = Database::connect(self.db.url())
+            .await
+            .expect("connect to the test database");
+        db.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = db.close().await;
     }
 
     /// Runs the built `castellan` binary against this server's database.
