@@ -80,6 +80,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub rate_limit: RateLimitSettings,
     pub housekeeping: HousekeepingSettings,
+    pub jobs: JobSettings,
     pub oauth: OAuthSettings,
     pub metrics: MetricsSettings,
 }
@@ -221,6 +222,8 @@ pub struct PasswordSettings {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once; 0 means one per core.
     pub max_concurrent_hashes: usize,
+    /// Password checks waiting for a worker at most; one more is answered 503 (`Retry-After`).
+    pub max_queued_hashes: usize,
     pub min_length: usize,
     pub max_length: usize,
     /// Require upper, lower, digit and symbol (off by default, after NIST SP 800-63B).
@@ -234,6 +237,7 @@ impl Default for PasswordSettings {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             max_concurrent_hashes: 0,
+            max_queued_hashes: 64,
             min_length: 8,
             max_length: 256,
             require_composition: false,
@@ -267,6 +271,18 @@ pub struct LoginSettings {
     /// First lockout length; it doubles with every further failure.
     pub lockout_base_secs: u64,
     pub lockout_max_secs: u64,
+}
+
+impl LoginSettings {
+    /// The per-account lockout rule these settings describe.
+    pub fn lockout(&self) -> crate::domain::LockoutPolicy {
+        crate::domain::LockoutPolicy {
+            max_failures: self.max_failures,
+            window_secs: self.failure_window_secs,
+            base_secs: self.lockout_base_secs,
+            max_secs: self.lockout_max_secs,
+        }
+    }
 }
 
 impl Default for LoginSettings {
@@ -399,6 +415,24 @@ impl Default for HousekeepingSettings {
             interval_secs: 300,
             batch_size: 1000,
             audit_retention_days: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// Whether this instance runs queued background jobs (preparing and sending account mail).
+    pub run: bool,
+    /// Milliseconds between looks for jobs queued by other instances or due for a retry.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            run: true,
+            poll_interval_ms: 1000,
         }
     }
 }
@@ -662,6 +696,18 @@ impl Settings {
                 self.database.connect_timeout_secs,
                 1,
                 300,
+            ),
+            (
+                "password.max_queued_hashes",
+                self.password.max_queued_hashes as u64,
+                1,
+                100_000,
+            ),
+            (
+                "jobs.poll_interval_ms",
+                self.jobs.poll_interval_ms,
+                10,
+                60_000,
             ),
         ] {
             if v < min || v > max {

@@ -21,6 +21,9 @@ pub enum AppError {
     /// A dependency (the database) is not answering.
     #[error("service unavailable")]
     Unavailable,
+    /// A bounded queue (the password workers) is full: retry in a moment.
+    #[error("service busy")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -41,6 +44,11 @@ impl AppError {
                 "Temporarily unavailable",
                 "Please try again in a moment.".to_owned(),
             ),
+            AppError::Busy => (
+                "Busy right now",
+                "Many people are signing in at this moment. Please try again in a second."
+                    .to_owned(),
+            ),
             AppError::Unexpected(_) => (
                 "Something went wrong",
                 "An unexpected error happened on our side. Please try again.".to_owned(),
@@ -60,12 +68,23 @@ impl AppError {
     }
 }
 
+/// How long a client is asked to wait when a bounded queue is full (RFC 9110 §10.2.3).
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Adds `Retry-After: secs` (RFC 9110 §10.2.3) to a response.
+pub fn with_retry_after(res: &mut HttpResponse, secs: u64) {
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(secs),
+    );
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable | AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +94,10 @@ impl ResponseError for AppError {
             tracing::error!(error = format!("{e:#}"), "unexpected error");
         }
         let (title, message) = self.title_and_message();
-        AppError::html(self.status_code(), title, &message)
+        let mut res = AppError::html(self.status_code(), title, &message);
+        if matches!(self, AppError::Busy) {
+            with_retry_after(&mut res, BUSY_RETRY_AFTER_SECS);
+        }
+        res
     }
 }

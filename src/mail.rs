@@ -53,6 +53,11 @@ pub enum Mail {
     PasswordChanged,
     /// Confirms a new address for an existing account; the link is valid for 24 hours.
     EmailChangeVerify { link: String },
+    /// Tells the account's current address that a change to `new_email` was asked for (no
+    /// link: nothing in it changes anything).
+    EmailChangeRequested { new_email: String },
+    /// Tells the account's former address that the change to `new_email` took effect.
+    EmailChanged { new_email: String },
 }
 
 impl fmt::Debug for Mail {
@@ -88,6 +93,8 @@ impl Mail {
             Mail::AlreadyRegistered { .. } => "already_registered",
             Mail::PasswordChanged => "password_changed",
             Mail::EmailChangeVerify { .. } => "email_change_verify",
+            Mail::EmailChangeRequested { .. } => "email_change_requested",
+            Mail::EmailChanged { .. } => "email_changed",
         }
     }
 
@@ -98,6 +105,10 @@ impl Mail {
             Mail::AlreadyRegistered { .. } => "You already have a Castellan account",
             Mail::PasswordChanged => "Your Castellan password was changed",
             Mail::EmailChangeVerify { .. } => "Confirm your new email address for Castellan",
+            Mail::EmailChangeRequested { .. } => {
+                "A change of your Castellan email address was requested"
+            }
+            Mail::EmailChanged { .. } => "Your Castellan email address was changed",
         }
     }
 
@@ -131,6 +142,14 @@ impl Mail {
             Mail::EmailChangeVerify { link } => (
                 EmailChangeVerifyText { link }.render(),
                 EmailChangeVerifyHtml { link }.render(),
+            ),
+            Mail::EmailChangeRequested { new_email } => (
+                EmailChangeRequestedText { new_email }.render(),
+                EmailChangeRequestedHtml { new_email }.render(),
+            ),
+            Mail::EmailChanged { new_email } => (
+                EmailChangedText { new_email }.render(),
+                EmailChangedHtml { new_email }.render(),
             ),
         };
         let kind = self.kind();
@@ -198,6 +217,30 @@ struct EmailChangeVerifyText<'a> {
 #[template(path = "mail/email_change_verify.html")]
 struct EmailChangeVerifyHtml<'a> {
     link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_change_requested.txt")]
+struct EmailChangeRequestedText<'a> {
+    new_email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_change_requested.html")]
+struct EmailChangeRequestedHtml<'a> {
+    new_email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_changed.txt")]
+struct EmailChangedText<'a> {
+    new_email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_changed.html")]
+struct EmailChangedHtml<'a> {
+    new_email: &'a str,
 }
 
 /// How the connection to the SMTP server is secured.
@@ -583,5 +626,17 @@ mod tests {
         }
         let r = Mail::PasswordChanged.render().unwrap();
         assert!(r.text.contains("Castellan"));
+        for mail in [
+            Mail::EmailChangeRequested {
+                new_email: "new<b>@example.com".into(),
+            },
+            Mail::EmailChanged {
+                new_email: "new<b>@example.com".into(),
+            },
+        ] {
+            let r = mail.render().unwrap();
+            assert!(r.text.contains("new<b>@example.com"), "{}", r.text);
+            assert!(r.html.contains("new&#60;b&#62;@example.com"), "{}", r.html);
+        }
     }
 }

@@ -98,8 +98,9 @@ impl Application {
             0 => cpus,
             n => n,
         };
-        let passwords = PasswordPool::start(hasher.clone(), workers)
-            .context("starting the password workers")?;
+        let passwords =
+            PasswordPool::start(hasher.clone(), workers, settings.password.max_queued_hashes)
+                .context("starting the password workers")?;
         let signing = crate::services::workers::WorkerPool::start("sign", cpus, || ())
             .context("starting the signing workers")?;
         let state = AppState {
@@ -113,6 +114,7 @@ impl Application {
             discovery: Arc::new(discovery),
             metrics: Arc::new(Metrics::new(now)),
             signing: Arc::new(signing),
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(settings),
         };
         let port = listener
@@ -133,6 +135,7 @@ impl Application {
         };
         let server = Self::server(state.clone(), listener)?;
         crate::services::housekeeping::spawn(state.clone());
+        crate::services::jobs::spawn(state.clone());
         Ok(Self {
             port,
             server,
@@ -156,8 +159,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::FormConfig::default().limit(64 * 1024))
-                .app_data(web::JsonConfig::default().limit(256 * 1024))
+                // Bodies read whole (the admin API's JSON, dynamic registration): bounded; forms
+                // are bounded per endpoint by `http::extractors`.
+                .app_data(web::PayloadConfig::new(crate::http::extractors::JSON_BYTES))
+                .app_data(web::JsonConfig::default().limit(crate::http::extractors::JSON_BYTES))
                 .configure(crate::http::configure)
                 .configure(|cfg| {
                     if metrics_here {
@@ -165,6 +170,7 @@ impl Application {
                     }
                 })
                 .default_service(web::to(crate::http::routes::not_found))
+                .wrap(from_fn(crate::http::middleware::bound_query))
                 .wrap(from_fn(move |req, next| {
                     crate::http::middleware::security_headers(req, next, https)
                 }))

@@ -33,4 +33,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where tokens are signed (off the request threads, one job per core at a time).
     pub signing: Arc<crate::services::workers::WorkerPool<()>>,
+    /// Wakes this instance's background-job worker when a job is queued here.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }

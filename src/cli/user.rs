@@ -297,8 +297,8 @@ pub async fn run(
                     .context("updating the name")?;
             }
             if let Some(email) = email {
-                u = match store.verify_user_email(&u.id, &email, now()).await {
-                    Ok(u) => u,
+                u = match store.set_verified_email(&u.id, &email, now()).await {
+                    Ok((_, u)) => u,
                     Err(StoreError::Conflict) => {
                         return Err(CliError::Failed(anyhow::anyhow!(
                             "another user has the email {:?}",

@@ -2,6 +2,7 @@
 //! checks it, so a value of the type is known to be well formed ("parse, don't validate").
 
 mod client;
+pub mod lockout;
 pub mod password;
 pub mod registration;
 mod scope;
@@ -11,6 +12,7 @@ pub use client::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, ClientSpec, GrantType, NewClient,
     RedirectUri,
 };
+pub use lockout::LockoutPolicy;
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
 pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};

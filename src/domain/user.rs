@@ -117,6 +117,9 @@ pub struct User {
     pub name: Option<String>,
     pub roles: Vec<String>,
     pub disabled: bool,
+    /// Whether the account has a password (an administrator may create one without; the user
+    /// then sets one through a reset link).
+    pub has_password: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

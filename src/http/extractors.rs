@@ -1,32 +1,287 @@
-//! Request parsing shared by the OAuth endpoints: the form body as ordered [`Params`], and the
-//! client's credentials (RFC 6749 §2.3.1).
+//! Request parsing with bounds: form bodies and query strings as ordered [`Params`] or typed
+//! forms, and the client's credentials (RFC 6749 §2.3.1).
+//!
+//! Every body is read up to a byte limit chosen per endpoint and refused past it before it is
+//! parsed; every parse stops past [`MAX_PARAMS`] parameters (a larger bound for the admin
+//! pages' forms, which list roles). What a refusal looks like depends on the surface: an OAuth
+//! endpoint answers with RFC 6749 §5.2 JSON ([`OAuthForm`]), a page with an HTML page
+//! ([`Form`], [`PageForm`], [`AdminForm`]). Query strings are bounded for every route at once by
+//! [`crate::http::middleware::bound_query`].
 
-use actix_web::HttpRequest;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use base64::Engine;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 
+use crate::error::AppError;
 use crate::oauth::OAuthError;
-use crate::oauth::params::Params;
+use crate::oauth::params::{MAX_PARAMS, Params, TooManyParams};
 use crate::oauth::token::{AuthUsed, ClientCredentials};
 
-/// The body of a POST, which must be `application/x-www-form-urlencoded` (RFC 6749 §3.2).
-pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let ct = req
-        .headers()
+/// The largest form body a page or an OAuth endpoint accepts. A login, a token request with a
+/// signed client assertion, or a sign-out with an ID token hint fits many times over.
+pub const FORM_BYTES: usize = 16 * 1024;
+/// The admin pages' forms: a client's redirect URIs, a user's roles.
+pub const ADMIN_FORM_BYTES: usize = 64 * 1024;
+/// The admin pages' forms may list every role as a checkbox.
+pub const ADMIN_FORM_PARAMS: usize = 1000;
+/// JSON bodies (dynamic client registration, the admin API).
+pub const JSON_BYTES: usize = 64 * 1024;
+
+/// How many bytes and parameters one endpoint accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub bytes: usize,
+    pub params: usize,
+}
+
+pub const FORM_BOUNDS: Bounds = Bounds {
+    bytes: FORM_BYTES,
+    params: MAX_PARAMS,
+};
+pub const ADMIN_FORM_BOUNDS: Bounds = Bounds {
+    bytes: ADMIN_FORM_BYTES,
+    params: ADMIN_FORM_PARAMS,
+};
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotAForm,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body is not UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    TooManyParams(#[from] TooManyParams),
+    #[error("the form is malformed")]
+    Malformed,
+    #[error("the body could not be read")]
+    Read,
+}
+
+impl BodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Whether the request says its body is `application/x-www-form-urlencoded`.
+pub fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ct
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(OAuthError::InvalidRequest(
-            "the body must be application/x-www-form-urlencoded".into(),
-        ));
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Reads the whole body, refusing it as soon as it is known to exceed `limit` bytes (by its
+/// `Content-Length`, or while it arrives).
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<bytes::Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Read)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`) as bounded [`Params`].
+async fn read_form(
+    req: &HttpRequest,
+    payload: Payload,
+    bounds: Bounds,
+) -> Result<Params, BodyError> {
+    if !is_form(req) {
+        return Err(BodyError::NotAForm);
+    }
+    let body = read_body(req, payload, bounds.bytes).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| BodyError::NotUtf8)?;
+    Ok(Params::parse_at_most(text, bounds.params)?)
+}
+
+/// A form body that was already read (the userinfo endpoint reads its body itself).
+pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    if !is_form(req) {
+        return Err(OAuthError::InvalidRequest(BodyError::NotAForm.to_string()));
     }
     let text = std::str::from_utf8(body)
-        .map_err(|_| OAuthError::InvalidRequest("the body is not UTF-8".into()))?;
-    Ok(Params::parse(text))
+        .map_err(|_| OAuthError::InvalidRequest(BodyError::NotUtf8.to_string()))?;
+    Ok(Params::parse(text)?)
+}
+
+type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
+
+/// The form body of an OAuth endpoint (token, revocation, introspection): refused with an
+/// RFC 6749 §5.2 `invalid_request`.
+pub struct OAuthForm(pub Params);
+
+/// An OAuth endpoint's refusal of its request, as RFC 6749 §5.2 JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OAuthRefusal(pub OAuthError);
+
+impl ResponseError for OAuthRefusal {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::http::support::oauth_error(&self.0)
+    }
+}
+
+impl FromRequest for OAuthForm {
+    type Error = OAuthRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            read_form(&req, payload, FORM_BOUNDS)
+                .await
+                .map(OAuthForm)
+                .map_err(|e| OAuthRefusal(OAuthError::InvalidRequest(e.to_string())))
+        })
+    }
+}
+
+/// A browser's refusal of its request, as an HTML page.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PageRefusal(pub BodyError);
+
+impl ResponseError for PageRefusal {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match &self.0 {
+            BodyError::NotAForm => "This page expects a form submission.",
+            BodyError::TooLarge(_) => "This form submission is too large.",
+            BodyError::TooManyParams(_) => "This form submission has too many fields.",
+            _ => "This form submission could not be read.",
+        };
+        AppError::html(
+            self.status_code(),
+            "Something is wrong with this request",
+            message,
+        )
+    }
+}
+
+/// The form body of a page (the authorization endpoint's POST, sign-out) as [`Params`].
+pub struct PageForm(pub Params);
+
+impl FromRequest for PageForm {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            read_form(&req, payload, FORM_BOUNDS)
+                .await
+                .map(PageForm)
+                .map_err(PageRefusal)
+        })
+    }
+}
+
+/// An admin page's form body: the pairs as sent (checkbox lists repeat their name).
+pub struct AdminForm(pub Vec<(String, String)>);
+
+impl AdminForm {
+    pub fn into_inner(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+impl FromRequest for AdminForm {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            read_form(&req, payload, ADMIN_FORM_BOUNDS)
+                .await
+                .map(|p| AdminForm(p.0))
+                .map_err(PageRefusal)
+        })
+    }
+}
+
+/// A page's form body decoded into `T` (fields named once; a repeated known field is
+/// refused by the decoder).
+pub struct Form<T>(pub T);
+
+impl<T> Form<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Form<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let params = read_form(&req, payload, FORM_BOUNDS)
+                .await
+                .map_err(PageRefusal)?;
+            decode(params.0).map(Form).map_err(PageRefusal)
+        })
+    }
+}
+
+/// Decodes pairs into a form struct (the pairs are re-encoded for `serde_urlencoded`, which
+/// knows how a form's absent, empty and single values map to `Option<String>` fields).
+fn decode<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, BodyError> {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    serde_urlencoded::from_str(&encoded).map_err(|_| BodyError::Malformed)
 }
 
 /// RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded client id and secret, or both in the
@@ -88,4 +343,42 @@ pub fn client_credentials(
         client_id,
         secret: body_secret,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Login {
+        email: Option<String>,
+        password: Option<String>,
+    }
+
+    #[test]
+    fn a_form_decodes_absent_empty_and_unknown_fields_and_refuses_a_repeated_one() {
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            decode::<Login>(pairs(&[("email", "a@b.c"), ("other", "x")])).unwrap(),
+            Login {
+                email: Some("a@b.c".into()),
+                password: None
+            }
+        );
+        assert_eq!(
+            decode::<Login>(pairs(&[("password", "")])).unwrap(),
+            Login {
+                email: None,
+                password: Some(String::new())
+            }
+        );
+        assert_eq!(
+            decode::<Login>(pairs(&[("email", "a"), ("email", "b")])).unwrap_err(),
+            BodyError::Malformed
+        );
+    }
 }

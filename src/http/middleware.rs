@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -50,6 +50,42 @@ pub async fn count_requests(
         start.elapsed(),
     );
     Ok(res)
+}
+
+/// Refuses a query string with more parameters than any route reads
+/// ([`crate::oauth::params::MAX_PARAMS`]) before routing: one count of `&` bytes, so no
+/// handler and no query extractor ever sees a flood. The answer is in the route's own terms:
+/// RFC 6749 §5.2 JSON on the OAuth endpoints, RFC 9457 problem details on the admin API, an
+/// HTML page elsewhere.
+pub async fn bound_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let separators = req.query_string().bytes().filter(|b| *b == b'&').count();
+    if separators < crate::oauth::params::MAX_PARAMS {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let too_many = crate::oauth::params::TooManyParams(crate::oauth::params::MAX_PARAMS);
+    let path = req.path();
+    let res = if path.starts_with(crate::paths::ADMIN_API) {
+        crate::http::api::admin::problem(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            too_many.to_string(),
+            vec![],
+        )
+    } else if path.starts_with("/oauth2/")
+        && path != crate::paths::AUTHORIZE
+        && path != crate::paths::LOGOUT
+    {
+        crate::http::support::oauth_error(&too_many.into())
+    } else {
+        crate::error::AppError::html(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Something is wrong with this request",
+            "This address has too many parameters.",
+        )
+    };
+    Ok(req.into_response(res).map_into_right_body())
 }
 
 /// The protocol endpoints a browser app may call from another origin (no cookies involved).

@@ -136,12 +136,17 @@ pub fn page(status: StatusCode, template: &impl Template, csrf: Option<&Csrf>) -
     }
 }
 
-/// 303 See Other to a local path or a client's redirect URI.
+/// 303 See Other to a local path or a client's redirect URI. A location that cannot be a
+/// header value (a control character) is a bad request, never a 500: callers pass checked
+/// values, so this is a second line.
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .finish()
+    match actix_web::http::header::HeaderValue::from_str(location) {
+        Ok(v) => HttpResponse::SeeOther()
+            .insert_header((LOCATION, v))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(_) => bad_request_page("The address to continue to is not valid."),
+    }
 }
 
 pub fn bad_request_page(message: &str) -> HttpResponse {
@@ -254,6 +259,19 @@ pub fn bearer_header(req: &HttpRequest) -> Option<&str> {
         .ok()?;
     let (scheme, token) = h.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The page for an account use case that failed: 503 "busy" with `Retry-After` when the
+/// password workers' queue is full, otherwise the logged 503 "unavailable" page.
+pub fn accounts_failure(e: crate::services::accounts::AccountsError, what: &str) -> HttpResponse {
+    use actix_web::ResponseError;
+    match e {
+        crate::services::accounts::AccountsError::Busy => AppError::Busy.error_response(),
+        e => {
+            tracing::error!(error = %e, "{what}");
+            AppError::Unavailable.error_response()
+        }
+    }
 }
 
 /// Records an audit event; a failure to record is logged and never fails the request.

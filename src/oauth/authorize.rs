@@ -4,6 +4,15 @@
 //! Error handling follows RFC 6749 §4.1.2.1: when the client or the redirect URI cannot be
 //! trusted the user sees an error page and is never redirected; every other error goes back to
 //! the client's redirect URI with `error`, `error_description`, `state` and `iss` (RFC 9207).
+//! A client that registered itself (RFC 7591 open registration) is not trusted with an error
+//! that would redirect before the user did anything (RFC 9700 §4.11.2): anyone can register
+//! any redirect URI, so such a redirect would be an open redirector. Its errors are pages.
+//!
+//! A demand for a fresh login (`prompt=login` or `select_account`, or a `max_age` the session
+//! is older than; OpenID Connect Core 1.0 §3.1.2.1) travels with the request: the login page's
+//! `return_to` keeps the demand and adds a [`LOGIN_TICKET`], a random value that only the
+//! session created by that login holds. Replaying the `return_to` with an older session meets
+//! the demand again and asks for a login again; the ticket serves one code.
 
 use oxide_auth::primitives::registrar::{ClientUrl, ExactUrl};
 use oxide_auth_async::primitives::{Authorizer, Registrar};
@@ -18,6 +27,9 @@ use crate::services::authn::Authenticated;
 use crate::services::tokens;
 use crate::state::AppState;
 use crate::store::grants::CodeRecord;
+
+/// The parameter of a `return_to` that carries the ticket of a demanded fresh login.
+pub const LOGIN_TICKET: &str = "login_ticket";
 
 /// Where the user agent goes next.
 #[derive(Debug)]
@@ -96,6 +108,16 @@ impl Request {
         )
     }
 
+    /// An error before the user did anything on our pages: back to the client, unless the
+    /// client registered itself (RFC 9700 §4.11.2), whose redirect URI nobody vouched for.
+    fn unprompted_error(&self, issuer: &str, e: &OAuthError) -> Outcome {
+        if self.client.dynamically_registered {
+            Outcome::Fatal(untrusted_error_page(e))
+        } else {
+            Outcome::Respond(self.error(issuer, e))
+        }
+    }
+
     /// Narrows the scope to what this user may be granted (`admin` needs the `admin` role).
     pub fn restrict_to(&mut self, user: &crate::domain::User) {
         self.scope = tokens::scope_for_user(&self.scope, user);
@@ -105,6 +127,15 @@ impl Request {
     pub fn scope(&self) -> &ScopeSet {
         &self.scope
     }
+}
+
+/// The page shown instead of redirecting an error to a self-registered client.
+fn untrusted_error_page(e: &OAuthError) -> String {
+    format!(
+        "The application's sign-in request cannot be completed ({}: {}).",
+        e.code(),
+        e.description()
+    )
 }
 
 fn error_response(
@@ -175,10 +206,15 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
         return Err(Outcome::Fatal("Unknown client.".into()));
     };
 
-    // From here on, errors go back to the client.
+    // From here on, errors go back to the client (to a page for a self-registered one: RFC
+    // 9700 §4.11.2, none of these comes after anything the user did).
     let state_param = params.one("state").ok().flatten().map(str::to_owned);
     let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
+    let trusted = !client.dynamically_registered;
     let fail = |e: OAuthError| {
+        if !trusted {
+            return Outcome::Fatal(untrusted_error_page(&e));
+        }
         Outcome::Respond(error_response(
             &redirect_uri,
             form_post,
@@ -361,15 +397,18 @@ pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outco
     })
 }
 
-/// The request again, minus the prompts that the page we send the user to satisfies: after
-/// logging in, `prompt=login`/`select_account` and `max_age` are met (the ID token carries
-/// `auth_time`, which the client checks — OpenID Connect Core 1.0 §3.1.2.1); after consenting,
-/// `prompt=consent` is.
-fn return_to(req: &Request, drop_login: bool, drop_consent: bool) -> String {
+/// Whether the request demands a login made for it (OpenID Connect Core 1.0 §3.1.2.1):
+/// `prompt=login` or `select_account` always, `max_age` when the session is older.
+fn demands_fresh_login(req: &Request) -> bool {
+    req.prompt.login || req.prompt.select_account || req.max_age.is_some()
+}
+
+/// The request again, for the page we send the user to: after consenting, `prompt=consent`
+/// is met and goes; every other demand stays. For the login page, a request that demands a
+/// fresh login gets a new [`LOGIN_TICKET`] (replacing any it had), which the login stores in
+/// the session it creates.
+fn return_to(req: &Request, drop_consent: bool, new_ticket: bool) -> String {
     let mut params = req.params.clone();
-    if drop_login {
-        params.set("max_age", None);
-    }
     let prompts: Vec<&str> = req
         .params
         .one("prompt")
@@ -378,15 +417,27 @@ fn return_to(req: &Request, drop_login: bool, drop_consent: bool) -> String {
         .unwrap_or_default()
         .split(' ')
         .filter(|p| !p.is_empty())
-        .filter(|p| !(drop_login && matches!(*p, "login" | "select_account")))
         .filter(|p| !(drop_consent && *p == "consent"))
         .collect();
     params.set("prompt", (!prompts.is_empty()).then(|| prompts.join(" ")));
+    if new_ticket {
+        let ticket = demands_fresh_login(req).then(crate::crypto::token::random_id);
+        params.set(LOGIN_TICKET, ticket);
+    }
     format!(
         "{}?{}",
         paths::AUTHORIZE,
         params.encode_without(|_, _| false)
     )
+}
+
+/// The ticket in a login page's `return_to`, to store in the session the login creates.
+pub fn login_ticket_in(return_to: &str) -> Option<String> {
+    authorize_params_of(return_to)?
+        .one(LOGIN_TICKET)
+        .ok()
+        .flatten()
+        .map(str::to_owned)
 }
 
 /// Decides what happens to a valid request, given the browser's session.
@@ -404,6 +455,17 @@ pub async fn decide(
             fresh_login_needed = true;
         }
     }
+    // A login made for this request (its ticket is in the session) meets the demand, once.
+    let ticket = match (&session, req.params.one(LOGIN_TICKET)) {
+        (Some(s), Ok(Some(t))) if s.session.login_ticket.as_deref() == Some(t) => {
+            Some(t.to_owned())
+        }
+        _ => None,
+    };
+    let ticket = ticket.filter(|_| fresh_login_needed);
+    if ticket.is_some() {
+        fresh_login_needed = false;
+    }
     if let (Some(s), Some(hint)) = (&session, &req.id_token_hint) {
         // §3.1.2.1: the hint names the expected user; another signed-in user must log in again.
         match tokens::verify_id_token_hint(state, hint, now).await {
@@ -419,13 +481,13 @@ pub async fn decide(
         }
         _ => {
             if req.prompt.none {
-                return Outcome::Respond(req.error(
+                return req.unprompted_error(
                     issuer,
                     &OAuthError::LoginRequired("the user is not signed in".into()),
-                ));
+                );
             }
             return Outcome::Login {
-                return_to: return_to(&req, true, false),
+                return_to: return_to(&req, false, true),
                 login_hint: req.login_hint.clone(),
             };
         }
@@ -449,20 +511,36 @@ pub async fn decide(
             Ok(None) => true,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read consent");
-                return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
+                return req.unprompted_error(issuer, &OAuthError::ServerError);
             }
         }
     };
     if needs_consent {
         if req.prompt.none {
-            return Outcome::Respond(req.error(
+            return req.unprompted_error(
                 issuer,
                 &OAuthError::ConsentRequired("the user has not consented".into()),
-            ));
+            );
         }
         return Outcome::Consent {
-            return_to: return_to(&req, true, true),
+            return_to: return_to(&req, true, false),
         };
+    }
+    if let Some(t) = &ticket {
+        // The ticket serves one code: a second use of the same return_to logs in again.
+        match state.store.take_login_ticket(&session.session.sid, t).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Outcome::Login {
+                    return_to: return_to(&req, false, true),
+                    login_hint: req.login_hint.clone(),
+                };
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use a login ticket");
+                return req.unprompted_error(issuer, &OAuthError::ServerError);
+            }
+        }
     }
     issue_code(state, &req, &session, now).await
 }
@@ -544,7 +622,7 @@ pub async fn consent_decision(
         tracing::error!(error = %e, "cannot save consent");
         return Err(req.error(issuer, &OAuthError::ServerError));
     }
-    Ok(return_to(&req, true, true))
+    Ok(return_to(&req, true, false))
 }
 
 /// Validates a `return_to` taken from a form or a query: only our authorization endpoint
@@ -552,7 +630,7 @@ pub async fn consent_decision(
 pub fn authorize_params_of(return_to: &str) -> Option<Params> {
     let rest = return_to.strip_prefix(paths::AUTHORIZE)?;
     match rest.strip_prefix('?') {
-        Some(query) => Some(Params::parse(query)),
+        Some(query) => Params::parse(query).ok(),
         None if rest.is_empty() => Some(Params::default()),
         None => None,
     }

@@ -1,19 +1,58 @@
 //! Request parameters as received (query string or form body), in order, with duplicates kept:
 //! RFC 6749 §3.1 and §3.2 — "request and response parameters MUST NOT be included more than
 //! once"; we detect repetition instead of silently taking the first or last value.
+//!
+//! A request carries at most [`MAX_PARAMS`] parameters: parsing stops at the first one over
+//! the bound, so the work done for a flood of parameters is bounded too, and every check on
+//! the parsed list is at most linear in it ([`Params::first_repeated`] is one pass with a set).
+
+use std::collections::HashSet;
 
 use super::OAuthError;
+
+/// The most parameters one request may carry (query or form body). An OpenID Connect
+/// authorization request uses about twenty; a page form fewer than ten.
+pub const MAX_PARAMS: usize = 100;
+
+/// More parameters than the bound allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request has more than {0} parameters")]
+pub struct TooManyParams(pub usize);
+
+impl From<TooManyParams> for OAuthError {
+    fn from(e: TooManyParams) -> Self {
+        OAuthError::InvalidRequest(e.to_string())
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    pub fn parse(encoded: &str) -> Self {
-        Self(
-            url::form_urlencoded::parse(encoded.as_bytes())
-                .into_owned()
-                .collect(),
-        )
+    /// Parses at most [`MAX_PARAMS`] parameters.
+    pub fn parse(encoded: &str) -> Result<Self, TooManyParams> {
+        Self::parse_at_most(encoded, MAX_PARAMS)
+    }
+
+    /// Parses at most `max` parameters; stops decoding at the first one over.
+    pub fn parse_at_most(encoded: &str, max: usize) -> Result<Self, TooManyParams> {
+        let mut pairs = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(encoded.as_bytes()) {
+            if pairs.len() == max {
+                return Err(TooManyParams(max));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The first name that appears more than once, in one pass.
+    pub fn first_repeated(&self) -> Option<&str> {
+        let mut seen = HashSet::with_capacity(self.0.len());
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !seen.insert(*k))
     }
 
     /// The single value of `name`; an empty value counts as absent (RFC 6749 §3.1).
@@ -69,16 +108,35 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_invalid_request() {
-        let p = Params::parse("scope=openid&scope=email&state=x");
+        let p = Params::parse("scope=openid&scope=email&state=x").unwrap();
         assert_eq!(p.one("state"), Ok(Some("x")));
         assert!(matches!(p.one("scope"), Err(OAuthError::InvalidRequest(_))));
     }
 
     #[test]
     fn an_empty_value_counts_as_absent() {
-        let p = Params::parse("state=&nonce=n");
+        let p = Params::parse("state=&nonce=n").unwrap();
         assert_eq!(p.one("state"), Ok(None));
         assert!(p.required("state").is_err());
         assert_eq!(p.required("nonce"), Ok("n"));
+    }
+
+    #[test]
+    fn more_parameters_than_the_bound_are_refused_and_repeats_are_found_in_one_pass() {
+        let at_bound = (0..MAX_PARAMS)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let p = Params::parse(&at_bound).unwrap();
+        assert_eq!(p.0.len(), MAX_PARAMS);
+        assert_eq!(p.first_repeated(), None);
+        assert_eq!(
+            Params::parse(&format!("{at_bound}&one=more")).unwrap_err(),
+            TooManyParams(MAX_PARAMS)
+        );
+        // Empty pairs are not parameters.
+        assert_eq!(Params::parse("&&a=1&&").unwrap().0.len(), 1);
+        let p = Params::parse("a=1&b=2&c=3&b=4").unwrap();
+        assert_eq!(p.first_repeated(), Some("b"));
     }
 }

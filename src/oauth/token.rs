@@ -205,7 +205,14 @@ async fn authorization_code(
         .await
         .map_err(|_| OAuthError::ServerError)?
         .ok_or_else(|| invalid("the user is no longer active"))?;
-    let scope = ScopeSet::parse(&record.scope).unwrap_or_default();
+    // What the client may still ask for, and the user still hold (a scope or role taken away
+    // between the authorization and the exchange).
+    let scope = tokens::scope_for_user(
+        &ScopeSet::parse(&record.scope)
+            .unwrap_or_default()
+            .intersect(&client.scopes),
+        &user,
+    );
     let ctx = GrantContext {
         client_id: client.id.as_str(),
         user: Some(&user),
@@ -288,8 +295,10 @@ async fn refresh(
     }
     // A user deleted or disabled since the grant gets nothing more from it.
     let user = user.filter(|u| !u.disabled).ok_or_else(invalid)?;
-    // A role taken away since the grant takes the `admin` scope with it.
-    let scope = tokens::scope_for_user(&scope, &user);
+    // A scope taken from the client since the grant goes from its refresh tokens, and a role
+    // taken from the user takes the `admin` scope with it: the grant is what was consented
+    // to, narrowed to what the client and the user may hold now (RFC 6749 §6: never wider).
+    let scope = tokens::scope_for_user(&scope.intersect(&client.scopes), &user);
     let ctx = GrantContext {
         client_id: client.id.as_str(),
         user: Some(&user),

@@ -5,6 +5,16 @@
 //! the same answer and do the same argon2 work for known and unknown addresses; the owner of a
 //! known address gets a notice mail instead. Links carry 256-bit single-use tokens stored only
 //! as SHA-256 hashes (24 h for verification, 1 h for reset).
+//!
+//! "Forgot password" and "send the verification link again" only queue a job on the request
+//! path (`services::jobs`): the same statement for every address, so neither the answer nor
+//! its timing says whether the address is known; the job looks the address up and mails.
+//!
+//! A link dies with what it was issued against: every pending reset and email-change link
+//! ends when the user signs out everywhere, changes or resets the password, or is disabled
+//! (`Store::end_user_access`), and every pending link ends when the account's address moves
+//! (`Store::set_verified_email`). A link is also checked against the account's current
+//! address when it is used.
 
 use crate::crypto::token;
 use crate::domain::password::{PasswordPolicy, PasswordProblem, normalize};
@@ -18,14 +28,20 @@ use crate::store::accounts::AuditEntry;
 pub const VERIFY_TTL_SECS: i64 = 24 * 3600;
 pub const RESET_TTL_SECS: i64 = 3600;
 
-pub const KIND_VERIFY: &str = "verify";
-pub const KIND_RESET: &str = "reset";
-pub const KIND_EMAIL_CHANGE: &str = "email_change";
+pub use crate::store::accounts::token_kind::{
+    EMAIL_CHANGE as KIND_EMAIL_CHANGE, RESET as KIND_RESET, VERIFY as KIND_VERIFY,
+};
+
+/// How recent a sign-in must be to change the email of an account that has no password.
+pub const REAUTH_SECS: i64 = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The password workers' queue is full: answer 503 with `Retry-After`.
+    #[error("the password workers are busy")]
+    Busy,
     #[error("password hashing did not complete")]
     Hash,
 }
@@ -36,6 +52,26 @@ pub struct FieldErrors {
     pub email: Option<String>,
     pub password: Option<String>,
     pub name: Option<String>,
+}
+
+impl From<crate::services::passwords::PoolError> for AccountsError {
+    fn from(e: crate::services::passwords::PoolError) -> Self {
+        match e {
+            crate::services::passwords::PoolError::Busy => AccountsError::Busy,
+            crate::services::passwords::PoolError::Gone => AccountsError::Hash,
+        }
+    }
+}
+
+impl From<crate::services::authn::AuthnError> for AccountsError {
+    fn from(e: crate::services::authn::AuthnError) -> Self {
+        use crate::services::authn::AuthnError;
+        match e {
+            AuthnError::Store(e) => AccountsError::Store(e),
+            AuthnError::Busy => AccountsError::Busy,
+            AuthnError::Join => AccountsError::Hash,
+        }
+    }
 }
 
 impl FieldErrors {
@@ -61,11 +97,7 @@ fn password_message(problems: &[PasswordProblem]) -> Option<String> {
 
 /// Hashes a password (already normalised) on the password workers.
 pub async fn hash_password(state: &AppState, password: String) -> Result<String, AccountsError> {
-    state
-        .passwords
-        .hash(password)
-        .await
-        .map_err(|_| AccountsError::Hash)
+    Ok(state.passwords.hash(password).await?)
 }
 
 fn link(state: &AppState, path: &str, token_value: &str, return_to: Option<&str>) -> String {
@@ -189,7 +221,9 @@ pub async fn register(
     Ok(Ok(()))
 }
 
-/// Follows a verification (or email-change) link: the address becomes verified.
+/// Follows a verification (or email-change) link: the address becomes verified. A
+/// verification link counts only for the address the account still has; an email-change link
+/// moves the account to its address and tells the former one.
 pub async fn verify_email(
     state: &AppState,
     token_value: &str,
@@ -215,12 +249,28 @@ pub async fn verify_email(
         return Ok(None);
     };
     let id = crate::domain::UserId::from_stored(record.user_id.clone());
-    let user = match state.store.verify_user_email(&id, &email, now).await {
-        Ok(u) => u,
+    if record.kind == KIND_VERIFY {
+        // A verification link for an address the account no longer has verifies nothing (and
+        // must not move the account back to it).
+        match state.store.user_by_id(id.as_str()).await? {
+            Some(u) if Email::parse(&u.email).is_ok_and(|e| e.key() == email.key()) => {}
+            _ => return Ok(None),
+        }
+    }
+    let (former, user) = match state.store.set_verified_email(&id, &email, now).await {
+        Ok(changed) => changed,
         // The new address was taken by someone else meanwhile.
         Err(StoreError::Conflict) | Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    if record.kind == KIND_EMAIL_CHANGE && former != user.email {
+        state.mailer.send(
+            &former,
+            Mail::EmailChanged {
+                new_email: user.email.clone(),
+            },
+        );
+    }
     state
         .store
         .audit(
@@ -236,8 +286,27 @@ pub async fn verify_email(
     Ok(Some(user))
 }
 
-/// Sends a new verification link to an unverified account (same answer for any email).
+/// "Send the verification link again" (`/register/resend`), on the request path: queues the
+/// job ([`mail_verification_link`]) whatever the address, so the answer and its timing are the
+/// same for every address.
 pub async fn resend_verification(
+    state: &AppState,
+    email_raw: &str,
+    return_to: Option<&str>,
+    now: i64,
+) -> Result<(), AccountsError> {
+    let Ok(email) = Email::parse(email_raw) else {
+        return Ok(());
+    };
+    let job = crate::services::jobs::Job::VerificationLink {
+        email: email.as_str().to_owned(),
+        return_to: return_to.map(str::to_owned),
+    };
+    Ok(crate::services::jobs::enqueue(state, &job, now).await?)
+}
+
+/// The job behind [`resend_verification`]: a new verification link to an unverified account.
+pub async fn mail_verification_link(
     state: &AppState,
     email_raw: &str,
     return_to: Option<&str>,
@@ -268,9 +337,28 @@ pub async fn resend_verification(
     Ok(())
 }
 
-/// Forgot password: a reset link to a known, enabled account; the same answer for any email.
-/// A locked account can still reset its password.
+/// Forgot password (`/password/forgot`), on the request path: queues the job
+/// ([`mail_reset_link`]) whatever the address, so the answer and its timing are the same for a
+/// known and an unknown one.
 pub async fn forgot_password(
+    state: &AppState,
+    email_raw: &str,
+    ip: Option<String>,
+    now: i64,
+) -> Result<(), AccountsError> {
+    let Ok(email) = Email::parse(email_raw) else {
+        return Ok(());
+    };
+    let job = crate::services::jobs::Job::ResetLink {
+        email: email.as_str().to_owned(),
+        ip,
+    };
+    Ok(crate::services::jobs::enqueue(state, &job, now).await?)
+}
+
+/// The job behind [`forgot_password`]: a reset link to a known, enabled account. A locked
+/// account can still reset its password.
+pub async fn mail_reset_link(
     state: &AppState,
     email_raw: &str,
     ip: Option<String>,
@@ -373,8 +461,16 @@ pub async fn reset_password(
     {
         return Ok(ResetOutcome::InvalidLink);
     }
-    let hash = hash_password(state, password).await?;
     let id = crate::domain::UserId::from_stored(record.user_id.clone());
+    // The link went to the address the account had then: if it has moved since, the link
+    // is dead (the move deletes pending links too; this holds even for one made meanwhile).
+    match state.store.user_by_id(id.as_str()).await? {
+        Some(u)
+            if Email::parse(&u.email)
+                .is_ok_and(|e| e.as_str().eq_ignore_ascii_case(&record.email)) => {}
+        _ => return Ok(ResetOutcome::InvalidLink),
+    }
+    let hash = hash_password(state, password).await?;
     let user = state.store.set_password_hash(&id, &hash, now).await?;
     state
         .store
@@ -396,8 +492,21 @@ pub async fn reset_password(
     Ok(ResetOutcome::Done(user))
 }
 
-/// Changes the password of a signed-in user: the current one is required; every other session
-/// ends and refresh tokens are revoked.
+/// The message for a refused current password.
+fn current_password_problem(check: crate::services::authn::PasswordCheck) -> Option<String> {
+    use crate::services::authn::PasswordCheck;
+    match check {
+        PasswordCheck::Right => None,
+        PasswordCheck::Wrong => Some("Your current password is not correct.".into()),
+        PasswordCheck::Locked => Some(
+            "Too many wrong passwords: this account is locked for a while. Try again later.".into(),
+        ),
+    }
+}
+
+/// Changes the password of a signed-in user: the current one is required (and a wrong one
+/// counts toward the account's lockout, like a failed login); every other session ends,
+/// refresh tokens are revoked and pending reset and email-change links end.
 pub async fn change_password(
     state: &AppState,
     user: &User,
@@ -406,28 +515,19 @@ pub async fn change_password(
     new: &str,
     now: i64,
 ) -> Result<Result<(), FieldErrors>, AccountsError> {
-    let mut errors = FieldErrors::default();
-    let creds = state
-        .store
-        .credentials_by_email(&Email::parse(&user.email).map_err(|_| AccountsError::Hash)?)
-        .await?;
-    let stored = creds.and_then(|c| c.password_hash);
-    let current = normalize(current);
-    let had_password = stored.is_some();
-    let ok = had_password
-        && state
-            .passwords
-            .verify(current, stored)
-            .await
-            .map_err(|_| AccountsError::Hash)?;
-    if !ok {
-        errors.password = Some("Your current password is not correct.".into());
-        return Ok(Err(errors));
+    let check = crate::services::authn::check_user_password(state, &user.id, current, now).await?;
+    if let Some(problem) = current_password_problem(check) {
+        return Ok(Err(FieldErrors {
+            password: Some(problem),
+            ..Default::default()
+        }));
     }
     let new = normalize(new);
     if let Err(problems) = policy(state).check(&new, Some(&user.email)) {
-        errors.password = password_message(&problems);
-        return Ok(Err(errors));
+        return Ok(Err(FieldErrors {
+            password: password_message(&problems),
+            ..Default::default()
+        }));
     }
     let hash = hash_password(state, new).await?;
     state.store.set_password_hash(&user.id, &hash, now).await?;
@@ -451,19 +551,57 @@ pub async fn change_password(
 }
 
 /// Starts an email change: the new address gets a verification link; it becomes the account's
-/// address only once verified. The same answer whether or not the address is taken.
+/// address only once verified. It takes the current password (or, for an account without one,
+/// a sign-in within [`REAUTH_SECS`]): a session alone, perhaps a stolen one, cannot move the
+/// account. The current address is told at once, so its owner can reset the password, which
+/// ends the pending change. The same answer whether or not the new address is taken.
 pub async fn request_email_change(
     state: &AppState,
-    user: &User,
+    me: &crate::services::authn::Authenticated,
     new_raw: &str,
+    current_password: &str,
     now: i64,
 ) -> Result<Result<(), FieldErrors>, AccountsError> {
-    let Ok(email) = Email::parse(new_raw) else {
-        return Ok(Err(FieldErrors {
-            email: Some("Enter a valid email address, like name@example.com.".into()),
+    let user = &me.user;
+    let refused = |message: String| {
+        Ok(Err(FieldErrors {
+            email: Some(message),
             ..Default::default()
-        }));
+        }))
     };
+    let Ok(email) = Email::parse(new_raw) else {
+        return refused("Enter a valid email address, like name@example.com.".into());
+    };
+    if user.has_password {
+        let check =
+            crate::services::authn::check_user_password(state, &user.id, current_password, now)
+                .await?;
+        if let Some(problem) = current_password_problem(check) {
+            return refused(problem);
+        }
+    } else if now - me.session.auth_time > REAUTH_SECS {
+        return refused(
+            "For your security, sign out and sign in again, then change your email within five minutes."
+                .into(),
+        );
+    }
+    state.mailer.send(
+        &user.email,
+        Mail::EmailChangeRequested {
+            new_email: email.as_str().to_owned(),
+        },
+    );
+    state
+        .store
+        .audit(
+            AuditEntry {
+                kind: "email_change_requested",
+                user_id: Some(user.id.as_str().to_owned()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
     if state.store.credentials_by_email(&email).await?.is_some() {
         return Ok(Ok(()));
     }

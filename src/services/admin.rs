@@ -261,8 +261,9 @@ pub async fn update_user(
     {
         user = state
             .store
-            .verify_user_email(&uid, &email, now)
+            .set_verified_email(&uid, &email, now)
             .await
+            .map(|(_, u)| u)
             .map_err(|e| match e {
                 StoreError::Conflict => AdminError::Conflict("another user has this email".into()),
                 other => other.into(),

@@ -18,8 +18,20 @@ pub const SESSION_PREFIX: &str = token::prefix::SESSION;
 pub enum AuthnError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The password workers' queue is full: answer 503 with `Retry-After`.
+    #[error("the password workers are busy")]
+    Busy,
     #[error("password verification did not complete")]
     Join,
+}
+
+impl From<crate::services::passwords::PoolError> for AuthnError {
+    fn from(e: crate::services::passwords::PoolError) -> Self {
+        match e {
+            crate::services::passwords::PoolError::Busy => AuthnError::Busy,
+            crate::services::passwords::PoolError::Gone => AuthnError::Join,
+        }
+    }
 }
 
 /// A signed-in browser: the session and its user.
@@ -65,10 +77,12 @@ impl LoginFailure {
     }
 }
 
-/// Verifies email and password, with per-account throttling: after `login.max_failures`
-/// failures within `login.failure_window_secs`, the account refuses further attempts for a
-/// growing delay (`lockout_base_secs`, doubling up to `lockout_max_secs`). A locked account
-/// answers exactly like a wrong password, after the same argon2 work.
+/// Verifies email and password, with per-account throttling ([`crate::domain::LockoutPolicy`]):
+/// after `login.max_failures` failures within `login.failure_window_secs`, the account refuses
+/// further attempts for a growing delay. A locked account answers exactly like a wrong
+/// password, after the same argon2 work. Each failure is counted by one statement in the
+/// database ([`crate::store::Store::count_password_failure`]), so parallel guesses, on any
+/// number of instances, are each counted.
 pub async fn check_password(
     state: &AppState,
     email: &str,
@@ -82,61 +96,32 @@ pub async fn check_password(
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
     let password = crate::domain::password::normalize(&password);
     // Same work for an unknown user (and for one without a password): the dummy hash.
-    let ok = state
-        .passwords
-        .verify(password, hash)
-        .await
-        .map_err(|_| AuthnError::Join)?;
+    let ok = state.passwords.verify(password, hash).await?;
     let Some(c) = creds else {
         return Ok(LoginResult::Failed(LoginFailure::UnknownEmail, None));
     };
-    let l = &state.settings.login;
-    if c.locked_until.is_some_and(|t| t > now) {
-        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(c.user.id)));
-    }
+    let id = c.user.id.clone();
+    let locked = c.locked_until.is_some_and(|t| t > now);
     if !ok {
-        let window = l.failure_window_secs as i64;
-        let in_window = c.failed_window_start.is_some_and(|s| now - s < window);
-        let (count, start) = if in_window {
-            (c.failed_logins + 1, c.failed_window_start.unwrap_or(now))
+        count_failure(state, &id, locked, now).await?;
+        let why = if locked {
+            LoginFailure::Locked
         } else {
-            (1, now)
+            LoginFailure::BadCredentials
         };
-        let max = l.max_failures as i32;
-        let locked_until = (count >= max).then(|| {
-            let doublings = (count - max).clamp(0, 20) as u32;
-            let delay =
-                (l.lockout_base_secs.saturating_mul(1u64 << doublings)).min(l.lockout_max_secs);
-            now + delay as i64
-        });
-        state
-            .store
-            .record_login_failure(&c.user.id, count, start, locked_until)
-            .await?;
-        if locked_until.is_some() {
-            state
-                .store
-                .audit(
-                    crate::store::accounts::AuditEntry {
-                        kind: "login_locked",
-                        user_id: Some(c.user.id.as_str().to_owned()),
-                        detail: format!("{count} failed logins"),
-                        ..Default::default()
-                    },
-                    now,
-                )
-                .await?;
-        }
-        return Ok(LoginResult::Failed(
-            LoginFailure::BadCredentials,
-            Some(c.user.id),
-        ));
+        return Ok(LoginResult::Failed(why, Some(id)));
+    }
+    if locked {
+        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
     }
     if c.user.disabled {
-        return Ok(LoginResult::Failed(LoginFailure::Disabled, Some(c.user.id)));
+        return Ok(LoginResult::Failed(LoginFailure::Disabled, Some(id)));
     }
-    if c.failed_logins > 0 || c.locked_until.is_some() {
-        state.store.reset_login_failures(&c.user.id).await?;
+    // A lock set by a parallel failure since the read above still holds (one statement).
+    if (c.failed_logins > 0 || c.locked_until.is_some())
+        && !state.store.clear_password_failures(&id, now).await?
+    {
+        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
     }
     if !c.user.email_verified && state.settings.registration.require_verified_email {
         return Ok(LoginResult::Unverified(c.user));
@@ -144,13 +129,89 @@ pub async fn check_password(
     Ok(LoginResult::Ok(c.user))
 }
 
+/// Counts a wrong password for the account; audits the lock when this failure set one.
+async fn count_failure(
+    state: &AppState,
+    id: &UserId,
+    was_locked: bool,
+    now: i64,
+) -> Result<(), AuthnError> {
+    let policy = state.settings.login.lockout();
+    let Some(failure) = state.store.count_password_failure(id, &policy, now).await? else {
+        return Ok(());
+    };
+    let set_now = policy
+        .lock_secs(failure.count)
+        .is_some_and(|secs| failure.locked_until == Some(now + secs as i64));
+    if set_now && !was_locked {
+        state
+            .store
+            .audit(
+                crate::store::accounts::AuditEntry {
+                    kind: "login_locked",
+                    user_id: Some(id.as_str().to_owned()),
+                    detail: format!("{} failed logins", failure.count),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The answer to "is this the signed-in user's current password?" (the account page asks
+/// before changing the password or the email).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Right,
+    /// Wrong, or the account has no password.
+    Wrong,
+    /// Too many wrong passwords: refused without checking until the lock ends.
+    Locked,
+}
+
+/// Checks a signed-in user's password under the same per-account lockout as the login page:
+/// a wrong one counts as a failed login, and while the account is locked no password is
+/// checked (the user is known here, so there is nothing to hide by doing the work anyway).
+pub async fn check_user_password(
+    state: &AppState,
+    user: &UserId,
+    password: &str,
+    now: i64,
+) -> Result<PasswordCheck, AuthnError> {
+    let Some(c) = state.store.credentials_by_id(user).await? else {
+        return Ok(PasswordCheck::Wrong);
+    };
+    if c.locked_until.is_some_and(|t| t > now) {
+        return Ok(PasswordCheck::Locked);
+    }
+    let Some(hash) = c.password_hash.clone() else {
+        return Ok(PasswordCheck::Wrong);
+    };
+    let password = crate::domain::password::normalize(password);
+    if !state.passwords.verify(password, Some(hash)).await? {
+        count_failure(state, user, false, now).await?;
+        return Ok(PasswordCheck::Wrong);
+    }
+    if (c.failed_logins > 0 || c.locked_until.is_some())
+        && !state.store.clear_password_failures(user, now).await?
+    {
+        return Ok(PasswordCheck::Locked);
+    }
+    Ok(PasswordCheck::Right)
+}
+
 /// Starts a session; returns the cookie value (a 256-bit secret, stored only hashed).
+/// `login_ticket` is the ticket of the authorization request the login was made for, if it
+/// demanded a fresh login (`oauth::authorize::login_ticket_in`).
 pub async fn start_session(
     state: &AppState,
     user: &User,
     amr: &[&str],
     ip: Option<String>,
     user_agent: Option<String>,
+    login_ticket: Option<String>,
     now: i64,
 ) -> Result<(String, SessionRecord), AuthnError> {
     let value = token::generate(SESSION_PREFIX);
@@ -170,6 +231,7 @@ pub async fn start_session(
                 ip: ip.clone(),
                 user_agent: user_agent.clone(),
                 expires_at,
+                login_ticket: login_ticket.clone(),
             },
             now,
         )
@@ -184,6 +246,7 @@ pub async fn start_session(
         created_at: now,
         last_seen: now,
         expires_at,
+        login_ticket,
     };
     Ok((value, record))
 }

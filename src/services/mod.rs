@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod authn;
 pub mod housekeeping;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod passwords;

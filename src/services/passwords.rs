@@ -10,11 +10,28 @@
 use std::sync::Arc;
 
 use crate::crypto::password::{Hasher, Scratch};
-use crate::services::workers::WorkerPool;
+use crate::services::workers::{NotRun, WorkerPool};
 
+/// Why a password was not checked or hashed.
 #[derive(Debug, thiserror::Error)]
-#[error("the password workers are gone")]
-pub struct PoolGone;
+pub enum PoolError {
+    /// `password.max_queued_hashes` jobs are already waiting: answer 503 with `Retry-After`
+    /// instead of queueing without bound (every waiting request holds a connection, and the
+    /// queue delays every other user's sign-in).
+    #[error("the password workers are busy")]
+    Busy,
+    #[error("the password workers are gone")]
+    Gone,
+}
+
+impl From<NotRun> for PoolError {
+    fn from(e: NotRun) -> Self {
+        match e {
+            NotRun::Busy(_) => PoolError::Busy,
+            NotRun::Gone(_) => PoolError::Gone,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct PasswordPool {
@@ -24,37 +41,36 @@ pub struct PasswordPool {
 }
 
 impl PasswordPool {
-    /// Starts `workers` threads (at least one).
-    pub fn start(hasher: Arc<Hasher>, workers: usize) -> std::io::Result<Self> {
+    /// Starts `workers` threads (at least one) with at most `queue` jobs waiting.
+    pub fn start(hasher: Arc<Hasher>, workers: usize, queue: usize) -> std::io::Result<Self> {
         Ok(Self {
             hasher,
-            pool: WorkerPool::start("argon2", workers, Scratch::default)?,
+            pool: WorkerPool::start_with_queue("argon2", workers, Some(queue), Scratch::default)?,
         })
     }
 
     /// Verifies `password` against `phc`; `None` does the same work against the dummy hash and
     /// answers false.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, PoolGone> {
+    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, PoolError> {
         let hasher = self.hasher.clone();
-        self.pool
-            .run(move |scratch| match phc {
+        Ok(self
+            .pool
+            .try_run(move |scratch| match phc {
                 Some(h) => hasher.verify_with(&password, &h, scratch),
                 None => {
                     let _ = hasher.verify_with(&password, hasher.dummy_hash(), scratch);
                     false
                 }
             })
-            .await
-            .map_err(|_| PoolGone)
+            .await?)
     }
 
     /// Hashes a (normalised) password with the configured parameters.
-    pub async fn hash(&self, password: String) -> Result<String, PoolGone> {
+    pub async fn hash(&self, password: String) -> Result<String, PoolError> {
         let hasher = self.hasher.clone();
         self.pool
-            .run(move |scratch| hasher.hash_with(&password, scratch).ok())
-            .await
-            .map_err(|_| PoolGone)?
-            .ok_or(PoolGone)
+            .try_run(move |scratch| hasher.hash_with(&password, scratch).ok())
+            .await?
+            .ok_or(PoolError::Gone)
     }
 }

@@ -25,6 +25,16 @@ type Job<S> = Box<dyn FnOnce(&mut S) + Send + 'static>;
 #[error("the {0} workers are gone")]
 pub struct WorkersGone(pub &'static str);
 
+/// Why a job was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRun {
+    /// The queue of a bounded pool is full: the caller answers "busy, retry" instead of waiting.
+    #[error("the {0} queue is full")]
+    Busy(&'static str),
+    #[error(transparent)]
+    Gone(#[from] WorkersGone),
+}
+
 pub struct WorkerPool<S> {
     tx: flume::Sender<Job<S>>,
     name: &'static str,
@@ -45,11 +55,25 @@ impl<S: 'static> WorkerPool<S> {
         workers: usize,
         init: impl Fn() -> S + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
+        Self::start_with_queue(name, workers, None, init)
+    }
+
+    /// [`WorkerPool::start`] with at most `queue` jobs waiting (besides those running);
+    /// [`WorkerPool::try_run`] refuses a job beyond that. `None`: no bound.
+    pub fn start_with_queue(
+        name: &'static str,
+        workers: usize,
+        queue: Option<usize>,
+        init: impl Fn() -> S + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
         let workers = workers.max(1);
         // A channel every worker receives from: a job wakes one idle worker. (std's receiver
         // behind a mutex woke two per job when the queue ran empty: the worker that got it,
         // then, as it let the mutex go, the one waiting for the mutex.)
-        let (tx, rx) = flume::unbounded::<Job<S>>();
+        let (tx, rx) = match queue {
+            Some(n) => flume::bounded::<Job<S>>(n.max(1)),
+            None => flume::unbounded::<Job<S>>(),
+        };
         let init = Arc::new(init);
         for i in 0..workers {
             let (rx, init) = (rx.clone(), init.clone());
@@ -79,6 +103,23 @@ impl<S: 'static> WorkerPool<S> {
             .map_err(|_| WorkersGone(self.name))?;
         rx.await.map_err(|_| WorkersGone(self.name))
     }
+
+    /// Runs `job` on a worker unless the queue is full ([`NotRun::Busy`], at once).
+    pub async fn try_run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut S) -> T + Send + 'static,
+    ) -> Result<T, NotRun> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Box::new(move |state: &mut S| {
+                let _ = reply.send(job(state));
+            }))
+            .map_err(|e| match e {
+                flume::TrySendError::Full(_) => NotRun::Busy(self.name),
+                flume::TrySendError::Disconnected(_) => NotRun::Gone(WorkersGone(self.name)),
+            })?;
+        Ok(rx.await.map_err(|_| WorkersGone(self.name))?)
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +128,36 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bounded_pool_refuses_a_job_when_its_queue_is_full() {
+        let pool = Arc::new(WorkerPool::start_with_queue("test", 1, Some(2), || ()).unwrap());
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(hold));
+        // One job runs (and waits to be released), two wait: the fourth is refused at once.
+        let mut running = Vec::new();
+        for _ in 0..3 {
+            let (pool, hold) = (pool.clone(), hold.clone());
+            running.push(tokio::spawn(async move {
+                pool.try_run(move |_| {
+                    let _ = hold.lock().unwrap().recv();
+                })
+                .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(matches!(
+            pool.try_run(|_| ()).await,
+            Err(NotRun::Busy("test"))
+        ));
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        for r in running {
+            assert!(r.await.unwrap().is_ok());
+        }
+        assert!(pool.try_run(|_| 7).await.is_ok_and(|v| v == 7));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_than_the_workers_run_at_once_and_each_keeps_its_state() {

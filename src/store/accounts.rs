@@ -9,6 +9,16 @@ use sea_orm::{
 use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
 use super::{Store, StoreError};
 
+/// The kinds of one-time email tokens (`email_tokens.kind`).
+pub mod token_kind {
+    /// Verifies the address given at registration.
+    pub const VERIFY: &str = "verify";
+    /// Sets a new password.
+    pub const RESET: &str = "reset";
+    /// Moves the account to a new address.
+    pub const EMAIL_CHANGE: &str = "email_change";
+}
+
 /// A one-time email token (verification, reset, email change).
 #[derive(Debug, Clone)]
 pub struct EmailTokenRecord {

@@ -27,6 +27,9 @@ pub struct SessionRecord {
     pub created_at: i64,
     pub last_seen: i64,
     pub expires_at: i64,
+    /// The ticket of the authorization request this session's login was made for, until a
+    /// code is issued for that request.
+    pub login_ticket: Option<String>,
 }
 
 pub struct NewSession {
@@ -38,6 +41,7 @@ pub struct NewSession {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub expires_at: i64,
+    pub login_ticket: Option<String>,
 }
 
 /// What an authorization code stands for.
@@ -202,6 +206,7 @@ impl Store {
             created_at: Set(now),
             last_seen: Set(now),
             expires_at: Set(s.expires_at),
+            login_ticket: Set(s.login_ticket),
         }
         .insert(self.conn())
         .await
@@ -230,7 +235,24 @@ impl Store {
             created_at: m.created_at,
             last_seen: m.last_seen,
             expires_at: m.expires_at,
+            login_ticket: m.login_ticket,
         }))
+    }
+
+    /// Uses up the login ticket of a session: `true` for the one caller whose update found
+    /// the session still holding `ticket` (one statement, so a ticket serves one code).
+    pub async fn take_login_ticket(&self, sid: &str, ticket: &str) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let r = session::Entity::update_many()
+            .col_expr(
+                session::Column::LoginTicket,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(session::Column::Sid.eq(sid))
+            .filter(session::Column::LoginTicket.eq(ticket))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
     }
 
     /// How many sessions are live at `now`, across every instance sharing the database. One
@@ -532,15 +554,12 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every grant of a user (sessions are separate).
-    pub async fn revoke_user_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
-        self.flag_refresh_tokens_revoked(refresh_token::Column::UserId.eq(user_id))
-            .await
-    }
-
-    /// Signs a user out everywhere: ends their sessions (all but `keep_sid`), revokes every
-    /// refresh token they hold, and ends the access tokens issued to them before `now`
-    /// (`users.tokens_valid_after`, checked by [`TokenStanding`]); returns how many sessions
+    /// Signs a user out everywhere, in one transaction: ends their sessions (all but
+    /// `keep_sid`), revokes every refresh token they hold, ends the access tokens issued to
+    /// them before `now` (`users.tokens_valid_after`, checked by [`TokenStanding`]), and
+    /// deletes their pending password-reset and email-change links (a link that sets a
+    /// password or moves the account must not outlive a sign-out everywhere: an attacker who
+    /// asked for it would keep the account after the owner's reset). Returns how many sessions
     /// ended. Used by logout-everywhere, password change and reset, disabling a user and the
     /// administrators' "end sessions".
     pub async fn end_user_access(
@@ -549,14 +568,33 @@ impl Store {
         keep_sid: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let ended = self.delete_user_sessions(user_id, keep_sid).await?;
-        self.revoke_user_refresh_tokens(user_id).await?;
+        use super::accounts::token_kind;
+        use super::entities::{email_token, session};
+        use sea_orm::TransactionTrait;
         let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let mut sessions =
+            session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+        if let Some(keep) = keep_sid {
+            sessions = sessions.filter(session::Column::Sid.ne(keep));
+        }
+        let ended = sessions.exec(&tx).await?.rows_affected;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(refresh_token::Column::UserId.eq(user_id))
+            .exec(&tx)
+            .await?;
         user::Entity::update_many()
             .col_expr(user::Column::TokensValidAfter, Expr::value(now))
             .filter(user::Column::Id.eq(user_id))
-            .exec(self.conn())
+            .exec(&tx)
             .await?;
+        email_token::Entity::delete_many()
+            .filter(email_token::Column::UserId.eq(user_id))
+            .filter(email_token::Column::Kind.is_in([token_kind::RESET, token_kind::EMAIL_CHANGE]))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
         Ok(ended)
     }
 

@@ -9,6 +9,7 @@ pub mod clients;
 mod entities;
 pub mod grants;
 pub mod housekeeping;
+pub mod jobs;
 pub mod keys;
 pub mod roles;
 pub mod users;

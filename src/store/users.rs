@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::entities::user;
 use super::{Store, StoreError, split_list};
-use crate::domain::{Email, NewUser, User, UserId};
+use crate::domain::{Email, LockoutPolicy, NewUser, User, UserId};
 
 pub(super) fn to_domain(m: user::Model) -> User {
     User {
@@ -17,8 +17,19 @@ pub(super) fn to_domain(m: user::Model) -> User {
         name: m.name,
         roles: split_list(&m.roles).map(str::to_owned).collect(),
         disabled: m.disabled,
+        has_password: m.password_hash.is_some(),
         created_at: m.created_at,
         updated_at: m.updated_at,
+    }
+}
+
+fn credentials_of(m: user::Model) -> Credentials {
+    Credentials {
+        password_hash: m.password_hash.clone(),
+        failed_logins: m.failed_logins,
+        failed_window_start: m.failed_window_start,
+        locked_until: m.locked_until,
+        user: to_domain(m),
     }
 }
 
@@ -29,6 +40,15 @@ pub struct Credentials {
     pub password_hash: Option<String>,
     pub failed_logins: i32,
     pub failed_window_start: Option<i64>,
+    pub locked_until: Option<i64>,
+}
+
+/// An account's failed password checks after one more ([`Store::count_password_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordFailure {
+    /// Failures in the current window, this one included.
+    pub count: u32,
+    /// Until when the account is locked (possibly a lock from before this failure).
     pub locked_until: Option<i64>,
 }
 
@@ -101,6 +121,14 @@ impl Store {
         }
     }
 
+    /// [`Credentials`] of the user with this id.
+    pub async fn credentials_by_id(&self, id: &UserId) -> Result<Option<Credentials>, StoreError> {
+        Ok(user::Entity::find_by_id(id.as_str().to_owned())
+            .one(self.conn())
+            .await?
+            .map(credentials_of))
+    }
+
     pub async fn credentials_by_email(
         &self,
         email: &Email,
@@ -109,13 +137,7 @@ impl Store {
             .filter(user::Column::EmailLower.eq(email.key()))
             .one(self.conn())
             .await?
-            .map(|m| Credentials {
-                password_hash: m.password_hash.clone(),
-                failed_logins: m.failed_logins,
-                failed_window_start: m.failed_window_start,
-                locked_until: m.locked_until,
-                user: to_domain(m),
-            }))
+            .map(credentials_of))
     }
 
     /// Users ordered by creation, a page at a time; `search` matches a part of the email.
@@ -216,20 +238,41 @@ impl Store {
         .await
     }
 
-    /// Marks `email` verified for the user; for an email change it becomes the user's address.
-    pub async fn verify_user_email(
+    /// Makes `email` the user's verified address (a verified registration, or an email change).
+    /// When it differs from the address the user had, the user's pending email links are
+    /// deleted in the same transaction: a reset link or a verification link went to the old
+    /// address, an email-change link to yet another one, and none of them may act on the
+    /// account once its address has moved. Returns the former address and the user.
+    pub async fn set_verified_email(
         &self,
         id: &UserId,
         email: &Email,
         now: i64,
-    ) -> Result<User, StoreError> {
-        let (shown, key) = (email.as_str().to_owned(), email.key());
-        self.update_user(id, now, move |m| {
-            m.email = Set(shown);
-            m.email_lower = Set(key);
-            m.email_verified = Set(true);
-        })
-        .await
+    ) -> Result<(String, User), StoreError> {
+        use super::entities::email_token;
+        use sea_orm::TransactionTrait;
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let m = user::Entity::find_by_id(id.as_str().to_owned())
+            .one(&tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let former = m.email.clone();
+        let moved = m.email_lower != email.key();
+        let mut am: user::ActiveModel = m.into();
+        am.email = Set(email.as_str().to_owned());
+        am.email_lower = Set(email.key());
+        am.email_verified = Set(true);
+        am.updated_at = Set(now);
+        let updated = am.update(&tx).await.map_err(StoreError::from_insert)?;
+        if moved {
+            email_token::Entity::delete_many()
+                .filter(email_token::Column::UserId.eq(id.as_str()))
+                .exec(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((former, to_domain(updated)))
     }
 
     pub async fn set_user_name(
@@ -241,53 +284,103 @@ impl Store {
         self.update_user(id, now, move |m| m.name = Set(name)).await
     }
 
-    /// Stores the per-account throttling state after a failed login.
-    pub async fn record_login_failure(
+    /// Counts one failed password check for the account and decides in the same statement
+    /// whether it locks the account ([`LockoutPolicy`]): `failed_logins` is incremented in the
+    /// database, never read and written back, so parallel failures (on any number of
+    /// instances) are each counted. Returns the count and the lock after this failure; `None`
+    /// when the user is gone.
+    ///
+    /// ```sql
+    /// UPDATE users SET
+    ///   failed_logins = CASE WHEN <in window> THEN failed_logins + 1 ELSE 1 END,
+    ///   failed_window_start = CASE WHEN <in window> THEN failed_window_start ELSE :now END,
+    ///   locked_until = CASE WHEN <not locked> AND <new count> >= :max
+    ///                       THEN :now + <lock for the new count> ELSE locked_until END
+    /// WHERE id = :id RETURNING failed_logins, locked_until
+    /// ```
+    /// (every right-hand side reads the row as it was before the update, on both backends).
+    pub async fn count_password_failure(
         &self,
         id: &UserId,
-        failed_logins: i32,
-        window_start: i64,
-        locked_until: Option<i64>,
-    ) -> Result<(), StoreError> {
+        policy: &LockoutPolicy,
+        now: i64,
+    ) -> Result<Option<PasswordFailure>, StoreError> {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Query};
+        use user::Column as C;
+        let window_start =
+            now.saturating_sub(i64::try_from(policy.window_secs).unwrap_or(i64::MAX));
+        let in_window = || {
+            Expr::col(C::FailedWindowStart)
+                .is_not_null()
+                .and(Expr::col(C::FailedWindowStart).gt(window_start))
+        };
+        let new_count = || -> Expr {
+            CaseStatement::new()
+                .case(in_window(), Expr::col(C::FailedLogins).add(1))
+                .finally(Expr::val(1))
+                .into()
+        };
+        let secs = |s: u64| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX));
+        let mut lock_for = CaseStatement::new();
+        for (count, lock) in policy.schedule() {
+            lock_for = lock_for.case(new_count().eq(i64::from(count)), Expr::val(secs(lock)));
+        }
+        let lock_for = lock_for.finally(Expr::val(secs(policy.max_secs)));
+        let not_locked = Expr::col(C::LockedUntil)
+            .is_null()
+            .or(Expr::col(C::LockedUntil).lte(now));
+        let threshold = i64::from(Ord::max(policy.max_failures, 1));
+        let locked_until = CaseStatement::new()
+            .case(not_locked.and(new_count().gte(threshold)), lock_for)
+            .finally(Expr::col(C::LockedUntil));
+        let stmt = Query::update()
+            .table(user::Entity)
+            .value(C::FailedLogins, new_count())
+            .value(
+                C::FailedWindowStart,
+                CaseStatement::new()
+                    .case(in_window(), Expr::col(C::FailedWindowStart))
+                    .finally(Expr::val(now)),
+            )
+            .value(C::LockedUntil, locked_until)
+            .and_where(Expr::col(C::Id).eq(id.as_str()))
+            .returning(Query::returning().columns([C::FailedLogins, C::LockedUntil]))
+            .to_owned();
         let _w = self.write_gate().await;
-        user::Entity::update_many()
-            .col_expr(
-                user::Column::FailedLogins,
-                sea_orm::sea_query::Expr::value(failed_logins),
-            )
-            .col_expr(
-                user::Column::FailedWindowStart,
-                sea_orm::sea_query::Expr::value(window_start),
-            )
-            .col_expr(
-                user::Column::LockedUntil,
-                sea_orm::sea_query::Expr::value(locked_until),
-            )
-            .filter(user::Column::Id.eq(id.as_str()))
-            .exec(self.conn())
-            .await?;
-        Ok(())
+        let stmt = self.conn().get_database_backend().build(&stmt);
+        let Some(row) = self.conn().query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let count: i32 = row.try_get("", "failed_logins")?;
+        let locked_until: Option<i64> = row.try_get("", "locked_until")?;
+        Ok(Some(PasswordFailure {
+            count: u32::try_from(count).unwrap_or(0),
+            locked_until,
+        }))
     }
 
-    /// Clears the throttling state after a successful login (one write only when needed).
-    pub async fn reset_login_failures(&self, id: &UserId) -> Result<(), StoreError> {
+    /// Clears the failures of an account after a right password, unless it is locked: one
+    /// statement, so a lock set by a parallel failure a moment ago still holds. `false`: the
+    /// account is locked (or gone).
+    pub async fn clear_password_failures(&self, id: &UserId, now: i64) -> Result<bool, StoreError> {
+        use sea_orm::sea_query::Expr;
         let _w = self.write_gate().await;
-        user::Entity::update_many()
-            .col_expr(
-                user::Column::FailedLogins,
-                sea_orm::sea_query::Expr::value(0),
-            )
+        let r = user::Entity::update_many()
+            .col_expr(user::Column::FailedLogins, Expr::value(0))
             .col_expr(
                 user::Column::FailedWindowStart,
-                sea_orm::sea_query::Expr::value(Option::<i64>::None),
+                Expr::value(Option::<i64>::None),
             )
-            .col_expr(
-                user::Column::LockedUntil,
-                sea_orm::sea_query::Expr::value(Option::<i64>::None),
-            )
+            .col_expr(user::Column::LockedUntil, Expr::value(Option::<i64>::None))
             .filter(user::Column::Id.eq(id.as_str()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(user::Column::LockedUntil.is_null())
+                    .add(user::Column::LockedUntil.lte(now)),
+            )
             .exec(self.conn())
             .await?;
-        Ok(())
+        Ok(r.rows_affected == 1)
     }
 }

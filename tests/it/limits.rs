@@ -86,10 +86,37 @@ async fn admin_browser() -> TestApp {
     json_out(&app.castellan(&["user", "set-role", "root@example.com", "admin", "--json"]));
     let page = app.get("/login").await.text().await.expect("login page");
     let res = Form::with_action(&page, "/login")
-        .submit(&app, &[("email", "root@example.com"), ("password", PASSWORD)], None)
+        .submit(
+            &app,
+            &[("email", "root@example.com"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(res.status().as_u16(), 303, "the administrator signs in");
     app
+}
+
+/// A GET over a plain TCP connection (an HTTP client library refuses to build a URL this
+/// long); returns the status of the answer.
+async fn raw_get(app: &TestApp, target: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    // The server may answer and close before it has read the whole request line.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.expect("a status line");
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "not an HTTP status line: {:?}",
+                String::from_utf8_lossy(&head)
+            )
+        })
 }
 
 /// Sends the request three times; returns the status and the fastest time. (The best of
@@ -148,9 +175,14 @@ async fn fifty_thousand_parameters_to_any_form_or_oauth_endpoint_are_refused_wit
     .await;
     assert_refused_fast("POST /oauth2/register", status, took);
     for path in GET_QUERIES {
-        let (status, took) =
-            best_of_three(|| app.client.get(format!("{}?{flood}", app.url(path)))).await;
-        assert_refused_fast(&format!("GET {path}?…"), status, took);
+        let mut best = Duration::MAX;
+        let mut status = 0;
+        for _ in 0..3 {
+            let start = Instant::now();
+            status = raw_get(&app, &format!("{path}?{flood}")).await;
+            best = best.min(start.elapsed());
+        }
+        assert_refused_fast(&format!("GET {path}?…"), status, best);
     }
 }
 

@@ -373,7 +373,9 @@ async fn a_demanded_fresh_login_cannot_be_skipped_by_replaying_the_login_return_
     let id_token = openidconnect::TokenResponse::id_token(&tokens)
         .expect("an ID token")
         .to_string();
-    let auth_time = jwt::claims(&id_token)["auth_time"].as_i64().expect("auth_time");
+    let auth_time = jwt::claims(&id_token)["auth_time"]
+        .as_i64()
+        .expect("auth_time");
     assert!(
         (before..=after).contains(&auth_time),
         "the ID token carries the new login's auth_time: {auth_time} not in {before}..={after}"

@@ -926,7 +926,10 @@ async fn an_openly_registered_client_cannot_bounce_a_browser_to_its_redirect_uri
             .finish()
     };
     let cases = [
-        ("no response_type", enc(&[("client_id", &id), ("redirect_uri", phish)])),
+        (
+            "no response_type",
+            enc(&[("client_id", &id), ("redirect_uri", phish)]),
+        ),
         (
             "an unsupported response_type",
             enc(&[
@@ -963,7 +966,10 @@ async fn an_openly_registered_client_cannot_bounce_a_browser_to_its_redirect_uri
             (400, None),
             "{what}: an error page, not a redirect:\n{body}"
         );
-        assert!(!body.contains(phish), "{what}: the page links nowhere:\n{body}");
+        assert!(
+            !body.contains(phish),
+            "{what}: the page links nowhere:\n{body}"
+        );
     }
 
     // A client an administrator made is trusted with its errors (RFC 6749 §4.1.2.1).

@@ -45,7 +45,7 @@ pub struct Problem {
     pub errors: Vec<FieldProblem>,
 }
 
-fn problem(
+pub fn problem(
     status: StatusCode,
     detail: impl Into<String>,
     errors: Vec<FieldProblem>,
@@ -170,26 +170,25 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Actor, Http
             vec![],
         )
     };
+    // The client the token was issued to must still be allowed `admin`, whoever holds the
+    // token: taking the scope from a client takes effect at once for the tokens it holds.
+    let client_may = state
+        .store
+        .client(&claims.client_id)
+        .await
+        .map_err(store_error)?
+        .is_some_and(|c| c.scopes.contains(ADMIN_SCOPE));
+    if !client_may {
+        return Err(forbidden());
+    }
     // A user's token comes with its user, who exists and is enabled (or the token has ended).
-    if let Some(u) = user {
+    match user {
         // The role is checked on every call: taking `admin` away takes effect at once.
-        if u.has_role(crate::domain::Role::ADMIN) {
+        Some(u) if u.has_role(crate::domain::Role::ADMIN) => {
             Ok(Actor::User(u.id.as_str().to_owned()))
-        } else {
-            Err(forbidden())
         }
-    } else {
-        match state
-            .store
-            .client(&claims.client_id)
-            .await
-            .map_err(store_error)?
-        {
-            Some(c) if c.scopes.contains(ADMIN_SCOPE) => {
-                Ok(Actor::Client(c.id.as_str().to_owned()))
-            }
-            _ => Err(forbidden()),
-        }
+        Some(_) => Err(forbidden()),
+        None => Ok(Actor::Client(claims.client_id.clone())),
     }
 }
 

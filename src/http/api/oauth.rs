@@ -6,7 +6,7 @@ use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::extractors::{client_credentials, form_params};
+use crate::http::extractors::{OAuthForm, PageForm, client_credentials};
 use crate::http::support::{
     bad_request_page, current_user, no_store_json, oauth_error, page, see_other,
 };
@@ -91,20 +91,19 @@ async fn authorize_with(req: &HttpRequest, state: &AppState, params: Params) -> 
 
 /// RFC 6749 §4.1.1 / OpenID Connect Core 1.0 §3.1.2.1: GET with the query.
 pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let params = Params::parse(req.query_string());
-    authorize_with(&req, &state, params).await
+    match Params::parse(req.query_string()) {
+        Ok(params) => authorize_with(&req, &state, params).await,
+        Err(e) => bad_request_page(&format!("The authorization request is not valid: {e}.")),
+    }
 }
 
 /// OpenID Connect Core 1.0 §3.1.2.1: POST with a form body.
 pub async fn authorize_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    PageForm(params): PageForm,
 ) -> HttpResponse {
-    match form_params(&req, &body) {
-        Ok(params) => authorize_with(&req, &state, params).await,
-        Err(_) => bad_request_page("The authorization request must be a form submission."),
-    }
+    authorize_with(&req, &state, params).await
 }
 
 /// Failed client authentications are limited per address; successful requests never are (one
@@ -145,10 +144,10 @@ fn note_failure(req: &HttpRequest, state: &AppState, e: &OAuthError) {
 async fn with_client<T: serde::Serialize>(
     req: &HttpRequest,
     state: &AppState,
-    body: &[u8],
+    params: Params,
     handle: impl AsyncFnOnce(&crate::domain::Client, &Params) -> Result<T, OAuthError>,
 ) -> HttpResponse {
-    client_request(req, state, body, async |params| {
+    client_request(req, state, params, async |params| {
         let client = token::authenticate(state, client_credentials(req, params)?).await?;
         handle(&client, params).await
     })
@@ -160,17 +159,13 @@ async fn with_client<T: serde::Serialize>(
 async fn client_request<T: serde::Serialize>(
     req: &HttpRequest,
     state: &AppState,
-    body: &[u8],
+    params: Params,
     handle: impl AsyncFnOnce(&Params) -> Result<T, OAuthError>,
 ) -> HttpResponse {
     if let Some(blocked) = client_auth_blocked(req, state) {
         return blocked;
     }
-    let result = async {
-        let params = form_params(req, body)?;
-        handle(&params).await
-    }
-    .await;
+    let result = handle(&params).await;
     match result {
         Ok(v) => no_store_json(&v),
         Err(e) => {
@@ -186,9 +181,13 @@ async fn client_request<T: serde::Serialize>(
 }
 
 /// RFC 6749 §3.2: the token endpoint.
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    OAuthForm(params): OAuthForm,
+) -> HttpResponse {
     let now = state.clock.now();
-    with_client(&req, &state, &body, async |client, params| {
+    with_client(&req, &state, params, async |client, params| {
         token::token(&state, client, params, now).await
     })
     .await
@@ -198,10 +197,10 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    OAuthForm(params): OAuthForm,
 ) -> HttpResponse {
     let now = state.clock.now();
-    with_client(&req, &state, &body, async |client, params| {
+    with_client(&req, &state, params, async |client, params| {
         token::revoke(&state, client, params, now)
             .await
             .map(|()| serde_json::json!({}))
@@ -213,10 +212,10 @@ pub async fn revoke(
 pub async fn introspect(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    OAuthForm(params): OAuthForm,
 ) -> HttpResponse {
     let now = state.clock.now();
-    client_request(&req, &state, &body, async |params| {
+    client_request(&req, &state, params, async |params| {
         token::introspect(&state, client_credentials(&req, params)?, params, now).await
     })
     .await

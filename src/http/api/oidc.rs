@@ -56,10 +56,17 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// is `invalid_request` (§2).
 fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str> {
     let header = crate::http::support::bearer_header(req).map(str::to_owned);
-    let form = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
-        crate::http::extractors::form_params(req, body)
-            .ok()
-            .and_then(|p| p.one("access_token").ok().flatten().map(str::to_owned))
+    let form = if req.method() == actix_web::http::Method::POST
+        && !body.is_empty()
+        && crate::http::extractors::is_form(req)
+    {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8")?;
+        let params = crate::oauth::params::Params::parse(text)
+            .map_err(|_| "the request has too many parameters")?;
+        params
+            .one("access_token")
+            .map_err(|_| "access_token is repeated")?
+            .map(str::to_owned)
     } else {
         None
     };
@@ -94,9 +101,20 @@ fn bearer_error(
 pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
+    use crate::http::extractors::{FORM_BYTES, read_body};
     use actix_web::http::StatusCode;
+    let body = match read_body(&req, payload.into_inner(), FORM_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                Some("invalid_request"),
+                &e.to_string(),
+            );
+        }
+    };
     let now = state.clock.now();
     let token = match bearer(&req, &body) {
         Ok(Some(t)) => t,

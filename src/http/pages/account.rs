@@ -4,6 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
+
+use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use crate::error::AppError;
@@ -35,6 +37,7 @@ struct AccountPage<'a> {
     name: &'a str,
     email: &'a str,
     email_verified: bool,
+    has_password: bool,
     name_error: Option<&'a str>,
     email_error: Option<&'a str>,
     password_error: Option<&'a str>,
@@ -103,6 +106,7 @@ async fn render(
         name: me.user.name.as_deref().unwrap_or_default(),
         email: &me.user.email,
         email_verified: me.user.email_verified,
+        has_password: me.user.has_password,
         name_error: errors.name.as_deref(),
         email_error: errors.email.as_deref(),
         password_error: errors.password.as_deref(),
@@ -162,9 +166,12 @@ async fn guard(
 }
 
 fn after(result: Result<HttpResponse, accounts::AccountsError>) -> HttpResponse {
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "account action failed");
-        AppError::Unavailable.error_response()
+    result.unwrap_or_else(|e| match e {
+        accounts::AccountsError::Busy => AppError::Busy.error_response(),
+        e => {
+            tracing::error!(error = %e, "account action failed");
+            AppError::Unavailable.error_response()
+        }
     })
 }
 
@@ -177,7 +184,7 @@ pub struct ProfileForm {
 pub async fn profile(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<ProfileForm>,
+    form: Form<ProfileForm>,
 ) -> HttpResponse {
     let mut me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
@@ -218,12 +225,13 @@ pub async fn profile(
 pub struct EmailForm {
     csrf_token: Option<String>,
     email: Option<String>,
+    current_password: Option<String>,
 }
 
 pub async fn email(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<EmailForm>,
+    form: Form<EmailForm>,
 ) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
@@ -231,7 +239,9 @@ pub async fn email(
     };
     let now = state.clock.now();
     after(async {
-        Ok(match accounts::request_email_change(&state, &me.user, form.email.as_deref().unwrap_or_default(), now).await? {
+        let new = form.email.as_deref().unwrap_or_default();
+        let password = form.current_password.as_deref().unwrap_or_default();
+        Ok(match accounts::request_email_change(&state, &me, new, password, now).await? {
             Ok(()) => {
                 let notice = "We sent a link to the new address. Your email changes once you follow it.";
                 render(&state, &csrf(&req, &state), &me, Some(notice), &FieldErrors::default()).await
@@ -252,7 +262,7 @@ pub struct PasswordForm {
 pub async fn password(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<PasswordForm>,
+    form: Form<PasswordForm>,
 ) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
@@ -303,7 +313,7 @@ pub struct EndSessionForm {
 pub async fn end_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<EndSessionForm>,
+    form: Form<EndSessionForm>,
 ) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
@@ -339,7 +349,7 @@ pub struct CsrfOnly {
 pub async fn end_all(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<CsrfOnly>,
+    form: Form<CsrfOnly>,
 ) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,
@@ -375,7 +385,7 @@ pub struct RevokeAppForm {
 pub async fn revoke_app(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<RevokeAppForm>,
+    form: Form<RevokeAppForm>,
 ) -> HttpResponse {
     let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
         Ok(m) => m,

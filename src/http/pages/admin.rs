@@ -141,7 +141,7 @@ impl Fields {
     }
 }
 
-type Form = web::Form<Vec<(String, String)>>;
+type Form = crate::http::extractors::AdminForm;
 
 /// What the admin layout shows around every page.
 struct Frame {

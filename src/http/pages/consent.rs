@@ -4,6 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
+
+use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use crate::http::api::oauth::{outcome_response, respond};
@@ -90,7 +92,7 @@ pub struct ConsentForm {
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<ConsentForm>,
+    form: Form<ConsentForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {

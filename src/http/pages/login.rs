@@ -4,6 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+
+use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::safe_return_to;
@@ -83,7 +85,7 @@ pub struct LoginForm {
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
+    form: Form<LoginForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
@@ -105,6 +107,18 @@ pub async fn submit(
     let now = state.clock.now();
     let user = match authn::check_password(&state, &email, password, now).await {
         Ok(u) => u,
+        Err(authn::AuthnError::Busy) => {
+            state.metrics.count_login(LoginOutcome::Error);
+            let mut res = render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                csrf(&req, &state),
+                &return_to,
+                &email,
+                Some("Many people are signing in at this moment. Please try again in a second."),
+            );
+            crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
+            return res;
+        }
         Err(e) => {
             tracing::error!(error = %e, "login failed unexpectedly");
             state.metrics.count_login(LoginOutcome::Error);
@@ -170,6 +184,7 @@ pub async fn submit(
         &["pwd"],
         client_ip(&req, &state),
         user_agent(&req),
+        crate::oauth::authorize::login_ticket_in(&return_to),
         now,
     )
     .await

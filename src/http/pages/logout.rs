@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::http::extractors::form_params;
+use crate::http::extractors::PageForm;
 use crate::http::support::{
     bad_request_page, clear_session_cookie, csrf, csrf_ok, current_user, page, see_other,
     session_cookie_value,
@@ -37,20 +37,26 @@ struct Message<'a> {
 }
 
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    handle(&req, &state, Params::parse(req.query_string())).await
+    match Params::parse(req.query_string()) {
+        Ok(p) => handle(&req, &state, p).await,
+        Err(e) => bad_request_page(&format!("The sign-out request is not valid: {e}.")),
+    }
 }
 
-pub async fn post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    match form_params(&req, &body) {
-        Ok(p) => handle(&req, &state, p).await,
-        Err(_) => bad_request_page("The sign-out request must be a form submission."),
-    }
+pub async fn post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    PageForm(params): PageForm,
+) -> HttpResponse {
+    handle(&req, &state, params).await
 }
 
 async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResponse {
     let now = state.clock.now();
     let one = |n: &str| params.one(n).ok().flatten().map(str::to_owned);
-    if params.0.iter().any(|(k, _)| params.is_repeated(k)) {
+    // One pass with a set: the check must not grow faster than the request (it once compared
+    // every parameter with every other).
+    if params.first_repeated().is_some() {
         return bad_request_page("A parameter of the sign-out request is repeated.");
     }
     let hint = match one("id_token_hint") {

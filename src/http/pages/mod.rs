@@ -11,15 +11,18 @@ pub mod register;
 
 /// A `return_to` we accept: our authorization endpoint (the only place a login or consent
 /// returns to), the account page or the admin pages — a local path, never another origin
-/// (no open redirect).
+/// (no open redirect) — in visible ASCII only. Our own pages build every `return_to`
+/// percent-encoded, so a control character, a space or a byte outside ASCII is someone
+/// else's: refused, not trimmed or passed on (it cannot go into a `Location` header).
 pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
-    let r = raw?.trim();
-    let ok = (r.starts_with("/oauth2/authorize?")
-        || r == "/oauth2/authorize"
-        || r == "/account"
-        || r == "/"
-        || is_admin_path(r))
-        && !r.contains(['\\', '\r', '\n']);
+    let r = raw?;
+    let ok = r.bytes().all(|b| b.is_ascii_graphic())
+        && !r.contains('\\')
+        && (r.starts_with("/oauth2/authorize?")
+            || r == "/oauth2/authorize"
+            || r == "/account"
+            || r == "/"
+            || is_admin_path(r));
     ok.then(|| r.to_owned())
 }
 
@@ -72,5 +75,23 @@ mod tests {
             assert_eq!(safe_return_to(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(safe_return_to(None), None);
+    }
+
+    #[test]
+    fn return_to_refuses_every_control_character_space_and_non_ascii_byte() {
+        let bytes = (0u8..0x20).chain([b' ', 0x7f]);
+        for b in bytes {
+            let c = b as char;
+            for bad in [
+                format!("/oauth2/authorize?client_id=a{c}b"),
+                format!("/account{c}"),
+                format!("{c}/account"),
+                format!("/admin/users?q={c}"),
+                format!("/{c}"),
+            ] {
+                assert_eq!(safe_return_to(Some(&bad)), None, "{bad:?}");
+            }
+        }
+        assert_eq!(safe_return_to(Some("/oauth2/authorize?x=jos\u{e9}")), None);
     }
 }

@@ -3,6 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
+
+use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::register::MessagePage;
@@ -63,7 +65,7 @@ pub struct ForgotForm {
 pub async fn forgot(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<ForgotForm>,
+    form: Form<ForgotForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
@@ -125,10 +127,7 @@ pub async fn reset_form(
             )
         }
         Ok(false) => expired(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading a reset link failed");
-            AppError::Unavailable.error_response()
-        }
+        Err(e) => crate::http::support::accounts_failure(e, "reading a reset link failed"),
     }
 }
 
@@ -142,7 +141,7 @@ pub struct ResetForm {
 pub async fn reset(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<ResetForm>,
+    form: Form<ResetForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
@@ -186,9 +185,6 @@ pub async fn reset(
                 Some(&token),
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "password reset failed");
-            AppError::Unavailable.error_response()
-        }
+        Err(e) => crate::http::support::accounts_failure(e, "password reset failed"),
     }
 }

@@ -4,6 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
+
+use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::safe_return_to;
@@ -126,7 +128,7 @@ pub struct RegisterForm {
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<RegisterForm>,
+    form: Form<RegisterForm>,
 ) -> HttpResponse {
     if !state.settings.registration.enabled {
         return closed();
@@ -187,10 +189,7 @@ pub async fn submit(
             &name,
             &errors,
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "registration failed");
-            AppError::Unavailable.error_response()
-        }
+        Err(e) => crate::http::support::accounts_failure(e, "registration failed"),
     }
 }
 
@@ -229,10 +228,7 @@ pub async fn verify(state: web::Data<AppState>, q: web::Query<VerifyQuery>) -> H
             },
             None,
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "email verification failed");
-            AppError::Unavailable.error_response()
-        }
+        Err(e) => crate::http::support::accounts_failure(e, "email verification failed"),
     }
 }
 
@@ -265,7 +261,7 @@ pub struct ResendForm {
 pub async fn resend(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<ResendForm>,
+    form: Form<ResendForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {

@@ -5,6 +5,7 @@ pub mod authorization_code;
 pub mod client;
 pub mod consent;
 pub mod email_token;
+pub mod job;
 pub mod redeemed_code;
 pub mod refresh_token;
 pub mod revoked_token;

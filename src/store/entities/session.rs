@@ -16,6 +16,9 @@ pub struct Model {
     pub created_at: i64,
     pub last_seen: i64,
     pub expires_at: i64,
+    /// The authorization request's ticket this session's login was made for, until a code
+    /// is issued for it (`oauth::authorize`).
+    pub login_ticket: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
