@@ -1904,3 +1904,60 @@ async fn a_full_password_queue_answers_503_with_retry_after_instead_of_queueing_
         1
     );
 }
+
+#[tokio::test]
+async fn registration_does_the_same_before_answering_for_a_new_and_a_known_address() {
+    let sink = SmtpSink::start();
+    let mail_url = sink.url();
+    let (front, _unused) = spawn_with_sink(|s| s.jobs.run = false).await;
+    let known = "taken@example.com";
+    let new = "fresh@example.com";
+    create_user(&front, known, PASSWORD);
+
+    let mut answers = Vec::new();
+    for email in [known, new] {
+        let res = register(
+            &crate::harness::browser(),
+            &front,
+            email,
+            NEW_PASSWORD,
+            "Someone",
+        )
+        .await;
+        let status = res.status().as_u16();
+        answers.push((status, without_csrf(&res.text().await.unwrap_or_default())));
+    }
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert!(
+        answers[0].1.contains("Check your mailbox"),
+        "{}",
+        answers[0].1
+    );
+    assert_eq!(answers[1], answers[0], "the same answer");
+    // On the request path: the same password hashing, then one queued job each; no account.
+    assert_eq!(
+        front.count("users").await,
+        1,
+        "no account made on the request path"
+    );
+    assert_eq!(front.count("jobs WHERE kind = 'register'").await, 2);
+
+    let _worker = crate::harness::spawn_app_beside(&front, move |s| {
+        s.mail.smtp_url = Some(Secret::new(mail_url));
+    })
+    .await;
+    let verify = sink.wait_for(new, WAIT).await;
+    assert!(
+        verify.link().contains("/register/verify?token="),
+        "{}",
+        verify.text_body
+    );
+    let notice = sink.wait_for(known, WAIT).await;
+    assert!(
+        notice.subject.contains("already have"),
+        "{}",
+        notice.subject
+    );
+    assert_eq!(front.count("users").await, 2);
+    assert_eq!(front.count("jobs").await, 0);
+}

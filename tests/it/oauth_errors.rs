@@ -388,6 +388,22 @@ async fn a_demanded_fresh_login_cannot_be_skipped_by_replaying_the_login_return_
     );
 }
 
+/// A code issued but not yet redeemed grants access too: signing the user out everywhere (a
+/// password change or reset, disabling, "sign out everywhere") ends it with the sessions.
+#[tokio::test]
+async fn a_code_not_yet_redeemed_dies_when_the_user_is_signed_out_everywhere() {
+    let (app, rp) = setup().await;
+    let (url, _state, _nonce, verifier) = rp.authorize_url(&["profile"], true);
+    let code = login_through_pages(&app, &url, EMAIL, PASSWORD, true).await;
+    let out = app.castellan(&["user", "end-sessions", EMAIL]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    assert_token_error(
+        rp.try_exchange_code(&code, verifier).await,
+        "invalid_grant",
+        "a code from before the sign-out",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Login page.
 

@@ -989,3 +989,69 @@ async fn an_openly_registered_client_cannot_bounce_a_browser_to_its_redirect_uri
         "{location}"
     );
 }
+
+/// RP-Initiated Logout with a self-registered client's own ID token and its registered
+/// post-logout URI: without the user's confirmation it would bounce any browser there (the
+/// ID token is the attacker's own). The confirmation page comes first; an administrator's
+/// client is still sent back at once.
+#[tokio::test]
+async fn a_self_registered_client_cannot_bounce_a_browser_through_logout() {
+    let app = open_app().await;
+    let bye = "https://app.example.com/bye";
+    let info = registered(
+        &app,
+        json!({
+            "redirect_uris": [WEB_REDIRECT],
+            "post_logout_redirect_uris": [bye],
+            "scope": "openid profile",
+        }),
+    )
+    .await;
+    create_user(&app, "mallory@example.com", PASSWORD);
+    let rp = Rp::discover(
+        &app,
+        s(&info, "client_id"),
+        Some(s(&info, "client_secret")),
+        WEB_REDIRECT,
+    )
+    .await;
+    let signed = sign_in(&app, &rp, "mallory@example.com", &["profile"], true).await;
+    let logout = |hint: &str, back_to: &str| {
+        format!(
+            "/oauth2/logout?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("id_token_hint", hint)
+                .append_pair("post_logout_redirect_uri", back_to)
+                .append_pair("state", "s1")
+                .finish()
+        )
+    };
+    // A victim's browser, signed in to nothing.
+    let res = crate::harness::browser()
+        .get(app.url(&logout(&signed.id_token(), bye)))
+        .send()
+        .await
+        .expect("logout");
+    let status = res.status().as_u16();
+    let location = res.headers().get("location").cloned();
+    let body = res.text().await.unwrap_or_default();
+    assert_eq!(
+        (status, location),
+        (200, None),
+        "a confirmation page:\n{body}"
+    );
+    assert!(body.contains("name=\"decision\""), "{body}");
+
+    // The same request for a client an administrator made goes straight back.
+    let admin_rp = crate::harness::rp::confidential_rp(&app, &[]).await;
+    let signed = sign_in(&app, &admin_rp, "mallory@example.com", &["profile"], true).await;
+    let res = crate::harness::browser()
+        .get(app.url(&logout(
+            &signed.id_token(),
+            crate::harness::rp::POST_LOGOUT_URI,
+        )))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status().as_u16(), 303);
+}
