@@ -166,8 +166,34 @@ pub async fn register(
     let Some(email) = email.filter(|_| errors.is_empty()) else {
         return Ok(Err(errors));
     };
-    // The same argon2 work whether or not the email is known.
+    // The same argon2 work and the same queued job whether or not the email is known: the
+    // answer and its timing do not tell (the job makes the account or mails its owner).
     let hash = hash_password(state, password).await?;
+    let job = crate::services::jobs::Job::Register {
+        email: email.as_str().to_owned(),
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        password_hash: hash,
+        return_to: return_to.map(str::to_owned),
+        ip,
+    };
+    crate::services::jobs::enqueue(state, &job, now).await?;
+    Ok(Ok(()))
+}
+
+/// The job behind [`register`]: a new account and its verification link, or, for an address
+/// that has an account already, a notice to its owner.
+pub async fn create_registered_account(
+    state: &AppState,
+    email_raw: &str,
+    name: Option<String>,
+    password_hash: String,
+    return_to: Option<&str>,
+    ip: Option<String>,
+    now: i64,
+) -> Result<(), AccountsError> {
+    let Ok(email) = Email::parse(email_raw) else {
+        return Ok(());
+    };
     if let Some(existing) = state
         .store
         .credentials_by_email(&email)
@@ -183,19 +209,19 @@ pub async fn register(
                 reset_link,
             },
         );
-        return Ok(Ok(()));
+        return Ok(());
     }
     let new = NewUser {
         email: email.clone(),
         email_verified: false,
-        name: (!name.is_empty()).then(|| name.to_owned()),
+        name,
         roles: Role::parse("user").into_iter().collect(),
-        password_hash: Some(hash),
+        password_hash: Some(password_hash),
     };
     let user = match state.store.create_user(new, now).await {
         Ok(u) => u,
-        // Registered by a racing request a moment ago: the same answer.
-        Err(StoreError::Conflict) => return Ok(Ok(())),
+        // Registered by a racing job a moment ago: nothing more to do.
+        Err(StoreError::Conflict) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let value =
@@ -218,7 +244,7 @@ pub async fn register(
             now,
         )
         .await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Follows a verification (or email-change) link: the address becomes verified. A

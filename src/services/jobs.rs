@@ -1,10 +1,10 @@
 //! Background jobs: work that must not run on the request path, queued in the database
 //! (`store::jobs`) so that any instance may run it and a restart loses none.
 //!
-//! Today the jobs are the account mails whose preparation would tell, by its timing, whether
-//! an address has an account: "forgot password" and "send the verification link again" answer
-//! after one insert, the same for every address, and a worker looks the address up, makes the
-//! link and mails it.
+//! Today the jobs are the account work that would tell, by its timing, whether an address has
+//! an account: registration (after the password is hashed), "forgot password" and "send the
+//! verification link again" answer after one insert, the same for every address, and a worker
+//! looks the address up, makes the account or the link and mails it.
 //!
 //! Every instance with `jobs.run` runs a worker. It wakes when this instance queues a job and
 //! every `jobs.poll_interval_ms` otherwise (for jobs queued by other instances, and retries).
@@ -25,8 +25,9 @@ pub const LEASE_SECS: i64 = 300;
 /// How many times a job is tried.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// A job and what it needs. The payload is stored as JSON, beside the kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A job and what it needs. The payload is stored as JSON, beside the kind. `Debug` prints
+/// the kind only (a registration carries a password hash, every job an address).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Mail a password-reset link to `email` if it belongs to an enabled account.
@@ -38,6 +39,22 @@ pub enum Job {
         email: String,
         return_to: Option<String>,
     },
+    /// Make the account a registration asked for (the password already hashed), or tell the
+    /// owner of `email` that it has one.
+    #[serde(rename = "register")]
+    Register {
+        email: String,
+        name: Option<String>,
+        password_hash: String,
+        return_to: Option<String>,
+        ip: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({})", self.kind())
+    }
 }
 
 impl Job {
@@ -46,6 +63,7 @@ impl Job {
         match self {
             Job::ResetLink { .. } => "password_reset",
             Job::VerificationLink { .. } => "resend_verification",
+            Job::Register { .. } => "register",
         }
     }
 }
@@ -90,6 +108,24 @@ async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> 
                 state,
                 email,
                 return_to.as_deref(),
+                now,
+            )
+            .await
+        }
+        Job::Register {
+            email,
+            name,
+            password_hash,
+            return_to,
+            ip,
+        } => {
+            crate::services::accounts::create_registered_account(
+                state,
+                email,
+                name.clone(),
+                password_hash.clone(),
+                return_to.as_deref(),
+                ip.clone(),
                 now,
             )
             .await

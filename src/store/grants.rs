@@ -556,8 +556,9 @@ impl Store {
 
     /// Signs a user out everywhere, in one transaction: ends their sessions (all but
     /// `keep_sid`), revokes every refresh token they hold, ends the access tokens issued to
-    /// them before `now` (`users.tokens_valid_after`, checked by [`TokenStanding`]), and
-    /// deletes their pending password-reset and email-change links (a link that sets a
+    /// them before `now` (`users.tokens_valid_after`, checked by [`TokenStanding`]), deletes
+    /// their authorization codes not yet redeemed (a code is a grant waiting to be collected),
+    /// and deletes their pending password-reset and email-change links (a link that sets a
     /// password or moves the account must not outlive a sign-out everywhere: an attacker who
     /// asked for it would keep the account after the owner's reset). Returns how many sessions
     /// ended. Used by logout-everywhere, password change and reset, disabling a user and the
@@ -569,7 +570,7 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         use super::accounts::token_kind;
-        use super::entities::{email_token, session};
+        use super::entities::{authorization_code, email_token, session};
         use sea_orm::TransactionTrait;
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
@@ -592,6 +593,10 @@ impl Store {
         email_token::Entity::delete_many()
             .filter(email_token::Column::UserId.eq(user_id))
             .filter(email_token::Column::Kind.is_in([token_kind::RESET, token_kind::EMAIL_CHANGE]))
+            .exec(&tx)
+            .await?;
+        authorization_code::Entity::delete_many()
+            .filter(authorization_code::Column::UserId.eq(user_id))
             .exec(&tx)
             .await?;
         tx.commit().await?;

@@ -3,7 +3,9 @@
 //! With a valid `id_token_hint` the session ends without a question (§2); otherwise a
 //! confirmation page with `decision=logout` (CSRF-protected) is shown. `post_logout_redirect_uri`
 //! must be registered for the client named by the hint or by `client_id` (§3); a URI that is not
-//! is never redirected to.
+//! is never redirected to. A client that registered itself (RFC 7591 open registration) is not
+//! trusted to send a browser back through us without the user's confirmation (RFC 9700
+//! §4.11.2): its own ID token as the hint would otherwise make this an open redirector.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -80,12 +82,17 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
         }
         (a, b) => a.or(b),
     };
+    // Whether the client behind the redirect registered itself (then the user confirms first).
+    let mut self_registered = false;
     let redirect = match one("post_logout_redirect_uri") {
         None => None,
         Some(uri) => {
             let registered = match &client_id {
                 Some(id) => match state.store.client(id).await {
-                    Ok(Some(c)) => c.post_logout_uri_registered(&uri),
+                    Ok(Some(c)) => {
+                        self_registered = c.dynamically_registered;
+                        c.post_logout_uri_registered(&uri)
+                    }
                     Ok(None) => false,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot load a client");
@@ -124,7 +131,7 @@ async fn handle(req: &HttpRequest, state: &AppState, params: Params) -> HttpResp
     let hint_matches = hint
         .as_ref()
         .is_some_and(|h| current.as_ref().is_none_or(|c| c.user.id.as_str() == h.sub));
-    if !confirmed && !hint_matches {
+    if !confirmed && (!hint_matches || self_registered) {
         let token = csrf(req, state);
         let view = Confirm {
             csrf: &token.token,
