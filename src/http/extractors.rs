@@ -130,16 +130,6 @@ async fn read_form(
     Ok(Params::parse_at_most(text, bounds.params)?)
 }
 
-/// A form body that was already read (the userinfo endpoint reads its body itself).
-pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    if !is_form(req) {
-        return Err(OAuthError::InvalidRequest(BodyError::NotAForm.to_string()));
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| OAuthError::InvalidRequest(BodyError::NotUtf8.to_string()))?;
-    Ok(Params::parse(text)?)
-}
-
 type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
 /// The form body of an OAuth endpoint (token, revocation, introspection): refused with an
