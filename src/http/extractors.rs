@@ -156,14 +156,22 @@ impl FromRequest for OAuthForm {
     type Future = Pending<Self, Self::Error>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            read_form(&req, payload, FORM_BOUNDS)
-                .await
-                .map(OAuthForm)
+        pending_form(req, payload, FORM_BOUNDS, |read| {
+            read.map(OAuthForm)
                 .map_err(|e| OAuthRefusal(OAuthError::InvalidRequest(e.to_string())))
         })
     }
+}
+
+/// The future of a form extractor: the bounded body, then `finish`.
+fn pending_form<T: 'static, E: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    bounds: Bounds,
+    finish: impl FnOnce(Result<Params, BodyError>) -> Result<T, E> + 'static,
+) -> Pending<T, E> {
+    let (req, payload) = (req.clone(), payload.take());
+    Box::pin(async move { finish(read_form(&req, payload, bounds).await) })
 }
 
 /// A browser's refusal of its request, as an HTML page.
@@ -199,12 +207,8 @@ impl FromRequest for PageForm {
     type Future = Pending<Self, Self::Error>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            read_form(&req, payload, FORM_BOUNDS)
-                .await
-                .map(PageForm)
-                .map_err(PageRefusal)
+        pending_form(req, payload, FORM_BOUNDS, |read| {
+            read.map(PageForm).map_err(PageRefusal)
         })
     }
 }
@@ -223,12 +227,8 @@ impl FromRequest for AdminForm {
     type Future = Pending<Self, Self::Error>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            read_form(&req, payload, ADMIN_FORM_BOUNDS)
-                .await
-                .map(|p| AdminForm(p.0))
-                .map_err(PageRefusal)
+        pending_form(req, payload, ADMIN_FORM_BOUNDS, |read| {
+            read.map(|p| AdminForm(p.0)).map_err(PageRefusal)
         })
     }
 }
@@ -255,12 +255,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
     type Future = Pending<Self, Self::Error>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let params = read_form(&req, payload, FORM_BOUNDS)
-                .await
-                .map_err(PageRefusal)?;
-            decode(params.0).map(Form).map_err(PageRefusal)
+        pending_form(req, payload, FORM_BOUNDS, |read| {
+            read.and_then(|p| decode(p.0))
+                .map(Form)
+                .map_err(PageRefusal)
         })
     }
 }

@@ -1766,10 +1766,18 @@ async fn the_current_password_check_on_the_account_page_counts_toward_the_lockou
 // ---------------------------------------------------------------------------------------------
 // What "forgot password" and "resend the link" do before they answer.
 
+/// A second instance on `front`'s database that runs the background jobs, mailing to `sink`.
+async fn worker_beside(front: &TestApp, sink: &SmtpSink) -> TestApp {
+    let url = sink.url();
+    crate::harness::spawn_app_beside(front, move |s| {
+        s.mail.smtp_url = Some(Secret::new(url));
+    })
+    .await
+}
+
 #[tokio::test]
 async fn forgot_password_and_resend_do_the_same_before_answering_and_prepare_mail_afterwards() {
     let sink = SmtpSink::start();
-    let mail_url = sink.url();
     let (front, _unused) = spawn_with_sink(|s| s.jobs.run = false).await;
     let verified = "known@example.com";
     let unverified = "pending@example.com";
@@ -1824,10 +1832,7 @@ async fn forgot_password_and_resend_do_the_same_before_answering_and_prepare_mai
 
     // Another instance that runs background work prepares and sends the mail: to the known
     // addresses only, once each.
-    let _worker = crate::harness::spawn_app_beside(&front, move |s| {
-        s.mail.smtp_url = Some(Secret::new(mail_url));
-    })
-    .await;
+    let _worker = worker_beside(&front, &sink).await;
     let reset = sink.wait_for(verified, WAIT).await;
     assert!(
         reset.link().contains("/password/reset?token="),
@@ -1908,7 +1913,6 @@ async fn a_full_password_queue_answers_503_with_retry_after_instead_of_queueing_
 #[tokio::test]
 async fn registration_does_the_same_before_answering_for_a_new_and_a_known_address() {
     let sink = SmtpSink::start();
-    let mail_url = sink.url();
     let (front, _unused) = spawn_with_sink(|s| s.jobs.run = false).await;
     let known = "taken@example.com";
     let new = "fresh@example.com";
@@ -1942,10 +1946,7 @@ async fn registration_does_the_same_before_answering_for_a_new_and_a_known_addre
     );
     assert_eq!(front.count("jobs WHERE kind = 'register'").await, 2);
 
-    let _worker = crate::harness::spawn_app_beside(&front, move |s| {
-        s.mail.smtp_url = Some(Secret::new(mail_url));
-    })
-    .await;
+    let _worker = worker_beside(&front, &sink).await;
     let verify = sink.wait_for(new, WAIT).await;
     assert!(
         verify.link().contains("/register/verify?token="),

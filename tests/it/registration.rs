@@ -1045,14 +1045,9 @@ async fn a_self_registered_client_cannot_bounce_a_browser_through_logout() {
     // The same request for a client an administrator made goes straight back.
     let admin_rp = crate::harness::rp::confidential_rp(&app, &[]).await;
     // (prompt=login: this browser is still signed in from the first sign-in.)
-    let signed = crate::harness::rp::sign_in_as(
-        &app,
-        &admin_rp,
-        "mallory@example.com",
-        &["profile"],
-        true,
-    )
-    .await;
+    let signed =
+        crate::harness::rp::sign_in_as(&app, &admin_rp, "mallory@example.com", &["profile"], true)
+            .await;
     let res = crate::harness::browser()
         .get(app.url(&logout(
             &signed.id_token(),
