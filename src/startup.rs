@@ -135,7 +135,7 @@ impl Application {
         };
         let server = Self::server(state.clone(), listener)?;
         crate::services::housekeeping::spawn(state.clone());
-        crate::services::jobs::spawn(state.clone());
+        crate::services::background::spawn(state.clone());
         Ok(Self {
             port,
             server,

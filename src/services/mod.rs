@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod background;
 pub mod authn;
 pub mod housekeeping;
 pub mod jobs;

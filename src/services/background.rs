@@ -1,0 +1,105 @@
+//! The background worker: runs the jobs queued in the database (`services::jobs`,
+//! `store::jobs`).
+//!
+//! Every instance with `jobs.run` runs one. It wakes when this instance queues a job and every
+//! `jobs.poll_interval_ms` otherwise (for jobs queued by other instances, and retries). A job
+//! is taken with a lease ([`LEASE_SECS`]) by one worker at a time, on any instance; a failed job
+//! is tried again after a growing delay, [`MAX_ATTEMPTS`] times in all, then dropped with an
+//! error in the log.
+
+use std::time::Duration;
+
+use crate::services::jobs::Job;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::jobs::JobRecord;
+
+/// How long a worker holds a job before another may take it (a worker that died).
+pub const LEASE_SECS: i64 = 300;
+/// How many times a job is tried.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Runs the due jobs until none is left; returns how many were taken.
+pub async fn run_due(state: &AppState) -> Result<usize, StoreError> {
+    let mut taken = 0;
+    while let Some(record) = state.store.claim_job(state.clock.now(), LEASE_SECS).await? {
+        taken += 1;
+        run_one(state, record).await?;
+    }
+    Ok(taken)
+}
+
+async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    let job: Job = match serde_json::from_str(&record.payload) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(id = record.id, kind = record.kind, error = %e, "dropping a job that cannot be read");
+            return state.store.finish_job(record.id).await;
+        }
+    };
+    let result = match &job {
+        Job::ResetLink { email, ip } => {
+            crate::services::accounts::mail_reset_link(state, email, ip.clone(), now).await
+        }
+        Job::VerificationLink { email, return_to } => {
+            crate::services::accounts::mail_verification_link(
+                state,
+                email,
+                return_to.as_deref(),
+                now,
+            )
+            .await
+        }
+        Job::Register {
+            email,
+            name,
+            password_hash,
+            return_to,
+            ip,
+        } => {
+            crate::services::accounts::create_registered_account(
+                state,
+                email,
+                name.clone(),
+                password_hash.clone(),
+                return_to.as_deref(),
+                ip.clone(),
+                now,
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(()) => state.store.finish_job(record.id).await,
+        Err(e) if record.attempts >= MAX_ATTEMPTS => {
+            tracing::error!(id = record.id, kind = job.kind(), attempts = record.attempts, error = %e, "a job failed for the last time; dropped");
+            state.store.finish_job(record.id).await
+        }
+        Err(e) => {
+            let delay = 5i64 << record.attempts.min(10);
+            tracing::warn!(id = record.id, kind = job.kind(), attempts = record.attempts, retry_in_secs = delay, error = %e, "a job failed; it will be tried again");
+            state.store.retry_job(record.id, now + delay).await
+        }
+    }
+}
+
+/// Spawns this instance's worker on the current runtime (when `jobs.run`).
+pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.settings.jobs.run {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let every = Duration::from_millis(state.settings.jobs.poll_interval_ms);
+        loop {
+            if let Err(e) = run_due(&state).await {
+                tracing::warn!(error = %e, "jobs: cannot take or finish a job; will look again");
+            }
+            tokio::select! {
+                () = state.jobs_wake.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }))
+}
+
