@@ -102,4 +102,3 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         }
     }))
 }
-

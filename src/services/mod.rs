@@ -2,8 +2,8 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod background;
 pub mod authn;
+pub mod background;
 pub mod housekeeping;
 pub mod jobs;
 pub mod keys;
