@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
             let id_claims = serde_json::json!({
                 "iss": "http://localhost:8080", "sub": "0b0f1c2e", "aud": "client", "azp": "client",
                 "iat": 1_800_000_000i64, "exp": 1_800_000_900i64, "auth_time": 1_800_000_000i64,
-                "nonce": "n-0S6_WzA2Mj", "at_hash": castellan::services::tokens::at_hash(&at), "sid": "sid",
+                "nonce": "n-0S6_WzA2Mj", "at_hash": castellan::oidc::id_token::at_hash(&at), "sid": "sid",
             });
             let id = jwt::sign(&signer, jwt::TYP_JWT, &id_claims).unwrap_or_default();
             serde_json::to_vec(&serde_json::json!({

@@ -24,6 +24,9 @@ pub enum AppError {
     /// A bounded queue (the password workers) is full: retry in a moment.
     #[error("service busy")]
     Busy,
+    /// Not for this user (title, message): 403.
+    #[error("{0}")]
+    Forbidden(&'static str, &'static str),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -44,6 +47,7 @@ impl AppError {
                 "Temporarily unavailable",
                 "Please try again in a moment.".to_owned(),
             ),
+            AppError::Forbidden(title, message) => (*title, (*message).to_owned()),
             AppError::Busy => (
                 "Busy right now",
                 "Many people are signing in at this moment. Please try again in a second."
@@ -83,6 +87,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden(..) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable | AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

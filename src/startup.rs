@@ -16,12 +16,25 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
 use crate::mail::Mailer;
+use crate::oauth::authorize::Authorization;
+use crate::oauth::token::TokenEndpoint;
 use crate::oidc::discovery::Discovery;
+use crate::oidc::logout::Logout;
+use crate::oidc::userinfo::UserInfo;
+use crate::services::accounts::Accounts;
+use crate::services::admin::Admin;
+use crate::services::authn::Authn;
+use crate::services::background::Background;
+use crate::services::housekeeping::Housekeeping;
+use crate::services::jobs::Jobs;
 use crate::services::keys::{self, KeyRing};
 use crate::services::metrics::Metrics;
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::RateLimiter;
-use crate::state::AppState;
+use crate::services::registration::ClientRegistration;
+use crate::services::status::Status;
+use crate::services::tokens::Tokens;
+use crate::state::{AppState, Core};
 use crate::store::Store;
 
 pub struct Application {
@@ -30,6 +43,145 @@ pub struct Application {
     /// The server of `metrics.listen`, and the port it is bound to.
     metrics: Option<(u16, Server)>,
     state: AppState,
+    /// The database handle, for tests that look at what is stored.
+    store: Store,
+}
+
+/// The core and its background work, wired from the settings and a migrated store.
+pub struct Built {
+    pub core: Core,
+    pub background: Background,
+    pub housekeeping: Housekeeping,
+}
+
+/// Builds every use case with what it needs (the server and the command line share this):
+/// the key ring, the password and signing workers, the mailer, the rate limiter, the job queue.
+pub async fn build_core(
+    settings: Arc<Settings>,
+    store: Store,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Built> {
+    let now = clock.now();
+    let key_ring = KeyRing::load(&store, &settings, now)
+        .await
+        .context("loading signing keys")?;
+    let p = &settings.password;
+    let hasher = Hasher::new(
+        p.argon2_memory_kib,
+        p.argon2_iterations,
+        p.argon2_parallelism,
+    )
+    .context("preparing the password hasher")?;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mailer = Arc::new(Mailer::new(&settings.mail).context("preparing the mailer")?);
+    let rl = &settings.rate_limit;
+    if rl.redis_url.is_some() {
+        tracing::warn!(
+            "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
+             each instance enforces its own per-address limits"
+        );
+    }
+    let limiter = Arc::new(RateLimiter::new(
+        rl.login_per_minute,
+        rl.register_per_minute,
+        rl.forgot_password_per_minute,
+        rl.client_auth_failures_per_minute,
+    ));
+    let workers = match settings.password.max_concurrent_hashes {
+        0 => cpus,
+        n => n,
+    };
+    let passwords = Arc::new(
+        PasswordPool::start(
+            Arc::new(hasher),
+            workers,
+            settings.password.max_queued_hashes,
+        )
+        .context("starting the password workers")?,
+    );
+    let signing = Arc::new(
+        crate::services::workers::WorkerPool::start("sign", cpus, || ())
+            .context("starting the signing workers")?,
+    );
+    let tokens = Tokens::new(
+        store.clone(),
+        Arc::new(key_ring),
+        signing,
+        settings.clone(),
+        clock.clone(),
+    );
+    let authn = Authn::new(
+        store.clone(),
+        passwords.clone(),
+        settings.clone(),
+        clock.clone(),
+        limiter.clone(),
+        metrics.clone(),
+    );
+    let jobs = Jobs::new(store.clone());
+    let accounts = Accounts::new(
+        store.clone(),
+        passwords,
+        mailer,
+        settings.clone(),
+        clock.clone(),
+        jobs.clone(),
+        authn.clone(),
+        limiter.clone(),
+    );
+    let core = Core {
+        admin: Admin::new(
+            store.clone(),
+            accounts.clone(),
+            tokens.clone(),
+            settings.clone(),
+            clock.clone(),
+        ),
+        authorization: Authorization::new(
+            store.clone(),
+            tokens.clone(),
+            settings.clone(),
+            clock.clone(),
+        ),
+        token_endpoint: TokenEndpoint::new(
+            store.clone(),
+            tokens.clone(),
+            metrics.clone(),
+            settings.clone(),
+            limiter.clone(),
+            clock.clone(),
+        ),
+        userinfo: UserInfo::new(tokens.clone(), clock.clone()),
+        logout: Logout::new(store.clone(), tokens.clone(), authn.clone()),
+        registration: ClientRegistration::new(
+            store.clone(),
+            settings.clone(),
+            limiter,
+            clock.clone(),
+        ),
+        status: Status::new(store.clone(), metrics, clock.clone()),
+        accounts: accounts.clone(),
+        authn,
+        tokens,
+    };
+    Ok(Built {
+        background: Background {
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            jobs,
+            accounts,
+        },
+        housekeeping: Housekeeping {
+            store,
+            settings,
+            clock,
+        },
+        core,
+    })
 }
 
 impl Application {
@@ -65,57 +217,21 @@ impl Application {
                 "generated the first signing key"
             );
         }
-        let key_ring = KeyRing::load(&store, &settings, now)
-            .await
-            .context("loading signing keys")?;
-        let discovery = Discovery::new(&settings);
-        let p = &settings.password;
-        let hasher = Hasher::new(
-            p.argon2_memory_kib,
-            p.argon2_iterations,
-            p.argon2_parallelism,
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new(now));
+        let built = build_core(
+            settings.clone(),
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
         )
-        .context("preparing the password hasher")?;
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let mailer = Mailer::new(&settings.mail).context("preparing the mailer")?;
-        let rl = &settings.rate_limit;
-        if rl.redis_url.is_some() {
-            tracing::warn!(
-                "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
-                 each instance enforces its own per-address limits"
-            );
-        }
-        let limiter = RateLimiter::new(
-            rl.login_per_minute,
-            rl.register_per_minute,
-            rl.forgot_password_per_minute,
-            rl.client_auth_failures_per_minute,
-        );
-        let hasher = Arc::new(hasher);
-        let workers = match settings.password.max_concurrent_hashes {
-            0 => cpus,
-            n => n,
-        };
-        let passwords =
-            PasswordPool::start(hasher.clone(), workers, settings.password.max_queued_hashes)
-                .context("starting the password workers")?;
-        let signing = crate::services::workers::WorkerPool::start("sign", cpus, || ())
-            .context("starting the signing workers")?;
+        .await?;
         let state = AppState {
-            passwords: Arc::new(passwords),
-            hasher,
-            mailer: Arc::new(mailer),
-            limiter: Arc::new(limiter),
-            store,
-            keys: Arc::new(key_ring),
+            core: built.core,
+            discovery: Arc::new(Discovery::new(&settings)),
+            metrics,
             clock,
-            discovery: Arc::new(discovery),
-            metrics: Arc::new(Metrics::new(now)),
-            signing: Arc::new(signing),
-            jobs_wake: Arc::new(tokio::sync::Notify::new()),
-            settings: Arc::new(settings),
+            settings,
         };
         let port = listener
             .local_addr()
@@ -134,13 +250,14 @@ impl Application {
             _ => None,
         };
         let server = Self::server(state.clone(), listener)?;
-        crate::services::housekeeping::spawn(state.clone());
-        crate::services::background::spawn(state.clone());
+        crate::services::housekeeping::spawn(built.housekeeping);
+        crate::services::background::spawn(built.background);
         Ok(Self {
             port,
             server,
             metrics,
             state,
+            store,
         })
     }
 
@@ -225,6 +342,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The database handle (the test harness reads what is stored through it).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Serves until SIGTERM/SIGINT, then drains in-flight requests (graceful shutdown).

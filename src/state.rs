@@ -1,38 +1,59 @@
-//! Application state shared by every request handler (as `web::Data<AppState>`). No globals:
-//! two servers can run in one process, as the tests do.
+//! What the HTTP layer is given: the core's use cases ([`Core`], also what the CLI builds)
+//! plus what only HTTP needs (settings for cookies and pages, the clock for CSRF and rate
+//! windows, the discovery document, the request counters). As `web::Data<AppState>`. No
+//! globals: two servers can run in one process, as the tests do.
+//!
+//! Nothing below HTTP names this type: the core is built of services that own what they need
+//! (`startup::build_core`).
 
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::crypto::password::Hasher;
-use crate::mail::Mailer;
+use crate::oauth::authorize::Authorization;
+use crate::oauth::token::TokenEndpoint;
 use crate::oidc::discovery::Discovery;
-use crate::services::keys::KeyRing;
+use crate::oidc::logout::Logout;
+use crate::oidc::userinfo::UserInfo;
+use crate::services::accounts::Accounts;
+use crate::services::admin::Admin;
+use crate::services::authn::Authn;
 use crate::services::metrics::Metrics;
-use crate::services::passwords::PasswordPool;
-use crate::services::ratelimit::RateLimiter;
-use crate::store::Store;
+use crate::services::registration::ClientRegistration;
+use crate::services::status::Status;
+use crate::services::tokens::Tokens;
+
+/// The use cases: one struct per area, each owning its dependencies.
+#[derive(Debug, Clone)]
+pub struct Core {
+    /// Sign-in and sessions.
+    pub authn: Authn,
+    /// Registration, verification, reset, and the account page's actions.
+    pub accounts: Accounts,
+    /// Users, clients, roles, keys and the audit log, for administrators.
+    pub admin: Admin,
+    /// Minting and checking tokens; the JWK Set.
+    pub tokens: Tokens,
+    /// The authorization endpoint (RFC 6749 §4.1, OpenID Connect Core §3.1.2).
+    pub authorization: Authorization,
+    /// Token, revocation and introspection endpoints.
+    pub token_endpoint: TokenEndpoint,
+    /// OpenID Connect UserInfo.
+    pub userinfo: UserInfo,
+    /// RP-Initiated Logout.
+    pub logout: Logout,
+    /// Dynamic client registration (RFC 7591, RFC 7592).
+    pub registration: ClientRegistration,
+    /// Readiness and metrics.
+    pub status: Status,
+}
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub keys: Arc<KeyRing>,
-    pub clock: SharedClock,
+    pub core: Core,
     pub settings: Arc<Settings>,
+    pub clock: SharedClock,
     pub discovery: Arc<Discovery>,
-    /// Password hashing (argon2id with the configured parameters).
-    pub hasher: Arc<Hasher>,
-    /// The argon2 workers (a fixed number, each with one reusable buffer).
-    pub passwords: Arc<PasswordPool>,
-    /// Outgoing mail (SMTP, or the log in development).
-    pub mailer: Arc<Mailer>,
-    /// Per-address rate limits.
-    pub limiter: Arc<RateLimiter>,
-    /// This server's Prometheus counters (`/metrics`).
+    /// This server's request counters (`/metrics`), fed by the HTTP middleware.
     pub metrics: Arc<Metrics>,
-    /// Where tokens are signed (off the request threads, one job per core at a time).
-    pub signing: Arc<crate::services::workers::WorkerPool<()>>,
-    /// Wakes this instance's background-job worker when a job is queued here.
-    pub jobs_wake: Arc<tokio::sync::Notify>,
 }

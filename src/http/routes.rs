@@ -75,65 +75,74 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(paths::READYZ, web::get().to(health::readyz))
         // The admin pages (issue 5).
         .route(paths::ADMIN, web::get().to(admin_pages::index))
-        .route(paths::ADMIN_USERS, web::get().to(admin_pages::users))
-        .route(paths::ADMIN_USER, web::get().to(admin_pages::user))
+        .route(paths::ADMIN_USERS, web::get().to(admin_pages::users::users))
+        .route(paths::ADMIN_USER, web::get().to(admin_pages::users::user))
         .route(
             paths::ADMIN_USER_ROLES,
-            web::post().to(admin_pages::user_roles),
+            web::post().to(admin_pages::users::user_roles),
         )
         .route(
             paths::ADMIN_USER_STATUS,
-            web::post().to(admin_pages::user_status),
+            web::post().to(admin_pages::users::user_status),
         )
         .route(
             paths::ADMIN_USER_SESSIONS_END,
-            web::post().to(admin_pages::user_end_sessions),
+            web::post().to(admin_pages::users::user_end_sessions),
         )
         .route(
             paths::ADMIN_USER_PASSWORD_RESET,
-            web::post().to(admin_pages::user_password_reset),
+            web::post().to(admin_pages::users::user_password_reset),
         )
         .route(
             paths::ADMIN_USER_DELETE,
-            web::get().to(admin_pages::user_delete_confirm),
+            web::get().to(admin_pages::users::user_delete_confirm),
         )
         .route(
             paths::ADMIN_USER_DELETE,
-            web::post().to(admin_pages::user_delete),
+            web::post().to(admin_pages::users::user_delete),
         )
-        .route(paths::ADMIN_CLIENTS, web::get().to(admin_pages::clients))
         .route(
             paths::ADMIN_CLIENTS,
-            web::post().to(admin_pages::client_create),
+            web::get().to(admin_pages::clients::clients),
         )
-        .route(paths::ADMIN_CLIENT, web::get().to(admin_pages::client))
+        .route(
+            paths::ADMIN_CLIENTS,
+            web::post().to(admin_pages::clients::client_create),
+        )
         .route(
             paths::ADMIN_CLIENT,
-            web::post().to(admin_pages::client_update),
+            web::get().to(admin_pages::clients::client),
+        )
+        .route(
+            paths::ADMIN_CLIENT,
+            web::post().to(admin_pages::clients::client_update),
         )
         .route(
             paths::ADMIN_CLIENT_SECRET,
-            web::post().to(admin_pages::client_rotate_secret),
+            web::post().to(admin_pages::clients::client_rotate_secret),
         )
         .route(
             paths::ADMIN_CLIENT_DELETE,
-            web::get().to(admin_pages::client_delete_confirm),
+            web::get().to(admin_pages::clients::client_delete_confirm),
         )
         .route(
             paths::ADMIN_CLIENT_DELETE,
-            web::post().to(admin_pages::client_delete),
+            web::post().to(admin_pages::clients::client_delete),
         )
-        .route(paths::ADMIN_ROLES, web::get().to(admin_pages::roles))
-        .route(paths::ADMIN_ROLES, web::post().to(admin_pages::role_create))
+        .route(paths::ADMIN_ROLES, web::get().to(admin_pages::roles::roles))
+        .route(
+            paths::ADMIN_ROLES,
+            web::post().to(admin_pages::roles::role_create),
+        )
         .route(
             paths::ADMIN_ROLE_DELETE,
-            web::post().to(admin_pages::role_delete),
+            web::post().to(admin_pages::roles::role_delete),
         )
-        .route(paths::ADMIN_AUDIT, web::get().to(admin_pages::audit))
-        .route(paths::ADMIN_KEYS, web::get().to(admin_pages::keys))
+        .route(paths::ADMIN_AUDIT, web::get().to(admin_pages::audit::audit))
+        .route(paths::ADMIN_KEYS, web::get().to(admin_pages::keys::keys))
         .route(
             paths::ADMIN_KEYS_ROTATE,
-            web::post().to(admin_pages::key_rotate),
+            web::post().to(admin_pages::keys::key_rotate),
         )
         .service(web::scope(paths::STATIC).route(
             "/css/castellan.css",

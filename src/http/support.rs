@@ -10,7 +10,6 @@ use askama::Template;
 use crate::crypto::token;
 use crate::error::AppError;
 use crate::oauth::OAuthError;
-use crate::services::authn::{self, Authenticated};
 use crate::state::AppState;
 
 const CSRF_COOKIE: &str = "castellan_csrf";
@@ -63,21 +62,6 @@ pub fn session_cookie_value(req: &HttpRequest, state: &AppState) -> Option<Strin
         .filter(|v| !v.is_empty())
 }
 
-/// The signed-in browser, if any. A database failure is a 503 page, not "signed out".
-pub async fn current_user(
-    req: &HttpRequest,
-    state: &AppState,
-    now: i64,
-) -> Result<Option<Authenticated>, AppError> {
-    let Some(cookie) = session_cookie_value(req, state) else {
-        return Ok(None);
-    };
-    authn::current(state, &cookie, now).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the session");
-        AppError::Unavailable
-    })
-}
-
 /// Double-submit CSRF protection: a random value in an HttpOnly, SameSite=Lax cookie and the
 /// same value in a hidden form field. A cross-site form cannot read the cookie, so it cannot
 /// send the matching field.
@@ -101,6 +85,14 @@ pub fn csrf(req: &HttpRequest, state: &AppState) -> Csrf {
             }
         }
     }
+}
+
+/// Whether the submitted field matches the browser's CSRF cookie (constant time), for the
+/// [`crate::http::extractors::CsrfForm`] extractor and the one handler that checks a form it
+/// also renders without one (sign-out's confirmation).
+pub fn csrf_matches(req: &HttpRequest, submitted: Option<&str>) -> bool {
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .is_some_and(|state| csrf_ok(req, state, submitted))
 }
 
 /// Whether the submitted field matches the browser's CSRF cookie (constant time).
@@ -209,22 +201,10 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAd
         .or(Some(peer))
 }
 
-pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<String> {
-    client_addr(req, state).map(|a| a.to_string())
-}
-
-/// Takes a rate-limit token for this client's address; `Some` is the 429 answer to send.
-pub fn rate_limit(
-    req: &HttpRequest,
-    state: &AppState,
-    action: crate::services::ratelimit::Action,
-) -> Option<HttpResponse> {
-    let ip = client_addr(req, state)?;
-    state
-        .limiter
-        .take(action, ip, state.clock.now_ms())
-        .err()
-        .map(too_many)
+/// [`client_addr`] for an extractor, which has the request only.
+pub fn client_addr_of(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .and_then(|state| client_addr(req, state))
 }
 
 /// 429 with `Retry-After` (RFC 6585 §4).
@@ -267,14 +247,10 @@ pub fn accounts_failure(e: crate::services::accounts::AccountsError, what: &str)
     use actix_web::ResponseError;
     match e {
         crate::services::accounts::AccountsError::Busy => AppError::Busy.error_response(),
+        crate::services::accounts::AccountsError::RateLimited(wait) => too_many(wait),
         e => {
             tracing::error!(error = %e, "{what}");
             AppError::Unavailable.error_response()
         }
     }
-}
-
-/// Records an audit event; a failure to record is logged and never fails the request.
-pub async fn audit(state: &AppState, entry: crate::store::accounts::AuditEntry) {
-    state.store.record(entry, state.clock.now()).await;
 }

@@ -25,7 +25,12 @@ use crate::domain::{Client, GrantType, ScopeSet};
 use crate::paths;
 use crate::services::authn::Authenticated;
 use crate::services::tokens;
-use crate::state::AppState;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::services::tokens::Tokens;
+use crate::store::Store;
 use crate::store::grants::CodeRecord;
 
 /// The parameter of a `return_to` that carries the ticket of a demanded fresh login.
@@ -161,242 +166,6 @@ fn error_response(
     }
 }
 
-/// Validates an authorization request; `Err` is the outcome to deliver at once.
-pub async fn validate(state: &AppState, params: Params) -> Result<Request, Outcome> {
-    let issuer = state.settings.server.issuer.as_str();
-    // The client and the redirect URI decide where errors may go: a repeated or unknown one
-    // cannot be trusted (RFC 6749 §4.1.2.1).
-    if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
-        return Err(Outcome::Fatal(
-            "The client_id or redirect_uri parameter is repeated.".into(),
-        ));
-    }
-    let Ok(Some(client_id)) = params.one("client_id") else {
-        return Err(Outcome::Fatal("The request has no client_id.".into()));
-    };
-    let registrar = ClientRegistrar::load(&state.store, client_id)
-        .await
-        .map_err(|_| Outcome::Fatal("The request cannot be processed right now.".into()))?;
-    // The registrar decides whether the redirect URI (required) is registered.
-    let presented = match params.one("redirect_uri") {
-        Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
-            Ok(u) => Some(Cow::Owned(u)),
-            Err(_) => {
-                return Err(Outcome::Fatal(
-                    "The redirect_uri is not a valid URL.".into(),
-                ));
-            }
-        },
-        _ => None,
-    };
-    let bound = registrar
-        .bound_redirect(ClientUrl {
-            client_id: Cow::Borrowed(client_id),
-            redirect_uri: presented,
-        })
-        .await
-        .map_err(|_| {
-            Outcome::Fatal(
-                "The application that sent you here is unknown, or its redirect_uri is missing or not registered."
-                    .into(),
-            )
-        })?;
-    let redirect_uri = bound.redirect_uri.as_str().to_owned();
-    let Some(client) = registrar.client().cloned() else {
-        return Err(Outcome::Fatal("Unknown client.".into()));
-    };
-
-    // From here on, errors go back to the client (to a page for a self-registered one: RFC
-    // 9700 §4.11.2, none of these comes after anything the user did).
-    let state_param = params.one("state").ok().flatten().map(str::to_owned);
-    let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
-    let trusted = !client.dynamically_registered;
-    let fail = |e: OAuthError| {
-        if !trusted {
-            return Outcome::Fatal(untrusted_error_page(&e));
-        }
-        Outcome::Respond(error_response(
-            &redirect_uri,
-            form_post,
-            state_param.as_deref(),
-            issuer,
-            &e,
-        ))
-    };
-
-    match params.one("response_mode").map_err(&fail)? {
-        None | Some("query") | Some("form_post") => {}
-        Some(other) => {
-            return Err(fail(OAuthError::InvalidRequest(format!(
-                "response_mode {other} is not supported"
-            ))));
-        }
-    }
-    if params.is_repeated("state") {
-        return Err(fail(OAuthError::InvalidRequest(
-            "parameter state is repeated".into(),
-        )));
-    }
-    // OpenID Connect Core 1.0 §6: request objects are not supported.
-    if params.one("request").map_err(&fail)?.is_some() {
-        return Err(fail(OAuthError::RequestNotSupported));
-    }
-    if params.one("request_uri").map_err(&fail)?.is_some() {
-        return Err(fail(OAuthError::RequestUriNotSupported));
-    }
-    if params.one("registration").map_err(&fail)?.is_some() {
-        return Err(fail(OAuthError::RegistrationNotSupported));
-    }
-    // RFC 6749 §3.1.1: only `code` is supported (and advertised).
-    match params.one("response_type").map_err(&fail)? {
-        Some("code") => {}
-        None => {
-            return Err(fail(OAuthError::InvalidRequest(
-                "response_type is missing".into(),
-            )));
-        }
-        Some(other) => {
-            return Err(fail(OAuthError::UnsupportedResponseType(format!(
-                "response_type {other} is not supported"
-            ))));
-        }
-    }
-    if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(fail(OAuthError::UnauthorizedClient(
-            "this client may not use the authorization code grant".into(),
-        )));
-    }
-    // RFC 6749 §3.3: we grant the requested scopes the client is allowed (the registrar's
-    // negotiation); an empty result for a non-empty request is `invalid_scope`.
-    let requested = ScopeSet::parse(params.one("scope").map_err(&fail)?.unwrap_or_default())
-        .map_err(|e| fail(OAuthError::InvalidScope(e.message)))?;
-    let scope = match super::primitives::to_oxide_scope(&requested)
-        .filter(|_| !requested.is_empty())
-    {
-        None => ScopeSet::default(),
-        Some(oxide_scope) => {
-            let pre = registrar
-                .negotiate(bound, Some(oxide_scope))
-                .await
-                .map_err(|_| {
-                    fail(OAuthError::InvalidScope(
-                        "the requested scope is not allowed".into(),
-                    ))
-                })?;
-            ScopeSet::parse(&pre.scope.to_string()).map_err(|_| fail(OAuthError::ServerError))?
-        }
-    };
-    if !requested.is_empty() && scope.is_empty() {
-        return Err(fail(OAuthError::InvalidScope(
-            "none of the requested scopes is allowed for this client".into(),
-        )));
-    }
-
-    // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256; required for public clients and, while
-    // `oauth.require_pkce` is on (the default), for every client.
-    let code_challenge = params
-        .one("code_challenge")
-        .map_err(&fail)?
-        .map(str::to_owned);
-    let method = params.one("code_challenge_method").map_err(&fail)?;
-    match (&code_challenge, method) {
-        (Some(c), None | Some("S256")) => {
-            // RFC 7636 §4.2: 43..128 characters of base64url.
-            if !(43..=128).contains(&c.len())
-                || !c.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~'
-                })
-            {
-                return Err(fail(OAuthError::InvalidRequest(
-                    "code_challenge is malformed".into(),
-                )));
-            }
-            if method.is_none() {
-                // RFC 7636 §4.3: the default method is `plain`, which we do not accept.
-                return Err(fail(OAuthError::InvalidRequest(
-                    "code_challenge_method must be S256".into(),
-                )));
-            }
-        }
-        (Some(_), Some(_)) => {
-            return Err(fail(OAuthError::InvalidRequest(
-                "code_challenge_method must be S256".into(),
-            )));
-        }
-        (None, Some(_)) => {
-            return Err(fail(OAuthError::InvalidRequest(
-                "code_challenge is missing".into(),
-            )));
-        }
-        (None, None) => {
-            if client.public || state.settings.oauth.require_pkce {
-                return Err(fail(OAuthError::InvalidRequest(
-                    "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
-                )));
-            }
-        }
-    }
-
-    let mut prompt = Prompt::default();
-    for p in params
-        .one("prompt")
-        .map_err(&fail)?
-        .unwrap_or_default()
-        .split(' ')
-        .filter(|s| !s.is_empty())
-    {
-        match p {
-            "none" => prompt.none = true,
-            "login" => prompt.login = true,
-            "consent" => prompt.consent = true,
-            "select_account" => prompt.select_account = true,
-            other => {
-                return Err(fail(OAuthError::InvalidRequest(format!(
-                    "prompt value {other} is not supported"
-                ))));
-            }
-        }
-    }
-    // OpenID Connect Core 1.0 §3.1.2.1: `none` with any other value is an error.
-    if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
-        return Err(fail(OAuthError::InvalidRequest(
-            "prompt=none cannot be combined with other values".into(),
-        )));
-    }
-    let max_age = match params.one("max_age").map_err(&fail)? {
-        None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            fail(OAuthError::InvalidRequest(
-                "max_age must be a non-negative number".into(),
-            ))
-        })?),
-    };
-    let nonce = params.one("nonce").map_err(&fail)?.map(str::to_owned);
-    let login_hint = params.one("login_hint").map_err(&fail)?.map(str::to_owned);
-    let id_token_hint = params
-        .one("id_token_hint")
-        .map_err(&fail)?
-        .map(str::to_owned);
-    for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
-        params.one(name).map_err(&fail)?;
-    }
-
-    Ok(Request {
-        params,
-        client,
-        redirect_uri,
-        form_post,
-        state: state_param,
-        scope,
-        nonce,
-        code_challenge,
-        prompt,
-        max_age,
-        login_hint,
-        id_token_hint,
-    })
-}
-
 /// Whether the request demands a login made for it (OpenID Connect Core 1.0 §3.1.2.1):
 /// `prompt=login` or `select_account` always, `max_age` when the session is older.
 fn demands_fresh_login(req: &Request) -> bool {
@@ -440,191 +209,6 @@ pub fn login_ticket_in(return_to: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Decides what happens to a valid request, given the browser's session.
-pub async fn decide(
-    state: &AppState,
-    req: Request,
-    session: Option<Authenticated>,
-    now: i64,
-) -> Outcome {
-    let issuer = state.settings.server.issuer.as_str();
-    let mut fresh_login_needed = req.prompt.login || req.prompt.select_account;
-    if let (Some(s), Some(max_age)) = (&session, req.max_age) {
-        // OpenID Connect Core 1.0 §3.1.2.1: re-authenticate when the last one is too old.
-        if now - s.session.auth_time > max_age {
-            fresh_login_needed = true;
-        }
-    }
-    // A login made for this request (its ticket is in the session) meets the demand, once.
-    let ticket = match (&session, req.params.one(LOGIN_TICKET)) {
-        (Some(s), Ok(Some(t))) if s.session.login_ticket.as_deref() == Some(t) => {
-            Some(t.to_owned())
-        }
-        _ => None,
-    };
-    let ticket = ticket.filter(|_| fresh_login_needed);
-    if ticket.is_some() {
-        fresh_login_needed = false;
-    }
-    if let (Some(s), Some(hint)) = (&session, &req.id_token_hint) {
-        // §3.1.2.1: the hint names the expected user; another signed-in user must log in again.
-        match tokens::verify_id_token_hint(state, hint, now).await {
-            Some(h) if h.sub == s.user.id.as_str() => {}
-            _ => fresh_login_needed = true,
-        }
-    }
-    let mut req = req;
-    let session = match session {
-        Some(s) if !fresh_login_needed => {
-            req.restrict_to(&s.user);
-            s
-        }
-        _ => {
-            if req.prompt.none {
-                return req.unprompted_error(
-                    issuer,
-                    &OAuthError::LoginRequired("the user is not signed in".into()),
-                );
-            }
-            return Outcome::Login {
-                return_to: return_to(&req, false, true),
-                login_hint: req.login_hint.clone(),
-            };
-        }
-    };
-
-    // Consent (OpenID Connect Core 1.0 §3.1.2.4): first-party clients skip it unless asked for.
-    let needs_consent = if req.prompt.consent {
-        true
-    } else if req.client.skip_consent {
-        false
-    } else {
-        match state
-            .store
-            .consent(session.user.id.as_str(), req.client.id.as_str())
-            .await
-        {
-            Ok(Some(granted)) => match ScopeSet::parse(&granted) {
-                Ok(g) => !req.scope.is_subset(&g),
-                Err(_) => true,
-            },
-            Ok(None) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read consent");
-                return req.unprompted_error(issuer, &OAuthError::ServerError);
-            }
-        }
-    };
-    if needs_consent {
-        if req.prompt.none {
-            return req.unprompted_error(
-                issuer,
-                &OAuthError::ConsentRequired("the user has not consented".into()),
-            );
-        }
-        return Outcome::Consent {
-            return_to: return_to(&req, true, false),
-        };
-    }
-    if let Some(t) = &ticket {
-        // The ticket serves one code: a second use of the same return_to logs in again.
-        match state.store.take_login_ticket(&session.session.sid, t).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Outcome::Login {
-                    return_to: return_to(&req, false, true),
-                    login_hint: req.login_hint.clone(),
-                };
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot use a login ticket");
-                return req.unprompted_error(issuer, &OAuthError::ServerError);
-            }
-        }
-    }
-    issue_code(state, &req, &session, now).await
-}
-
-async fn issue_code(state: &AppState, req: &Request, session: &Authenticated, now: i64) -> Outcome {
-    let issuer = state.settings.server.issuer.as_str();
-    let record = CodeRecord {
-        client_id: req.client.id.as_str().to_owned(),
-        user_id: session.user.id.as_str().to_owned(),
-        redirect_uri: req.redirect_uri.clone(),
-        scope: req.scope.to_string(),
-        nonce: req.nonce.clone(),
-        code_challenge: req.code_challenge.clone(),
-        code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
-        auth_time: session.session.auth_time,
-        amr: session.session.amr.clone(),
-        sid: Some(session.session.sid.clone()),
-        expires_at: now + state.settings.tokens.code_ttl_secs as i64,
-    };
-    let Some(grant) = grant_of(&record) else {
-        return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
-    };
-    let mut authorizer = CodeAuthorizer {
-        store: &state.store,
-        now,
-        scope: record.scope.clone(),
-        redeem_as: None,
-    };
-    let Ok(code) = authorizer.authorize(grant).await else {
-        return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
-    };
-    let mut params = vec![("code", code)];
-    if let Some(s) = &req.state {
-        params.push(("state", s.clone()));
-    }
-    params.push(("iss", issuer.to_owned()));
-    Outcome::Respond(ClientResponse {
-        redirect_uri: req.redirect_uri.clone(),
-        form_post: req.form_post,
-        params,
-    })
-}
-
-/// The answer of the consent page: on allow the grant is remembered and the browser returns to
-/// the authorization request; on deny the client gets `access_denied`.
-pub async fn consent_decision(
-    state: &AppState,
-    req: Request,
-    user: &crate::domain::User,
-    allow: bool,
-    now: i64,
-) -> Result<String, ClientResponse> {
-    let issuer = state.settings.server.issuer.as_str();
-    if !allow {
-        return Err(req.error(
-            issuer,
-            &OAuthError::AccessDenied("the user denied the request".into()),
-        ));
-    }
-    let previous = state
-        .store
-        .consent(user.id.as_str(), req.client.id.as_str())
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| ScopeSet::parse(&s).ok())
-        .unwrap_or_default();
-    let granted = previous.union(&req.scope);
-    if let Err(e) = state
-        .store
-        .save_consent(
-            user.id.as_str(),
-            req.client.id.as_str(),
-            &granted.to_string(),
-            now,
-        )
-        .await
-    {
-        tracing::error!(error = %e, "cannot save consent");
-        return Err(req.error(issuer, &OAuthError::ServerError));
-    }
-    Ok(return_to(&req, true, false))
-}
-
 /// Validates a `return_to` taken from a form or a query: only our authorization endpoint
 /// (never an absolute or protocol-relative URL: no open redirect).
 pub fn authorize_params_of(return_to: &str) -> Option<Params> {
@@ -633,5 +217,468 @@ pub fn authorize_params_of(return_to: &str) -> Option<Params> {
         Some(query) => Params::parse(query).ok(),
         None if rest.is_empty() => Some(Params::default()),
         None => None,
+    }
+}
+
+/// The authorization endpoint's decisions, with what they need.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    store: Store,
+    tokens: Tokens,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+}
+
+impl Authorization {
+    pub fn new(store: Store, tokens: Tokens, settings: Arc<Settings>, clock: SharedClock) -> Self {
+        Self {
+            store,
+            tokens,
+            settings,
+            clock,
+        }
+    }
+
+    /// The whole authorization request (RFC 6749 §4.1.1): validation, then the decision for
+    /// the browser's session.
+    pub async fn authorize(&self, params: Params, session: Option<Authenticated>) -> Outcome {
+        match self.validate(params).await {
+            Ok(request) => self.decide(request, session, self.clock.now()).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Validates an authorization request; `Err` is the outcome to deliver at once.
+    pub async fn validate(&self, params: Params) -> Result<Request, Outcome> {
+        let issuer = self.settings.server.issuer.as_str();
+        // The client and the redirect URI decide where errors may go: a repeated or unknown one
+        // cannot be trusted (RFC 6749 §4.1.2.1).
+        if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
+            return Err(Outcome::Fatal(
+                "The client_id or redirect_uri parameter is repeated.".into(),
+            ));
+        }
+        let Ok(Some(client_id)) = params.one("client_id") else {
+            return Err(Outcome::Fatal("The request has no client_id.".into()));
+        };
+        let registrar = ClientRegistrar::load(&self.store, client_id)
+            .await
+            .map_err(|_| Outcome::Fatal("The request cannot be processed right now.".into()))?;
+        // The registrar decides whether the redirect URI (required) is registered.
+        let presented = match params.one("redirect_uri") {
+            Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
+                Ok(u) => Some(Cow::Owned(u)),
+                Err(_) => {
+                    return Err(Outcome::Fatal(
+                        "The redirect_uri is not a valid URL.".into(),
+                    ));
+                }
+            },
+            _ => None,
+        };
+        let bound = registrar
+            .bound_redirect(ClientUrl {
+                client_id: Cow::Borrowed(client_id),
+                redirect_uri: presented,
+            })
+            .await
+            .map_err(|_| {
+                Outcome::Fatal(
+                    "The application that sent you here is unknown, or its redirect_uri is missing or not registered."
+                        .into(),
+                )
+            })?;
+        let redirect_uri = bound.redirect_uri.as_str().to_owned();
+        let Some(client) = registrar.client().cloned() else {
+            return Err(Outcome::Fatal("Unknown client.".into()));
+        };
+
+        // From here on, errors go back to the client (to a page for a self-registered one: RFC
+        // 9700 §4.11.2, none of these comes after anything the user did).
+        let state_param = params.one("state").ok().flatten().map(str::to_owned);
+        let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
+        let trusted = !client.dynamically_registered;
+        let fail = |e: OAuthError| {
+            if !trusted {
+                return Outcome::Fatal(untrusted_error_page(&e));
+            }
+            Outcome::Respond(error_response(
+                &redirect_uri,
+                form_post,
+                state_param.as_deref(),
+                issuer,
+                &e,
+            ))
+        };
+
+        match params.one("response_mode").map_err(&fail)? {
+            None | Some("query") | Some("form_post") => {}
+            Some(other) => {
+                return Err(fail(OAuthError::InvalidRequest(format!(
+                    "response_mode {other} is not supported"
+                ))));
+            }
+        }
+        if params.is_repeated("state") {
+            return Err(fail(OAuthError::InvalidRequest(
+                "parameter state is repeated".into(),
+            )));
+        }
+        // OpenID Connect Core 1.0 §6: request objects are not supported.
+        if params.one("request").map_err(&fail)?.is_some() {
+            return Err(fail(OAuthError::RequestNotSupported));
+        }
+        if params.one("request_uri").map_err(&fail)?.is_some() {
+            return Err(fail(OAuthError::RequestUriNotSupported));
+        }
+        if params.one("registration").map_err(&fail)?.is_some() {
+            return Err(fail(OAuthError::RegistrationNotSupported));
+        }
+        // RFC 6749 §3.1.1: only `code` is supported (and advertised).
+        match params.one("response_type").map_err(&fail)? {
+            Some("code") => {}
+            None => {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "response_type is missing".into(),
+                )));
+            }
+            Some(other) => {
+                return Err(fail(OAuthError::UnsupportedResponseType(format!(
+                    "response_type {other} is not supported"
+                ))));
+            }
+        }
+        if !client.allows_grant(GrantType::AuthorizationCode) {
+            return Err(fail(OAuthError::UnauthorizedClient(
+                "this client may not use the authorization code grant".into(),
+            )));
+        }
+        // RFC 6749 §3.3: we grant the requested scopes the client is allowed (the registrar's
+        // negotiation); an empty result for a non-empty request is `invalid_scope`.
+        let requested = ScopeSet::parse(params.one("scope").map_err(&fail)?.unwrap_or_default())
+            .map_err(|e| fail(OAuthError::InvalidScope(e.message)))?;
+        let scope =
+            match super::primitives::to_oxide_scope(&requested).filter(|_| !requested.is_empty()) {
+                None => ScopeSet::default(),
+                Some(oxide_scope) => {
+                    let pre = registrar
+                        .negotiate(bound, Some(oxide_scope))
+                        .await
+                        .map_err(|_| {
+                            fail(OAuthError::InvalidScope(
+                                "the requested scope is not allowed".into(),
+                            ))
+                        })?;
+                    ScopeSet::parse(&pre.scope.to_string())
+                        .map_err(|_| fail(OAuthError::ServerError))?
+                }
+            };
+        if !requested.is_empty() && scope.is_empty() {
+            return Err(fail(OAuthError::InvalidScope(
+                "none of the requested scopes is allowed for this client".into(),
+            )));
+        }
+
+        // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256; required for public clients and, while
+        // `oauth.require_pkce` is on (the default), for every client.
+        let code_challenge = params
+            .one("code_challenge")
+            .map_err(&fail)?
+            .map(str::to_owned);
+        let method = params.one("code_challenge_method").map_err(&fail)?;
+        match (&code_challenge, method) {
+            (Some(c), None | Some("S256")) => {
+                // RFC 7636 §4.2: 43..128 characters of base64url.
+                if !(43..=128).contains(&c.len())
+                    || !c.bytes().all(|b| {
+                        b.is_ascii_alphanumeric()
+                            || b == b'-'
+                            || b == b'_'
+                            || b == b'.'
+                            || b == b'~'
+                    })
+                {
+                    return Err(fail(OAuthError::InvalidRequest(
+                        "code_challenge is malformed".into(),
+                    )));
+                }
+                if method.is_none() {
+                    // RFC 7636 §4.3: the default method is `plain`, which we do not accept.
+                    return Err(fail(OAuthError::InvalidRequest(
+                        "code_challenge_method must be S256".into(),
+                    )));
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge_method must be S256".into(),
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge is missing".into(),
+                )));
+            }
+            (None, None) => {
+                if client.public || self.settings.oauth.require_pkce {
+                    return Err(fail(OAuthError::InvalidRequest(
+                        "PKCE is required: send code_challenge with code_challenge_method=S256"
+                            .into(),
+                    )));
+                }
+            }
+        }
+
+        let mut prompt = Prompt::default();
+        for p in params
+            .one("prompt")
+            .map_err(&fail)?
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+        {
+            match p {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => prompt.select_account = true,
+                other => {
+                    return Err(fail(OAuthError::InvalidRequest(format!(
+                        "prompt value {other} is not supported"
+                    ))));
+                }
+            }
+        }
+        // OpenID Connect Core 1.0 §3.1.2.1: `none` with any other value is an error.
+        if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
+            return Err(fail(OAuthError::InvalidRequest(
+                "prompt=none cannot be combined with other values".into(),
+            )));
+        }
+        let max_age = match params.one("max_age").map_err(&fail)? {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                fail(OAuthError::InvalidRequest(
+                    "max_age must be a non-negative number".into(),
+                ))
+            })?),
+        };
+        let nonce = params.one("nonce").map_err(&fail)?.map(str::to_owned);
+        let login_hint = params.one("login_hint").map_err(&fail)?.map(str::to_owned);
+        let id_token_hint = params
+            .one("id_token_hint")
+            .map_err(&fail)?
+            .map(str::to_owned);
+        for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
+            params.one(name).map_err(&fail)?;
+        }
+
+        Ok(Request {
+            params,
+            client,
+            redirect_uri,
+            form_post,
+            state: state_param,
+            scope,
+            nonce,
+            code_challenge,
+            prompt,
+            max_age,
+            login_hint,
+            id_token_hint,
+        })
+    }
+
+    /// Decides what happens to a valid request, given the browser's session.
+    pub async fn decide(&self, req: Request, session: Option<Authenticated>, now: i64) -> Outcome {
+        let issuer = self.settings.server.issuer.as_str();
+        let mut fresh_login_needed = req.prompt.login || req.prompt.select_account;
+        if let (Some(s), Some(max_age)) = (&session, req.max_age) {
+            // OpenID Connect Core 1.0 §3.1.2.1: re-authenticate when the last one is too old.
+            if now - s.session.auth_time > max_age {
+                fresh_login_needed = true;
+            }
+        }
+        // A login made for this request (its ticket is in the session) meets the demand, once.
+        let ticket = match (&session, req.params.one(LOGIN_TICKET)) {
+            (Some(s), Ok(Some(t))) if s.session.login_ticket.as_deref() == Some(t) => {
+                Some(t.to_owned())
+            }
+            _ => None,
+        };
+        let ticket = ticket.filter(|_| fresh_login_needed);
+        if ticket.is_some() {
+            fresh_login_needed = false;
+        }
+        if let (Some(s), Some(hint)) = (&session, &req.id_token_hint) {
+            // §3.1.2.1: the hint names the expected user; another signed-in user must log in again.
+            match self.tokens.verify_id_token_hint(hint, now).await {
+                Some(h) if h.sub == s.user.id.as_str() => {}
+                _ => fresh_login_needed = true,
+            }
+        }
+        let mut req = req;
+        let session = match session {
+            Some(s) if !fresh_login_needed => {
+                req.restrict_to(&s.user);
+                s
+            }
+            _ => {
+                if req.prompt.none {
+                    return req.unprompted_error(
+                        issuer,
+                        &OAuthError::LoginRequired("the user is not signed in".into()),
+                    );
+                }
+                return Outcome::Login {
+                    return_to: return_to(&req, false, true),
+                    login_hint: req.login_hint.clone(),
+                };
+            }
+        };
+
+        // Consent (OpenID Connect Core 1.0 §3.1.2.4): first-party clients skip it unless asked for.
+        let needs_consent = if req.prompt.consent {
+            true
+        } else if req.client.skip_consent {
+            false
+        } else {
+            match self
+                .store
+                .consent(session.user.id.as_str(), req.client.id.as_str())
+                .await
+            {
+                Ok(Some(granted)) => match ScopeSet::parse(&granted) {
+                    Ok(g) => !req.scope.is_subset(&g),
+                    Err(_) => true,
+                },
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read consent");
+                    return req.unprompted_error(issuer, &OAuthError::ServerError);
+                }
+            }
+        };
+        if needs_consent {
+            if req.prompt.none {
+                return req.unprompted_error(
+                    issuer,
+                    &OAuthError::ConsentRequired("the user has not consented".into()),
+                );
+            }
+            return Outcome::Consent {
+                return_to: return_to(&req, true, false),
+            };
+        }
+        if let Some(t) = &ticket {
+            // The ticket serves one code: a second use of the same return_to logs in again.
+            match self.store.take_login_ticket(&session.session.sid, t).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Outcome::Login {
+                        return_to: return_to(&req, false, true),
+                        login_hint: req.login_hint.clone(),
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot use a login ticket");
+                    return req.unprompted_error(issuer, &OAuthError::ServerError);
+                }
+            }
+        }
+        self.issue_code(&req, &session, now).await
+    }
+
+    async fn issue_code(&self, req: &Request, session: &Authenticated, now: i64) -> Outcome {
+        let issuer = self.settings.server.issuer.as_str();
+        let record = CodeRecord {
+            client_id: req.client.id.as_str().to_owned(),
+            user_id: session.user.id.as_str().to_owned(),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scope.to_string(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
+            auth_time: session.session.auth_time,
+            amr: session.session.amr.clone(),
+            sid: Some(session.session.sid.clone()),
+            expires_at: now + self.settings.tokens.code_ttl_secs as i64,
+        };
+        let Some(grant) = grant_of(&record) else {
+            return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
+        };
+        let mut authorizer = CodeAuthorizer {
+            store: &self.store,
+            now,
+            scope: record.scope.clone(),
+            redeem_as: None,
+        };
+        let Ok(code) = authorizer.authorize(grant).await else {
+            return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
+        };
+        let mut params = vec![("code", code)];
+        if let Some(s) = &req.state {
+            params.push(("state", s.clone()));
+        }
+        params.push(("iss", issuer.to_owned()));
+        Outcome::Respond(ClientResponse {
+            redirect_uri: req.redirect_uri.clone(),
+            form_post: req.form_post,
+            params,
+        })
+    }
+
+    /// The answer of the consent page (OpenID Connect Core 1.0 §3.1.2.4), for the request it
+    /// was shown for: on allow the grant is remembered (and audited) and the browser returns to
+    /// the authorization request; on deny the client gets `access_denied` (RFC 6749 §4.1.2.1).
+    /// A request that no longer validates is answered as the endpoint would answer it.
+    pub async fn consent(
+        &self,
+        params: Params,
+        user: &crate::domain::User,
+        allow: bool,
+    ) -> Result<String, Outcome> {
+        let now = self.clock.now();
+        let mut req = self.validate(params).await?;
+        req.restrict_to(user);
+        let issuer = self.settings.server.issuer.as_str();
+        if !allow {
+            return Err(Outcome::Respond(req.error(
+                issuer,
+                &OAuthError::AccessDenied("the user denied the request".into()),
+            )));
+        }
+        let previous = self
+            .store
+            .consent(user.id.as_str(), req.client.id.as_str())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| ScopeSet::parse(&s).ok())
+            .unwrap_or_default();
+        let granted = previous.union(&req.scope);
+        if let Err(e) = self
+            .store
+            .save_consent(
+                user.id.as_str(),
+                req.client.id.as_str(),
+                &granted.to_string(),
+                now,
+            )
+            .await
+        {
+            tracing::error!(error = %e, "cannot save consent");
+            return Err(Outcome::Respond(
+                req.error(issuer, &OAuthError::ServerError),
+            ));
+        }
+        let entry = crate::store::accounts::AuditEntry {
+            kind: "consent_granted",
+            user_id: Some(user.id.as_str().to_owned()),
+            client_id: Some(req.client.id.as_str().to_owned()),
+            ..Default::default()
+        };
+        self.store.record(entry, now).await;
+        Ok(return_to(&req, true, false))
     }
 }

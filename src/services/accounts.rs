@@ -16,14 +16,21 @@
 //! (`Store::set_verified_email`). A link is also checked against the account's current
 //! address when it is used.
 
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
 use crate::crypto::token;
 use crate::domain::password::{PasswordPolicy, PasswordProblem, normalize};
 use crate::domain::{Email, NewUser, Role, User};
-use crate::mail::Mail;
+use crate::mail::{Mail, Mailer};
 use crate::paths;
-use crate::state::AppState;
-use crate::store::StoreError;
-use crate::store::accounts::AuditEntry;
+use crate::services::authn::{Authenticated, Authn};
+use crate::services::jobs::Jobs;
+use crate::services::passwords::PasswordPool;
+use crate::services::ratelimit::{Action, RateLimiter};
+use crate::store::accounts::{AuditEntry, ConnectedApp, SessionSummary};
+use crate::store::{Store, StoreError};
 
 pub const VERIFY_TTL_SECS: i64 = 24 * 3600;
 pub const RESET_TTL_SECS: i64 = 3600;
@@ -42,6 +49,9 @@ pub enum AccountsError {
     /// The password workers' queue is full: answer 503 with `Retry-After`.
     #[error("the password workers are busy")]
     Busy,
+    /// Too many requests of this kind from the address; retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited(u64),
     #[error("password hashing did not complete")]
     Hash,
 }
@@ -80,11 +90,6 @@ impl FieldErrors {
     }
 }
 
-pub fn policy(state: &AppState) -> PasswordPolicy {
-    let p = &state.settings.password;
-    PasswordPolicy::new(p.min_length, p.max_length, p.require_composition)
-}
-
 fn password_message(problems: &[PasswordProblem]) -> Option<String> {
     (!problems.is_empty()).then(|| {
         problems
@@ -95,358 +100,6 @@ fn password_message(problems: &[PasswordProblem]) -> Option<String> {
     })
 }
 
-/// Hashes a password (already normalised) on the password workers.
-pub async fn hash_password(state: &AppState, password: String) -> Result<String, AccountsError> {
-    Ok(state.passwords.hash(password).await?)
-}
-
-fn link(state: &AppState, path: &str, token_value: &str, return_to: Option<&str>) -> String {
-    let mut ser = url::form_urlencoded::Serializer::new(String::new());
-    ser.append_pair("token", token_value);
-    if let Some(r) = return_to {
-        ser.append_pair("return_to", r);
-    }
-    format!("{}{}?{}", state.settings.base_url(), path, ser.finish())
-}
-
-async fn new_email_token(
-    state: &AppState,
-    user: &User,
-    kind: &str,
-    email: &str,
-    ttl: i64,
-    now: i64,
-) -> Result<String, StoreError> {
-    state
-        .store
-        .delete_email_tokens(user.id.as_str(), kind)
-        .await?;
-    let value = token::generate(token::prefix::EMAIL_TOKEN);
-    state
-        .store
-        .insert_email_token(
-            &token::hash(&value),
-            user.id.as_str(),
-            kind,
-            email,
-            now,
-            now + ttl,
-        )
-        .await?;
-    Ok(value)
-}
-
-/// Registration (`/register`). `Ok(Err(errors))` re-renders the form; `Ok(Ok(()))` shows
-/// "check your mailbox" — for a new and for an already registered email alike.
-pub async fn register(
-    state: &AppState,
-    email_raw: &str,
-    password: &str,
-    name_raw: &str,
-    return_to: Option<&str>,
-    ip: Option<String>,
-    now: i64,
-) -> Result<Result<(), FieldErrors>, AccountsError> {
-    let mut errors = FieldErrors::default();
-    let email = match Email::parse(email_raw) {
-        Ok(e) => Some(e),
-        Err(_) => {
-            errors.email = Some("Enter a valid email address, like name@example.com.".into());
-            None
-        }
-    };
-    let name = name_raw.trim();
-    if name.chars().count() > 100 {
-        errors.name = Some("Use at most 100 characters.".into());
-    }
-    let password = normalize(password);
-    if let Err(problems) = policy(state).check(&password, email.as_ref().map(Email::as_str)) {
-        errors.password = password_message(&problems);
-    }
-    let Some(email) = email.filter(|_| errors.is_empty()) else {
-        return Ok(Err(errors));
-    };
-    // The same argon2 work and the same queued job whether or not the email is known: the
-    // answer and its timing do not tell (the job makes the account or mails its owner).
-    let hash = hash_password(state, password).await?;
-    let job = crate::services::jobs::Job::Register {
-        email: email.as_str().to_owned(),
-        name: (!name.is_empty()).then(|| name.to_owned()),
-        password_hash: hash,
-        return_to: return_to.map(str::to_owned),
-        ip,
-    };
-    crate::services::jobs::enqueue(state, &job, now).await?;
-    Ok(Ok(()))
-}
-
-/// The job behind [`register`]: a new account and its verification link, or, for an address
-/// that has an account already, a notice to its owner.
-pub async fn create_registered_account(
-    state: &AppState,
-    email_raw: &str,
-    name: Option<String>,
-    password_hash: String,
-    return_to: Option<&str>,
-    ip: Option<String>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let Ok(email) = Email::parse(email_raw) else {
-        return Ok(());
-    };
-    if let Some(existing) = state
-        .store
-        .credentials_by_email(&email)
-        .await?
-        .map(|c| c.user)
-    {
-        let login_link = format!("{}{}", state.settings.base_url(), paths::LOGIN);
-        let reset_link = format!("{}{}", state.settings.base_url(), paths::PASSWORD_FORGOT);
-        state.mailer.send(
-            &existing.email,
-            Mail::AlreadyRegistered {
-                login_link,
-                reset_link,
-            },
-        );
-        return Ok(());
-    }
-    let new = NewUser {
-        email: email.clone(),
-        email_verified: false,
-        name,
-        roles: Role::parse("user").into_iter().collect(),
-        password_hash: Some(password_hash),
-    };
-    let user = match state.store.create_user(new, now).await {
-        Ok(u) => u,
-        // Registered by a racing job a moment ago: nothing more to do.
-        Err(StoreError::Conflict) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let value =
-        new_email_token(state, &user, KIND_VERIFY, &user.email, VERIFY_TTL_SECS, now).await?;
-    state.mailer.send(
-        &user.email,
-        Mail::VerifyEmail {
-            link: link(state, paths::VERIFY_EMAIL, &value, return_to),
-        },
-    );
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "registered",
-                user_id: Some(user.id.as_str().to_owned()),
-                ip,
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    Ok(())
-}
-
-/// Follows a verification (or email-change) link: the address becomes verified. A
-/// verification link counts only for the address the account still has; an email-change link
-/// moves the account to its address and tells the former one.
-pub async fn verify_email(
-    state: &AppState,
-    token_value: &str,
-    now: i64,
-) -> Result<Option<User>, AccountsError> {
-    let hash = token::hash(token_value);
-    let record = match state
-        .store
-        .take_email_token(&hash, KIND_VERIFY, now)
-        .await?
-    {
-        Some(r) => r,
-        None => match state
-            .store
-            .take_email_token(&hash, KIND_EMAIL_CHANGE, now)
-            .await?
-        {
-            Some(r) => r,
-            None => return Ok(None),
-        },
-    };
-    let Ok(email) = Email::parse(&record.email) else {
-        return Ok(None);
-    };
-    let id = crate::domain::UserId::from_stored(record.user_id.clone());
-    if record.kind == KIND_VERIFY {
-        // A verification link for an address the account no longer has verifies nothing (and
-        // must not move the account back to it).
-        match state.store.user_by_id(id.as_str()).await? {
-            Some(u) if Email::parse(&u.email).is_ok_and(|e| e.key() == email.key()) => {}
-            _ => return Ok(None),
-        }
-    }
-    let (former, user) = match state.store.set_verified_email(&id, &email, now).await {
-        Ok(changed) => changed,
-        // The new address was taken by someone else meanwhile.
-        Err(StoreError::Conflict) | Err(StoreError::NotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if record.kind == KIND_EMAIL_CHANGE && former != user.email {
-        state.mailer.send(
-            &former,
-            Mail::EmailChanged {
-                new_email: user.email.clone(),
-            },
-        );
-    }
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "email_verified",
-                user_id: Some(record.user_id),
-                detail: record.kind,
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    Ok(Some(user))
-}
-
-/// "Send the verification link again" (`/register/resend`), on the request path: queues the
-/// job ([`mail_verification_link`]) whatever the address, so the answer and its timing are the
-/// same for every address.
-pub async fn resend_verification(
-    state: &AppState,
-    email_raw: &str,
-    return_to: Option<&str>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let Ok(email) = Email::parse(email_raw) else {
-        return Ok(());
-    };
-    let job = crate::services::jobs::Job::VerificationLink {
-        email: email.as_str().to_owned(),
-        return_to: return_to.map(str::to_owned),
-    };
-    Ok(crate::services::jobs::enqueue(state, &job, now).await?)
-}
-
-/// The job behind [`resend_verification`]: a new verification link to an unverified account.
-pub async fn mail_verification_link(
-    state: &AppState,
-    email_raw: &str,
-    return_to: Option<&str>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let Ok(email) = Email::parse(email_raw) else {
-        return Ok(());
-    };
-    if let Some(c) = state.store.credentials_by_email(&email).await?
-        && !c.user.email_verified
-    {
-        let value = new_email_token(
-            state,
-            &c.user,
-            KIND_VERIFY,
-            &c.user.email,
-            VERIFY_TTL_SECS,
-            now,
-        )
-        .await?;
-        state.mailer.send(
-            &c.user.email,
-            Mail::VerifyEmail {
-                link: link(state, paths::VERIFY_EMAIL, &value, return_to),
-            },
-        );
-    }
-    Ok(())
-}
-
-/// Forgot password (`/password/forgot`), on the request path: queues the job
-/// ([`mail_reset_link`]) whatever the address, so the answer and its timing are the same for a
-/// known and an unknown one.
-pub async fn forgot_password(
-    state: &AppState,
-    email_raw: &str,
-    ip: Option<String>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let Ok(email) = Email::parse(email_raw) else {
-        return Ok(());
-    };
-    let job = crate::services::jobs::Job::ResetLink {
-        email: email.as_str().to_owned(),
-        ip,
-    };
-    Ok(crate::services::jobs::enqueue(state, &job, now).await?)
-}
-
-/// The job behind [`forgot_password`]: a reset link to a known, enabled account. A locked
-/// account can still reset its password.
-pub async fn mail_reset_link(
-    state: &AppState,
-    email_raw: &str,
-    ip: Option<String>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let Ok(email) = Email::parse(email_raw) else {
-        return Ok(());
-    };
-    let Some(c) = state.store.credentials_by_email(&email).await? else {
-        return Ok(());
-    };
-    if c.user.disabled {
-        return Ok(());
-    }
-    send_reset_link(state, &c.user, ip, None, now).await
-}
-
-/// Mails `user` a single-use password-reset link (1 h) and records it; `actor` is the
-/// administrator who asked for it, if it was not the user.
-pub async fn send_reset_link(
-    state: &AppState,
-    user: &User,
-    ip: Option<String>,
-    actor: Option<String>,
-    now: i64,
-) -> Result<(), AccountsError> {
-    let value = new_email_token(state, user, KIND_RESET, &user.email, RESET_TTL_SECS, now).await?;
-    state.mailer.send(
-        &user.email,
-        Mail::PasswordReset {
-            link: link(state, paths::PASSWORD_RESET, &value, None),
-        },
-    );
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "password_reset_requested",
-                user_id: Some(user.id.as_str().to_owned()),
-                actor,
-                ip,
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    Ok(())
-}
-
-/// Whether a reset link is still usable (to show the form or the "expired" page).
-pub async fn reset_link_valid(
-    state: &AppState,
-    token_value: &str,
-    now: i64,
-) -> Result<bool, AccountsError> {
-    Ok(state
-        .store
-        .peek_email_token(&token::hash(token_value), KIND_RESET, now)
-        .await?
-        .is_some())
-}
-
 #[derive(Debug)]
 pub enum ResetOutcome {
     Done(User),
@@ -454,68 +107,6 @@ pub enum ResetOutcome {
     InvalidLink,
     /// The new password breaks the policy (message for the form).
     Rejected(String),
-}
-
-/// Sets a new password from a reset link: applies the policy, ends every session, revokes every
-/// refresh token, clears any lockout, audits.
-pub async fn reset_password(
-    state: &AppState,
-    token_value: &str,
-    password: &str,
-    ip: Option<String>,
-    now: i64,
-) -> Result<ResetOutcome, AccountsError> {
-    let hash_of_token = token::hash(token_value);
-    let Some(record) = state
-        .store
-        .peek_email_token(&hash_of_token, KIND_RESET, now)
-        .await?
-    else {
-        return Ok(ResetOutcome::InvalidLink);
-    };
-    let password = normalize(password);
-    if let Err(problems) = policy(state).check(&password, Some(&record.email)) {
-        return Ok(ResetOutcome::Rejected(
-            password_message(&problems).unwrap_or_default(),
-        ));
-    }
-    if state
-        .store
-        .take_email_token(&hash_of_token, KIND_RESET, now)
-        .await?
-        .is_none()
-    {
-        return Ok(ResetOutcome::InvalidLink);
-    }
-    let id = crate::domain::UserId::from_stored(record.user_id.clone());
-    // The link went to the address the account had then: if it has moved since, the link
-    // is dead (the move deletes pending links too; this holds even for one made meanwhile).
-    match state.store.user_by_id(id.as_str()).await? {
-        Some(u)
-            if Email::parse(&u.email)
-                .is_ok_and(|e| e.as_str().eq_ignore_ascii_case(&record.email)) => {}
-        _ => return Ok(ResetOutcome::InvalidLink),
-    }
-    let hash = hash_password(state, password).await?;
-    let user = state.store.set_password_hash(&id, &hash, now).await?;
-    state
-        .store
-        .end_user_access(user.id.as_str(), None, now)
-        .await?;
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "password_reset_completed",
-                user_id: Some(record.user_id),
-                ip,
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    state.mailer.send(&user.email, Mail::PasswordChanged);
-    Ok(ResetOutcome::Done(user))
 }
 
 /// The message for a refused current password.
@@ -530,140 +121,678 @@ fn current_password_problem(check: crate::services::authn::PasswordCheck) -> Opt
     }
 }
 
-/// Changes the password of a signed-in user: the current one is required (and a wrong one
-/// counts toward the account's lockout, like a failed login); every other session ends,
-/// refresh tokens are revoked and pending reset and email-change links end.
-pub async fn change_password(
-    state: &AppState,
-    user: &User,
-    current_sid: &str,
-    current: &str,
-    new: &str,
-    now: i64,
-) -> Result<Result<(), FieldErrors>, AccountsError> {
-    let check = crate::services::authn::check_user_password(state, &user.id, current, now).await?;
-    if let Some(problem) = current_password_problem(check) {
-        return Ok(Err(FieldErrors {
-            password: Some(problem),
-            ..Default::default()
-        }));
-    }
-    let new = normalize(new);
-    if let Err(problems) = policy(state).check(&new, Some(&user.email)) {
-        return Ok(Err(FieldErrors {
-            password: password_message(&problems),
-            ..Default::default()
-        }));
-    }
-    let hash = hash_password(state, new).await?;
-    state.store.set_password_hash(&user.id, &hash, now).await?;
-    state
-        .store
-        .end_user_access(user.id.as_str(), Some(current_sid), now)
-        .await?;
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "password_changed",
-                user_id: Some(user.id.as_str().to_owned()),
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    state.mailer.send(&user.email, Mail::PasswordChanged);
-    Ok(Ok(()))
+/// Self-service accounts, with what they need.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    store: Store,
+    passwords: Arc<PasswordPool>,
+    mailer: Arc<Mailer>,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+    jobs: Jobs,
+    authn: Authn,
+    limiter: Arc<RateLimiter>,
 }
 
-/// Starts an email change: the new address gets a verification link; it becomes the account's
-/// address only once verified. It takes the current password (or, for an account without one,
-/// a sign-in within [`REAUTH_SECS`]): a session alone, perhaps a stolen one, cannot move the
-/// account. The current address is told at once, so its owner can reset the password, which
-/// ends the pending change. The same answer whether or not the new address is taken.
-pub async fn request_email_change(
-    state: &AppState,
-    me: &crate::services::authn::Authenticated,
-    new_raw: &str,
-    current_password: &str,
-    now: i64,
-) -> Result<Result<(), FieldErrors>, AccountsError> {
-    let user = &me.user;
-    let refused = |message: String| {
-        Ok(Err(FieldErrors {
-            email: Some(message),
-            ..Default::default()
-        }))
-    };
-    let Ok(email) = Email::parse(new_raw) else {
-        return refused("Enter a valid email address, like name@example.com.".into());
-    };
-    if user.has_password {
-        let check =
-            crate::services::authn::check_user_password(state, &user.id, current_password, now)
-                .await?;
-        if let Some(problem) = current_password_problem(check) {
-            return refused(problem);
+/// What the account page shows besides the user: where they are signed in, and the apps
+/// they gave access to.
+#[derive(Debug, Clone)]
+pub struct AccountOverview {
+    pub sessions: Vec<SessionSummary>,
+    pub apps: Vec<ConnectedApp>,
+}
+
+impl Accounts {
+    // Each dependency named, as `startup` wires them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        passwords: Arc<PasswordPool>,
+        mailer: Arc<Mailer>,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+        jobs: Jobs,
+        authn: Authn,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
+        Self {
+            store,
+            passwords,
+            mailer,
+            settings,
+            clock,
+            jobs,
+            authn,
+            limiter,
         }
-    } else if now - me.session.auth_time > REAUTH_SECS {
-        return refused(
-            "For your security, sign out and sign in again, then change your email within five minutes."
-                .into(),
-        );
     }
-    state.mailer.send(
-        &user.email,
-        Mail::EmailChangeRequested {
-            new_email: email.as_str().to_owned(),
-        },
-    );
-    state
-        .store
-        .audit(
-            AuditEntry {
-                kind: "email_change_requested",
+
+    /// Takes a token of the per-address limit of `action`; `Err(seconds)` to wait.
+    fn throttle(&self, action: Action, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
+        match ip {
+            Some(ip) => self.limiter.take(action, ip, self.clock.now_ms()),
+            None => Ok(()),
+        }
+    }
+
+    /// The clock reading a use case works with (read once per request).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Whether people may register themselves (`registration.enabled`).
+    pub fn registration_open(&self) -> bool {
+        self.settings.registration.enabled
+    }
+
+    /// The account page's lists: the user's live sessions and connected apps.
+    pub async fn overview(&self, user: &User) -> Result<AccountOverview, AccountsError> {
+        let now = self.clock.now();
+        Ok(AccountOverview {
+            sessions: self.store.user_sessions(user.id.as_str(), now).await?,
+            apps: self.store.user_consents(user.id.as_str()).await?,
+        })
+    }
+
+    /// Signs out one of the user's other sessions, by its public id; audited when it ended one.
+    pub async fn end_session(&self, user: &User, sid: &str) -> Result<(), AccountsError> {
+        if self
+            .store
+            .delete_user_session(user.id.as_str(), sid)
+            .await?
+        {
+            let entry = AuditEntry {
+                kind: "session_ended",
                 user_id: Some(user.id.as_str().to_owned()),
                 ..Default::default()
-            },
-            now,
-        )
-        .await?;
-    if state.store.credentials_by_email(&email).await?.is_some() {
-        return Ok(Ok(()));
+            };
+            self.store.audit(entry, self.clock.now()).await?;
+        }
+        Ok(())
     }
-    let value = new_email_token(
-        state,
-        user,
-        KIND_EMAIL_CHANGE,
-        email.as_str(),
-        VERIFY_TTL_SECS,
-        now,
-    )
-    .await?;
-    state.mailer.send(
-        email.as_str(),
-        Mail::EmailChangeVerify {
-            link: link(state, paths::VERIFY_EMAIL, &value, None),
-        },
-    );
-    Ok(Ok(()))
-}
 
-pub async fn update_name(
-    state: &AppState,
-    user: &User,
-    name_raw: &str,
-    now: i64,
-) -> Result<Result<User, FieldErrors>, AccountsError> {
-    let name = name_raw.trim();
-    if name.chars().count() > 100 {
-        return Ok(Err(FieldErrors {
-            name: Some("Use at most 100 characters.".into()),
+    /// "Sign out everywhere": every session, refresh token, unredeemed code and pending link of
+    /// the user ends (`Store::end_user_access`); audited.
+    pub async fn sign_out_everywhere(&self, user: &User) -> Result<(), AccountsError> {
+        let now = self.clock.now();
+        self.store
+            .end_user_access(user.id.as_str(), None, now)
+            .await?;
+        let entry = AuditEntry {
+            kind: "logout_everywhere",
+            user_id: Some(user.id.as_str().to_owned()),
             ..Default::default()
-        }));
+        };
+        self.store.audit(entry, now).await?;
+        Ok(())
     }
-    Ok(Ok(state
-        .store
-        .set_user_name(&user.id, (!name.is_empty()).then(|| name.to_owned()), now)
-        .await?))
+
+    /// Takes back what the user gave an app: its consent and refresh tokens; audited.
+    pub async fn revoke_app(&self, user: &User, client_id: &str) -> Result<(), AccountsError> {
+        if self
+            .store
+            .revoke_consent(user.id.as_str(), client_id)
+            .await?
+        {
+            let entry = AuditEntry {
+                kind: "consent_revoked",
+                user_id: Some(user.id.as_str().to_owned()),
+                client_id: Some(client_id.to_owned()),
+                ..Default::default()
+            };
+            self.store.audit(entry, self.clock.now()).await?;
+        }
+        Ok(())
+    }
+
+    pub fn policy(&self) -> PasswordPolicy {
+        let p = &self.settings.password;
+        PasswordPolicy::new(p.min_length, p.max_length, p.require_composition)
+    }
+
+    /// Hashes a password (already normalised) on the password workers.
+    pub async fn hash_password(&self, password: String) -> Result<String, AccountsError> {
+        Ok(self.passwords.hash(password).await?)
+    }
+
+    fn link(&self, path: &str, token_value: &str, return_to: Option<&str>) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        ser.append_pair("token", token_value);
+        if let Some(r) = return_to {
+            ser.append_pair("return_to", r);
+        }
+        format!("{}{}?{}", self.settings.base_url(), path, ser.finish())
+    }
+
+    async fn new_email_token(
+        &self,
+        user: &User,
+        kind: &str,
+        email: &str,
+        ttl: i64,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        self.store
+            .delete_email_tokens(user.id.as_str(), kind)
+            .await?;
+        let value = token::generate(token::prefix::EMAIL_TOKEN);
+        self.store
+            .insert_email_token(
+                &token::hash(&value),
+                user.id.as_str(),
+                kind,
+                email,
+                now,
+                now + ttl,
+            )
+            .await?;
+        Ok(value)
+    }
+
+    /// Registration (`/register`). `Ok(Err(errors))` re-renders the form; `Ok(Ok(()))` shows
+    /// "check your mailbox" — for a new and for an already registered email alike.
+    pub async fn register(
+        &self,
+        email_raw: &str,
+        password: &str,
+        name_raw: &str,
+        return_to: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Result<(), FieldErrors>, AccountsError> {
+        let now = self.clock.now();
+        self.throttle(Action::Register, ip)
+            .map_err(AccountsError::RateLimited)?;
+        let ip = ip.map(|a| a.to_string());
+        let mut errors = FieldErrors::default();
+        let email = match Email::parse(email_raw) {
+            Ok(e) => Some(e),
+            Err(_) => {
+                errors.email = Some("Enter a valid email address, like name@example.com.".into());
+                None
+            }
+        };
+        let name = name_raw.trim();
+        if name.chars().count() > 100 {
+            errors.name = Some("Use at most 100 characters.".into());
+        }
+        let password = normalize(password);
+        if let Err(problems) = self
+            .policy()
+            .check(&password, email.as_ref().map(Email::as_str))
+        {
+            errors.password = password_message(&problems);
+        }
+        let Some(email) = email.filter(|_| errors.is_empty()) else {
+            return Ok(Err(errors));
+        };
+        // The same argon2 work and the same queued job whether or not the email is known: the
+        // answer and its timing do not tell (the job makes the account or mails its owner).
+        let hash = self.hash_password(password).await?;
+        let job = crate::services::jobs::Job::Register {
+            email: email.as_str().to_owned(),
+            name: (!name.is_empty()).then(|| name.to_owned()),
+            password_hash: hash,
+            return_to: return_to.map(str::to_owned),
+            ip,
+        };
+        self.jobs.enqueue(&job, now).await?;
+        Ok(Ok(()))
+    }
+
+    /// The job behind [`register`]: a new account and its verification link, or, for an address
+    /// that has an account already, a notice to its owner.
+    pub async fn create_registered_account(
+        &self,
+        email_raw: &str,
+        name: Option<String>,
+        password_hash: String,
+        return_to: Option<&str>,
+        ip: Option<String>,
+        now: i64,
+    ) -> Result<(), AccountsError> {
+        let Ok(email) = Email::parse(email_raw) else {
+            return Ok(());
+        };
+        if let Some(existing) = self
+            .store
+            .credentials_by_email(&email)
+            .await?
+            .map(|c| c.user)
+        {
+            let login_link = format!("{}{}", self.settings.base_url(), paths::LOGIN);
+            let reset_link = format!("{}{}", self.settings.base_url(), paths::PASSWORD_FORGOT);
+            self.mailer.send(
+                &existing.email,
+                Mail::AlreadyRegistered {
+                    login_link,
+                    reset_link,
+                },
+            );
+            return Ok(());
+        }
+        let new = NewUser {
+            email: email.clone(),
+            email_verified: false,
+            name,
+            roles: Role::parse("user").into_iter().collect(),
+            password_hash: Some(password_hash),
+        };
+        let user = match self.store.create_user(new, now).await {
+            Ok(u) => u,
+            // Registered by a racing job a moment ago: nothing more to do.
+            Err(StoreError::Conflict) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let value = self
+            .new_email_token(&user, KIND_VERIFY, &user.email, VERIFY_TTL_SECS, now)
+            .await?;
+        self.mailer.send(
+            &user.email,
+            Mail::VerifyEmail {
+                link: self.link(paths::VERIFY_EMAIL, &value, return_to),
+            },
+        );
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "registered",
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Follows a verification (or email-change) link: the address becomes verified. A
+    /// verification link counts only for the address the account still has; an email-change link
+    /// moves the account to its address and tells the former one.
+    pub async fn verify_email(&self, token_value: &str) -> Result<Option<User>, AccountsError> {
+        let now = self.clock.now();
+        let hash = token::hash(token_value);
+        let record = match self.store.take_email_token(&hash, KIND_VERIFY, now).await? {
+            Some(r) => r,
+            None => match self
+                .store
+                .take_email_token(&hash, KIND_EMAIL_CHANGE, now)
+                .await?
+            {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+        };
+        let Ok(email) = Email::parse(&record.email) else {
+            return Ok(None);
+        };
+        let id = crate::domain::UserId::from_stored(record.user_id.clone());
+        if record.kind == KIND_VERIFY {
+            // A verification link for an address the account no longer has verifies nothing (and
+            // must not move the account back to it).
+            match self.store.user_by_id(id.as_str()).await? {
+                Some(u) if Email::parse(&u.email).is_ok_and(|e| e.key() == email.key()) => {}
+                _ => return Ok(None),
+            }
+        }
+        let (former, user) = match self.store.set_verified_email(&id, &email, now).await {
+            Ok(changed) => changed,
+            // The new address was taken by someone else meanwhile.
+            Err(StoreError::Conflict) | Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if record.kind == KIND_EMAIL_CHANGE && former != user.email {
+            self.mailer.send(
+                &former,
+                Mail::EmailChanged {
+                    new_email: user.email.clone(),
+                },
+            );
+        }
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "email_verified",
+                    user_id: Some(record.user_id),
+                    detail: record.kind,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        Ok(Some(user))
+    }
+
+    /// "Send the verification link again" (`/register/resend`), on the request path: queues the
+    /// job ([`mail_verification_link`]) whatever the address, so the answer and its timing are the
+    /// same for every address.
+    pub async fn resend_verification(
+        &self,
+        email_raw: &str,
+        return_to: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(), AccountsError> {
+        let now = self.clock.now();
+        self.throttle(Action::ForgotPassword, ip)
+            .map_err(AccountsError::RateLimited)?;
+        let Ok(email) = Email::parse(email_raw) else {
+            return Ok(());
+        };
+        let job = crate::services::jobs::Job::VerificationLink {
+            email: email.as_str().to_owned(),
+            return_to: return_to.map(str::to_owned),
+        };
+        Ok(self.jobs.enqueue(&job, now).await?)
+    }
+
+    /// The job behind [`resend_verification`]: a new verification link to an unverified account.
+    pub async fn mail_verification_link(
+        &self,
+        email_raw: &str,
+        return_to: Option<&str>,
+        now: i64,
+    ) -> Result<(), AccountsError> {
+        let Ok(email) = Email::parse(email_raw) else {
+            return Ok(());
+        };
+        if let Some(c) = self.store.credentials_by_email(&email).await?
+            && !c.user.email_verified
+        {
+            let value = self
+                .new_email_token(&c.user, KIND_VERIFY, &c.user.email, VERIFY_TTL_SECS, now)
+                .await?;
+            self.mailer.send(
+                &c.user.email,
+                Mail::VerifyEmail {
+                    link: self.link(paths::VERIFY_EMAIL, &value, return_to),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Forgot password (`/password/forgot`), on the request path: queues the job
+    /// ([`mail_reset_link`]) whatever the address, so the answer and its timing are the same for a
+    /// known and an unknown one.
+    pub async fn forgot_password(
+        &self,
+        email_raw: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(), AccountsError> {
+        let now = self.clock.now();
+        self.throttle(Action::ForgotPassword, ip)
+            .map_err(AccountsError::RateLimited)?;
+        let ip = ip.map(|a| a.to_string());
+        let Ok(email) = Email::parse(email_raw) else {
+            return Ok(());
+        };
+        let job = crate::services::jobs::Job::ResetLink {
+            email: email.as_str().to_owned(),
+            ip,
+        };
+        Ok(self.jobs.enqueue(&job, now).await?)
+    }
+
+    /// The job behind [`forgot_password`]: a reset link to a known, enabled account. A locked
+    /// account can still reset its password.
+    pub async fn mail_reset_link(
+        &self,
+        email_raw: &str,
+        ip: Option<String>,
+        now: i64,
+    ) -> Result<(), AccountsError> {
+        let Ok(email) = Email::parse(email_raw) else {
+            return Ok(());
+        };
+        let Some(c) = self.store.credentials_by_email(&email).await? else {
+            return Ok(());
+        };
+        if c.user.disabled {
+            return Ok(());
+        }
+        self.send_reset_link(&c.user, ip, None, now).await
+    }
+
+    /// Mails `user` a single-use password-reset link (1 h) and records it; `actor` is the
+    /// administrator who asked for it, if it was not the user.
+    pub async fn send_reset_link(
+        &self,
+        user: &User,
+        ip: Option<String>,
+        actor: Option<String>,
+        now: i64,
+    ) -> Result<(), AccountsError> {
+        let value = self
+            .new_email_token(user, KIND_RESET, &user.email, RESET_TTL_SECS, now)
+            .await?;
+        self.mailer.send(
+            &user.email,
+            Mail::PasswordReset {
+                link: self.link(paths::PASSWORD_RESET, &value, None),
+            },
+        );
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "password_reset_requested",
+                    user_id: Some(user.id.as_str().to_owned()),
+                    actor,
+                    ip,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a reset link is still usable (to show the form or the "expired" page).
+    pub async fn reset_link_valid(&self, token_value: &str) -> Result<bool, AccountsError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .peek_email_token(&token::hash(token_value), KIND_RESET, now)
+            .await?
+            .is_some())
+    }
+
+    /// Sets a new password from a reset link: applies the policy, ends every session, revokes every
+    /// refresh token, clears any lockout, audits.
+    pub async fn reset_password(
+        &self,
+        token_value: &str,
+        password: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<ResetOutcome, AccountsError> {
+        let ip = ip.map(|a| a.to_string());
+        let now = self.clock.now();
+        let hash_of_token = token::hash(token_value);
+        let Some(record) = self
+            .store
+            .peek_email_token(&hash_of_token, KIND_RESET, now)
+            .await?
+        else {
+            return Ok(ResetOutcome::InvalidLink);
+        };
+        let password = normalize(password);
+        if let Err(problems) = self.policy().check(&password, Some(&record.email)) {
+            return Ok(ResetOutcome::Rejected(
+                password_message(&problems).unwrap_or_default(),
+            ));
+        }
+        if self
+            .store
+            .take_email_token(&hash_of_token, KIND_RESET, now)
+            .await?
+            .is_none()
+        {
+            return Ok(ResetOutcome::InvalidLink);
+        }
+        let id = crate::domain::UserId::from_stored(record.user_id.clone());
+        // The link went to the address the account had then: if it has moved since, the link
+        // is dead (the move deletes pending links too; this holds even for one made meanwhile).
+        match self.store.user_by_id(id.as_str()).await? {
+            Some(u)
+                if Email::parse(&u.email)
+                    .is_ok_and(|e| e.as_str().eq_ignore_ascii_case(&record.email)) => {}
+            _ => return Ok(ResetOutcome::InvalidLink),
+        }
+        let hash = self.hash_password(password).await?;
+        let user = self.store.set_password_hash(&id, &hash, now).await?;
+        self.store
+            .end_user_access(user.id.as_str(), None, now)
+            .await?;
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "password_reset_completed",
+                    user_id: Some(record.user_id),
+                    ip,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        self.mailer.send(&user.email, Mail::PasswordChanged);
+        Ok(ResetOutcome::Done(user))
+    }
+
+    /// Changes the password of a signed-in user: the current one is required (and a wrong one
+    /// counts toward the account's lockout, like a failed login); every other session ends,
+    /// refresh tokens are revoked and pending reset and email-change links end.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current_sid: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<Result<(), FieldErrors>, AccountsError> {
+        let now = self.clock.now();
+        let check = self
+            .authn
+            .check_user_password(&user.id, current, now)
+            .await?;
+        if let Some(problem) = current_password_problem(check) {
+            return Ok(Err(FieldErrors {
+                password: Some(problem),
+                ..Default::default()
+            }));
+        }
+        let new = normalize(new);
+        if let Err(problems) = self.policy().check(&new, Some(&user.email)) {
+            return Ok(Err(FieldErrors {
+                password: password_message(&problems),
+                ..Default::default()
+            }));
+        }
+        let hash = self.hash_password(new).await?;
+        self.store.set_password_hash(&user.id, &hash, now).await?;
+        self.store
+            .end_user_access(user.id.as_str(), Some(current_sid), now)
+            .await?;
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "password_changed",
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        self.mailer.send(&user.email, Mail::PasswordChanged);
+        Ok(Ok(()))
+    }
+
+    /// Starts an email change: the new address gets a verification link; it becomes the account's
+    /// address only once verified. It takes the current password (or, for an account without one,
+    /// a sign-in within [`REAUTH_SECS`]): a session alone, perhaps a stolen one, cannot move the
+    /// account. The current address is told at once, so its owner can reset the password, which
+    /// ends the pending change. The same answer whether or not the new address is taken.
+    pub async fn request_email_change(
+        &self,
+        me: &Authenticated,
+        new_raw: &str,
+        current_password: &str,
+    ) -> Result<Result<(), FieldErrors>, AccountsError> {
+        let now = self.clock.now();
+        let user = &me.user;
+        let refused = |message: String| {
+            Ok(Err(FieldErrors {
+                email: Some(message),
+                ..Default::default()
+            }))
+        };
+        let Ok(email) = Email::parse(new_raw) else {
+            return refused("Enter a valid email address, like name@example.com.".into());
+        };
+        if user.has_password {
+            let check = self
+                .authn
+                .check_user_password(&user.id, current_password, now)
+                .await?;
+            if let Some(problem) = current_password_problem(check) {
+                return refused(problem);
+            }
+        } else if now - me.session.auth_time > REAUTH_SECS {
+            return refused(
+                "For your security, sign out and sign in again, then change your email within five minutes."
+                    .into(),
+            );
+        }
+        self.mailer.send(
+            &user.email,
+            Mail::EmailChangeRequested {
+                new_email: email.as_str().to_owned(),
+            },
+        );
+        self.store
+            .audit(
+                AuditEntry {
+                    kind: "email_change_requested",
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        if self.store.credentials_by_email(&email).await?.is_some() {
+            return Ok(Ok(()));
+        }
+        let value = self
+            .new_email_token(
+                user,
+                KIND_EMAIL_CHANGE,
+                email.as_str(),
+                VERIFY_TTL_SECS,
+                now,
+            )
+            .await?;
+        self.mailer.send(
+            email.as_str(),
+            Mail::EmailChangeVerify {
+                link: self.link(paths::VERIFY_EMAIL, &value, None),
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    pub async fn update_name(
+        &self,
+        user: &User,
+        name_raw: &str,
+    ) -> Result<Result<User, FieldErrors>, AccountsError> {
+        let now = self.clock.now();
+        let name = name_raw.trim();
+        if name.chars().count() > 100 {
+            return Ok(Err(FieldErrors {
+                name: Some("Use at most 100 characters.".into()),
+                ..Default::default()
+            }));
+        }
+        Ok(Ok(self
+            .store
+            .set_user_name(&user.id, (!name.is_empty()).then(|| name.to_owned()), now)
+            .await?))
+    }
 }

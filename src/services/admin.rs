@@ -1,20 +1,32 @@
 //! Administration use cases shared by the admin API, the admin pages and the CLI: users,
 //! clients, roles, signing keys and the audit log. Every change is audited with its actor.
 //!
-//! Who may call these is decided by the caller (`http::api::admin`, `http::pages::admin`);
-//! this module only checks what is asked for.
+//! Who may call them is decided here too: every action takes an [`Actor`], and the only way to
+//! get one is [`Admin::authorize`], which checks the caller (the command line on the server; a
+//! signed-in user who holds the `admin` role now; a bearer token granted the `admin` scope by a
+//! client that may still hold it, for a user who holds the role now or for that client itself).
 
 use crate::crypto::token;
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
-use crate::services::{accounts, keys};
-use crate::state::AppState;
+use crate::services::keys;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::services::accounts::Accounts;
+use crate::services::authn::Authenticated;
+use crate::services::tokens::{ADMIN_SCOPE, AccessTokenError, Tokens};
 use crate::store::accounts::{AuditEntry, AuditEvent, AuditQuery};
 use crate::store::keys::KeyRecord;
 use crate::store::{Store, StoreError};
 
-/// Who is acting, as the audit log names them.
+/// An administrator who passed [`Admin::authorize`]: only that function makes one, so every
+/// action that takes it was checked. The audit log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
+pub struct Actor(ActorKind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ActorKind {
     /// The `castellan` command line on the server.
     Cli,
     /// A user with the `admin` role (pages, or a token granted the `admin` scope).
@@ -25,10 +37,122 @@ pub enum Actor {
 
 impl Actor {
     pub fn audit_name(&self) -> String {
-        match self {
-            Actor::Cli => "cli".to_owned(),
-            Actor::User(id) => format!("user:{id}"),
-            Actor::Client(id) => format!("client:{id}"),
+        match &self.0 {
+            ActorKind::Cli => "cli".to_owned(),
+            ActorKind::User(id) => format!("user:{id}"),
+            ActorKind::Client(id) => format!("client:{id}"),
+        }
+    }
+
+    /// The administrator's user id, when a user is acting.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.0 {
+            ActorKind::User(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Who asks to administer.
+pub enum Caller<'a> {
+    /// The `castellan` command line on the server (it holds the database already).
+    Cli,
+    /// A signed-in browser.
+    Session(&'a Authenticated),
+    /// An `Authorization: Bearer` token (RFC 6750 §2.1), as presented.
+    Bearer(&'a str),
+}
+
+/// Why [`Admin::authorize`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The token does not verify, has expired or was revoked (RFC 6750 §3.1 `invalid_token`).
+    #[error("the access token is invalid, expired or revoked")]
+    InvalidToken,
+    /// A valid caller without the right (RFC 6750 §3.1 `insufficient_scope`; 403).
+    #[error("not an administrator")]
+    NotAdmin,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The administration use cases, with what they need.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    store: Store,
+    accounts: Accounts,
+    tokens: Tokens,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+}
+
+impl Admin {
+    pub fn new(
+        store: Store,
+        accounts: Accounts,
+        tokens: Tokens,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            accounts,
+            tokens,
+            settings,
+            clock,
+        }
+    }
+
+    /// The clock reading an action works with.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Checks who is calling; the [`Actor`] it gives is what every action requires.
+    pub async fn authorize(&self, caller: Caller<'_>) -> Result<Actor, Denied> {
+        match caller {
+            Caller::Cli => Ok(Actor(ActorKind::Cli)),
+            // A disabled account is signed out already (`Authn::current`); checked again here
+            // so this does not depend on it.
+            Caller::Session(me) if !me.user.disabled && me.user.has_role(Role::ADMIN) => {
+                Ok(Actor(ActorKind::User(me.user.id.as_str().to_owned())))
+            }
+            Caller::Session(_) => Err(Denied::NotAdmin),
+            Caller::Bearer(token) => self.authorize_token(token).await,
+        }
+    }
+
+    /// A bearer token with the `admin` scope, from a client that may still hold it, for a user
+    /// who holds the `admin` role now or for that client itself. Both are checked on every call,
+    /// so taking either away takes effect at once.
+    async fn authorize_token(&self, token: &str) -> Result<Actor, Denied> {
+        let (claims, user) = match self
+            .tokens
+            .verify_access_token_with_user(token, self.clock.now())
+            .await
+        {
+            Ok(found) => found,
+            Err(AccessTokenError::Store(e)) => return Err(Denied::Store(e)),
+            Err(_) => return Err(Denied::InvalidToken),
+        };
+        if !claims.has_scope(ADMIN_SCOPE) {
+            return Err(Denied::NotAdmin);
+        }
+        let client_may = self
+            .store
+            .client(&claims.client_id)
+            .await?
+            .is_some_and(|c| c.scopes.contains(ADMIN_SCOPE));
+        if !client_may {
+            return Err(Denied::NotAdmin);
+        }
+        // A user's token comes with its user, who exists and is enabled (or it has ended).
+        match user {
+            Some(u) if u.has_role(Role::ADMIN) => {
+                Ok(Actor(ActorKind::User(u.id.as_str().to_owned())))
+            }
+            Some(_) => Err(Denied::NotAdmin),
+            None => Ok(Actor(ActorKind::Client(claims.client_id.clone()))),
         }
     }
 }
@@ -60,36 +184,7 @@ fn not_found(what: &'static str) -> impl Fn(StoreError) -> AdminError {
     }
 }
 
-async fn record(state: &AppState, actor: &Actor, e: AuditEntry, now: i64) {
-    let e = AuditEntry {
-        actor: Some(actor.audit_name()),
-        ..e
-    };
-    state.store.record(e, now).await;
-}
-
 // --- users ---------------------------------------------------------------------------------
-
-/// A page of users, optionally those whose email contains `search`.
-pub async fn list_users(
-    state: &AppState,
-    search: Option<&str>,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<User>, u64), AdminError> {
-    Ok(state
-        .store
-        .list_users(search, offset, limit.clamp(1, 200))
-        .await?)
-}
-
-pub async fn user(state: &AppState, id: &str) -> Result<User, AdminError> {
-    state
-        .store
-        .user_by_id(id)
-        .await?
-        .ok_or(AdminError::NotFound("user"))
-}
 
 /// Checks role names against the catalogue; every user keeps `user`.
 /// (Also the CLI's check, which has a store but no running server.)
@@ -137,90 +232,6 @@ pub struct NewUserSpec {
     pub roles: Vec<String>,
 }
 
-pub async fn create_user(
-    state: &AppState,
-    actor: &Actor,
-    spec: NewUserSpec,
-    now: i64,
-) -> Result<User, AdminError> {
-    let mut errors = Vec::new();
-    let email =
-        Email::parse(&spec.email).map_err(|e| errors.push(Invalid::new("email", e.message)));
-    let name = checked_name(spec.name.as_deref()).map_err(|e| {
-        if let AdminError::Invalid(v) = e {
-            errors.extend(v)
-        }
-    });
-    let roles = match checked_roles(&state.store, &spec.roles).await {
-        Ok(r) => r,
-        Err(AdminError::Invalid(v)) => {
-            errors.extend(v);
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
-    let password = match spec.password {
-        Some(p) => {
-            let p = crate::domain::normalize(&p);
-            if let Err(problems) = accounts::policy(state).check(&p, Some(spec.email.trim())) {
-                errors.push(Invalid::new(
-                    "password",
-                    problems
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ));
-            }
-            Some(p)
-        }
-        None => None,
-    };
-    let (Ok(email), Ok(name), true) = (email, name, errors.is_empty()) else {
-        return Err(AdminError::Invalid(errors));
-    };
-    let password_hash = match password {
-        Some(p) => Some(
-            accounts::hash_password(state, p)
-                .await
-                .map_err(|e| AdminError::Unexpected(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let roles = roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
-    let user = state
-        .store
-        .create_user(
-            NewUser {
-                email,
-                // Created by an administrator: the address counts as verified (CONTRACT.md).
-                email_verified: true,
-                name,
-                roles,
-                password_hash,
-            },
-            now,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict => AdminError::Conflict("a user with this email exists".into()),
-            other => other.into(),
-        })?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "user_created",
-            user_id: Some(user.id.as_str().to_owned()),
-            detail: format!("roles={}", user.roles.join(" ")),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(user)
-}
-
 /// A partial update of a user; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct UserPatch {
@@ -231,429 +242,505 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
 }
 
-pub async fn update_user(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    patch: UserPatch,
-    now: i64,
-) -> Result<User, AdminError> {
-    let mut user = user(state, id).await?;
-    let uid = user.id.clone();
-    // Validate everything before changing anything.
-    let name = match &patch.name {
-        Some(n) => Some(checked_name(n.as_deref())?),
-        None => None,
-    };
-    let email = match &patch.email {
-        Some(e) => Some(Email::parse(e).map_err(|e| invalid("email", e.message))?),
-        None => None,
-    };
-    let roles = match &patch.roles {
-        Some(r) => Some(checked_roles(&state.store, r).await?),
-        None => None,
-    };
-    if let Some(name) = name {
-        user = state.store.set_user_name(&uid, name, now).await?;
-    }
-    if let Some(email) = email
-        && email.key() != user.email.to_lowercase()
-    {
-        user = state
-            .store
-            .set_verified_email(&uid, &email, now)
-            .await
-            .map(|(_, u)| u)
-            .map_err(|e| match e {
-                StoreError::Conflict => AdminError::Conflict("another user has this email".into()),
-                other => other.into(),
-            })?;
-        record(
-            state,
-            actor,
-            AuditEntry {
-                kind: "email_changed",
-                user_id: Some(uid.as_str().to_owned()),
-                ..Default::default()
-            },
-            now,
-        )
-        .await;
-    }
-    if let Some(roles) = roles
-        && roles != user.roles
-    {
-        let before = user.roles.join(" ");
-        user = state.store.set_user_roles(&uid, &roles, now).await?;
-        record(
-            state,
-            actor,
-            AuditEntry {
-                kind: "role_changed",
-                user_id: Some(uid.as_str().to_owned()),
-                detail: format!("from={before:?} to={:?}", user.roles.join(" ")),
-                ..Default::default()
-            },
-            now,
-        )
-        .await;
-    }
-    if let Some(disabled) = patch.disabled
-        && disabled != user.disabled
-    {
-        user = state.store.set_user_disabled(&uid, disabled, now).await?;
-        if disabled {
-            // A disabled account keeps no way in: sessions and refresh tokens end now.
-            state.store.end_user_access(uid.as_str(), None, now).await?;
-        }
-        record(
-            state,
-            actor,
-            AuditEntry {
-                kind: if disabled {
-                    "user_disabled"
-                } else {
-                    "user_enabled"
-                },
-                user_id: Some(uid.as_str().to_owned()),
-                ..Default::default()
-            },
-            now,
-        )
-        .await;
-    }
-    Ok(user)
-}
-
-/// Deletes a user: sessions, refresh tokens, consents and email tokens go with the row.
-pub async fn delete_user(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    let user = user(state, id).await?;
-    state
-        .store
-        .end_user_access(user.id.as_str(), None, now)
-        .await?;
-    state
-        .store
-        .delete_user(&user.id)
-        .await
-        .map_err(not_found("user"))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "user_deleted",
-            user_id: Some(user.id.as_str().to_owned()),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(())
-}
-
-/// Mails the user a password-reset link.
-pub async fn send_password_reset(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    let user = user(state, id).await?;
-    if user.disabled {
-        return Err(AdminError::Conflict(
-            "the user is disabled: enable the account first".into(),
-        ));
-    }
-    accounts::send_reset_link(state, &user, None, Some(actor.audit_name()), now)
-        .await
-        .map_err(|e| AdminError::Unexpected(e.to_string()))
-}
-
-/// Ends every session and refresh token of the user; returns how many sessions ended.
-pub async fn end_sessions(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<u64, AdminError> {
-    let user = user(state, id).await?;
-    let ended = state
-        .store
-        .end_user_access(user.id.as_str(), None, now)
-        .await?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "sessions_ended",
-            user_id: Some(user.id.as_str().to_owned()),
-            detail: format!("sessions={ended}"),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(ended)
-}
-
 // --- clients -------------------------------------------------------------------------------
-
-pub async fn list_clients(state: &AppState) -> Result<Vec<Client>, AdminError> {
-    Ok(state.store.list_clients().await?)
-}
-
-pub async fn client(state: &AppState, id: &str) -> Result<Client, AdminError> {
-    state
-        .store
-        .client(id)
-        .await?
-        .ok_or(AdminError::NotFound("client"))
-}
-
-/// Registers a client; returns it with its secret (confidential clients), shown only now.
-pub async fn create_client(
-    state: &AppState,
-    actor: &Actor,
-    spec: &ClientSpec,
-    now: i64,
-) -> Result<(Client, Option<String>), AdminError> {
-    let mut new = spec
-        .validate(ClientId::generate())
-        .map_err(AdminError::Invalid)?;
-    let secret = (!new.public).then(|| token::generate(token::prefix::CLIENT_SECRET));
-    new.secret_hash = secret.as_deref().map(token::hash);
-    let client = state.store.create_client(new, now).await?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "client_created",
-            client_id: Some(client.id.as_str().to_owned()),
-            detail: format!("scope={:?}", client.scopes.to_string()),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok((client, secret))
-}
-
-/// Replaces a client's metadata. A client stays public or confidential: switching would leave a
-/// confidential client without a secret, or a public one with one.
-pub async fn update_client(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    spec: &ClientSpec,
-    now: i64,
-) -> Result<Client, AdminError> {
-    let current = client(state, id).await?;
-    let new = spec
-        .validate_update(&current)
-        .map_err(AdminError::Invalid)?;
-    let client = state
-        .store
-        .update_client(new, now)
-        .await
-        .map_err(not_found("client"))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "client_updated",
-            client_id: Some(client.id.as_str().to_owned()),
-            detail: format!("scope={:?}", client.scopes.to_string()),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(client)
-}
-
-pub async fn delete_client(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    state
-        .store
-        .delete_client(id)
-        .await
-        .map_err(not_found("client"))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "client_deleted",
-            client_id: Some(id.to_owned()),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(())
-}
-
-/// Gives a confidential client a new secret (shown once); the old one stops working at once.
-pub async fn rotate_client_secret(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<String, AdminError> {
-    let c = client(state, id).await?;
-    if c.public {
-        return Err(AdminError::Conflict("a public client has no secret".into()));
-    }
-    let secret = token::generate(token::prefix::CLIENT_SECRET);
-    state
-        .store
-        .set_client_secret_hash(c.id.as_str(), token::hash(&secret), now)
-        .await
-        .map_err(not_found("client"))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "client_secret_rotated",
-            client_id: Some(c.id.as_str().to_owned()),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(secret)
-}
 
 // --- roles ---------------------------------------------------------------------------------
 
-pub async fn list_roles(state: &AppState) -> Result<Vec<RoleInfo>, AdminError> {
-    Ok(state.store.list_roles().await?)
-}
-
-pub async fn create_role(
-    state: &AppState,
-    actor: &Actor,
-    name: &str,
-    description: &str,
-    now: i64,
-) -> Result<RoleInfo, AdminError> {
-    let role = Role::parse(name).map_err(|e| invalid("name", e.message))?;
-    let description = description.trim();
-    if description.chars().count() > 500 {
-        return Err(invalid("description", "must be at most 500 characters"));
-    }
-    let info = state
-        .store
-        .create_role(role.as_str(), description, now)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict => AdminError::Conflict("a role with this name exists".into()),
-            other => other.into(),
-        })?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "role_created",
-            detail: format!("role={}", info.name),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(info)
-}
-
-/// Deletes a custom role that nobody holds.
-pub async fn delete_role(
-    state: &AppState,
-    actor: &Actor,
-    name: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    let Some(role) = state.store.role(name).await? else {
-        return Err(AdminError::NotFound("role"));
-    };
-    if role.builtin {
-        return Err(AdminError::Conflict(format!(
-            "{:?} is built in and cannot be deleted",
-            role.name
-        )));
-    }
-    let holders = state.store.role_holders(&role.name).await?;
-    if holders > 0 {
-        return Err(AdminError::Conflict(format!(
-            "{holders} user(s) hold {:?}: take it from them first",
-            role.name
-        )));
-    }
-    state
-        .store
-        .delete_role(&role.name)
-        .await
-        .map_err(not_found("role"))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "role_deleted",
-            detail: format!("role={}", role.name),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(())
-}
-
 // --- keys ----------------------------------------------------------------------------------
-
-pub async fn list_keys(state: &AppState) -> Result<Vec<KeyRecord>, AdminError> {
-    Ok(state.store.list_keys().await?)
-}
-
-/// Makes a new signing key active; the old one stays published until its tokens expire.
-pub async fn rotate_key(
-    state: &AppState,
-    actor: &Actor,
-    now: i64,
-) -> Result<KeyRecord, AdminError> {
-    let key = keys::rotate(&state.store, &state.settings, now)
-        .await
-        .map_err(|e| AdminError::Unexpected(e.to_string()))?;
-    record(
-        state,
-        actor,
-        AuditEntry {
-            kind: "key_rotated",
-            detail: format!("kid={}", key.kid),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
-    Ok(key)
-}
 
 // --- audit ---------------------------------------------------------------------------------
 
-pub async fn audit_events(
-    state: &AppState,
-    mut q: AuditQuery,
-) -> Result<Vec<AuditEvent>, AdminError> {
-    q.limit = q.limit.clamp(1, 500);
-    if let (Some(from), Some(to)) = (q.from, q.to)
-        && from >= to
-    {
-        return Err(invalid("from", "must be before `to`"));
+impl Admin {
+    async fn record(&self, actor: &Actor, e: AuditEntry, now: i64) {
+        let e = AuditEntry {
+            actor: Some(actor.audit_name()),
+            ..e
+        };
+        self.store.record(e, now).await;
     }
-    Ok(state.store.audit_events(&q).await?)
+
+    /// A page of users, optionally those whose email contains `search`.
+    pub async fn list_users(
+        &self,
+        _actor: &Actor,
+        search: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<User>, u64), AdminError> {
+        Ok(self
+            .store
+            .list_users(search, offset, limit.clamp(1, 200))
+            .await?)
+    }
+
+    pub async fn user(&self, _actor: &Actor, id: &str) -> Result<User, AdminError> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound("user"))
+    }
+
+    pub async fn create_user(&self, actor: &Actor, spec: NewUserSpec) -> Result<User, AdminError> {
+        let now = self.clock.now();
+        let mut errors = Vec::new();
+        let email =
+            Email::parse(&spec.email).map_err(|e| errors.push(Invalid::new("email", e.message)));
+        let name = checked_name(spec.name.as_deref()).map_err(|e| {
+            if let AdminError::Invalid(v) = e {
+                errors.extend(v)
+            }
+        });
+        let roles = match checked_roles(&self.store, &spec.roles).await {
+            Ok(r) => r,
+            Err(AdminError::Invalid(v)) => {
+                errors.extend(v);
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let password = match spec.password {
+            Some(p) => {
+                let p = crate::domain::normalize(&p);
+                if let Err(problems) = self.accounts.policy().check(&p, Some(spec.email.trim())) {
+                    errors.push(Invalid::new(
+                        "password",
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let (Ok(email), Ok(name), true) = (email, name, errors.is_empty()) else {
+            return Err(AdminError::Invalid(errors));
+        };
+        let password_hash = match password {
+            Some(p) => Some(
+                self.accounts
+                    .hash_password(p)
+                    .await
+                    .map_err(|e| AdminError::Unexpected(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let roles = roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    email,
+                    // Created by an administrator: the address counts as verified (CONTRACT.md).
+                    email_verified: true,
+                    name,
+                    roles,
+                    password_hash,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => {
+                    AdminError::Conflict("a user with this email exists".into())
+                }
+                other => other.into(),
+            })?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "user_created",
+                user_id: Some(user.id.as_str().to_owned()),
+                detail: format!("roles={}", user.roles.join(" ")),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(user)
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: UserPatch,
+    ) -> Result<User, AdminError> {
+        let now = self.clock.now();
+        let mut user = self.user(actor, id).await?;
+        let uid = user.id.clone();
+        // Validate everything before changing anything.
+        let name = match &patch.name {
+            Some(n) => Some(checked_name(n.as_deref())?),
+            None => None,
+        };
+        let email = match &patch.email {
+            Some(e) => Some(Email::parse(e).map_err(|e| invalid("email", e.message))?),
+            None => None,
+        };
+        let roles = match &patch.roles {
+            Some(r) => Some(checked_roles(&self.store, r).await?),
+            None => None,
+        };
+        if let Some(name) = name {
+            user = self.store.set_user_name(&uid, name, now).await?;
+        }
+        if let Some(email) = email
+            && email.key() != user.email.to_lowercase()
+        {
+            user = self
+                .store
+                .set_verified_email(&uid, &email, now)
+                .await
+                .map(|(_, u)| u)
+                .map_err(|e| match e {
+                    StoreError::Conflict => {
+                        AdminError::Conflict("another user has this email".into())
+                    }
+                    other => other.into(),
+                })?;
+            self.record(
+                actor,
+                AuditEntry {
+                    kind: "email_changed",
+                    user_id: Some(uid.as_str().to_owned()),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await;
+        }
+        if let Some(roles) = roles
+            && roles != user.roles
+        {
+            let before = user.roles.join(" ");
+            user = self.store.set_user_roles(&uid, &roles, now).await?;
+            self.record(
+                actor,
+                AuditEntry {
+                    kind: "role_changed",
+                    user_id: Some(uid.as_str().to_owned()),
+                    detail: format!("from={before:?} to={:?}", user.roles.join(" ")),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await;
+        }
+        if let Some(disabled) = patch.disabled
+            && disabled != user.disabled
+        {
+            user = self.store.set_user_disabled(&uid, disabled, now).await?;
+            if disabled {
+                // A disabled account keeps no way in: sessions and refresh tokens end now.
+                self.store.end_user_access(uid.as_str(), None, now).await?;
+            }
+            self.record(
+                actor,
+                AuditEntry {
+                    kind: if disabled {
+                        "user_disabled"
+                    } else {
+                        "user_enabled"
+                    },
+                    user_id: Some(uid.as_str().to_owned()),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await;
+        }
+        Ok(user)
+    }
+
+    /// Deletes a user: sessions, refresh tokens, consents and email tokens go with the row.
+    pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let user = self.user(actor, id).await?;
+        self.store
+            .end_user_access(user.id.as_str(), None, now)
+            .await?;
+        self.store
+            .delete_user(&user.id)
+            .await
+            .map_err(not_found("user"))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "user_deleted",
+                user_id: Some(user.id.as_str().to_owned()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Mails the user a password-reset link.
+    pub async fn send_password_reset(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let user = self.user(actor, id).await?;
+        if user.disabled {
+            return Err(AdminError::Conflict(
+                "the user is disabled: enable the account first".into(),
+            ));
+        }
+        self.accounts
+            .send_reset_link(&user, None, Some(actor.audit_name()), now)
+            .await
+            .map_err(|e| AdminError::Unexpected(e.to_string()))
+    }
+
+    /// Ends every session and refresh token of the user; returns how many sessions ended.
+    pub async fn end_sessions(&self, actor: &Actor, id: &str) -> Result<u64, AdminError> {
+        let now = self.clock.now();
+        let user = self.user(actor, id).await?;
+        let ended = self
+            .store
+            .end_user_access(user.id.as_str(), None, now)
+            .await?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "sessions_ended",
+                user_id: Some(user.id.as_str().to_owned()),
+                detail: format!("sessions={ended}"),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(ended)
+    }
+
+    pub async fn list_clients(&self, _actor: &Actor) -> Result<Vec<Client>, AdminError> {
+        Ok(self.store.list_clients().await?)
+    }
+
+    pub async fn client(&self, _actor: &Actor, id: &str) -> Result<Client, AdminError> {
+        self.store
+            .client(id)
+            .await?
+            .ok_or(AdminError::NotFound("client"))
+    }
+
+    /// Registers a client; returns it with its secret (confidential clients), shown only now.
+    pub async fn create_client(
+        &self,
+        actor: &Actor,
+        spec: &ClientSpec,
+    ) -> Result<(Client, Option<String>), AdminError> {
+        let now = self.clock.now();
+        let mut new = spec
+            .validate(ClientId::generate())
+            .map_err(AdminError::Invalid)?;
+        let secret = (!new.public).then(|| token::generate(token::prefix::CLIENT_SECRET));
+        new.secret_hash = secret.as_deref().map(token::hash);
+        let client = self.store.create_client(new, now).await?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "client_created",
+                client_id: Some(client.id.as_str().to_owned()),
+                detail: format!("scope={:?}", client.scopes.to_string()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// Replaces a client's metadata. A client stays public or confidential: switching would leave a
+    /// confidential client without a secret, or a public one with one.
+    pub async fn update_client(
+        &self,
+        actor: &Actor,
+        id: &str,
+        spec: &ClientSpec,
+    ) -> Result<Client, AdminError> {
+        let now = self.clock.now();
+        let current = self.client(actor, id).await?;
+        let new = spec
+            .validate_update(&current)
+            .map_err(AdminError::Invalid)?;
+        let client = self
+            .store
+            .update_client(new, now)
+            .await
+            .map_err(not_found("client"))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "client_updated",
+                client_id: Some(client.id.as_str().to_owned()),
+                detail: format!("scope={:?}", client.scopes.to_string()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(client)
+    }
+
+    pub async fn delete_client(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        self.store
+            .delete_client(id)
+            .await
+            .map_err(not_found("client"))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "client_deleted",
+                client_id: Some(id.to_owned()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Gives a confidential client a new secret (shown once); the old one stops working at once.
+    pub async fn rotate_client_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<String, AdminError> {
+        let now = self.clock.now();
+        let c = self.client(actor, id).await?;
+        if c.public {
+            return Err(AdminError::Conflict("a public client has no secret".into()));
+        }
+        let secret = token::generate(token::prefix::CLIENT_SECRET);
+        self.store
+            .set_client_secret_hash(c.id.as_str(), token::hash(&secret), now)
+            .await
+            .map_err(not_found("client"))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "client_secret_rotated",
+                client_id: Some(c.id.as_str().to_owned()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(secret)
+    }
+
+    pub async fn list_roles(&self, _actor: &Actor) -> Result<Vec<RoleInfo>, AdminError> {
+        Ok(self.store.list_roles().await?)
+    }
+
+    pub async fn create_role(
+        &self,
+        actor: &Actor,
+        name: &str,
+        description: &str,
+    ) -> Result<RoleInfo, AdminError> {
+        let now = self.clock.now();
+        let role = Role::parse(name).map_err(|e| invalid("name", e.message))?;
+        let description = description.trim();
+        if description.chars().count() > 500 {
+            return Err(invalid("description", "must be at most 500 characters"));
+        }
+        let info = self
+            .store
+            .create_role(role.as_str(), description, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => AdminError::Conflict("a role with this name exists".into()),
+                other => other.into(),
+            })?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "role_created",
+                detail: format!("role={}", info.name),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(info)
+    }
+
+    /// Deletes a custom role that nobody holds.
+    pub async fn delete_role(&self, actor: &Actor, name: &str) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let Some(role) = self.store.role(name).await? else {
+            return Err(AdminError::NotFound("role"));
+        };
+        if role.builtin {
+            return Err(AdminError::Conflict(format!(
+                "{:?} is built in and cannot be deleted",
+                role.name
+            )));
+        }
+        let holders = self.store.role_holders(&role.name).await?;
+        if holders > 0 {
+            return Err(AdminError::Conflict(format!(
+                "{holders} user(s) hold {:?}: take it from them first",
+                role.name
+            )));
+        }
+        self.store
+            .delete_role(&role.name)
+            .await
+            .map_err(not_found("role"))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "role_deleted",
+                detail: format!("role={}", role.name),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn list_keys(&self, _actor: &Actor) -> Result<Vec<KeyRecord>, AdminError> {
+        Ok(self.store.list_keys().await?)
+    }
+
+    /// Makes a new signing key active; the old one stays published until its tokens expire.
+    pub async fn rotate_key(&self, actor: &Actor) -> Result<KeyRecord, AdminError> {
+        let now = self.clock.now();
+        let key = keys::rotate(&self.store, &self.settings, now)
+            .await
+            .map_err(|e| AdminError::Unexpected(e.to_string()))?;
+        self.record(
+            actor,
+            AuditEntry {
+                kind: "key_rotated",
+                detail: format!("kid={}", key.kid),
+                ..Default::default()
+            },
+            now,
+        )
+        .await;
+        Ok(key)
+    }
+
+    pub async fn audit_events(
+        &self,
+        _actor: &Actor,
+        mut q: AuditQuery,
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        q.limit = q.limit.clamp(1, 500);
+        if let (Some(from), Some(to)) = (q.from, q.to)
+            && from >= to
+        {
+            return Err(invalid("from", "must be before `to`"));
+        }
+        Ok(self.store.audit_events(&q).await?)
+    }
 }

@@ -1,15 +1,27 @@
-//! Authentication of browser users: password login and server-side sessions.
+//! Authentication of browser users: sign-in with a password, and server-side sessions.
 //!
-//! Passwords are verified with argon2id on the fixed pool of `services::passwords` workers
-//! so that a login storm queues instead of exhausting memory (argon2 holds `m` KiB per hash).
+//! [`Authn::sign_in`] is the whole use case: the per-address limit, the password (argon2id on
+//! the fixed pool of `services::passwords` workers, so a login storm queues instead of
+//! exhausting memory), the per-account lockout, a new session replacing the browser's old one
+//! (no fixation), the audit rows and the login metric. Its [`SignInOutcome`] is what the login
+//! page shows; a second factor, when there is one, is another outcome of the same call.
+//!
 //! An unknown email is verified against a dummy hash, so the time taken does not reveal which
-//! emails exist. A failed login is not an error: the caller re-renders the page.
+//! emails exist. A failed login is not an error: the caller shows one generic message.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
 use crate::crypto::token;
 use crate::domain::{Email, User, UserId};
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::services::metrics::{LoginOutcome, Metrics};
+use crate::services::passwords::PasswordPool;
+use crate::services::ratelimit::{Action, RateLimiter};
+use crate::store::accounts::AuditEntry;
 use crate::store::grants::{NewSession, SessionRecord};
+use crate::store::{Store, StoreError};
 
 /// Prefix of session cookies.
 pub const SESSION_PREFIX: &str = token::prefix::SESSION;
@@ -75,89 +87,59 @@ impl LoginFailure {
             Self::Disabled => "disabled",
         }
     }
+
+    fn metric(self) -> LoginOutcome {
+        match self {
+            Self::UnknownEmail | Self::BadCredentials => LoginOutcome::BadCredentials,
+            Self::Locked => LoginOutcome::Locked,
+            Self::Disabled => LoginOutcome::Disabled,
+        }
+    }
 }
 
-/// Verifies email and password, with per-account throttling ([`crate::domain::LockoutPolicy`]):
-/// after `login.max_failures` failures within `login.failure_window_secs`, the account refuses
-/// further attempts for a growing delay. A locked account answers exactly like a wrong
-/// password, after the same argon2 work. Each failure is counted by one statement in the
-/// database ([`crate::store::Store::count_password_failure`]), so parallel guesses, on any
-/// number of instances, are each counted.
-pub async fn check_password(
-    state: &AppState,
-    email: &str,
-    password: String,
-    now: i64,
-) -> Result<LoginResult, AuthnError> {
-    let creds = match Email::parse(email) {
-        Ok(e) => state.store.credentials_by_email(&e).await?,
-        Err(_) => None,
-    };
-    let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
-    let password = crate::domain::password::normalize(&password);
-    // Same work for an unknown user (and for one without a password): the dummy hash.
-    let ok = state.passwords.verify(password, hash).await?;
-    let Some(c) = creds else {
-        return Ok(LoginResult::Failed(LoginFailure::UnknownEmail, None));
-    };
-    let id = c.user.id.clone();
-    let locked = c.locked_until.is_some_and(|t| t > now);
-    if !ok {
-        count_failure(state, &id, locked, now).await?;
-        let why = if locked {
-            LoginFailure::Locked
-        } else {
-            LoginFailure::BadCredentials
-        };
-        return Ok(LoginResult::Failed(why, Some(id)));
-    }
-    if locked {
-        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
-    }
-    if c.user.disabled {
-        return Ok(LoginResult::Failed(LoginFailure::Disabled, Some(id)));
-    }
-    // A lock set by a parallel failure since the read above still holds (one statement).
-    if (c.failed_logins > 0 || c.locked_until.is_some())
-        && !state.store.clear_password_failures(&id, now).await?
-    {
-        return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
-    }
-    if !c.user.email_verified && state.settings.registration.require_verified_email {
-        return Ok(LoginResult::Unverified(c.user));
-    }
-    Ok(LoginResult::Ok(c.user))
+/// A sign-in attempt from the login page.
+#[derive(Debug)]
+pub struct SignIn {
+    pub email: String,
+    pub password: String,
+    /// The client's address (rate limit, audit, the session list).
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The cookie of the session the browser had: it ends when the new one starts.
+    pub previous_session: Option<String>,
+    /// Where the login returns to (already checked to be one of ours); the login ticket of a
+    /// request that demanded a fresh login is taken from it (`oauth::authorize`).
+    pub return_to: Option<String>,
 }
 
-/// Counts a wrong password for the account; audits the lock when this failure set one.
-async fn count_failure(
-    state: &AppState,
-    id: &UserId,
-    was_locked: bool,
-    now: i64,
-) -> Result<(), AuthnError> {
-    let policy = state.settings.login.lockout();
-    let Some(failure) = state.store.count_password_failure(id, &policy, now).await? else {
-        return Ok(());
-    };
-    let set_now = policy
-        .lock_secs(failure.count)
-        .is_some_and(|secs| failure.locked_until == Some(now + secs as i64));
-    if set_now && !was_locked {
-        state
-            .store
-            .audit(
-                crate::store::accounts::AuditEntry {
-                    kind: "login_locked",
-                    user_id: Some(id.as_str().to_owned()),
-                    detail: format!("{} failed logins", failure.count),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
+impl std::fmt::Debug for SignInOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignInOutcome::SignedIn { .. } => "SignedIn",
+            SignInOutcome::Refused => "Refused",
+            SignInOutcome::Unverified => "Unverified",
+            SignInOutcome::RateLimited(_) => "RateLimited",
+            SignInOutcome::Busy => "Busy",
+            SignInOutcome::Unavailable => "Unavailable",
+        })
     }
-    Ok(())
+}
+
+/// What a sign-in attempt came to.
+pub enum SignInOutcome {
+    /// A new session; `cookie` is its value for the browser (a secret, stored only hashed).
+    SignedIn { cookie: String },
+    /// Unknown email, wrong password, locked or disabled account: one answer for all.
+    Refused,
+    /// The right password for an account whose email is not verified yet (only someone who
+    /// knows the password learns this).
+    Unverified,
+    /// Too many attempts from this address; retry after this many seconds.
+    RateLimited(u64),
+    /// The password workers' queue is full; retry in a moment.
+    Busy,
+    /// The database or the workers failed (logged).
+    Unavailable,
 }
 
 /// The answer to "is this the signed-in user's current password?" (the account page asks
@@ -171,120 +153,311 @@ pub enum PasswordCheck {
     Locked,
 }
 
-/// Checks a signed-in user's password under the same per-account lockout as the login page:
-/// a wrong one counts as a failed login, and while the account is locked no password is
-/// checked (the user is known here, so there is nothing to hide by doing the work anyway).
-pub async fn check_user_password(
-    state: &AppState,
-    user: &UserId,
-    password: &str,
-    now: i64,
-) -> Result<PasswordCheck, AuthnError> {
-    let Some(c) = state.store.credentials_by_id(user).await? else {
-        return Ok(PasswordCheck::Wrong);
-    };
-    if c.locked_until.is_some_and(|t| t > now) {
-        return Ok(PasswordCheck::Locked);
-    }
-    let Some(hash) = c.password_hash.clone() else {
-        return Ok(PasswordCheck::Wrong);
-    };
-    let password = crate::domain::password::normalize(password);
-    if !state.passwords.verify(password, Some(hash)).await? {
-        count_failure(state, user, false, now).await?;
-        return Ok(PasswordCheck::Wrong);
-    }
-    if (c.failed_logins > 0 || c.locked_until.is_some())
-        && !state.store.clear_password_failures(user, now).await?
-    {
-        return Ok(PasswordCheck::Locked);
-    }
-    Ok(PasswordCheck::Right)
+/// Sign-in, the lockout rules, and sessions.
+#[derive(Debug, Clone)]
+pub struct Authn {
+    store: Store,
+    passwords: Arc<PasswordPool>,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+    limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
 }
 
-/// Starts a session; returns the cookie value (a 256-bit secret, stored only hashed).
-/// `login_ticket` is the ticket of the authorization request the login was made for, if it
-/// demanded a fresh login (`oauth::authorize::login_ticket_in`).
-pub async fn start_session(
-    state: &AppState,
-    user: &User,
-    amr: &[&str],
-    ip: Option<String>,
-    user_agent: Option<String>,
-    login_ticket: Option<String>,
-    now: i64,
-) -> Result<(String, SessionRecord), AuthnError> {
-    let value = token::generate(SESSION_PREFIX);
-    let sid = token::random_id();
-    let expires_at = now + state.settings.session.ttl_secs as i64;
-    let amr: Vec<String> = amr.iter().map(|s| (*s).to_owned()).collect();
-    let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
-    state
-        .store
-        .create_session(
-            NewSession {
-                id_hash: token::hash(&value),
-                sid: sid.clone(),
-                user_id: user.id.as_str().to_owned(),
-                auth_time: now,
-                amr: amr.clone(),
-                ip: ip.clone(),
-                user_agent: user_agent.clone(),
-                expires_at,
-                login_ticket: login_ticket.clone(),
-            },
-            now,
-        )
-        .await?;
-    let record = SessionRecord {
-        sid,
-        user_id: user.id.as_str().to_owned(),
-        auth_time: now,
-        amr,
-        ip,
-        user_agent,
-        created_at: now,
-        last_seen: now,
-        expires_at,
-        login_ticket,
-    };
-    Ok((value, record))
-}
-
-/// The signed-in user behind a session cookie, if the session is live and the user enabled.
-pub async fn current(
-    state: &AppState,
-    cookie: &str,
-    now: i64,
-) -> Result<Option<Authenticated>, AuthnError> {
-    if !cookie.starts_with(SESSION_PREFIX) {
-        return Ok(None);
+impl Authn {
+    pub fn new(
+        store: Store,
+        passwords: Arc<PasswordPool>,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+        limiter: Arc<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            passwords,
+            settings,
+            clock,
+            limiter,
+            metrics,
+        }
     }
-    let hash = token::hash(cookie);
-    let Some(session) = state.store.session(&hash, now).await? else {
-        return Ok(None);
-    };
-    let Some(user) = state.store.user_by_id(&session.user_id).await? else {
-        return Ok(None);
-    };
-    if user.disabled {
-        return Ok(None);
-    }
-    // Sliding expiry, written at most once a minute per session.
-    if now - session.last_seen >= 60 {
-        let expires_at = now + state.settings.session.ttl_secs as i64;
-        state.store.touch_session(&hash, now, expires_at).await?;
-    }
-    Ok(Some(Authenticated { session, user }))
-}
 
-/// Ends the session behind a cookie (no-op when there is none).
-pub async fn end_session(state: &AppState, cookie: &str) -> Result<(), AuthnError> {
-    state.store.delete_session(&token::hash(cookie)).await?;
-    Ok(())
-}
+    /// The clock reading a use case works with.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
 
-/// The user behind a user id, if enabled.
-pub async fn enabled_user(state: &AppState, id: &str) -> Result<Option<User>, AuthnError> {
-    Ok(state.store.user_by_id(id).await?.filter(|u| !u.disabled))
+    /// The whole sign-in: the per-address limit, the password and the lockout, a new session
+    /// (the browser's previous one ends), the audit rows and the login metric.
+    pub async fn sign_in(&self, attempt: SignIn) -> SignInOutcome {
+        let now = self.clock.now();
+        if let Some(ip) = attempt.ip
+            && let Err(wait) = self.limiter.take(Action::Login, ip, self.clock.now_ms())
+        {
+            self.metrics.count_login(LoginOutcome::RateLimited);
+            return SignInOutcome::RateLimited(wait);
+        }
+        let ip = attempt.ip.map(|a| a.to_string());
+        let checked = match self
+            .check_password(&attempt.email, attempt.password, now)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.count_login(LoginOutcome::Error);
+                if matches!(e, AuthnError::Busy) {
+                    return SignInOutcome::Busy;
+                }
+                tracing::error!(error = %e, "login failed unexpectedly");
+                return SignInOutcome::Unavailable;
+            }
+        };
+        let user = match checked {
+            LoginResult::Ok(u) => u,
+            LoginResult::Failed(why, user_id) => {
+                self.metrics.count_login(why.metric());
+                let entry = AuditEntry {
+                    kind: "login_failed",
+                    user_id: user_id.map(|u| u.as_str().to_owned()),
+                    ip,
+                    detail: format!("reason={}", why.as_str()),
+                    ..Default::default()
+                };
+                self.store.record(entry, now).await;
+                return SignInOutcome::Refused;
+            }
+            LoginResult::Unverified(_) => {
+                self.metrics.count_login(LoginOutcome::Unverified);
+                return SignInOutcome::Unverified;
+            }
+        };
+        // A new session for every login (no session fixation); the previous one ends.
+        if let Some(old) = &attempt.previous_session
+            && let Err(e) = self.end_session(old).await
+        {
+            tracing::warn!(error = %e, "cannot end the previous session");
+        }
+        let ticket = attempt
+            .return_to
+            .as_deref()
+            .and_then(crate::oauth::authorize::login_ticket_in);
+        let started = self
+            .start_session(&user, &["pwd"], ip.clone(), attempt.user_agent, ticket, now)
+            .await;
+        let (cookie, session) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a session");
+                self.metrics.count_login(LoginOutcome::Error);
+                return SignInOutcome::Unavailable;
+            }
+        };
+        let entry = AuditEntry {
+            kind: "login_succeeded",
+            user_id: Some(user.id.as_str().to_owned()),
+            ip,
+            detail: format!("sid {}", session.sid),
+            ..Default::default()
+        };
+        self.store.record(entry, now).await;
+        self.metrics.count_login(LoginOutcome::Success);
+        SignInOutcome::SignedIn { cookie }
+    }
+
+    /// Verifies email and password, with per-account throttling ([`crate::domain::LockoutPolicy`]):
+    /// after `login.max_failures` failures within `login.failure_window_secs`, the account refuses
+    /// further attempts for a growing delay. A locked account answers exactly like a wrong
+    /// password, after the same argon2 work. Each failure is counted by one statement in the
+    /// database ([`crate::store::Store::count_password_failure`]), so parallel guesses, on any
+    /// number of instances, are each counted.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: String,
+        now: i64,
+    ) -> Result<LoginResult, AuthnError> {
+        let creds = match Email::parse(email) {
+            Ok(e) => self.store.credentials_by_email(&e).await?,
+            Err(_) => None,
+        };
+        let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
+        let password = crate::domain::password::normalize(&password);
+        // Same work for an unknown user (and for one without a password): the dummy hash.
+        let ok = self.passwords.verify(password, hash).await?;
+        let Some(c) = creds else {
+            return Ok(LoginResult::Failed(LoginFailure::UnknownEmail, None));
+        };
+        let id = c.user.id.clone();
+        let locked = c.locked_until.is_some_and(|t| t > now);
+        if !ok {
+            self.count_failure(&id, locked, now).await?;
+            let why = if locked {
+                LoginFailure::Locked
+            } else {
+                LoginFailure::BadCredentials
+            };
+            return Ok(LoginResult::Failed(why, Some(id)));
+        }
+        if locked {
+            return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
+        }
+        if c.user.disabled {
+            return Ok(LoginResult::Failed(LoginFailure::Disabled, Some(id)));
+        }
+        // A lock set by a parallel failure since the read above still holds (one statement).
+        if (c.failed_logins > 0 || c.locked_until.is_some())
+            && !self.store.clear_password_failures(&id, now).await?
+        {
+            return Ok(LoginResult::Failed(LoginFailure::Locked, Some(id)));
+        }
+        if !c.user.email_verified && self.settings.registration.require_verified_email {
+            return Ok(LoginResult::Unverified(c.user));
+        }
+        Ok(LoginResult::Ok(c.user))
+    }
+
+    /// Counts a wrong password for the account; audits the lock when this failure set one.
+    async fn count_failure(
+        &self,
+        id: &UserId,
+        was_locked: bool,
+        now: i64,
+    ) -> Result<(), AuthnError> {
+        let policy = self.settings.login.lockout();
+        let Some(failure) = self.store.count_password_failure(id, &policy, now).await? else {
+            return Ok(());
+        };
+        let set_now = policy
+            .lock_secs(failure.count)
+            .is_some_and(|secs| failure.locked_until == Some(now + secs as i64));
+        if set_now && !was_locked {
+            self.store
+                .audit(
+                    AuditEntry {
+                        kind: "login_locked",
+                        user_id: Some(id.as_str().to_owned()),
+                        detail: format!("{} failed logins", failure.count),
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Checks a signed-in user's password under the same per-account lockout as the login page:
+    /// a wrong one counts as a failed login, and while the account is locked no password is
+    /// checked (the user is known here, so there is nothing to hide by doing the work anyway).
+    pub async fn check_user_password(
+        &self,
+        user: &UserId,
+        password: &str,
+        now: i64,
+    ) -> Result<PasswordCheck, AuthnError> {
+        let Some(c) = self.store.credentials_by_id(user).await? else {
+            return Ok(PasswordCheck::Wrong);
+        };
+        if c.locked_until.is_some_and(|t| t > now) {
+            return Ok(PasswordCheck::Locked);
+        }
+        let Some(hash) = c.password_hash.clone() else {
+            return Ok(PasswordCheck::Wrong);
+        };
+        let password = crate::domain::password::normalize(password);
+        if !self.passwords.verify(password, Some(hash)).await? {
+            self.count_failure(user, false, now).await?;
+            return Ok(PasswordCheck::Wrong);
+        }
+        if (c.failed_logins > 0 || c.locked_until.is_some())
+            && !self.store.clear_password_failures(user, now).await?
+        {
+            return Ok(PasswordCheck::Locked);
+        }
+        Ok(PasswordCheck::Right)
+    }
+
+    /// Starts a session; returns the cookie value (a 256-bit secret, stored only hashed).
+    /// `login_ticket` is the ticket of the authorization request the login was made for, if it
+    /// demanded a fresh login (`oauth::authorize::login_ticket_in`).
+    async fn start_session(
+        &self,
+        user: &User,
+        amr: &[&str],
+        ip: Option<String>,
+        user_agent: Option<String>,
+        login_ticket: Option<String>,
+        now: i64,
+    ) -> Result<(String, SessionRecord), AuthnError> {
+        let value = token::generate(SESSION_PREFIX);
+        let sid = token::random_id();
+        let expires_at = now + self.settings.session.ttl_secs as i64;
+        let amr: Vec<String> = amr.iter().map(|s| (*s).to_owned()).collect();
+        let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
+        self.store
+            .create_session(
+                NewSession {
+                    id_hash: token::hash(&value),
+                    sid: sid.clone(),
+                    user_id: user.id.as_str().to_owned(),
+                    auth_time: now,
+                    amr: amr.clone(),
+                    ip: ip.clone(),
+                    user_agent: user_agent.clone(),
+                    expires_at,
+                    login_ticket: login_ticket.clone(),
+                },
+                now,
+            )
+            .await?;
+        let record = SessionRecord {
+            sid,
+            user_id: user.id.as_str().to_owned(),
+            auth_time: now,
+            amr,
+            ip,
+            user_agent,
+            created_at: now,
+            last_seen: now,
+            expires_at,
+            login_ticket,
+        };
+        Ok((value, record))
+    }
+
+    /// The signed-in user behind a session cookie, if the session is live and the user enabled.
+    pub async fn current(&self, cookie: &str) -> Result<Option<Authenticated>, AuthnError> {
+        let now = self.clock.now();
+        if !cookie.starts_with(SESSION_PREFIX) {
+            return Ok(None);
+        }
+        let hash = token::hash(cookie);
+        let Some(session) = self.store.session(&hash, now).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(&session.user_id).await? else {
+            return Ok(None);
+        };
+        if user.disabled {
+            return Ok(None);
+        }
+        // Sliding expiry, written at most once a minute per session.
+        if now - session.last_seen >= 60 {
+            let expires_at = now + self.settings.session.ttl_secs as i64;
+            self.store.touch_session(&hash, now, expires_at).await?;
+        }
+        Ok(Some(Authenticated { session, user }))
+    }
+
+    /// Ends the session behind a cookie (no-op when there is none).
+    pub async fn end_session(&self, cookie: &str) -> Result<(), AuthnError> {
+        self.store.delete_session(&token::hash(cookie)).await?;
+        Ok(())
+    }
+
+    /// The user behind a user id, if enabled.
+    pub async fn enabled_user(&self, id: &str) -> Result<Option<User>, AuthnError> {
+        Ok(self.store.user_by_id(id).await?.filter(|u| !u.disabled))
+    }
 }

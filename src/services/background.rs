@@ -7,20 +7,33 @@
 //! is tried again after a growing delay, [`MAX_ATTEMPTS`] times in all, then dropped with an
 //! error in the log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::services::jobs::Job;
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::services::accounts::Accounts;
+use crate::services::jobs::{Job, Jobs};
 use crate::store::jobs::JobRecord;
+use crate::store::{Store, StoreError};
 
 /// How long a worker holds a job before another may take it (a worker that died).
 pub const LEASE_SECS: i64 = 300;
 /// How many times a job is tried.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// What the worker needs to run every kind of job.
+#[derive(Debug, Clone)]
+pub struct Background {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+    pub jobs: Jobs,
+    pub accounts: Accounts,
+}
+
 /// Runs the due jobs until none is left; returns how many were taken.
-pub async fn run_due(state: &AppState) -> Result<usize, StoreError> {
+pub async fn run_due(state: &Background) -> Result<usize, StoreError> {
     let mut taken = 0;
     while let Some(record) = state.store.claim_job(state.clock.now(), LEASE_SECS).await? {
         taken += 1;
@@ -29,7 +42,7 @@ pub async fn run_due(state: &AppState) -> Result<usize, StoreError> {
     Ok(taken)
 }
 
-async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> {
+async fn run_one(state: &Background, record: JobRecord) -> Result<(), StoreError> {
     let now = state.clock.now();
     let job: Job = match serde_json::from_str(&record.payload) {
         Ok(j) => j,
@@ -40,16 +53,13 @@ async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> 
     };
     let result = match &job {
         Job::ResetLink { email, ip } => {
-            crate::services::accounts::mail_reset_link(state, email, ip.clone(), now).await
+            state.accounts.mail_reset_link(email, ip.clone(), now).await
         }
         Job::VerificationLink { email, return_to } => {
-            crate::services::accounts::mail_verification_link(
-                state,
-                email,
-                return_to.as_deref(),
-                now,
-            )
-            .await
+            state
+                .accounts
+                .mail_verification_link(email, return_to.as_deref(), now)
+                .await
         }
         Job::Register {
             email,
@@ -58,16 +68,17 @@ async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> 
             return_to,
             ip,
         } => {
-            crate::services::accounts::create_registered_account(
-                state,
-                email,
-                name.clone(),
-                password_hash.clone(),
-                return_to.as_deref(),
-                ip.clone(),
-                now,
-            )
-            .await
+            state
+                .accounts
+                .create_registered_account(
+                    email,
+                    name.clone(),
+                    password_hash.clone(),
+                    return_to.as_deref(),
+                    ip.clone(),
+                    now,
+                )
+                .await
         }
     };
     match result {
@@ -85,7 +96,7 @@ async fn run_one(state: &AppState, record: JobRecord) -> Result<(), StoreError> 
 }
 
 /// Spawns this instance's worker on the current runtime (when `jobs.run`).
-pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(state: Background) -> Option<tokio::task::JoinHandle<()>> {
     if !state.settings.jobs.run {
         return None;
     }
@@ -96,7 +107,7 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
                 tracing::warn!(error = %e, "jobs: cannot take or finish a job; will look again");
             }
             tokio::select! {
-                () = state.jobs_wake.notified() => {}
+                () = state.jobs.queued() => {}
                 () = tokio::time::sleep(every) => {}
             }
         }

@@ -8,10 +8,11 @@
 //!
 //! This module says what a job is and queues it; `services::background` runs them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// A job and what it needs. The payload is stored as JSON, beside the kind. `Debug` prints
 /// the kind only (a registration carries a password hash, every job an address).
@@ -56,16 +57,36 @@ impl Job {
     }
 }
 
-/// Queues a job to run at once, and wakes this instance's worker.
-pub async fn enqueue(state: &AppState, job: &Job, now: i64) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(job)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a job: {e}")))?;
-    state
-        .store
-        .enqueue_job(job.kind(), &payload, now, now)
-        .await?;
-    state.jobs_wake.notify_one();
-    Ok(())
+/// The job queue: the store, and the signal that wakes this instance's worker.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    store: Store,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Jobs {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Queues a job to run at once, and wakes this instance's worker.
+    pub async fn enqueue(&self, job: &Job, now: i64) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(job)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode a job: {e}")))?;
+        self.store
+            .enqueue_job(job.kind(), &payload, now, now)
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Resolves when this instance queued a job since the last call.
+    pub async fn queued(&self) {
+        self.wake.notified().await;
+    }
 }
 
 #[cfg(test)]

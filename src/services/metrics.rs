@@ -24,7 +24,6 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::config::Secret;
-use crate::state::AppState;
 use crate::store::PoolStats;
 
 /// The exposition format's media type (Prometheus text format 0.0.4).
@@ -449,10 +448,10 @@ pub fn token_matches(expected: &Secret, presented: &str) -> bool {
 /// Renders the registry with the live figures: sessions counted in the database at `now`,
 /// pool use of this instance. A database failure leaves the sessions gauge out (and is logged)
 /// rather than failing the scrape.
-pub async fn scrape(state: &AppState, now: i64) -> String {
+pub async fn scrape(store: &crate::store::Store, metrics: &Metrics, now: i64) -> String {
     // Pool figures first, so the scrape's own query is not seen as a connection in use.
-    let pool = state.store.pool_stats();
-    let sessions = match state.store.count_live_sessions(now).await {
+    let pool = store.pool_stats();
+    let sessions = match store.count_live_sessions(now).await {
         Ok(n) => Some(n),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot count sessions");
@@ -460,7 +459,7 @@ pub async fn scrape(state: &AppState, now: i64) -> String {
         }
     };
     let live = Live { sessions, pool };
-    state.metrics.render(&live)
+    metrics.render(&live)
 }
 
 #[cfg(test)]

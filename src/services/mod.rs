@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod passwords;
 pub mod ratelimit;
 pub mod registration;
+pub mod status;
 pub mod tokens;
 pub mod workers;

@@ -23,9 +23,13 @@ use crate::domain::registration::{ClientMetadata, MetadataError};
 use crate::domain::{Client, ClientId, NewClient};
 use crate::paths;
 use crate::services::ratelimit::Action;
-use crate::state::AppState;
-use crate::store::StoreError;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::services::ratelimit::RateLimiter;
 use crate::store::accounts::AuditEntry;
+use crate::store::{Store, StoreError};
 
 /// Who audit rows name as the actor of a registration change.
 const ACTOR: &str = "dynamic_registration";
@@ -113,13 +117,6 @@ pub struct ClientInformation {
     pub body: Value,
 }
 
-fn enabled(state: &AppState) -> Result<RegistrationMode, RegistrationError> {
-    match state.settings.dynamic_registration.registration_mode() {
-        RegistrationMode::Off => Err(RegistrationError::Disabled),
-        mode => Ok(mode),
-    }
-}
-
 /// A request body, and whether it was sent as `application/json`.
 #[derive(Debug, Clone, Copy)]
 pub struct Body<'a> {
@@ -144,63 +141,8 @@ fn json_object(body: Body<'_>) -> Result<Map<String, Value>, RegistrationError> 
     }
 }
 
-/// `registration_client_uri` (RFC 7592 §3): the registration endpoint, `/`, the client id.
-fn configuration_uri(state: &AppState, id: &ClientId) -> String {
-    format!(
-        "{}{}/{}",
-        state.settings.base_url(),
-        paths::REGISTER_CLIENT,
-        id.as_str()
-    )
-}
-
 fn uri_strings(v: &[crate::domain::RedirectUri]) -> Vec<&str> {
     v.iter().map(|u| u.as_str()).collect()
-}
-
-/// The client information response body (RFC 7591 §3.2.1, RFC 7592 §3): the registered
-/// metadata as stored, the registration access token the client holds, and the secret only
-/// when one was just issued.
-fn information(
-    state: &AppState,
-    c: &Client,
-    registration_token: &str,
-    new_secret: Option<&str>,
-) -> ClientInformation {
-    let mut body = json!({
-        "client_id": c.id.as_str(),
-        "client_id_issued_at": c.created_at,
-        "registration_access_token": registration_token,
-        "registration_client_uri": configuration_uri(state, &c.id),
-        "client_name": c.name,
-        "application_type": c.application_type.as_str(),
-        "redirect_uris": uri_strings(&c.redirect_uris),
-        "post_logout_redirect_uris": uri_strings(&c.post_logout_redirect_uris),
-        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        // RFC 7591 §2.1: the code response type goes with the authorization_code grant.
-        "response_types": ["code"],
-        "token_endpoint_auth_method": c.auth_method.metadata_name(),
-        "scope": c.scopes.to_string(),
-        // What Castellan does for every client (OIDC Dynamic Client Registration 1.0 §2).
-        "subject_type": "public",
-        "id_token_signed_response_alg": "RS256",
-    });
-    if !c.public {
-        // RFC 7591 §3.2.1: REQUIRED with a secret; 0 = it does not expire.
-        body["client_secret_expires_at"] = json!(0);
-    }
-    if let Some(secret) = new_secret {
-        body["client_secret"] = json!(secret);
-    }
-    for (key, value) in c.info.strings() {
-        if let Some(v) = value {
-            body[key] = json!(v);
-        }
-    }
-    if !c.info.contacts.is_empty() {
-        body["contacts"] = json!(c.info.contacts);
-    }
-    ClientInformation { body }
 }
 
 /// The row to store for validated metadata.
@@ -231,188 +173,266 @@ fn new_client(
     }
 }
 
-/// Writes the audit row (and its structured log line); a failure is logged and never fails the request (the client exists
-/// by then, and its credentials must reach it).
-async fn audit(
-    state: &AppState,
-    kind: &'static str,
-    client_id: &ClientId,
-    ip: Option<IpAddr>,
-    now: i64,
-) {
-    let entry = AuditEntry {
-        kind,
-        actor: Some(ACTOR.to_owned()),
-        client_id: Some(client_id.as_str().to_owned()),
-        ip: ip.map(|a| a.to_string()),
-        ..Default::default()
-    };
-    state.store.record(entry, now).await;
+/// Dynamic client registration, with what it needs.
+#[derive(Debug, Clone)]
+pub struct ClientRegistration {
+    store: Store,
+    settings: Arc<Settings>,
+    limiter: Arc<RateLimiter>,
+    clock: SharedClock,
 }
 
-/// RFC 7591 §3: registers a client. `now_ms` is the request's clock reading.
-pub async fn register(
-    state: &AppState,
-    caller: Caller<'_>,
-    body: Body<'_>,
-    now_ms: i64,
-) -> Result<ClientInformation, RegistrationError> {
-    let now = now_ms.div_euclid(1000);
-    match enabled(state)? {
-        RegistrationMode::Token => {
-            // RFC 7591 §3: the initial access token, compared as equal-length hashes in
-            // constant time.
-            let presented = caller
-                .bearer
-                .ok_or(RegistrationError::InvalidToken { missing: true })?;
-            let expected = state
-                .settings
-                .dynamic_registration
-                .initial_access_token
-                .as_ref()
-                .map(|t| token::hash(t.expose()))
-                .ok_or(RegistrationError::InvalidToken { missing: false })?;
-            if !token::verify(presented, &expected) {
-                return Err(RegistrationError::InvalidToken { missing: false });
-            }
+impl ClientRegistration {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        limiter: Arc<RateLimiter>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            limiter,
+            clock,
         }
-        RegistrationMode::Open => {
-            if let Some(ip) = caller.ip {
-                state
-                    .limiter
-                    .take(Action::RegisterClient, ip, now_ms)
-                    .map_err(RegistrationError::RateLimited)?;
-            }
+    }
+
+    /// The clock reading a request works with.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn enabled(&self) -> Result<RegistrationMode, RegistrationError> {
+        match self.settings.dynamic_registration.registration_mode() {
+            RegistrationMode::Off => Err(RegistrationError::Disabled),
+            mode => Ok(mode),
         }
-        RegistrationMode::Off => return Err(RegistrationError::Disabled),
     }
-    let metadata = ClientMetadata::parse(&json_object(body)?)?;
-    let secret = (!metadata.is_public()).then(|| token::generate(token::prefix::CLIENT_SECRET));
-    let registration_token = token::generate(token::prefix::REGISTRATION_ACCESS_TOKEN);
-    let new = new_client(
-        ClientId::generate(),
-        metadata,
-        secret.as_deref().map(token::hash),
-        Some(token::hash(&registration_token)),
-    );
-    let client = state.store.create_client(new, now).await?;
-    audit(state, "client_created", &client.id, caller.ip, now).await;
-    Ok(information(
-        state,
-        &client,
-        &registration_token,
-        secret.as_deref(),
-    ))
-}
 
-/// RFC 7592 §2: the client the registration access token belongs to, if it is the one named
-/// in the path; otherwise `invalid_token`, whether or not that client exists.
-async fn authorized_client(
-    state: &AppState,
-    client_id: &str,
-    bearer: Option<&str>,
-) -> Result<Client, RegistrationError> {
-    enabled(state)?;
-    let presented = bearer.ok_or(RegistrationError::InvalidToken { missing: true })?;
-    match state
-        .store
-        .client_by_registration_token(&token::hash(presented))
-        .await?
-    {
-        Some(c) if c.id.as_str() == client_id => Ok(c),
-        _ => Err(RegistrationError::InvalidToken { missing: false }),
-    }
-}
-
-/// RFC 7592 §2.1: reads the client's current registration (without its secret).
-pub async fn read(
-    state: &AppState,
-    caller: Caller<'_>,
-    client_id: &str,
-) -> Result<ClientInformation, RegistrationError> {
-    let client = authorized_client(state, client_id, caller.bearer).await?;
-    let presented = caller.bearer.unwrap_or_default();
-    Ok(information(state, &client, presented, None))
-}
-
-/// RFC 7592 §2.2: replaces the client's metadata with the request's, validated as at
-/// registration. The body's `client_id` must be the client's; a `client_secret` in it must be
-/// the current one. A client that becomes confidential gets a secret (shown in this response);
-/// one that becomes public loses it.
-pub async fn update(
-    state: &AppState,
-    caller: Caller<'_>,
-    client_id: &str,
-    body: Body<'_>,
-    now: i64,
-) -> Result<ClientInformation, RegistrationError> {
-    let client = authorized_client(state, client_id, caller.bearer).await?;
-    let body = json_object(body)?;
-    if body.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
-        return Err(MetadataError::Metadata(
-            "client_id must be present and be this client's identifier".into(),
+    /// `registration_client_uri` (RFC 7592 §3): the registration endpoint, `/`, the client id.
+    fn configuration_uri(&self, id: &ClientId) -> String {
+        format!(
+            "{}{}/{}",
+            self.settings.base_url(),
+            paths::REGISTER_CLIENT,
+            id.as_str()
         )
-        .into());
     }
-    match body.get("client_secret") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s))
-            if client
-                .secret_hash
-                .as_deref()
-                .is_some_and(|h| token::verify(s, h)) => {}
-        // RFC 7592 §2.2: it MUST match the current secret; a client cannot choose its own.
-        Some(_) => {
+
+    /// The client information response body (RFC 7591 §3.2.1, RFC 7592 §3): the registered
+    /// metadata as stored, the registration access token the client holds, and the secret only
+    /// when one was just issued.
+    fn information(
+        &self,
+        c: &Client,
+        registration_token: &str,
+        new_secret: Option<&str>,
+    ) -> ClientInformation {
+        let mut body = json!({
+            "client_id": c.id.as_str(),
+            "client_id_issued_at": c.created_at,
+            "registration_access_token": registration_token,
+            "registration_client_uri": self.configuration_uri(&c.id),
+            "client_name": c.name,
+            "application_type": c.application_type.as_str(),
+            "redirect_uris": uri_strings(&c.redirect_uris),
+            "post_logout_redirect_uris": uri_strings(&c.post_logout_redirect_uris),
+            "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            // RFC 7591 §2.1: the code response type goes with the authorization_code grant.
+            "response_types": ["code"],
+            "token_endpoint_auth_method": c.auth_method.metadata_name(),
+            "scope": c.scopes.to_string(),
+            // What Castellan does for every client (OIDC Dynamic Client Registration 1.0 §2).
+            "subject_type": "public",
+            "id_token_signed_response_alg": "RS256",
+        });
+        if !c.public {
+            // RFC 7591 §3.2.1: REQUIRED with a secret; 0 = it does not expire.
+            body["client_secret_expires_at"] = json!(0);
+        }
+        if let Some(secret) = new_secret {
+            body["client_secret"] = json!(secret);
+        }
+        for (key, value) in c.info.strings() {
+            if let Some(v) = value {
+                body[key] = json!(v);
+            }
+        }
+        if !c.info.contacts.is_empty() {
+            body["contacts"] = json!(c.info.contacts);
+        }
+        ClientInformation { body }
+    }
+
+    /// Writes the audit row (and its structured log line); a failure is logged and never fails the request (the client exists
+    /// by then, and its credentials must reach it).
+    async fn audit(&self, kind: &'static str, client_id: &ClientId, ip: Option<IpAddr>, now: i64) {
+        let entry = AuditEntry {
+            kind,
+            actor: Some(ACTOR.to_owned()),
+            client_id: Some(client_id.as_str().to_owned()),
+            ip: ip.map(|a| a.to_string()),
+            ..Default::default()
+        };
+        self.store.record(entry, now).await;
+    }
+
+    /// RFC 7591 §3: registers a client. `now_ms` is the request's clock reading.
+    pub async fn register(
+        &self,
+        caller: Caller<'_>,
+        body: Body<'_>,
+        now_ms: i64,
+    ) -> Result<ClientInformation, RegistrationError> {
+        let now = now_ms.div_euclid(1000);
+        match self.enabled()? {
+            RegistrationMode::Token => {
+                // RFC 7591 §3: the initial access token, compared as equal-length hashes in
+                // constant time.
+                let presented = caller
+                    .bearer
+                    .ok_or(RegistrationError::InvalidToken { missing: true })?;
+                let expected = self
+                    .settings
+                    .dynamic_registration
+                    .initial_access_token
+                    .as_ref()
+                    .map(|t| token::hash(t.expose()))
+                    .ok_or(RegistrationError::InvalidToken { missing: false })?;
+                if !token::verify(presented, &expected) {
+                    return Err(RegistrationError::InvalidToken { missing: false });
+                }
+            }
+            RegistrationMode::Open => {
+                if let Some(ip) = caller.ip {
+                    self.limiter
+                        .take(Action::RegisterClient, ip, now_ms)
+                        .map_err(RegistrationError::RateLimited)?;
+                }
+            }
+            RegistrationMode::Off => return Err(RegistrationError::Disabled),
+        }
+        let metadata = ClientMetadata::parse(&json_object(body)?)?;
+        let secret = (!metadata.is_public()).then(|| token::generate(token::prefix::CLIENT_SECRET));
+        let registration_token = token::generate(token::prefix::REGISTRATION_ACCESS_TOKEN);
+        let new = new_client(
+            ClientId::generate(),
+            metadata,
+            secret.as_deref().map(token::hash),
+            Some(token::hash(&registration_token)),
+        );
+        let client = self.store.create_client(new, now).await?;
+        self.audit("client_created", &client.id, caller.ip, now)
+            .await;
+        Ok(self.information(&client, &registration_token, secret.as_deref()))
+    }
+
+    /// RFC 7592 §2: the client the registration access token belongs to, if it is the one named
+    /// in the path; otherwise `invalid_token`, whether or not that client exists.
+    async fn authorized_client(
+        &self,
+        client_id: &str,
+        bearer: Option<&str>,
+    ) -> Result<Client, RegistrationError> {
+        self.enabled()?;
+        let presented = bearer.ok_or(RegistrationError::InvalidToken { missing: true })?;
+        match self
+            .store
+            .client_by_registration_token(&token::hash(presented))
+            .await?
+        {
+            Some(c) if c.id.as_str() == client_id => Ok(c),
+            _ => Err(RegistrationError::InvalidToken { missing: false }),
+        }
+    }
+
+    /// RFC 7592 §2.1: reads the client's current registration (without its secret).
+    pub async fn read(
+        &self,
+        caller: Caller<'_>,
+        client_id: &str,
+    ) -> Result<ClientInformation, RegistrationError> {
+        let client = self.authorized_client(client_id, caller.bearer).await?;
+        let presented = caller.bearer.unwrap_or_default();
+        Ok(self.information(&client, presented, None))
+    }
+
+    /// RFC 7592 §2.2: replaces the client's metadata with the request's, validated as at
+    /// registration. The body's `client_id` must be the client's; a `client_secret` in it must be
+    /// the current one. A client that becomes confidential gets a secret (shown in this response);
+    /// one that becomes public loses it.
+    pub async fn update(
+        &self,
+        caller: Caller<'_>,
+        client_id: &str,
+        body: Body<'_>,
+    ) -> Result<ClientInformation, RegistrationError> {
+        let now = self.clock.now();
+        let client = self.authorized_client(client_id, caller.bearer).await?;
+        let body = json_object(body)?;
+        if body.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
             return Err(MetadataError::Metadata(
-                "client_secret does not match the client's current secret".into(),
+                "client_id must be present and be this client's identifier".into(),
             )
             .into());
         }
+        match body.get("client_secret") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s))
+                if client
+                    .secret_hash
+                    .as_deref()
+                    .is_some_and(|h| token::verify(s, h)) => {}
+            // RFC 7592 §2.2: it MUST match the current secret; a client cannot choose its own.
+            Some(_) => {
+                return Err(MetadataError::Metadata(
+                    "client_secret does not match the client's current secret".into(),
+                )
+                .into());
+            }
+        }
+        let metadata = ClientMetadata::parse(&body)?;
+        let (secret_hash, new_secret) = match (metadata.is_public(), &client.secret_hash) {
+            (true, _) => (None, None),
+            (false, Some(h)) => (Some(h.clone()), None),
+            (false, None) => {
+                let s = token::generate(token::prefix::CLIENT_SECRET);
+                (Some(token::hash(&s)), Some(s))
+            }
+        };
+        let new = new_client(client.id.clone(), metadata, secret_hash, None);
+        let updated = match self.store.update_client(new, now).await {
+            Ok(c) => c,
+            // Deleted by a concurrent request: the token no longer names a client.
+            Err(StoreError::NotFound) => {
+                return Err(RegistrationError::InvalidToken { missing: false });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.audit("client_updated", &updated.id, caller.ip, now)
+            .await;
+        let presented = caller.bearer.unwrap_or_default();
+        Ok(self.information(&updated, presented, new_secret.as_deref()))
     }
-    let metadata = ClientMetadata::parse(&body)?;
-    let (secret_hash, new_secret) = match (metadata.is_public(), &client.secret_hash) {
-        (true, _) => (None, None),
-        (false, Some(h)) => (Some(h.clone()), None),
-        (false, None) => {
-            let s = token::generate(token::prefix::CLIENT_SECRET);
-            (Some(token::hash(&s)), Some(s))
-        }
-    };
-    let new = new_client(client.id.clone(), metadata, secret_hash, None);
-    let updated = match state.store.update_client(new, now).await {
-        Ok(c) => c,
-        // Deleted by a concurrent request: the token no longer names a client.
-        Err(StoreError::NotFound) => {
-            return Err(RegistrationError::InvalidToken { missing: false });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    audit(state, "client_updated", &updated.id, caller.ip, now).await;
-    let presented = caller.bearer.unwrap_or_default();
-    Ok(information(
-        state,
-        &updated,
-        presented,
-        new_secret.as_deref(),
-    ))
-}
 
-/// RFC 7592 §2.3: deletes the client with its codes, refresh tokens and consents (as `castellan
-/// client delete` does); the registration access token goes with it.
-pub async fn delete(
-    state: &AppState,
-    caller: Caller<'_>,
-    client_id: &str,
-    now: i64,
-) -> Result<(), RegistrationError> {
-    let client = authorized_client(state, client_id, caller.bearer).await?;
-    match state.store.delete_client(client.id.as_str()).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => {
-            return Err(RegistrationError::InvalidToken { missing: false });
+    /// RFC 7592 §2.3: deletes the client with its codes, refresh tokens and consents (as `castellan
+    /// client delete` does); the registration access token goes with it.
+    pub async fn delete(
+        &self,
+        caller: Caller<'_>,
+        client_id: &str,
+    ) -> Result<(), RegistrationError> {
+        let now = self.clock.now();
+        let client = self.authorized_client(client_id, caller.bearer).await?;
+        match self.store.delete_client(client.id.as_str()).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => {
+                return Err(RegistrationError::InvalidToken { missing: false });
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
+        self.audit("client_deleted", &client.id, caller.ip, now)
+            .await;
+        Ok(())
     }
-    audit(state, "client_deleted", &client.id, caller.ip, now).await;
-    Ok(())
 }

@@ -5,23 +5,26 @@
 //! request). Access tokens carry `jti = "<grant id>.<random>"`, so revoking the grant id (code
 //! reuse, refresh-token reuse, revocation of a refresh token) kills every access token of that
 //! grant without having to list them.
+//!
+//! [`Tokens`] owns what minting and checking need: the store, the key ring, the signing
+//! workers, the token settings. Which claims an ID token carries is `oidc::id_token`'s rule.
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
+use crate::clock::SharedClock;
+use crate::config::Settings;
 use crate::crypto::jwt::{self, TYP_AT_JWT, TYP_JWT};
 use crate::crypto::token;
 use crate::domain::{ScopeSet, User};
-use crate::services::keys::KeySet;
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::oidc::id_token::{self, IdTokenHint};
+use crate::services::keys::{KeyRing, KeySet};
+use crate::services::workers::WorkerPool;
 use crate::store::accounts::AuditEntry;
 use crate::store::grants::TokenStanding;
 use crate::store::grants::{NewRefresh, ParentLink};
+use crate::store::{Store, StoreError};
 
 /// Prefix of refresh tokens (recognisable when leaked).
 pub const REFRESH_PREFIX: &str = token::prefix::REFRESH_TOKEN;
@@ -127,114 +130,145 @@ pub fn scope_for_user(scope: &ScopeSet, user: &User) -> ScopeSet {
     }
 }
 
-/// OpenID Connect Core 1.0 §3.1.3.6: `at_hash` is the base64url of the left half of the
-/// SHA-256 of the access token's ASCII octets (RS256).
-pub fn at_hash(access_token: &str) -> String {
-    let digest = sha2::Sha256::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..16])
+/// Minting and checking tokens, with what that needs.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    store: Store,
+    keys: Arc<KeyRing>,
+    /// Where tokens are signed (off the request threads, one job per core at a time).
+    signing: Arc<WorkerPool<()>>,
+    settings: Arc<Settings>,
+    clock: SharedClock,
 }
 
-pub async fn signing_keys(state: &AppState) -> Arc<KeySet> {
-    state.keys.current(&state.store, state.clock.now_ms()).await
-}
-
-/// Mints the access token (and ID and refresh tokens as the context asks).
-pub async fn mint(
-    state: &AppState,
-    mut ctx: GrantContext<'_>,
-    now: i64,
-) -> Result<TokenResponse, TokenError> {
-    let settings = &state.settings;
-    let issuer = settings.server.issuer.as_str();
-    let keys = signing_keys(state).await;
-    let scope = ctx.scope.to_string();
-    let access_ttl = settings.tokens.access_ttl_secs;
-    let user_grant = ctx.user.is_some();
-    let claims = AccessClaims {
-        iss: issuer.to_owned(),
-        sub: ctx
-            .user
-            .map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
-        aud: ctx.client_id.to_owned(),
-        client_id: ctx.client_id.to_owned(),
-        scope: scope.clone(),
-        jti: format!("{}.{}", ctx.grant_id, token::random_id()),
-        iat: now,
-        exp: now + access_ttl as i64,
-        auth_time: user_grant.then_some(ctx.auth_time),
-        sid: ctx.sid.filter(|_| user_grant).map(str::to_owned),
-    };
-    let roles_claim = match ctx.user {
-        Some(user) if ctx.scope.contains(ROLES_SCOPE) => Some((
-            settings.oauth.roles_claim.as_str(),
-            serde_json::Value::from(user.roles.clone()),
-        )),
-        _ => None,
-    };
-    let mut access_claims = serde_json::to_value(&claims).map_err(jwt::JwtError::from)?;
-    if let (Some((name, roles)), Some(obj)) = (&roles_claim, access_claims.as_object_mut()) {
-        // With the `roles` scope the roles ride along, so a resource server can authorise
-        // offline from the JWT alone; the claim name is configurable (`oauth.roles_claim`).
-        obj.insert((*name).to_owned(), roles.clone());
-    }
-    let id_claims = match (ctx.id_token, ctx.user) {
-        (true, Some(user)) => Some(id_token_claims(
+impl Tokens {
+    pub fn new(
+        store: Store,
+        keys: Arc<KeyRing>,
+        signing: Arc<WorkerPool<()>>,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            signing,
             settings,
-            &ctx,
-            user,
-            roles_claim.as_ref(),
-            now,
-        )),
-        _ => None,
-    };
-    // Both signatures in one job on the signing workers (`services::workers`).
-    let (access_token, id_token) = state
-        .signing
-        .run(move |()| sign_pair(&keys, &access_claims, id_claims))
-        .await??;
-
-    let mut audit = ctx.audit.take();
-    let refresh_token = match (ctx.refresh, ctx.user) {
-        (Some(parent), Some(user)) => {
-            let value = token::generate(REFRESH_PREFIX);
-            let stored = state
-                .store
-                .insert_refresh(
-                    NewRefresh {
-                        token_hash: token::hash(&value),
-                        family_id: ctx.grant_id.to_owned(),
-                        parent,
-                        client_id: ctx.client_id.to_owned(),
-                        user_id: user.id.as_str().to_owned(),
-                        scope: scope.clone(),
-                        auth_time: ctx.auth_time,
-                        amr: ctx.amr.to_vec(),
-                        sid: ctx.sid.map(str::to_owned),
-                        expires_at: now + settings.tokens.refresh_ttl_secs as i64,
-                    },
-                    audit.take(),
-                    now,
-                )
-                .await?;
-            if !stored {
-                return Err(TokenError::RotationTaken);
-            }
-            Some(value)
+            clock,
         }
-        _ => None,
-    };
-
-    if let Some(e) = audit {
-        state.store.audit(e, now).await?;
     }
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: access_ttl,
-        scope,
-        refresh_token,
-        id_token,
-    })
+
+    /// The keys in force now (the JWK Set served at `/oauth2/jwks` included).
+    pub async fn signing_keys(&self) -> Arc<KeySet> {
+        self.keys.current(&self.store, self.clock.now_ms()).await
+    }
+
+    /// Mints the access token (and ID and refresh tokens as the context asks).
+    pub async fn mint(
+        &self,
+        mut ctx: GrantContext<'_>,
+        now: i64,
+    ) -> Result<TokenResponse, TokenError> {
+        let settings = &self.settings;
+        let issuer = settings.server.issuer.as_str();
+        let keys = self.signing_keys().await;
+        let scope = ctx.scope.to_string();
+        let access_ttl = settings.tokens.access_ttl_secs;
+        let user_grant = ctx.user.is_some();
+        let claims = AccessClaims {
+            iss: issuer.to_owned(),
+            sub: ctx
+                .user
+                .map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
+            aud: ctx.client_id.to_owned(),
+            client_id: ctx.client_id.to_owned(),
+            scope: scope.clone(),
+            jti: format!("{}.{}", ctx.grant_id, token::random_id()),
+            iat: now,
+            exp: now + access_ttl as i64,
+            auth_time: user_grant.then_some(ctx.auth_time),
+            sid: ctx.sid.filter(|_| user_grant).map(str::to_owned),
+        };
+        let roles_claim = match ctx.user {
+            Some(user) if ctx.scope.contains(ROLES_SCOPE) => Some((
+                settings.oauth.roles_claim.as_str(),
+                serde_json::Value::from(user.roles.clone()),
+            )),
+            _ => None,
+        };
+        let mut access_claims = serde_json::to_value(&claims).map_err(jwt::JwtError::from)?;
+        if let (Some((name, roles)), Some(obj)) = (&roles_claim, access_claims.as_object_mut()) {
+            // With the `roles` scope the roles ride along, so a resource server can authorise
+            // offline from the JWT alone; the claim name is configurable (`oauth.roles_claim`).
+            obj.insert((*name).to_owned(), roles.clone());
+        }
+        let id_claims = match (ctx.id_token, ctx.user) {
+            (true, Some(user)) => Some(id_token::claims(
+                &id_token::IdTokenFacts {
+                    issuer,
+                    client_id: ctx.client_id,
+                    user,
+                    scope: ctx.scope,
+                    auth_time: ctx.auth_time,
+                    amr: ctx.amr,
+                    sid: ctx.sid,
+                    nonce: ctx.nonce,
+                    roles: roles_claim.as_ref(),
+                    ttl_secs: settings.tokens.id_token_ttl_secs,
+                },
+                now,
+            )),
+            _ => None,
+        };
+        // Both signatures in one job on the signing workers (`services::workers`).
+        let (access_token, id_token) = self
+            .signing
+            .run(move |()| sign_pair(&keys, &access_claims, id_claims))
+            .await??;
+
+        let mut audit = ctx.audit.take();
+        let refresh_token = match (ctx.refresh, ctx.user) {
+            (Some(parent), Some(user)) => {
+                let value = token::generate(REFRESH_PREFIX);
+                let stored = self
+                    .store
+                    .insert_refresh(
+                        NewRefresh {
+                            token_hash: token::hash(&value),
+                            family_id: ctx.grant_id.to_owned(),
+                            parent,
+                            client_id: ctx.client_id.to_owned(),
+                            user_id: user.id.as_str().to_owned(),
+                            scope: scope.clone(),
+                            auth_time: ctx.auth_time,
+                            amr: ctx.amr.to_vec(),
+                            sid: ctx.sid.map(str::to_owned),
+                            expires_at: now + settings.tokens.refresh_ttl_secs as i64,
+                        },
+                        audit.take(),
+                        now,
+                    )
+                    .await?;
+                if !stored {
+                    return Err(TokenError::RotationTaken);
+                }
+                Some(value)
+            }
+            _ => None,
+        };
+
+        if let Some(e) = audit {
+            self.store.audit(e, now).await?;
+        }
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_ttl,
+            scope,
+            refresh_token,
+            id_token,
+        })
+    }
 }
 
 /// Signs the access token, then the ID token with the access token's `at_hash`.
@@ -245,73 +279,14 @@ fn sign_pair(
 ) -> Result<(String, Option<String>), jwt::JwtError> {
     let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, access_claims)?;
     let id_token = match id_claims {
-        Some(mut claims) => {
-            if let Some(obj) = claims.as_object_mut() {
-                obj.insert("at_hash".into(), at_hash(&access_token).into());
-            }
-            Some(jwt::sign(&keys.signer, TYP_JWT, &claims)?)
-        }
+        Some(claims) => Some(jwt::sign(
+            &keys.signer,
+            TYP_JWT,
+            &id_token::with_at_hash(claims, &access_token),
+        )?),
         None => None,
     };
     Ok((access_token, id_token))
-}
-
-/// The ID token's claims (OpenID Connect Core 1.0 §2), all but `at_hash`, which needs the
-/// signed access token.
-fn id_token_claims(
-    settings: &crate::config::Settings,
-    ctx: &GrantContext<'_>,
-    user: &User,
-    roles: Option<&(&str, serde_json::Value)>,
-    now: i64,
-) -> serde_json::Value {
-    let issuer = settings.server.issuer.as_str();
-    let ttl = settings.tokens.id_token_ttl_secs;
-    let mut claims = serde_json::json!({
-        "iss": issuer,
-        "sub": user.id.as_str(),
-        "aud": ctx.client_id,
-        "azp": ctx.client_id,
-        "iat": now,
-        "exp": now + ttl as i64,
-        "auth_time": ctx.auth_time,
-    });
-    let obj = claims.as_object_mut();
-    if let Some(obj) = obj {
-        if let Some(nonce) = ctx.nonce {
-            obj.insert("nonce".into(), nonce.into());
-        }
-        if let Some(sid) = ctx.sid {
-            obj.insert("sid".into(), sid.into());
-        }
-        if !ctx.amr.is_empty() {
-            obj.insert("amr".into(), ctx.amr.into());
-        }
-        for (k, v) in profile_claims(user, ctx.scope) {
-            obj.insert(k.into(), v);
-        }
-        if let Some((name, roles)) = roles {
-            obj.insert((*name).to_owned(), roles.clone());
-        }
-    }
-    claims
-}
-
-/// Claims released by scope (OpenID Connect Core 1.0 §5.4): `profile` and `email`.
-pub fn profile_claims(user: &User, scope: &ScopeSet) -> Vec<(&'static str, serde_json::Value)> {
-    let mut out = Vec::new();
-    if scope.contains("profile") {
-        if let Some(name) = &user.name {
-            out.push(("name", name.clone().into()));
-        }
-        out.push(("preferred_username", user.email.clone().into()));
-        out.push(("updated_at", user.updated_at.into()));
-    }
-    if scope.contains("email") {
-        out.push(("email", user.email.clone().into()));
-        out.push(("email_verified", user.email_verified.into()));
-    }
-    out
 }
 
 /// Why a presented access token is refused (the wire answer is always `invalid_token`).
@@ -323,20 +298,6 @@ pub enum AccessTokenError {
     Revoked,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// An access token's claims once its signature (algorithm pinned), `typ`, `iss` and `exp`
-/// check out; no database.
-async fn signed_access_claims(
-    state: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<AccessClaims, AccessTokenError> {
-    signing_keys(state)
-        .await
-        .verifier
-        .verify(token, TYP_AT_JWT, &state.settings.server.issuer, now, 0)
-        .map_err(|e| AccessTokenError::Invalid(e.to_string()))
 }
 
 /// An access token whose signature, `typ`, `iss` and `exp` check out, and whose standing
@@ -370,83 +331,68 @@ impl PendingStanding {
     }
 }
 
-/// [`verify_access_token`] up to the standing check, which the caller makes.
-pub async fn verify_access_signature(
-    state: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<PendingStanding, AccessTokenError> {
-    Ok(PendingStanding(
-        signed_access_claims(state, token, now).await?,
-    ))
-}
-
-/// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp` against the
-/// request's clock, and that it still stands ([`TokenStanding`]: not revoked, its client and
-/// user still there, its user enabled and not signed out everywhere since).
-pub async fn verify_access_token(
-    state: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<AccessClaims, AccessTokenError> {
-    let pending = verify_access_signature(state, token, now).await?;
-    let ended = state.store.token_ended(pending.standing()).await?;
-    pending.settle(ended)
-}
-
-/// [`verify_access_token`] for a caller that also needs the token's user (userinfo, the admin
-/// API): the check that the token still stands and the user come from one query. The user is
-/// `None` for a client's own token (client credentials); the token of a user who no longer
-/// exists or is disabled has ended (`Revoked`: RFC 6750 §3.1 `invalid_token`).
-pub async fn verify_access_token_with_user(
-    state: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
-    let pending = verify_access_signature(state, token, now).await?;
-    let claims = &pending.0;
-    if !claims.is_user_token() {
-        let ended = state.store.token_ended(pending.standing()).await?;
-        return Ok((pending.settle(ended)?, None));
+impl Tokens {
+    /// An access token's claims once its signature (algorithm pinned), `typ`, `iss` and `exp`
+    /// check out, with its standing still to be looked up; no database.
+    pub async fn verify_access_signature(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<PendingStanding, AccessTokenError> {
+        self.signing_keys()
+            .await
+            .verifier
+            .verify(token, TYP_AT_JWT, &self.settings.server.issuer, now, 0)
+            .map(PendingStanding)
+            .map_err(|e| AccessTokenError::Invalid(e.to_string()))
     }
-    let found = state.store.token_user(pending.standing()).await?;
-    match found {
-        Some((user, ended)) => Ok((pending.settle(ended)?, Some(user))),
-        None => Err(AccessTokenError::Revoked),
+
+    /// Checks an access token: signature with the algorithm pinned, `typ`, `iss`, `exp`
+    /// against the request's clock, and that it still stands ([`TokenStanding`]: not revoked,
+    /// its client and user still there, its user enabled and not signed out everywhere since).
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<AccessClaims, AccessTokenError> {
+        let pending = self.verify_access_signature(token, now).await?;
+        let ended = self.store.token_ended(pending.standing()).await?;
+        pending.settle(ended)
     }
-}
 
-/// Claims of an ID token presented back to us (`id_token_hint`): only what logout needs.
-#[derive(Debug, Deserialize)]
-pub struct IdTokenHint {
-    pub sub: String,
-    pub aud: serde_json::Value,
-    #[serde(default)]
-    pub sid: Option<String>,
-}
-
-impl IdTokenHint {
-    /// The client the ID token was issued to (`aud`, a string or a one-element array).
-    pub fn client_id(&self) -> Option<&str> {
-        match &self.aud {
-            serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()),
-            _ => None,
+    /// [`Tokens::verify_access_token`] for a caller that also needs the token's user
+    /// (userinfo, the admin API): whether the token still stands and the user come from one
+    /// query. The user is `None` for a client's own token (client credentials); the token of
+    /// a user who no longer exists or is disabled has ended (`Revoked`: RFC 6750 §3.1).
+    pub async fn verify_access_token_with_user(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
+        let pending = self.verify_access_signature(token, now).await?;
+        if !pending.0.is_user_token() {
+            let ended = self.store.token_ended(pending.standing()).await?;
+            return Ok((pending.settle(ended)?, None));
+        }
+        let found = self.store.token_user(pending.standing()).await?;
+        match found {
+            Some((user, ended)) => Ok((pending.settle(ended)?, Some(user))),
+            None => Err(AccessTokenError::Revoked),
         }
     }
-}
 
-/// Verifies an `id_token_hint`: our signature and issuer; an expired one is still accepted
-/// (RP-Initiated Logout 1.0 §2: the OP should accept it even when expired).
-pub async fn verify_id_token_hint(state: &AppState, token: &str, now: i64) -> Option<IdTokenHint> {
-    let keys = signing_keys(state).await;
-    keys.verifier
-        .verify(
-            token,
-            TYP_JWT,
-            &state.settings.server.issuer,
-            now,
-            10 * 365 * 86_400,
-        )
-        .ok()
+    /// Verifies an `id_token_hint`: our signature and issuer; an expired one is still accepted
+    /// (RP-Initiated Logout 1.0 §2: the OP should accept it even when expired).
+    pub async fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHint> {
+        let keys = self.signing_keys().await;
+        keys.verifier
+            .verify(
+                token,
+                TYP_JWT,
+                &self.settings.server.issuer,
+                now,
+                id_token::HINT_MAX_AGE_SECS,
+            )
+            .ok()
+    }
 }

@@ -2,7 +2,7 @@
 //! each change checked where it lands (the database, the token endpoint, the CLI).
 
 use castellan::clock::Clock;
-use castellan::services::admin::{self, Actor, NewUserSpec};
+use castellan::services::admin::{Caller, NewUserSpec};
 use castellan::store::accounts::AuditEntry;
 
 use crate::harness::forms::{Form, location, query_param, unescape};
@@ -220,15 +220,13 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_page_and_form() {
 #[tokio::test]
 async fn an_admin_searches_users_and_pages_through_them() {
     let (app, _) = admin_app().await;
-    let now = app.clock.now();
+    let cli = app.state.core.admin.authorize(Caller::Cli).await.unwrap();
     for i in 0..55 {
         let spec = NewUserSpec {
             email: format!("user{i:02}@example.com"),
             ..Default::default()
         };
-        admin::create_user(&app.state, &Actor::Cli, spec, now)
-            .await
-            .unwrap();
+        app.state.core.admin.create_user(&cli, spec).await.unwrap();
     }
     create_user(&app, "carol@example.org", PASSWORD);
 
@@ -821,7 +819,7 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
             detail: format!("n={i:02}"),
             ..Default::default()
         };
-        app.state.store.audit(entry, now).await.unwrap();
+        app.store.audit(entry, now).await.unwrap();
     }
     // An admin action shows up with its actor.
     let res = submit(&app, "/admin/keys", "/admin/keys/rotate", &[], None).await;

@@ -322,7 +322,6 @@ async fn user_create_drops_exactly_one_trailing_newline_from_stdin() {
     ));
     let email = castellan::domain::Email::parse("bob@example.com").expect("email");
     let creds = app
-        .state
         .store
         .credentials_by_email(&email)
         .await

@@ -13,12 +13,7 @@ async fn healthz_and_readyz_answer_ok() {
 #[tokio::test]
 async fn readyz_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
-    app.state
-        .store
-        .clone()
-        .close()
-        .await
-        .expect("close the pool");
+    app.store.clone().close().await.expect("close the pool");
     assert_eq!(app.get("/readyz").await.status(), 503);
     assert_eq!(app.get("/healthz").await.status(), 200);
 }

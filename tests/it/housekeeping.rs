@@ -8,7 +8,7 @@ use crate::harness::spawn_app_with;
 async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
     // A batch of 3 makes the purge loop over several batches.
     let app = spawn_app_with(|s| s.housekeeping.batch_size = 3).await;
-    let store = &app.state.store;
+    let store = &app.store;
     let now = {
         use castellan::clock::Clock;
         app.clock.now()
@@ -47,7 +47,7 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
         .await
         .expect("audit");
 
-    let deleted = castellan::services::housekeeping::run_once(&app.state)
+    let deleted = castellan::services::housekeeping::run_once(&housekeeping(&app))
         .await
         .expect("purge");
     assert_eq!(deleted, 17);
@@ -60,9 +60,18 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
     );
     // A second pass finds nothing.
     assert_eq!(
-        castellan::services::housekeeping::run_once(&app.state)
+        castellan::services::housekeeping::run_once(&housekeeping(&app))
             .await
             .expect("purge"),
         0
     );
+}
+
+/// The purge of `app`, run by the test instead of waiting for its interval.
+fn housekeeping(app: &crate::harness::TestApp) -> castellan::services::housekeeping::Housekeeping {
+    castellan::services::housekeeping::Housekeeping {
+        store: app.store.clone(),
+        settings: app.state.settings.clone(),
+        clock: std::sync::Arc::new(app.clock.clone()),
+    }
 }

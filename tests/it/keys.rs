@@ -18,11 +18,7 @@ fn http() -> openidconnect::reqwest::Client {
 async fn server_signed_jwt(app: &TestApp, aud: &str) -> String {
     use castellan::clock::Clock;
     let now = app.clock.now();
-    let set = app
-        .state
-        .keys
-        .current(&app.state.store, app.clock.now_ms())
-        .await;
+    let set = app.state.core.tokens.signing_keys().await;
     let claims = serde_json::json!({
         "iss": app.address, "sub": "user-1", "aud": aud, "iat": now, "exp": now + 300,
     });

@@ -21,20 +21,18 @@ const TABLES: &[&str] = &[
 async fn the_server_applies_every_migration_and_every_table_exists() {
     let app = spawn_app().await;
     let applied = app
-        .state
         .store
         .applied_migrations()
         .await
         .expect("applied migrations");
     assert!(applied.iter().any(|m| m.contains("initial")), "{applied:?}");
     for table in TABLES {
-        app.state
-            .store
+        app.store
             .execute_unprepared(&format!("SELECT 1 FROM {table} WHERE 1 = 0"))
             .await
             .unwrap_or_else(|e| panic!("table {table} missing: {e}"));
     }
-    let backend = app.state.store.backend();
+    let backend = app.store.backend();
     assert_eq!(
         backend,
         if app.db.is_postgres() {

@@ -890,12 +890,7 @@ async fn assert_invalid_token(app: &TestApp, token: &str, what: &str) {
 /// Signs `claims` as an access token with the server's current key (through the library, as
 /// keys.rs does): the positive control for the forgeries.
 async fn server_signed_access_token(app: &TestApp, claims: &serde_json::Value) -> String {
-    use castellan::clock::Clock;
-    let set = app
-        .state
-        .keys
-        .current(&app.state.store, app.clock.now_ms())
-        .await;
+    let set = app.state.core.tokens.signing_keys().await;
     castellan::crypto::jwt::sign(&set.signer, castellan::crypto::jwt::TYP_AT_JWT, claims)
         .expect("sign")
 }
@@ -1310,7 +1305,7 @@ async fn refresh_at_once(app: &TestApp, rp: &Rp, token: &str, concurrency: usize
 async fn a_refresh_for_a_disabled_user_is_invalid_grant() {
     let (app, rp) = setup().await;
     let rt = signed_in(&app, &rp).await.refresh_token();
-    let store = &app.state.store;
+    let store = &app.store;
     let email = castellan::domain::Email::parse(EMAIL).expect("email");
     let user = store
         .user_by_email(&email)

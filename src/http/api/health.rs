@@ -12,12 +12,10 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
-        Err(e) => {
-            tracing::warn!(error = %crate::config::redact_in_text(&e.to_string()), "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "database": "unreachable"}))
-        }
+    if state.core.status.ready().await {
+        HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "database": "unreachable"}))
     }
 }

@@ -24,9 +24,8 @@ pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 .finish();
         }
     }
-    let now = state.clock.now();
     HttpResponse::Ok()
         .content_type(metrics::CONTENT_TYPE)
         .insert_header((CACHE_CONTROL, "no-store"))
-        .body(metrics::scrape(&state, now).await)
+        .body(state.core.status.metrics_text().await)
 }

@@ -1,18 +1,16 @@
 //! OAuth 2.0 endpoints: authorization (GET and POST), token, revocation, introspection.
-//! Thin handlers: parse, call `oauth`, respond.
+//! Thin handlers: extract, make one call into `oauth`, respond.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::extractors::{OAuthForm, PageForm, client_credentials};
-use crate::http::support::{
-    bad_request_page, current_user, no_store_json, oauth_error, page, see_other,
-};
-use crate::oauth::authorize::{self, ClientResponse, Outcome};
+use crate::http::extractors::{ClientAuth, CurrentSession, PageForm};
+use crate::http::support::{bad_request_page, no_store_json, oauth_error, page, see_other};
+use crate::oauth::authorize::{ClientResponse, Outcome};
 use crate::oauth::params::Params;
-use crate::oauth::{OAuthError, token};
+use crate::oauth::token::Refusal;
 use crate::paths;
 use crate::state::AppState;
 
@@ -76,147 +74,61 @@ pub fn outcome_response(outcome: Outcome) -> HttpResponse {
     }
 }
 
-async fn authorize_with(req: &HttpRequest, state: &AppState, params: Params) -> HttpResponse {
-    let now = state.clock.now();
-    let request = match authorize::validate(state, params).await {
-        Ok(r) => r,
-        Err(outcome) => return outcome_response(outcome),
-    };
-    let session = match current_user(req, state, now).await {
-        Ok(s) => s,
-        Err(e) => return actix_web::ResponseError::error_response(&e),
-    };
-    outcome_response(authorize::decide(state, request, session, now).await)
-}
-
 /// RFC 6749 §4.1.1 / OpenID Connect Core 1.0 §3.1.2.1: GET with the query.
-pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn authorize_get(
+    req: HttpRequest,
+    CurrentSession(session): CurrentSession,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     match Params::parse(req.query_string()) {
-        Ok(params) => authorize_with(&req, &state, params).await,
+        Ok(params) => outcome_response(state.core.authorization.authorize(params, session).await),
         Err(e) => bad_request_page(&format!("The authorization request is not valid: {e}.")),
     }
 }
 
 /// OpenID Connect Core 1.0 §3.1.2.1: POST with a form body.
 pub async fn authorize_post(
-    req: HttpRequest,
+    CurrentSession(session): CurrentSession,
     state: web::Data<AppState>,
     PageForm(params): PageForm,
 ) -> HttpResponse {
-    authorize_with(&req, &state, params).await
+    outcome_response(state.core.authorization.authorize(params, session).await)
 }
 
-/// Failed client authentications are limited per address; successful requests never are (one
-/// busy relying party sends thousands a second from one address).
-fn client_auth_blocked(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    use crate::services::ratelimit::Action;
-    let ip = crate::http::support::client_addr(req, state)?;
-    let wait = state
-        .limiter
-        .would_allow(Action::ClientAuthFailure, ip, state.clock.now_ms())
-        .err()?;
-    Some(
-        HttpResponse::TooManyRequests()
+/// A client request's answer: the JSON (never cached), or the refusal in RFC 6749 §5.2 terms
+/// (429 with `Retry-After` for an address with too many failed client authentications).
+fn client_answer<T: serde::Serialize>(r: Result<T, Refusal>) -> HttpResponse {
+    match r {
+        Ok(v) => no_store_json(&v),
+        Err(Refusal::OAuth(e)) => oauth_error(&e),
+        Err(Refusal::RateLimited(wait)) => HttpResponse::TooManyRequests()
             .insert_header((actix_web::http::header::RETRY_AFTER, wait.to_string()))
             .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({
                 "error": "invalid_client",
                 "error_description": "too many failed client authentications from this address; retry later"
             })),
-    )
-}
-
-fn note_failure(req: &HttpRequest, state: &AppState, e: &OAuthError) {
-    if matches!(e, OAuthError::InvalidClient(_))
-        && let Some(ip) = crate::http::support::client_addr(req, state)
-    {
-        let _ = state.limiter.take(
-            crate::services::ratelimit::Action::ClientAuthFailure,
-            ip,
-            state.clock.now_ms(),
-        );
-    }
-}
-
-/// The front shared by the client-authenticated endpoints (token, revocation, introspection):
-/// the per-address block on failed client authentication, the form body, client
-/// authentication, counting a failure, and the RFC 6749 §5.2 error format.
-async fn with_client<T: serde::Serialize>(
-    req: &HttpRequest,
-    state: &AppState,
-    params: Params,
-    handle: impl AsyncFnOnce(&crate::domain::Client, &Params) -> Result<T, OAuthError>,
-) -> HttpResponse {
-    client_request(req, state, params, async |params| {
-        let client = token::authenticate(state, client_credentials(req, params)?).await?;
-        handle(&client, params).await
-    })
-    .await
-}
-
-/// [`with_client`] for an endpoint that authenticates the client itself (introspection, which
-/// loads the client together with the token's state).
-async fn client_request<T: serde::Serialize>(
-    req: &HttpRequest,
-    state: &AppState,
-    params: Params,
-    handle: impl AsyncFnOnce(&Params) -> Result<T, OAuthError>,
-) -> HttpResponse {
-    if let Some(blocked) = client_auth_blocked(req, state) {
-        return blocked;
-    }
-    let result = handle(&params).await;
-    match result {
-        Ok(v) => no_store_json(&v),
-        Err(e) => {
-            tracing::info!(
-                error = e.code(),
-                path = req.path(),
-                "client request refused"
-            );
-            note_failure(req, state, &e);
-            oauth_error(&e)
-        }
     }
 }
 
 /// RFC 6749 §3.2: the token endpoint.
-pub async fn token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    OAuthForm(params): OAuthForm,
-) -> HttpResponse {
-    let now = state.clock.now();
-    with_client(&req, &state, params, async |client, params| {
-        token::token(&state, client, params, now).await
-    })
-    .await
+pub async fn token(state: web::Data<AppState>, ClientAuth(r): ClientAuth) -> HttpResponse {
+    client_answer(state.core.token_endpoint.exchange(r).await)
 }
 
 /// RFC 7009 §2: revocation; 200 for any well-formed request from an authenticated client.
-pub async fn revoke(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    OAuthForm(params): OAuthForm,
-) -> HttpResponse {
-    let now = state.clock.now();
-    with_client(&req, &state, params, async |client, params| {
-        token::revoke(&state, client, params, now)
+pub async fn revoke(state: web::Data<AppState>, ClientAuth(r): ClientAuth) -> HttpResponse {
+    client_answer(
+        state
+            .core
+            .token_endpoint
+            .revoke_request(r)
             .await
-            .map(|()| serde_json::json!({}))
-    })
-    .await
+            .map(|()| serde_json::json!({})),
+    )
 }
 
 /// RFC 7662 §2: introspection.
-pub async fn introspect(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    OAuthForm(params): OAuthForm,
-) -> HttpResponse {
-    let now = state.clock.now();
-    client_request(&req, &state, params, async |params| {
-        token::introspect(&state, client_credentials(&req, params)?, params, now).await
-    })
-    .await
+pub async fn introspect(state: web::Data<AppState>, ClientAuth(r): ClientAuth) -> HttpResponse {
+    client_answer(state.core.token_endpoint.introspect_request(r).await)
 }

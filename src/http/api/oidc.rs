@@ -3,6 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::oidc::userinfo::UserInfoError;
 use crate::state::AppState;
 
 fn cached_json(req: &HttpRequest, body: &bytes::Bytes, etag: &str, max_age: u64) -> HttpResponse {
@@ -36,7 +37,7 @@ pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
 
 /// RFC 7517 §5: the JWK Set, with every key whose signatures may still be presented.
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let keys = state.keys.current(&state.store, state.clock.now_ms()).await;
+    let keys = state.core.tokens.signing_keys().await;
     let mut resp = cached_json(
         &req,
         &keys.jwks_json,
@@ -115,47 +116,24 @@ pub async fn userinfo(
             );
         }
     };
-    let now = state.clock.now();
     let token = match bearer(&req, &body) {
         Ok(Some(t)) => t,
         Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
         Err(why) => return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), why),
     };
-    let (claims, user) =
-        match crate::services::tokens::verify_access_token_with_user(&state, &token, now).await {
-            Ok(found) => found,
-            Err(crate::services::tokens::AccessTokenError::Store(e)) => {
-                tracing::error!(error = %e, "cannot check a token");
-                return HttpResponse::ServiceUnavailable().finish();
-            }
-            Err(_) => {
-                return bearer_error(
-                    StatusCode::UNAUTHORIZED,
-                    Some("invalid_token"),
-                    "the access token is invalid or expired",
-                );
-            }
-        };
-    // A user's token comes with its user, who exists and is enabled (or the token has ended).
-    let Some(user) = user else {
-        return bearer_error(
-            StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-            "the access token is not a user's",
-        );
-    };
-    if !claims.has_scope("openid") {
-        return bearer_error(
+    match state.core.userinfo.claims(&token).await {
+        Ok(claims) => crate::http::support::no_store_json(&claims),
+        Err(UserInfoError::InvalidToken(why)) => {
+            bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), why)
+        }
+        Err(UserInfoError::InsufficientScope) => bearer_error(
             StatusCode::FORBIDDEN,
             Some("insufficient_scope"),
             "the openid scope is required",
-        );
+        ),
+        Err(UserInfoError::Store(e)) => {
+            tracing::error!(error = %e, "cannot check a token");
+            HttpResponse::ServiceUnavailable().finish()
+        }
     }
-    let scope = crate::domain::ScopeSet::parse(&claims.scope).unwrap_or_default();
-    let mut out = serde_json::Map::new();
-    out.insert("sub".into(), user.id.as_str().into());
-    for (k, v) in crate::services::tokens::profile_claims(&user, &scope) {
-        out.insert(k.into(), v);
-    }
-    crate::http::support::no_store_json(&out)
 }

@@ -7,7 +7,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, 
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::support::client_addr;
-use crate::services::registration::{self, Body, Caller, ClientInformation, RegistrationError};
+use crate::services::registration::{Body, Caller, ClientInformation, RegistrationError};
 use crate::state::AppState;
 
 /// The most a registration or update body may hold.
@@ -93,8 +93,14 @@ pub async fn register(
     state: web::Data<AppState>,
     bytes: web::Bytes,
 ) -> HttpResponse {
-    let now_ms = state.clock.now_ms();
-    let r = registration::register(&state, caller(&req, &state), body(&req, &bytes), now_ms).await;
+    let registration = &state.core.registration;
+    let r = registration
+        .register(
+            caller(&req, &state),
+            body(&req, &bytes),
+            registration.now_ms(),
+        )
+        .await;
     respond(StatusCode::CREATED, r)
 }
 
@@ -104,7 +110,11 @@ pub async fn read(
     state: web::Data<AppState>,
     client_id: web::Path<String>,
 ) -> HttpResponse {
-    let r = registration::read(&state, caller(&req, &state), &client_id).await;
+    let r = state
+        .core
+        .registration
+        .read(caller(&req, &state), &client_id)
+        .await;
     respond(StatusCode::OK, r)
 }
 
@@ -115,15 +125,11 @@ pub async fn update(
     client_id: web::Path<String>,
     bytes: web::Bytes,
 ) -> HttpResponse {
-    let now = state.clock.now();
-    let r = registration::update(
-        &state,
-        caller(&req, &state),
-        &client_id,
-        body(&req, &bytes),
-        now,
-    )
-    .await;
+    let r = state
+        .core
+        .registration
+        .update(caller(&req, &state), &client_id, body(&req, &bytes))
+        .await;
     respond(StatusCode::OK, r)
 }
 
@@ -133,8 +139,12 @@ pub async fn delete(
     state: web::Data<AppState>,
     client_id: web::Path<String>,
 ) -> HttpResponse {
-    let now = state.clock.now();
-    match registration::delete(&state, caller(&req, &state), &client_id, now).await {
+    match state
+        .core
+        .registration
+        .delete(caller(&req, &state), &client_id)
+        .await
+    {
         Ok(()) => no_store(StatusCode::NO_CONTENT).finish(),
         Err(e) => error(&e),
     }

@@ -1,19 +1,18 @@
 //! The account page (`/account`): profile, email change, password change, sessions and
-//! connected apps. Every form is CSRF-protected; every action needs a live session.
+//! connected apps. Every form is CSRF-protected ([`CsrfForm`]); every action needs a live
+//! session ([`SignedIn`], checked first: [`Then`]) and is one call to
+//! `services::accounts::Accounts`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-
-use crate::http::extractors::Form;
 use serde::Deserialize;
 
-use crate::error::AppError;
-use crate::http::support::{Csrf, csrf, csrf_ok, current_user, page, see_other, user_agent};
-use crate::services::accounts::{self, FieldErrors};
+use crate::http::extractors::{CsrfForm, SignedIn, Then};
+use crate::http::support::{Csrf, accounts_failure, csrf, page, see_other};
+use crate::services::accounts::{AccountsError, FieldErrors};
 use crate::services::authn::Authenticated;
 use crate::state::AppState;
-use crate::store::accounts::AuditEntry;
 
 struct SessionView {
     sid: String,
@@ -74,13 +73,8 @@ fn when(now: i64, t: i64) -> String {
     }
 }
 
-async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Authenticated, HttpResponse> {
-    match current_user(req, state, state.clock.now()).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(see_other("/login?return_to=%2Faccount")),
-        Err(e) => Err(e.error_response()),
-    }
-}
+/// An account form post: the session first, then the form with its CSRF field.
+type AccountPost<T> = Then<SignedIn, CsrfForm<T>>;
 
 async fn render(
     state: &AppState,
@@ -90,15 +84,9 @@ async fn render(
     errors: &FieldErrors,
 ) -> HttpResponse {
     let now = state.clock.now();
-    let (sessions, apps) = match (
-        state.store.user_sessions(me.user.id.as_str(), now).await,
-        state.store.user_consents(me.user.id.as_str()).await,
-    ) {
-        (Ok(s), Ok(a)) => (s, a),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot load the account page");
-            return AppError::Unavailable.error_response();
-        }
+    let overview = match state.core.accounts.overview(&me.user).await {
+        Ok(o) => o,
+        Err(e) => return accounts_failure(e, "cannot load the account page"),
     };
     let view = AccountPage {
         csrf: &token.token,
@@ -110,7 +98,8 @@ async fn render(
         name_error: errors.name.as_deref(),
         email_error: errors.email.as_deref(),
         password_error: errors.password.as_deref(),
-        sessions: sessions
+        sessions: overview
+            .sessions
             .into_iter()
             .map(|s| SessionView {
                 current: s.sid == me.session.sid,
@@ -120,7 +109,8 @@ async fn render(
                 sid: s.sid,
             })
             .collect(),
-        apps: apps
+        apps: overview
+            .apps
             .into_iter()
             .map(|a| AppView {
                 client_id: a.client_id,
@@ -132,12 +122,35 @@ async fn render(
     page(StatusCode::OK, &view, Some(token))
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let me = match signed_in(&req, &state).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let _ = user_agent(&req);
+/// The page again after an action: its notice, or the form's errors.
+async fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    me: &Authenticated,
+    result: Result<Result<(), FieldErrors>, AccountsError>,
+    notice: &str,
+) -> HttpResponse {
+    match result {
+        Ok(Ok(())) => {
+            render(
+                state,
+                &csrf(req, state),
+                me,
+                Some(notice),
+                &FieldErrors::default(),
+            )
+            .await
+        }
+        Ok(Err(errors)) => render(state, &csrf(req, state), me, None, &errors).await,
+        Err(e) => accounts_failure(e, "account action failed"),
+    }
+}
+
+pub async fn show(
+    req: HttpRequest,
+    SignedIn(me): SignedIn,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     render(
         &state,
         &csrf(&req, &state),
@@ -148,268 +161,117 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     .await
 }
 
-/// Common guard of every account form: a session and a matching CSRF token.
-async fn guard(
-    req: &HttpRequest,
-    state: &AppState,
-    submitted: Option<&str>,
-) -> Result<Authenticated, HttpResponse> {
-    let me = signed_in(req, state).await?;
-    if !csrf_ok(req, state, submitted) {
-        return Err(AppError::html(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Please reload the account page and try again.",
-        ));
-    }
-    Ok(me)
-}
-
-fn after(result: Result<HttpResponse, accounts::AccountsError>) -> HttpResponse {
-    result.unwrap_or_else(|e| match e {
-        accounts::AccountsError::Busy => AppError::Busy.error_response(),
-        e => {
-            tracing::error!(error = %e, "account action failed");
-            AppError::Unavailable.error_response()
-        }
-    })
-}
-
 #[derive(Deserialize)]
 pub struct ProfileForm {
-    csrf_token: Option<String>,
     name: Option<String>,
 }
 
 pub async fn profile(
     req: HttpRequest,
+    Then(SignedIn(mut me), form): AccountPost<ProfileForm>,
     state: web::Data<AppState>,
-    form: Form<ProfileForm>,
 ) -> HttpResponse {
-    let mut me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let now = state.clock.now();
-    after(
-        async {
-            Ok(
-                match accounts::update_name(
-                    &state,
-                    &me.user,
-                    form.name.as_deref().unwrap_or_default(),
-                    now,
-                )
-                .await?
-                {
-                    Ok(user) => {
-                        me.user = user;
-                        render(
-                            &state,
-                            &csrf(&req, &state),
-                            &me,
-                            Some("Your profile is saved."),
-                            &FieldErrors::default(),
-                        )
-                        .await
-                    }
-                    Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
-                },
-            )
+    let name = form.name.as_deref().unwrap_or_default();
+    let result = match state.core.accounts.update_name(&me.user, name).await {
+        Ok(Ok(user)) => {
+            me.user = user;
+            Ok(Ok(()))
         }
-        .await,
-    )
+        Ok(Err(errors)) => Ok(Err(errors)),
+        Err(e) => Err(e),
+    };
+    answer(&req, &state, &me, result, "Your profile is saved.").await
 }
 
 #[derive(Deserialize)]
 pub struct EmailForm {
-    csrf_token: Option<String>,
     email: Option<String>,
     current_password: Option<String>,
 }
 
 pub async fn email(
     req: HttpRequest,
+    Then(SignedIn(me), form): AccountPost<EmailForm>,
     state: web::Data<AppState>,
-    form: Form<EmailForm>,
 ) -> HttpResponse {
-    let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let now = state.clock.now();
-    after(async {
-        let new = form.email.as_deref().unwrap_or_default();
-        let password = form.current_password.as_deref().unwrap_or_default();
-        Ok(match accounts::request_email_change(&state, &me, new, password, now).await? {
-            Ok(()) => {
-                let notice = "We sent a link to the new address. Your email changes once you follow it.";
-                render(&state, &csrf(&req, &state), &me, Some(notice), &FieldErrors::default()).await
-            }
-            Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
-        })
-    }
-    .await)
+    let new = form.email.as_deref().unwrap_or_default();
+    let password = form.current_password.as_deref().unwrap_or_default();
+    let result = state
+        .core
+        .accounts
+        .request_email_change(&me, new, password)
+        .await;
+    let notice = "We sent a link to the new address. Your email changes once you follow it.";
+    answer(&req, &state, &me, result, notice).await
 }
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    csrf_token: Option<String>,
     current_password: Option<String>,
     password: Option<String>,
 }
 
 pub async fn password(
     req: HttpRequest,
+    Then(SignedIn(me), form): AccountPost<PasswordForm>,
     state: web::Data<AppState>,
-    form: Form<PasswordForm>,
 ) -> HttpResponse {
-    let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let now = state.clock.now();
-    let current = form.current_password.clone().unwrap_or_default();
-    let new = form.password.clone().unwrap_or_default();
-    after(
-        async {
-            Ok(
-                match accounts::change_password(
-                    &state,
-                    &me.user,
-                    &me.session.sid,
-                    &current,
-                    &new,
-                    now,
-                )
-                .await?
-                {
-                    Ok(()) => {
-                        let notice =
-                            "Your password is changed. Your other sessions were signed out.";
-                        render(
-                            &state,
-                            &csrf(&req, &state),
-                            &me,
-                            Some(notice),
-                            &FieldErrors::default(),
-                        )
-                        .await
-                    }
-                    Err(errors) => render(&state, &csrf(&req, &state), &me, None, &errors).await,
-                },
-            )
-        }
-        .await,
-    )
+    let current = form.current_password.as_deref().unwrap_or_default();
+    let new = form.password.as_deref().unwrap_or_default();
+    let result = state
+        .core
+        .accounts
+        .change_password(&me.user, &me.session.sid, current, new)
+        .await;
+    let notice = "Your password is changed. Your other sessions were signed out.";
+    answer(&req, &state, &me, result, notice).await
 }
 
 #[derive(Deserialize)]
 pub struct EndSessionForm {
-    csrf_token: Option<String>,
     sid: Option<String>,
 }
 
 pub async fn end_session(
-    req: HttpRequest,
+    Then(SignedIn(me), form): AccountPost<EndSessionForm>,
     state: web::Data<AppState>,
-    form: Form<EndSessionForm>,
 ) -> HttpResponse {
-    let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let sid = form.sid.clone().unwrap_or_default();
-    let now = state.clock.now();
-    after(
-        async {
-            if state
-                .store
-                .delete_user_session(me.user.id.as_str(), &sid)
-                .await?
-            {
-                let entry = AuditEntry {
-                    kind: "session_ended",
-                    user_id: Some(me.user.id.as_str().to_owned()),
-                    ..Default::default()
-                };
-                state.store.audit(entry, now).await?;
-            }
-            Ok(see_other("/account"))
-        }
-        .await,
-    )
+    let sid = form.sid.as_deref().unwrap_or_default();
+    match state.core.accounts.end_session(&me.user, sid).await {
+        Ok(()) => see_other(crate::paths::ACCOUNT),
+        Err(e) => accounts_failure(e, "account action failed"),
+    }
 }
 
 #[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf_token: Option<String>,
-}
+pub struct NoFields {}
 
 pub async fn end_all(
-    req: HttpRequest,
+    Then(SignedIn(me), _): AccountPost<NoFields>,
     state: web::Data<AppState>,
-    form: Form<CsrfOnly>,
 ) -> HttpResponse {
-    let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let now = state.clock.now();
-    after(
-        async {
-            state
-                .store
-                .end_user_access(me.user.id.as_str(), None, now)
-                .await?;
-            let entry = AuditEntry {
-                kind: "logout_everywhere",
-                user_id: Some(me.user.id.as_str().to_owned()),
-                ..Default::default()
-            };
-            state.store.audit(entry, now).await?;
-            let mut resp = see_other("/login");
+    match state.core.accounts.sign_out_everywhere(&me.user).await {
+        Ok(()) => {
+            let mut resp = see_other(crate::paths::LOGIN);
             let _ = resp.add_cookie(&crate::http::support::clear_session_cookie(&state));
-            Ok(resp)
+            resp
         }
-        .await,
-    )
+        Err(e) => accounts_failure(e, "account action failed"),
+    }
 }
 
 #[derive(Deserialize)]
 pub struct RevokeAppForm {
-    csrf_token: Option<String>,
     client_id: Option<String>,
 }
 
 pub async fn revoke_app(
-    req: HttpRequest,
+    Then(SignedIn(me), form): AccountPost<RevokeAppForm>,
     state: web::Data<AppState>,
-    form: Form<RevokeAppForm>,
 ) -> HttpResponse {
-    let me = match guard(&req, &state, form.csrf_token.as_deref()).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let client_id = form.client_id.clone().unwrap_or_default();
-    let now = state.clock.now();
-    after(
-        async {
-            if state
-                .store
-                .revoke_consent(me.user.id.as_str(), &client_id)
-                .await?
-            {
-                let entry = AuditEntry {
-                    kind: "consent_revoked",
-                    user_id: Some(me.user.id.as_str().to_owned()),
-                    client_id: Some(client_id.clone()),
-                    ..Default::default()
-                };
-                state.store.audit(entry, now).await?;
-            }
-            Ok(see_other("/account"))
-        }
-        .await,
-    )
+    let client_id = form.client_id.as_deref().unwrap_or_default();
+    match state.core.accounts.revoke_app(&me.user, client_id).await {
+        Ok(()) => see_other(crate::paths::ACCOUNT),
+        Err(e) => accounts_failure(e, "account action failed"),
+    }
 }

@@ -2,15 +2,14 @@
 //! with `decision=allow` / `decision=deny`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-
-use crate::http::extractors::Form;
 use serde::Deserialize;
 
-use crate::http::api::oauth::{outcome_response, respond};
-use crate::http::support::{bad_request_page, csrf, csrf_ok, current_user, page, see_other};
-use crate::oauth::authorize::{self, authorize_params_of};
+use crate::http::api::oauth::outcome_response;
+use crate::http::extractors::{CsrfForm, CurrentSession, Then};
+use crate::http::support::{bad_request_page, csrf, page, see_other};
+use crate::oauth::authorize::authorize_params_of;
 use crate::paths;
 use crate::state::AppState;
 
@@ -51,6 +50,7 @@ fn login_redirect(return_to: &str) -> HttpResponse {
 
 pub async fn show(
     req: HttpRequest,
+    CurrentSession(session): CurrentSession,
     state: web::Data<AppState>,
     q: web::Query<ConsentQuery>,
 ) -> HttpResponse {
@@ -60,13 +60,10 @@ pub async fn show(
     let Some(params) = authorize_params_of(&return_to) else {
         return bad_request_page("This page is reached from an application's sign-in request.");
     };
-    let now = state.clock.now();
-    let user = match current_user(&req, &state, now).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return login_redirect(&return_to),
-        Err(e) => return e.error_response(),
+    let Some(user) = session else {
+        return login_redirect(&return_to);
     };
-    let mut request = match authorize::validate(&state, params).await {
+    let mut request = match state.core.authorization.validate(params).await {
         Ok(r) => r,
         Err(outcome) => return outcome_response(outcome),
     };
@@ -84,56 +81,34 @@ pub async fn show(
 
 #[derive(Deserialize)]
 pub struct ConsentForm {
-    csrf_token: Option<String>,
     return_to: Option<String>,
     decision: Option<String>,
 }
 
 pub async fn submit(
-    req: HttpRequest,
+    Then(CurrentSession(session), form): Then<CurrentSession, CsrfForm<ConsentForm>>,
     state: web::Data<AppState>,
-    form: Form<ConsentForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return crate::error::AppError::html(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Please go back to the application and try again.",
-        );
-    }
     let return_to = form.return_to.unwrap_or_default();
     let Some(params) = authorize_params_of(&return_to) else {
         return bad_request_page("This page is reached from an application's sign-in request.");
     };
-    let now = state.clock.now();
-    let user = match current_user(&req, &state, now).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return login_redirect(&return_to),
-        Err(e) => return e.error_response(),
+    let Some(user) = session else {
+        return login_redirect(&return_to);
     };
     let allow = match form.decision.as_deref() {
         Some("allow") => true,
         Some("deny") => false,
         _ => return bad_request_page("Choose Allow or Deny."),
     };
-    let mut request = match authorize::validate(&state, params).await {
-        Ok(r) => r,
-        Err(outcome) => return outcome_response(outcome),
-    };
-    request.restrict_to(&user.user);
-    let client_id = request.client.id.as_str().to_owned();
-    match authorize::consent_decision(&state, request, &user.user, allow, now).await {
-        Ok(back) => {
-            let entry = crate::store::accounts::AuditEntry {
-                kind: "consent_granted",
-                user_id: Some(user.user.id.as_str().to_owned()),
-                client_id: Some(client_id),
-                ..Default::default()
-            };
-            crate::http::support::audit(&state, entry).await;
-            see_other(&back)
-        }
-        Err(r) => respond(&r),
+    match state
+        .core
+        .authorization
+        .consent(params, &user.user, allow)
+        .await
+    {
+        Ok(back) => see_other(&back),
+        Err(outcome) => outcome_response(outcome),
     }
 }

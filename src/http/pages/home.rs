@@ -1,10 +1,11 @@
 //! `/`: who is signed in, with a sign-out button (and a link to the admin pages for admins).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::support::{csrf, current_user, page};
+use crate::http::extractors::CurrentSession;
+use crate::http::support::{csrf, page};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -16,11 +17,11 @@ struct Home<'a> {
     csrf: &'a str,
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = match current_user(&req, &state, state.clock.now()).await {
-        Ok(u) => u,
-        Err(e) => return e.error_response(),
-    };
+pub async fn show(
+    req: HttpRequest,
+    CurrentSession(user): CurrentSession,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let token = csrf(&req, &state);
     let view = Home {
         email: user.as_ref().map(|u| u.user.email.as_str()),

@@ -1,22 +1,20 @@
 //! The login page (`/login`): `email`, `password`, a CSRF token, and one generic message for
-//! any failure.
+//! any failure. The sign-in itself is one call: `services::authn::Authn::sign_in`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::safe_return_to;
+use crate::http::extractors::CsrfChecked;
 use crate::http::support::{
-    Csrf, client_ip, csrf, csrf_ok, page, rate_limit, see_other, session_cookie, user_agent,
+    Csrf, client_addr, csrf, page, see_other, session_cookie, session_cookie_value, too_many,
+    user_agent,
 };
-use crate::services::authn::{self, LoginFailure, LoginResult};
-use crate::services::metrics::LoginOutcome;
-use crate::services::ratelimit::Action;
+use crate::services::authn::{SignIn, SignInOutcome};
 use crate::state::AppState;
-use crate::store::accounts::AuditEntry;
 
 /// The one message for any failed login: it must not reveal whether the email exists.
 pub const GENERIC_FAILURE: &str = "Invalid email or password.";
@@ -78,87 +76,45 @@ pub async fn show(
 pub struct LoginForm {
     email: Option<String>,
     password: Option<String>,
-    csrf_token: Option<String>,
     return_to: Option<String>,
 }
 
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: Form<LoginForm>,
+    CsrfChecked { form, valid }: CsrfChecked<LoginForm>,
 ) -> HttpResponse {
-    let form = form.into_inner();
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
     let email = form.email.unwrap_or_default();
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return render(
+    let again = |status, message| render(status, csrf(&req, &state), &return_to, &email, message);
+    if !valid {
+        return again(
             StatusCode::FORBIDDEN,
-            csrf(&req, &state),
-            &return_to,
-            &email,
             Some("This form has expired. Please sign in again."),
         );
     }
-    if let Some(resp) = rate_limit(&req, &state, Action::Login) {
-        state.metrics.count_login(LoginOutcome::RateLimited);
-        return resp;
-    }
-    let password = form.password.unwrap_or_default();
-    let now = state.clock.now();
-    let user = match authn::check_password(&state, &email, password, now).await {
-        Ok(u) => u,
-        Err(authn::AuthnError::Busy) => {
-            state.metrics.count_login(LoginOutcome::Error);
-            let mut res = render(
-                StatusCode::SERVICE_UNAVAILABLE,
-                csrf(&req, &state),
-                &return_to,
-                &email,
-                Some("Many people are signing in at this moment. Please try again in a second."),
-            );
-            crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
-            return res;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "login failed unexpectedly");
-            state.metrics.count_login(LoginOutcome::Error);
-            return render(
-                StatusCode::SERVICE_UNAVAILABLE,
-                csrf(&req, &state),
-                &return_to,
-                &email,
-                Some("Please try again in a moment."),
-            );
-        }
+    let attempt = SignIn {
+        email: email.clone(),
+        password: form.password.unwrap_or_default(),
+        ip: client_addr(&req, &state),
+        user_agent: user_agent(&req),
+        previous_session: session_cookie_value(&req, &state),
+        return_to: (!return_to.is_empty()).then(|| return_to.clone()),
     };
-    let user = match user {
-        LoginResult::Ok(u) => u,
-        LoginResult::Failed(why, user_id) => {
-            state.metrics.count_login(match why {
-                LoginFailure::UnknownEmail | LoginFailure::BadCredentials => {
-                    LoginOutcome::BadCredentials
-                }
-                LoginFailure::Locked => LoginOutcome::Locked,
-                LoginFailure::Disabled => LoginOutcome::Disabled,
+    match state.core.authn.sign_in(attempt).await {
+        SignInOutcome::SignedIn { cookie } => {
+            let mut resp = see_other(if return_to.is_empty() {
+                "/"
+            } else {
+                &return_to
             });
-            let entry = AuditEntry {
-                kind: "login_failed",
-                user_id: user_id.map(|u| u.as_str().to_owned()),
-                ip: client_ip(&req, &state),
-                detail: format!("reason={}", why.as_str()),
-                ..Default::default()
-            };
-            crate::http::support::audit(&state, entry).await;
-            return render(
-                StatusCode::OK,
-                csrf(&req, &state),
-                &return_to,
-                &email,
-                Some(GENERIC_FAILURE),
-            );
+            if let Err(e) = resp.add_cookie(&session_cookie(&state, cookie)) {
+                tracing::error!(error = %e, "cannot set the session cookie");
+            }
+            resp
         }
-        LoginResult::Unverified(_) => {
-            state.metrics.count_login(LoginOutcome::Unverified);
+        SignInOutcome::Refused => again(StatusCode::OK, Some(GENERIC_FAILURE)),
+        SignInOutcome::Unverified => {
             // Only someone who knows the password sees this page.
             let token = csrf(&req, &state);
             let view = super::register::ResendPage {
@@ -169,55 +125,20 @@ pub async fn submit(
                     "Your email address is not verified yet. Follow the link we sent you, or ask for a new one below.",
                 ),
             };
-            return page(StatusCode::OK, &view, Some(&token));
+            page(StatusCode::OK, &view, Some(&token))
         }
-    };
-    // A new session for every login (no session fixation); the previous one ends.
-    if let Some(old) = crate::http::support::session_cookie_value(&req, &state)
-        && let Err(e) = authn::end_session(&state, &old).await
-    {
-        tracing::warn!(error = %e, "cannot end the previous session");
-    }
-    let (value, session) = match authn::start_session(
-        &state,
-        &user,
-        &["pwd"],
-        client_ip(&req, &state),
-        user_agent(&req),
-        crate::oauth::authorize::login_ticket_in(&return_to),
-        now,
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a session");
-            state.metrics.count_login(LoginOutcome::Error);
-            return render(
+        SignInOutcome::RateLimited(wait) => too_many(wait),
+        SignInOutcome::Busy => {
+            let mut res = again(
                 StatusCode::SERVICE_UNAVAILABLE,
-                csrf(&req, &state),
-                &return_to,
-                &email,
-                Some("Please try again in a moment."),
+                Some("Many people are signing in at this moment. Please try again in a second."),
             );
+            crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
+            res
         }
-    };
-    let entry = AuditEntry {
-        kind: "login_succeeded",
-        user_id: Some(user.id.as_str().to_owned()),
-        ip: client_ip(&req, &state),
-        detail: format!("sid {}", session.sid),
-        ..Default::default()
-    };
-    crate::http::support::audit(&state, entry).await;
-    state.metrics.count_login(LoginOutcome::Success);
-    let mut resp = see_other(if return_to.is_empty() {
-        "/"
-    } else {
-        &return_to
-    });
-    if let Err(e) = resp.add_cookie(&session_cookie(&state, value)) {
-        tracing::error!(error = %e, "cannot set the session cookie");
+        SignInOutcome::Unavailable => again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("Please try again in a moment."),
+        ),
     }
-    resp
 }

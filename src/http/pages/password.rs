@@ -1,17 +1,14 @@
 //! Forgot password (`/password/forgot`) and reset (`/password/reset`, from the emailed link).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-
-use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::register::MessagePage;
-use crate::error::AppError;
-use crate::http::support::{client_ip, csrf, csrf_ok, page, rate_limit};
-use crate::services::accounts::{self, ResetOutcome};
-use crate::services::ratelimit::Action;
+use crate::http::extractors::CsrfForm;
+use crate::http::support::{client_addr, csrf, page};
+use crate::services::accounts::ResetOutcome;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -59,36 +56,23 @@ pub async fn forgot_form(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
 #[derive(Deserialize)]
 pub struct ForgotForm {
     email: Option<String>,
-    csrf_token: Option<String>,
 }
 
 pub async fn forgot(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: Form<ForgotForm>,
+    form: CsrfForm<ForgotForm>,
 ) -> HttpResponse {
-    let form = form.into_inner();
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Please go back and try again.",
-        );
-    }
-    if let Some(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
-        return resp;
-    }
-    let now = state.clock.now();
-    if let Err(e) = accounts::forgot_password(
-        &state,
-        &form.email.unwrap_or_default(),
-        client_ip(&req, &state),
-        now,
-    )
-    .await
+    if let Err(e) = state
+        .core
+        .accounts
+        .forgot_password(
+            form.email.as_deref().unwrap_or_default(),
+            client_addr(&req, &state),
+        )
+        .await
     {
-        tracing::error!(error = %e, "forgot password failed");
-        return AppError::Unavailable.error_response();
+        return crate::http::support::accounts_failure(e, "forgot password failed");
     }
     page(
         StatusCode::OK,
@@ -112,7 +96,7 @@ pub async fn reset_form(
     q: web::Query<ResetQuery>,
 ) -> HttpResponse {
     let value = q.token.clone().unwrap_or_default();
-    match accounts::reset_link_valid(&state, &value, state.clock.now()).await {
+    match state.core.accounts.reset_link_valid(&value).await {
         Ok(true) => {
             let token = csrf(&req, &state);
             page(
@@ -135,32 +119,24 @@ pub async fn reset_form(
 pub struct ResetForm {
     token: Option<String>,
     password: Option<String>,
-    csrf_token: Option<String>,
 }
 
 pub async fn reset(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: Form<ResetForm>,
+    form: CsrfForm<ResetForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Please open the link from the mail again.",
-        );
-    }
     let value = form.token.unwrap_or_default();
-    let now = state.clock.now();
-    match accounts::reset_password(
-        &state,
-        &value,
-        &form.password.unwrap_or_default(),
-        client_ip(&req, &state),
-        now,
-    )
-    .await
+    match state
+        .core
+        .accounts
+        .reset_password(
+            &value,
+            &form.password.unwrap_or_default(),
+            client_addr(&req, &state),
+        )
+        .await
     {
         Ok(ResetOutcome::Done(_)) => page(
             StatusCode::OK,

@@ -2,17 +2,16 @@
 //! (`/register/resend`). The answers never reveal whether an email is registered.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::extractors::Form;
 use serde::Deserialize;
 
 use super::safe_return_to;
 use crate::error::AppError;
-use crate::http::support::{Csrf, client_ip, csrf, csrf_ok, page, rate_limit};
-use crate::services::accounts::{self, FieldErrors};
-use crate::services::ratelimit::Action;
+use crate::http::extractors::{CsrfChecked, CsrfForm};
+use crate::http::support::{Csrf, client_addr, csrf, page};
+use crate::services::accounts::FieldErrors;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -101,7 +100,7 @@ pub async fn show(
     state: web::Data<AppState>,
     q: web::Query<ReturnQuery>,
 ) -> HttpResponse {
-    if !state.settings.registration.enabled {
+    if !state.core.accounts.registration_open() {
         return closed();
     }
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
@@ -121,26 +120,24 @@ pub struct RegisterForm {
     email: Option<String>,
     password: Option<String>,
     name: Option<String>,
-    csrf_token: Option<String>,
     return_to: Option<String>,
 }
 
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: Form<RegisterForm>,
+    CsrfChecked { form, valid }: CsrfChecked<RegisterForm>,
 ) -> HttpResponse {
-    if !state.settings.registration.enabled {
+    if !state.core.accounts.registration_open() {
         return closed();
     }
-    let form = form.into_inner();
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
     let (email, name) = (
         form.email.unwrap_or_default(),
         form.name.unwrap_or_default(),
     );
     let token = csrf(&req, &state);
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
+    if !valid {
         let errors = FieldErrors {
             email: Some("This form has expired. Please try again.".into()),
             ..Default::default()
@@ -155,21 +152,18 @@ pub async fn submit(
             &errors,
         );
     }
-    if let Some(resp) = rate_limit(&req, &state, Action::Register) {
-        return resp;
-    }
-    let now = state.clock.now();
     let rt = (!return_to.is_empty()).then_some(return_to.as_str());
-    match accounts::register(
-        &state,
-        &email,
-        &form.password.unwrap_or_default(),
-        &name,
-        rt,
-        client_ip(&req, &state),
-        now,
-    )
-    .await
+    match state
+        .core
+        .accounts
+        .register(
+            &email,
+            &form.password.unwrap_or_default(),
+            &name,
+            rt,
+            client_addr(&req, &state),
+        )
+        .await
     {
         Ok(Ok(())) => page(
             StatusCode::OK,
@@ -201,9 +195,8 @@ pub struct VerifyQuery {
 
 /// The emailed link: a single-use token makes the address verified.
 pub async fn verify(state: web::Data<AppState>, q: web::Query<VerifyQuery>) -> HttpResponse {
-    let now = state.clock.now();
     let token = q.token.clone().unwrap_or_default();
-    match accounts::verify_email(&state, &token, now).await {
+    match state.core.accounts.verify_email(&token).await {
         Ok(Some(_)) => {
             let next = match safe_return_to(q.return_to.as_deref()) {
                 Some(r) => format!("/login{}", query_of(&r)),
@@ -254,38 +247,27 @@ pub async fn resend_form(
 #[derive(Deserialize)]
 pub struct ResendForm {
     email: Option<String>,
-    csrf_token: Option<String>,
     return_to: Option<String>,
 }
 
 pub async fn resend(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: Form<ResendForm>,
+    form: CsrfForm<ResendForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !csrf_ok(&req, &state, form.csrf_token.as_deref()) {
-        return AppError::html(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Please go back and try again.",
-        );
-    }
-    if let Some(resp) = rate_limit(&req, &state, Action::ForgotPassword) {
-        return resp;
-    }
     let return_to = safe_return_to(form.return_to.as_deref());
-    let now = state.clock.now();
-    if let Err(e) = accounts::resend_verification(
-        &state,
-        &form.email.unwrap_or_default(),
-        return_to.as_deref(),
-        now,
-    )
-    .await
+    if let Err(e) = state
+        .core
+        .accounts
+        .resend_verification(
+            &form.email.unwrap_or_default(),
+            return_to.as_deref(),
+            client_addr(&req, &state),
+        )
+        .await
     {
-        tracing::error!(error = %e, "resending a verification link failed");
-        return AppError::Unavailable.error_response();
+        return crate::http::support::accounts_failure(e, "resending a verification link failed");
     }
     page(
         StatusCode::OK,

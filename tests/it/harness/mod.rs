@@ -29,6 +29,8 @@ pub struct TestApp {
     /// Keeps cookies, never follows redirects.
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The database handle: what tests look at and set up below the HTTP surface.
+    pub store: castellan::store::Store,
     pub clock: TestClock,
     handle: actix_web::dev::ServerHandle,
     /// Shared with the other instances of [`spawn_app_beside`]; dropped with the last one.
@@ -71,6 +73,7 @@ async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> Tes
         .await
         .expect("build the application");
     let state = app.state().clone();
+    let store = app.store().clone();
     let handle = app.handle();
     let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
@@ -80,6 +83,7 @@ async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> Tes
         metrics_port,
         client: browser(),
         state,
+        store,
         clock,
         handle,
         db,

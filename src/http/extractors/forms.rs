@@ -1,5 +1,5 @@
-//! Request parsing with bounds: form bodies and query strings as ordered [`Params`] or typed
-//! forms, and the client's credentials (RFC 6749 §2.3.1).
+//! Form bodies with bounds, as ordered [`Params`] or typed forms; [`CsrfForm`] also checks the
+//! form's CSRF field.
 //!
 //! Every body is read up to a byte limit chosen per endpoint and refused past it before it is
 //! parsed; every parse stops past [`MAX_PARAMS`] parameters (a larger bound for the admin
@@ -13,16 +13,14 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
-use base64::Engine;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 use crate::oauth::OAuthError;
 use crate::oauth::params::{MAX_PARAMS, Params, TooManyParams};
-use crate::oauth::token::{AuthUsed, ClientCredentials};
 
 /// The largest form body a page or an OAuth endpoint accepts. A login, a token request with a
 /// signed client assertion, or a sign-out with an ID token hint fits many times over.
@@ -130,7 +128,7 @@ async fn read_form(
     Ok(Params::parse_at_most(text, bounds.params)?)
 }
 
-type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
+pub(super) type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
 /// The form body of an OAuth endpoint (token, revocation, introspection): refused with an
 /// RFC 6749 §5.2 `invalid_request`.
@@ -164,7 +162,7 @@ impl FromRequest for OAuthForm {
 }
 
 /// The future of a form extractor: the bounded body, then `finish`.
-fn pending_form<T: 'static, E: 'static>(
+pub(super) fn pending_form<T: 'static, E: 'static>(
     req: &HttpRequest,
     payload: &mut Payload,
     bounds: Bounds,
@@ -174,28 +172,48 @@ fn pending_form<T: 'static, E: 'static>(
     Box::pin(async move { finish(read_form(&req, payload, bounds).await) })
 }
 
-/// A browser's refusal of its request, as an HTML page.
+/// A browser's refusal of its form, as an HTML page.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PageRefusal(pub BodyError);
+pub enum PageRefusal {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The CSRF field is missing or does not match the browser's cookie (403).
+    #[error("the form's CSRF field does not match")]
+    Csrf,
+}
 
 impl ResponseError for PageRefusal {
     fn status_code(&self) -> StatusCode {
-        self.0.status()
+        match self {
+            PageRefusal::Body(e) => e.status(),
+            PageRefusal::Csrf => StatusCode::FORBIDDEN,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let message = match &self.0 {
-            BodyError::NotAForm => "This page expects a form submission.",
-            BodyError::TooLarge(_) => "This form submission is too large.",
-            BodyError::TooManyParams(_) => "This form submission has too many fields.",
-            _ => "This form submission could not be read.",
+        let (title, message) = match self {
+            PageRefusal::Csrf => (
+                "This form has expired",
+                "Please reload the page and try again.",
+            ),
+            PageRefusal::Body(BodyError::NotAForm) => (
+                "Something is wrong with this request",
+                "This page expects a form submission.",
+            ),
+            PageRefusal::Body(BodyError::TooLarge(_)) => (
+                "Something is wrong with this request",
+                "This form submission is too large.",
+            ),
+            PageRefusal::Body(BodyError::TooManyParams(_)) => (
+                "Something is wrong with this request",
+                "This form submission has too many fields.",
+            ),
+            PageRefusal::Body(_) => (
+                "Something is wrong with this request",
+                "This form submission could not be read.",
+            ),
         };
-        AppError::html(
-            self.status_code(),
-            "Something is wrong with this request",
-            message,
-        )
+        AppError::html(self.status_code(), title, message)
     }
 }
 
@@ -208,27 +226,7 @@ impl FromRequest for PageForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         pending_form(req, payload, FORM_BOUNDS, |read| {
-            read.map(PageForm).map_err(PageRefusal)
-        })
-    }
-}
-
-/// An admin page's form body: the pairs as sent (checkbox lists repeat their name).
-pub struct AdminForm(pub Vec<(String, String)>);
-
-impl AdminForm {
-    pub fn into_inner(self) -> Vec<(String, String)> {
-        self.0
-    }
-}
-
-impl FromRequest for AdminForm {
-    type Error = PageRefusal;
-    type Future = Pending<Self, Self::Error>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        pending_form(req, payload, ADMIN_FORM_BOUNDS, |read| {
-            read.map(|p| AdminForm(p.0)).map_err(PageRefusal)
+            read.map(PageForm).map_err(PageRefusal::Body)
         })
     }
 }
@@ -258,9 +256,104 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
         pending_form(req, payload, FORM_BOUNDS, |read| {
             read.and_then(|p| decode(p.0))
                 .map(Form)
-                .map_err(PageRefusal)
+                .map_err(PageRefusal::Body)
         })
     }
+}
+
+/// How much a form may carry, as a type (so the bound shows in the handler's signature).
+pub trait FormBounds: 'static {
+    const BOUNDS: Bounds;
+}
+
+/// A page's form: [`FORM_BOUNDS`].
+pub struct PageBounds;
+impl FormBounds for PageBounds {
+    const BOUNDS: Bounds = FORM_BOUNDS;
+}
+
+/// An admin page's form: [`ADMIN_FORM_BOUNDS`].
+pub struct AdminBounds;
+impl FormBounds for AdminBounds {
+    const BOUNDS: Bounds = ADMIN_FORM_BOUNDS;
+}
+
+/// The name of every form's hidden CSRF field.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// A page's form body decoded into `T`, once its [`CSRF_FIELD`] matched the browser's CSRF
+/// cookie (double submit: a cross-site form cannot read the cookie, so it cannot send the
+/// matching field). The field is taken out before `T` is decoded. A handler that shows its own
+/// page on a mismatch takes `Result<CsrfForm<T>, PageRefusal>`.
+pub struct CsrfForm<T, B: FormBounds = PageBounds>(pub T, std::marker::PhantomData<B>);
+
+impl<T, B: FormBounds> CsrfForm<T, B> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T, B: FormBounds> std::ops::Deref for CsrfForm<T, B> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static, B: FormBounds> FromRequest for CsrfForm<T, B> {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = req.clone();
+        pending_form(req, payload, B::BOUNDS, move |read| {
+            let (submitted, pairs) = take_csrf_field(read?.0);
+            if !crate::http::support::csrf_matches(&request, submitted.as_deref()) {
+                return Err(PageRefusal::Csrf);
+            }
+            decode(pairs)
+                .map(|t| CsrfForm(t, std::marker::PhantomData))
+                .map_err(PageRefusal::Body)
+        })
+    }
+}
+
+/// A page's form decoded into `T`, with whether its [`CSRF_FIELD`] matched: for the pages that
+/// show their own form again, with what was typed, when it did not (login, registration).
+pub struct CsrfChecked<T> {
+    pub form: T,
+    pub valid: bool,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for CsrfChecked<T> {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = req.clone();
+        pending_form(req, payload, FORM_BOUNDS, move |read| {
+            let (submitted, pairs) = take_csrf_field(read?.0);
+            let valid = crate::http::support::csrf_matches(&request, submitted.as_deref());
+            Ok(CsrfChecked {
+                form: decode(pairs)?,
+                valid,
+            })
+        })
+    }
+}
+
+/// The first [`CSRF_FIELD`] and the other pairs.
+fn take_csrf_field(mut pairs: Vec<(String, String)>) -> (Option<String>, Vec<(String, String)>) {
+    let mut submitted = None;
+    pairs.retain(|(k, v)| {
+        if k == CSRF_FIELD {
+            submitted.get_or_insert_with(|| v.clone());
+            false
+        } else {
+            true
+        }
+    });
+    (submitted, pairs)
 }
 
 /// Decodes pairs into a form struct (the pairs are re-encoded for `serde_urlencoded`, which
@@ -270,67 +363,6 @@ fn decode<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, BodyEr
         .extend_pairs(pairs)
         .finish();
     serde_urlencoded::from_str(&encoded).map_err(|_| BodyError::Malformed)
-}
-
-/// RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded client id and secret, or both in the
-/// body; a public client sends only `client_id`. Using two methods at once is refused (§2.3).
-pub fn client_credentials(
-    req: &HttpRequest,
-    params: &Params,
-) -> Result<Option<ClientCredentials>, OAuthError> {
-    let body_id = params.one("client_id")?.map(str::to_owned);
-    let body_secret = params.one("client_secret")?.map(str::to_owned);
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Some(h) = header {
-        let Some(encoded) = h
-            .strip_prefix("Basic ")
-            .or_else(|| h.strip_prefix("basic "))
-        else {
-            return Err(OAuthError::InvalidClient(
-                "unsupported authorization scheme".into(),
-            ));
-        };
-        let bad = || OAuthError::InvalidClient("malformed Basic credentials".into());
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| bad())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-        let unescape = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let (id, secret) = (unescape(id), unescape(secret));
-        if body_secret.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "use only one client authentication method".into(),
-            ));
-        }
-        if body_id.as_deref().is_some_and(|b| b != id) {
-            return Err(OAuthError::InvalidClient(
-                "client_id does not match the credentials".into(),
-            ));
-        }
-        return Ok(Some(ClientCredentials {
-            client_id: id,
-            secret: Some(secret),
-            used: AuthUsed::Basic,
-        }));
-    }
-    Ok(body_id.map(|client_id| ClientCredentials {
-        used: if body_secret.is_some() {
-            AuthUsed::Post
-        } else {
-            AuthUsed::None
-        },
-        client_id,
-        secret: body_secret,
-    }))
 }
 
 #[cfg(test)]

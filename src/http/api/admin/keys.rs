@@ -1,0 +1,61 @@
+//! `/admin/api/v1/keys`: the signing keys; rotating to a new one.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{AdminBearer, ApiProblem, Problem, json};
+use crate::state::AppState;
+use crate::store::keys::KeyRecord;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyOut {
+    pub kid: String,
+    pub alg: String,
+    /// `active` signs; `retired` keys stay published until `retire_at`.
+    pub state: String,
+    pub created_at: i64,
+    pub retire_at: Option<i64>,
+}
+
+impl From<&KeyRecord> for KeyOut {
+    fn from(k: &KeyRecord) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            state: k.state.clone(),
+            created_at: k.created_at,
+            retire_at: k.retire_at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/keys", tag = "keys",
+    responses((status = 200, body = Vec<KeyOut>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_keys(
+    AdminBearer(actor): AdminBearer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiProblem> {
+    let keys = state.core.admin.list_keys(&actor).await?;
+    let out: Vec<KeyOut> = keys.iter().map(KeyOut::from).collect();
+    Ok(json(StatusCode::OK, &out))
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/keys/rotate", tag = "keys",
+    responses((status = 201, body = KeyOut), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn rotate_key(
+    AdminBearer(actor): AdminBearer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiProblem> {
+    let key = state.core.admin.rotate_key(&actor).await?;
+    Ok(json(StatusCode::CREATED, &KeyOut::from(&key)))
+}
+
+/// This resource's routes, under `/admin/api/v1`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/keys", web::get().to(list_keys))
+        .route("/keys/rotate", web::post().to(rotate_key));
+}

@@ -1,0 +1,362 @@
+//! `/admin/users`: the user list and search, a user's page (roles, status, sessions, a reset
+//! mail), deleting a user after a confirmation page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::*;
+use crate::domain::Role;
+use crate::paths;
+use crate::state::AppState;
+
+/// Users per page of the user list.
+const USERS_PER_PAGE: u64 = 50;
+
+struct UserRow {
+    href: String,
+    email: String,
+    name: String,
+    roles: String,
+    verified: bool,
+    disabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    frame: Frame,
+    q: String,
+    rows: Vec<UserRow>,
+    total: u64,
+    page: u64,
+    pages: u64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    q: Option<String>,
+    page: Option<String>,
+}
+
+fn users_link(q: &str, page: u64) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    if !q.is_empty() {
+        s.append_pair("q", q);
+    }
+    s.append_pair("page", &page.to_string());
+    format!("{}?{}", paths::ADMIN_USERS, s.finish())
+}
+
+pub async fn users(
+    req: HttpRequest,
+    session: AdminSession,
+    state: web::Data<AppState>,
+    query: web::Query<UsersQuery>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    let q = query.q.as_deref().unwrap_or_default().trim().to_owned();
+    let page_no = query
+        .page
+        .as_deref()
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, u64::MAX / USERS_PER_PAGE);
+    let offset = (page_no - 1) * USERS_PER_PAGE;
+    let (found, total) = match state
+        .core
+        .admin
+        .list_users(&a.actor, Some(&q), offset, USERS_PER_PAGE)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let pages = total.div_ceil(USERS_PER_PAGE).max(1);
+    let view = UsersPage {
+        frame: a.frame("users", None),
+        rows: found
+            .into_iter()
+            .map(|u| UserRow {
+                href: fill(paths::ADMIN_USER, u.id.as_str()),
+                name: u.name.unwrap_or_default(),
+                roles: u.roles.join(" "),
+                verified: u.email_verified,
+                disabled: u.disabled,
+                email: u.email,
+            })
+            .collect(),
+        total,
+        page: page_no,
+        pages,
+        prev: (page_no > 1).then(|| users_link(&q, (page_no - 1).min(pages))),
+        next: (page_no < pages).then(|| users_link(&q, page_no + 1)),
+        q,
+    };
+    page(StatusCode::OK, &view, Some(&a.csrf))
+}
+
+struct RoleCheck {
+    name: String,
+    description: String,
+    checked: bool,
+    /// `user`: every user has it.
+    fixed: bool,
+}
+
+/// Where the forms of the user page post to.
+struct UserActions {
+    roles: String,
+    status: String,
+    sessions: String,
+    reset: String,
+    delete: String,
+    audit: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    frame: Frame,
+    id: String,
+    email: String,
+    name: String,
+    verified: bool,
+    disabled: bool,
+    created: String,
+    /// The administrator looking at their own account.
+    is_self: bool,
+    roles: Vec<RoleCheck>,
+    errors: Errors,
+    actions: UserActions,
+}
+
+/// The user page; `checked` keeps the roles of a refused submission.
+async fn render_user(
+    state: &AppState,
+    a: &Admin,
+    id: &str,
+    status: StatusCode,
+    frame: Frame,
+    errors: Errors,
+    checked: Option<Vec<String>>,
+) -> HttpResponse {
+    let (user, catalogue) = match (
+        state.core.admin.user(&a.actor, id).await,
+        state.core.admin.list_roles(&a.actor).await,
+    ) {
+        (Ok(u), Ok(c)) => (u, c),
+        (Err(e), _) | (_, Err(e)) => return failure(e),
+    };
+    let checked = checked.unwrap_or_else(|| user.roles.clone());
+    let uid = user.id.as_str();
+    let view = UserPage {
+        frame,
+        roles: catalogue
+            .into_iter()
+            .map(|r| RoleCheck {
+                fixed: r.name == Role::USER,
+                checked: r.name == Role::USER || checked.contains(&r.name),
+                name: r.name,
+                description: r.description,
+            })
+            .collect(),
+        errors,
+        actions: UserActions {
+            roles: fill(paths::ADMIN_USER_ROLES, uid),
+            status: fill(paths::ADMIN_USER_STATUS, uid),
+            sessions: fill(paths::ADMIN_USER_SESSIONS_END, uid),
+            reset: fill(paths::ADMIN_USER_PASSWORD_RESET, uid),
+            delete: fill(paths::ADMIN_USER_DELETE, uid),
+            audit: format!(
+                "{}?{}",
+                paths::ADMIN_AUDIT,
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("user_id", uid)
+                    .finish()
+            ),
+        },
+        is_self: a.is(uid),
+        id: uid.to_owned(),
+        name: user.name.clone().unwrap_or_default(),
+        verified: user.email_verified,
+        disabled: user.disabled,
+        created: datetime(user.created_at),
+        email: user.email,
+    };
+    page(status, &view, Some(&a.csrf))
+}
+
+pub async fn user(
+    req: HttpRequest,
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    let frame = a.frame("users", notice(q.notice.as_deref()));
+    render_user(
+        &state,
+        &a,
+        &id,
+        StatusCode::OK,
+        frame,
+        Errors::default(),
+        None,
+    )
+    .await
+}
+
+/// A conflict on the user page: the page again with the message.
+async fn user_conflict(state: &AppState, a: &Admin, id: &str, message: String) -> HttpResponse {
+    let mut frame = a.frame("users", None);
+    frame.error = Some(message);
+    render_user(
+        state,
+        a,
+        id,
+        StatusCode::CONFLICT,
+        frame,
+        Errors::default(),
+        None,
+    )
+    .await
+}
+
+pub async fn user_roles(
+    req: HttpRequest,
+    Then(session, form): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let form = Fields(form.into_inner());
+    let a = Admin::of(&req, &state, session);
+    let roles = form.all("roles");
+    if a.is(&id) && !roles.iter().any(|r| r == Role::ADMIN) {
+        let m = "You cannot take the admin role from yourself: ask another administrator.";
+        return user_conflict(&state, &a, &id, m.into()).await;
+    }
+    let patch = crate::services::admin::UserPatch {
+        roles: Some(roles.clone()),
+        ..Default::default()
+    };
+    match state.core.admin.update_user(&a.actor, &id, patch).await {
+        Ok(_) => with_notice(&fill(paths::ADMIN_USER, &id), "roles-saved"),
+        Err(AdminError::Invalid(v)) => {
+            let frame = a.frame("users", None);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_user(&state, &a, &id, status, frame, v.into(), Some(roles)).await
+        }
+        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn user_status(
+    req: HttpRequest,
+    Then(session, form): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let form = Fields(form.into_inner());
+    let a = Admin::of(&req, &state, session);
+    let disabled = match form.one("disabled") {
+        Some("true") => true,
+        Some("false") => false,
+        _ => {
+            return failure(AdminError::Invalid(vec![Invalid::new(
+                "disabled",
+                "choose disable or enable",
+            )]));
+        }
+    };
+    if disabled && a.is(&id) {
+        let m = "You cannot disable your own account: ask another administrator.";
+        return user_conflict(&state, &a, &id, m.into()).await;
+    }
+    let patch = crate::services::admin::UserPatch {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    match state.core.admin.update_user(&a.actor, &id, patch).await {
+        Ok(_) => with_notice(
+            &fill(paths::ADMIN_USER, &id),
+            if disabled { "disabled" } else { "enabled" },
+        ),
+        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn user_end_sessions(
+    req: HttpRequest,
+    Then(session, _): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    match state.core.admin.end_sessions(&a.actor, &id).await {
+        // Ending one's own sessions signs this browser out too: the login page follows.
+        Ok(_) => with_notice(&fill(paths::ADMIN_USER, &id), "sessions-ended"),
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn user_password_reset(
+    req: HttpRequest,
+    Then(session, _): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    match state.core.admin.send_password_reset(&a.actor, &id).await {
+        Ok(()) => with_notice(&fill(paths::ADMIN_USER, &id), "reset-sent"),
+        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn user_delete_confirm(
+    req: HttpRequest,
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    let user = match state.core.admin.user(&a.actor, &id).await {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let view = ConfirmPage {
+        frame: a.frame("users", None),
+        title: "Delete this user?",
+        subject: &user.email,
+        consequence: "Their sessions, refresh tokens, consents and pending email links go with \
+                      the account. This cannot be undone.",
+        action: fill(paths::ADMIN_USER_DELETE, user.id.as_str()),
+        button: "Delete the user",
+        cancel: fill(paths::ADMIN_USER, user.id.as_str()),
+    };
+    page(StatusCode::OK, &view, Some(&a.csrf))
+}
+
+pub async fn user_delete(
+    req: HttpRequest,
+    Then(session, _): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let a = Admin::of(&req, &state, session);
+    if a.is(&id) {
+        let m = "You cannot delete your own account here: ask another administrator.";
+        return user_conflict(&state, &a, &id, m.into()).await;
+    }
+    match state.core.admin.delete_user(&a.actor, &id).await {
+        Ok(()) => with_notice(paths::ADMIN_USERS, "user-deleted"),
+        Err(e) => failure(e),
+    }
+}
