@@ -421,14 +421,8 @@ impl Mailer {
                 let smtp = Box::new(endpoint.transport()?);
                 Transport::Smtp { endpoint, smtp }
             }
-            None => {
-                tracing::warn!(
-                    "SMTP IS NOT CONFIGURED (mail.smtp_url / CASTELLAN_SMTP_URL is unset): \
-                     emails will be written to the log instead of being sent. \
-                     This is for development only."
-                );
-                Transport::Log
-            }
+            // The server says so at start-up (`startup`); every mail it logs says so again.
+            None => Transport::Log,
         };
         Ok(Mailer {
             inner: Arc::new(Inner { from, transport }),

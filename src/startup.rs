@@ -54,18 +54,14 @@ pub struct Built {
     pub housekeeping: Housekeeping,
 }
 
-/// Builds every use case with what it needs (the server and the command line share this):
-/// the key ring, the password and signing workers, the mailer, the rate limiter, the job queue.
-pub async fn build_core(
-    settings: Arc<Settings>,
-    store: Store,
-    clock: SharedClock,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<Built> {
-    let now = clock.now();
-    let key_ring = KeyRing::load(&store, &settings, now)
-        .await
-        .context("loading signing keys")?;
+/// What every use case shares: the password workers, the mailer, the rate limiter.
+struct Parts {
+    passwords: Arc<PasswordPool>,
+    mailer: Arc<Mailer>,
+    limiter: Arc<RateLimiter>,
+}
+
+fn parts(settings: &Settings) -> anyhow::Result<Parts> {
     let p = &settings.password;
     let hasher = Hasher::new(
         p.argon2_memory_kib,
@@ -73,17 +69,8 @@ pub async fn build_core(
         p.argon2_parallelism,
     )
     .context("preparing the password hasher")?;
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let mailer = Arc::new(Mailer::new(&settings.mail).context("preparing the mailer")?);
     let rl = &settings.rate_limit;
-    if rl.redis_url.is_some() {
-        tracing::warn!(
-            "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
-             each instance enforces its own per-address limits"
-        );
-    }
     let limiter = Arc::new(RateLimiter::new(
         rl.login_per_minute,
         rl.register_per_minute,
@@ -91,7 +78,7 @@ pub async fn build_core(
         rl.client_auth_failures_per_minute,
     ));
     let workers = match settings.password.max_concurrent_hashes {
-        0 => cpus,
+        0 => cpus(),
         n => n,
     };
     let passwords = Arc::new(
@@ -102,8 +89,123 @@ pub async fn build_core(
         )
         .context("starting the password workers")?,
     );
+    Ok(Parts {
+        passwords,
+        mailer,
+        limiter,
+    })
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Sign-in, the job queue and the account use cases over the shared parts.
+fn accounts_of(
+    settings: &Arc<Settings>,
+    store: &Store,
+    clock: &SharedClock,
+    metrics: &Arc<Metrics>,
+    parts: &Parts,
+) -> (Authn, Jobs, Accounts) {
+    let authn = Authn::new(
+        store.clone(),
+        parts.passwords.clone(),
+        settings.clone(),
+        clock.clone(),
+        parts.limiter.clone(),
+        metrics.clone(),
+    );
+    let jobs = Jobs::new(store.clone());
+    let accounts = Accounts::new(
+        store.clone(),
+        parts.passwords.clone(),
+        parts.mailer.clone(),
+        settings.clone(),
+        clock.clone(),
+        jobs.clone(),
+        authn.clone(),
+        parts.limiter.clone(),
+    );
+    (authn, jobs, accounts)
+}
+
+/// Opens the configured database and applies pending migrations, so that every command works
+/// on a fresh one. The error names the database with its password hidden.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings).await?;
+    store.migrate().await.map_err(|e| {
+        anyhow::anyhow!(
+            "applying database migrations: {}",
+            crate::config::redact_in_text(&e.to_string())
+        )
+    })?;
+    Ok(store)
+}
+
+/// `castellan migrate`: the schema, and the first signing key (so the first `serve` starts at
+/// once). Returns the applied migrations' names.
+pub async fn provision(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    let store = open_store(settings).await?;
+    keys::ensure_active_key(&store, settings, crate::clock::Clock::now(&SystemClock))
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the signing key: {e}"))?;
+    store
+        .applied_migrations()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The administration use cases for the command line, over the migrated database.
+pub async fn admin_for_cli(settings: Settings) -> anyhow::Result<Admin> {
+    let store = open_store(&settings).await?;
+    build_admin(Arc::new(settings), store, Arc::new(SystemClock))
+}
+
+/// The administration use cases alone, for the command line: they need no signing keys, so a
+/// command works on a database no server has touched (and makes no key there).
+pub fn build_admin(
+    settings: Arc<Settings>,
+    store: Store,
+    clock: SharedClock,
+) -> anyhow::Result<Admin> {
+    let parts = parts(&settings)?;
+    let metrics = Arc::new(Metrics::new(clock.now()));
+    let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
+    Ok(Admin::new(store, accounts, settings, clock))
+}
+
+/// Builds every use case with what it needs (the server; the command line takes
+/// [`build_admin`]): the key ring, the password and signing workers, the mailer, the rate
+/// limiter, the job queue.
+pub async fn build_core(
+    settings: Arc<Settings>,
+    store: Store,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Built> {
+    let now = clock.now();
+    let key_ring = KeyRing::load(&store, &settings, now)
+        .await
+        .context("loading signing keys")?;
+    if settings.mail.smtp_url.is_none() {
+        tracing::warn!(
+            "SMTP IS NOT CONFIGURED (mail.smtp_url / CASTELLAN_SMTP_URL is unset): \
+             emails will be written to the log instead of being sent. \
+             This is for development only."
+        );
+    }
+    if settings.rate_limit.redis_url.is_some() {
+        tracing::warn!(
+            "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
+             each instance enforces its own per-address limits"
+        );
+    }
+    let parts = parts(&settings)?;
     let signing = Arc::new(
-        crate::services::workers::WorkerPool::start("sign", cpus, || ())
+        crate::services::workers::WorkerPool::start("sign", cpus(), || ())
             .context("starting the signing workers")?,
     );
     let tokens = Tokens::new(
@@ -113,30 +215,11 @@ pub async fn build_core(
         settings.clone(),
         clock.clone(),
     );
-    let authn = Authn::new(
-        store.clone(),
-        passwords.clone(),
-        settings.clone(),
-        clock.clone(),
-        limiter.clone(),
-        metrics.clone(),
-    );
-    let jobs = Jobs::new(store.clone());
-    let accounts = Accounts::new(
-        store.clone(),
-        passwords,
-        mailer,
-        settings.clone(),
-        clock.clone(),
-        jobs.clone(),
-        authn.clone(),
-        limiter.clone(),
-    );
+    let (authn, jobs, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
     let core = Core {
         admin: Admin::new(
             store.clone(),
             accounts.clone(),
-            tokens.clone(),
             settings.clone(),
             clock.clone(),
         ),
@@ -151,7 +234,7 @@ pub async fn build_core(
             tokens.clone(),
             metrics.clone(),
             settings.clone(),
-            limiter.clone(),
+            parts.limiter.clone(),
             clock.clone(),
         ),
         userinfo: UserInfo::new(tokens.clone(), clock.clone()),
@@ -159,7 +242,7 @@ pub async fn build_core(
         registration: ClientRegistration::new(
             store.clone(),
             settings.clone(),
-            limiter,
+            parts.limiter.clone(),
             clock.clone(),
         ),
         status: Status::new(store.clone(), metrics, clock.clone()),

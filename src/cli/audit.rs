@@ -1,12 +1,10 @@
 //! `castellan audit list`: the audit log, newest first, filtered like the admin API's
 //! `/admin/api/v1/audit`.
 
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{CliError, now, print_json};
-use crate::store::Store;
+use super::{AdminCli, CliError, admin_error, now, print_json};
 use crate::store::accounts::AuditQuery;
 
 #[derive(Debug, Subcommand)]
@@ -34,7 +32,7 @@ pub enum AuditCommand {
     },
 }
 
-pub async fn run(cmd: AuditCommand, store: &Store, json_out: bool) -> Result<(), CliError> {
+pub async fn run(cmd: AuditCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
     let AuditCommand::List {
         kind,
         user,
@@ -43,18 +41,22 @@ pub async fn run(cmd: AuditCommand, store: &Store, json_out: bool) -> Result<(),
         before,
         limit,
     } = cmd;
-    let events = store
-        .audit_events(&AuditQuery {
-            from: since.map(|s| now() - s.max(0)),
-            to: None,
-            user_id: user,
-            client_id: client,
-            kind,
-            before,
-            limit,
-        })
+    let events = cli
+        .admin
+        .audit_events(
+            &cli.actor,
+            AuditQuery {
+                from: since.map(|s| now() - s.max(0)),
+                to: None,
+                user_id: user,
+                client_id: client,
+                kind,
+                before,
+                limit,
+            },
+        )
         .await
-        .context("reading the audit log")?;
+        .map_err(|e| admin_error(e, "", str::to_owned))?;
     if json_out {
         print_json(&json!(
             events

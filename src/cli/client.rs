@@ -1,14 +1,10 @@
 //! `castellan client create|list|show|delete`.
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CliError, now, print_json, usage};
-use crate::config::Settings;
-use crate::crypto::token;
-use crate::domain::{Client, ClientId, ClientSpec, Invalid, NewClient};
-use crate::store::{Store, StoreError};
+use super::{AdminCli, CliError, admin_error, print_json};
+use crate::domain::{Client, ClientSpec};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -95,23 +91,8 @@ fn spec_of(a: CreateArgs) -> ClientSpec {
     }
 }
 
-/// Every problem of a [`ClientSpec`] in one usage line, named by its flag.
-fn usage_of(errors: Vec<Invalid>) -> CliError {
-    usage(
-        errors
-            .iter()
-            .map(|e| format!("--{}: {}", flag_of(e.field), e.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
-}
-
-fn parse_create(a: CreateArgs) -> Result<NewClient, CliError> {
-    spec_of(a).validate(ClientId::generate()).map_err(usage_of)
-}
-
 /// The flag that sets a [`ClientSpec`] field.
-fn flag_of(field: &str) -> &str {
+fn flag_of(field: &str) -> String {
     match field {
         "redirect_uris" | "redirect_uri" => "redirect-uri",
         "post_logout_redirect_uris" => "post-logout-redirect-uri",
@@ -119,39 +100,21 @@ fn flag_of(field: &str) -> &str {
         "token_endpoint_auth_method" => "token-endpoint-auth-method",
         other => other,
     }
+    .to_owned()
 }
 
-async fn find(store: &Store, id: &str) -> Result<Client, CliError> {
-    store
-        .client(id)
-        .await
-        .context("reading the client")?
-        .ok_or_else(|| CliError::Failed(anyhow::anyhow!("no client with id {id:?}")))
-}
-
-pub async fn run(
-    cmd: ClientCommand,
-    store: &Store,
-    _settings: &Settings,
-    json_out: bool,
-) -> Result<(), CliError> {
+pub async fn run(cmd: ClientCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
+    let (admin, actor) = (&cli.admin, &cli.actor);
+    let failed = |id: &str| {
+        let what = format!("with id {id:?}");
+        move |e| admin_error(e, &what, flag_of)
+    };
     match cmd {
         ClientCommand::Create(args) => {
-            let mut new = parse_create(args)?;
-            let secret = (!new.public).then(|| token::generate(token::prefix::CLIENT_SECRET));
-            new.secret_hash = secret.as_deref().map(token::hash);
-            let c = store
-                .create_client(new, now())
+            let (c, secret) = admin
+                .create_client(actor, &spec_of(args))
                 .await
-                .context("registering the client")?;
-            super::audit(
-                store,
-                "client_created",
-                None,
-                Some(c.id.as_str()),
-                format!("scope={:?}", c.scopes.to_string()),
-            )
-            .await;
+                .map_err(failed(""))?;
             if json_out {
                 let mut v = client_json(&c);
                 if let Some(s) = &secret {
@@ -167,7 +130,7 @@ pub async fn run(
             }
         }
         ClientCommand::List => {
-            let clients = store.list_clients().await.context("listing clients")?;
+            let clients = admin.list_clients(actor).await.map_err(failed(""))?;
             if json_out {
                 print_json(&json!(clients.iter().map(client_json).collect::<Vec<_>>()));
             } else if clients.is_empty() {
@@ -180,7 +143,7 @@ pub async fn run(
             }
         }
         ClientCommand::Show { id } => {
-            let c = find(store, &id).await?;
+            let c = admin.client(actor, &id).await.map_err(failed(&id))?;
             if json_out {
                 print_json(&client_json(&c));
             } else {
@@ -193,20 +156,10 @@ pub async fn run(
             }
         }
         ClientCommand::Update { id, args } => {
-            let current = find(store, &id).await?;
-            let new = spec_of(args).validate_update(&current).map_err(usage_of)?;
-            let c = store
-                .update_client(new, now())
+            let c = admin
+                .update_client(actor, &id, &spec_of(args))
                 .await
-                .context("updating the client")?;
-            super::audit(
-                store,
-                "client_updated",
-                None,
-                Some(c.id.as_str()),
-                format!("scope={:?}", c.scopes.to_string()),
-            )
-            .await;
+                .map_err(failed(&id))?;
             if json_out {
                 print_json(&client_json(&c));
             } else {
@@ -214,47 +167,19 @@ pub async fn run(
             }
         }
         ClientCommand::RotateSecret { id } => {
-            let c = find(store, &id).await?;
-            if c.public {
-                return Err(usage(format!(
-                    "{id:?} is a public client: it has no secret"
-                )));
-            }
-            let secret = token::generate(token::prefix::CLIENT_SECRET);
-            store
-                .set_client_secret_hash(c.id.as_str(), token::hash(&secret), now())
+            let secret = admin
+                .rotate_client_secret(actor, &id)
                 .await
-                .context("storing the new secret")?;
-            super::audit(
-                store,
-                "client_secret_rotated",
-                None,
-                Some(c.id.as_str()),
-                String::new(),
-            )
-            .await;
+                .map_err(failed(&id))?;
             if json_out {
-                print_json(&json!({"client_id": c.id.as_str(), "client_secret": secret}));
+                print_json(&json!({"client_id": id, "client_secret": secret}));
             } else {
                 println!("client_secret: {secret}");
                 println!("(the secret is shown only this once; the old one no longer works)");
             }
         }
         ClientCommand::Delete { id } => {
-            match store.delete_client(&id).await {
-                Ok(()) => {}
-                Err(StoreError::NotFound) => {
-                    return Err(CliError::Failed(anyhow::anyhow!(
-                        "no client with id {id:?}"
-                    )));
-                }
-                Err(e) => {
-                    return Err(CliError::Failed(
-                        anyhow::Error::from(e).context("deleting the client"),
-                    ));
-                }
-            }
-            super::audit(store, "client_deleted", None, Some(&id), String::new()).await;
+            admin.delete_client(actor, &id).await.map_err(failed(&id))?;
             if json_out {
                 print_json(&json!({"deleted": id}));
             } else {

@@ -3,10 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{CliError, now, print_json};
-use crate::config::Settings;
-use crate::services::keys;
-use crate::store::Store;
+use super::{AdminCli, CliError, admin_error, print_json};
 use crate::store::keys::KeyRecord;
 
 #[derive(Debug, Subcommand)]
@@ -21,15 +18,11 @@ fn key_json(k: &KeyRecord) -> serde_json::Value {
     json!({"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at, "retire_at": k.retire_at})
 }
 
-pub async fn run(
-    cmd: KeysCommand,
-    store: &Store,
-    settings: &Settings,
-    json_out: bool,
-) -> Result<(), CliError> {
+pub async fn run(cmd: KeysCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
+    let failed = |e| admin_error(e, "", str::to_owned);
     match cmd {
         KeysCommand::List => {
-            let keys = store.list_keys().await.map_err(anyhow::Error::from)?;
+            let keys = cli.admin.list_keys(&cli.actor).await.map_err(failed)?;
             if json_out {
                 print_json(&json!(keys.iter().map(key_json).collect::<Vec<_>>()));
             } else if keys.is_empty() {
@@ -44,10 +37,7 @@ pub async fn run(
             }
         }
         KeysCommand::Rotate => {
-            let k = keys::rotate(store, settings, now())
-                .await
-                .map_err(anyhow::Error::from)?;
-            super::audit(store, "key_rotated", None, None, format!("kid={}", k.kid)).await;
+            let k = cli.admin.rotate_key(&cli.actor).await.map_err(failed)?;
             if json_out {
                 print_json(&key_json(&k));
             } else {

@@ -1,5 +1,9 @@
 //! The command line (clap): one file per command group. Every command reads the same settings;
 //! errors are one clear line on stderr and a non-zero exit status (2 for configuration/usage).
+//!
+//! The commands call the same administration use cases as the admin API and pages
+//! (`services::admin::Admin`, as the actor `cli`): one rule, written once, audited the same way.
+//! Only `serve` and `migrate` handle the database themselves.
 
 mod audit;
 mod client;
@@ -13,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, Settings};
-use crate::store::Store;
+use crate::services::admin::{Actor, Admin, AdminError, Caller};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,15 +97,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run(settings).await,
         Command::Migrate => {
-            let store = open(&settings).await?;
-            // Provisioning makes the first signing key too, so the first `serve` starts at once.
-            crate::services::keys::ensure_active_key(&store, &settings, now())
-                .await
-                .map_err(|e| anyhow::anyhow!("preparing the signing key: {e}"))?;
-            let applied = store
-                .applied_migrations()
-                .await
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let applied = crate::startup::provision(&settings).await?;
             if json {
                 println!("{}", serde_json::json!({"applied": applied}));
             } else {
@@ -112,26 +108,46 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Client(c) => client::run(c, &open(&settings).await?, &settings, json).await,
-        Command::User(c) => user::run(c, &open(&settings).await?, &settings, json).await,
-        Command::Keys(c) => keys::run(c, &open(&settings).await?, &settings, json).await,
-        Command::Role(c) => role::run(c, &open(&settings).await?, json).await,
-        Command::Audit(c) => audit::run(c, &open(&settings).await?, json).await,
+        Command::Client(c) => client::run(c, &admin(settings).await?, json).await,
+        Command::User(c) => user::run(c, &admin(settings).await?, json).await,
+        Command::Keys(c) => keys::run(c, &admin(settings).await?, json).await,
+        Command::Role(c) => role::run(c, &admin(settings).await?, json).await,
+        Command::Audit(c) => audit::run(c, &admin(settings).await?, json).await,
     }
 }
 
-/// Opens the database and applies pending migrations, so that every command works on a fresh one.
-async fn open(settings: &Settings) -> Result<Store, CliError> {
-    let store = Store::connect(settings)
+/// The administration use cases over the migrated database, and the command line's actor.
+pub(crate) struct AdminCli {
+    pub admin: Admin,
+    pub actor: Actor,
+}
+
+async fn admin(settings: Settings) -> Result<AdminCli, CliError> {
+    let admin = crate::startup::admin_for_cli(settings).await?;
+    let actor = admin
+        .authorize(Caller::Cli)
         .await
-        .map_err(anyhow::Error::from)?;
-    store.migrate().await.map_err(|e| {
-        anyhow::anyhow!(
-            "applying database migrations: {}",
-            crate::config::redact_in_text(&e.to_string())
-        )
-    })?;
-    Ok(store)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(AdminCli { admin, actor })
+}
+
+/// An administration use case's refusal as the command line reports it: a refused value or a
+/// rule is a usage error (exit 2, each message named by `flag_of` its field), the rest exit 1.
+/// `what` names what was asked for, for "no such ..." answers.
+pub(crate) fn admin_error(e: AdminError, what: &str, flag_of: impl Fn(&str) -> String) -> CliError {
+    match e {
+        AdminError::Invalid(problems) => usage(
+            problems
+                .iter()
+                .map(|p| format!("--{}: {}", flag_of(p.field), p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        AdminError::Refused(m) => usage(m),
+        AdminError::NotFound(kind) => CliError::Failed(anyhow::anyhow!("no {kind} {what}")),
+        AdminError::Conflict(m) => CliError::Failed(anyhow::anyhow!(m)),
+        e @ (AdminError::Store(_) | AdminError::Unexpected(_)) => CliError::Failed(e.into()),
+    }
 }
 
 pub(crate) fn now() -> i64 {
@@ -146,25 +162,4 @@ pub(crate) fn print_json(value: &serde_json::Value) {
 
 pub(crate) fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
-}
-
-/// Records what a CLI command changed (actor `cli`); a failed write is reported, not fatal.
-pub(crate) async fn audit(
-    store: &Store,
-    kind: &'static str,
-    user_id: Option<&str>,
-    client_id: Option<&str>,
-    detail: String,
-) {
-    let entry = crate::store::accounts::AuditEntry {
-        kind,
-        actor: Some("cli".to_owned()),
-        user_id: user_id.map(str::to_owned),
-        client_id: client_id.map(str::to_owned),
-        ip: None,
-        detail,
-    };
-    if let Err(e) = store.audit(entry, now()).await {
-        eprintln!("warning: the change was made but its audit row was not written: {e}");
-    }
 }

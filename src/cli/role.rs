@@ -1,13 +1,11 @@
 //! `castellan role list|create|delete`: the role catalogue (built-in `admin` and `user`, plus
 //! custom roles that can then be given with `user set-role`).
 
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{CliError, audit, now, print_json, usage};
-use crate::domain::{Role, RoleInfo};
-use crate::store::{Store, StoreError};
+use super::{AdminCli, CliError, admin_error, print_json};
+use crate::domain::RoleInfo;
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
@@ -27,10 +25,15 @@ fn role_json(r: &RoleInfo) -> serde_json::Value {
     json!({"name": r.name, "description": r.description, "builtin": r.builtin})
 }
 
-pub async fn run(cmd: RoleCommand, store: &Store, json_out: bool) -> Result<(), CliError> {
+pub async fn run(cmd: RoleCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
+    let (admin, actor) = (&cli.admin, &cli.actor);
+    let failed = |name: &str| {
+        let what = format!("named {name:?}");
+        move |e| admin_error(e, &what, str::to_owned)
+    };
     match cmd {
         RoleCommand::List => {
-            let roles = store.list_roles().await.context("listing roles")?;
+            let roles = admin.list_roles(actor).await.map_err(failed(""))?;
             if json_out {
                 print_json(&json!(roles.iter().map(role_json).collect::<Vec<_>>()));
             } else {
@@ -41,28 +44,10 @@ pub async fn run(cmd: RoleCommand, store: &Store, json_out: bool) -> Result<(), 
             }
         }
         RoleCommand::Create { name, description } => {
-            let role = Role::parse(&name).map_err(usage)?;
-            let r = match store
-                .create_role(role.as_str(), description.trim(), now())
+            let r = admin
+                .create_role(actor, &name, description.trim())
                 .await
-            {
-                Ok(r) => r,
-                Err(StoreError::Conflict) => {
-                    return Err(CliError::Failed(anyhow::anyhow!(
-                        "a role named {:?} exists",
-                        role.as_str()
-                    )));
-                }
-                Err(e) => return Err(anyhow::Error::from(e).context("creating the role").into()),
-            };
-            audit(
-                store,
-                "role_created",
-                None,
-                None,
-                format!("role={}", r.name),
-            )
-            .await;
+                .map_err(failed(&name))?;
             if json_out {
                 print_json(&role_json(&r));
             } else {
@@ -70,23 +55,10 @@ pub async fn run(cmd: RoleCommand, store: &Store, json_out: bool) -> Result<(), 
             }
         }
         RoleCommand::Delete { name } => {
-            let Some(r) = store.role(&name).await.context("reading the role")? else {
-                return Err(CliError::Failed(anyhow::anyhow!("no role named {name:?}")));
-            };
-            if r.builtin {
-                return Err(usage(format!("{name:?} is built in and cannot be deleted")));
-            }
-            let holders = store.role_holders(&name).await.context("reading users")?;
-            if holders > 0 {
-                return Err(CliError::Failed(anyhow::anyhow!(
-                    "{holders} user(s) hold {name:?}: take it from them first (user set-role)"
-                )));
-            }
-            store
-                .delete_role(&name)
+            admin
+                .delete_role(actor, &name)
                 .await
-                .context("deleting the role")?;
-            audit(store, "role_deleted", None, None, format!("role={name}")).await;
+                .map_err(failed(&name))?;
             if json_out {
                 print_json(&json!({"deleted": name}));
             } else {

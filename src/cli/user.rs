@@ -2,16 +2,12 @@
 
 use std::io::Read;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CliError, now, print_json, usage};
-use crate::config::Settings;
-use crate::crypto::password::Hasher;
-use crate::domain::{Email, NewUser, Role, User};
-use crate::services::admin::AdminError;
-use crate::store::{Store, StoreError};
+use super::{AdminCli, CliError, admin_error, print_json, usage};
+use crate::domain::User;
+use crate::services::admin::{NewUserSpec, UserPatch};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -98,106 +94,47 @@ fn read_password() -> Result<String, CliError> {
     Ok(buf)
 }
 
-async fn find(store: &Store, key: &str) -> Result<User, CliError> {
-    store
-        .user_by_id_or_email(key)
-        .await
-        .context("reading the user")?
-        .ok_or_else(|| CliError::Failed(anyhow::anyhow!("no user with id or email {key:?}")))
-}
-
-/// Role names (repeated or comma-separated) checked against the catalogue; `user` is always
-/// among them.
-async fn checked_roles(store: &Store, raw: &[String]) -> Result<Vec<Role>, CliError> {
-    let names: Vec<String> = raw
-        .iter()
+/// Role names, repeated or comma-separated.
+fn role_names(raw: &[String]) -> Vec<String> {
+    raw.iter()
         .flat_map(|r| r.split(',').filter(|s| !s.is_empty()))
         .map(str::to_owned)
-        .collect();
-    match crate::services::admin::checked_roles(store, &names).await {
-        Ok(roles) => roles
-            .iter()
-            .map(|r| Role::parse(r).map_err(usage))
-            .collect(),
-        Err(AdminError::Invalid(problems)) => Err(usage(
-            problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-                + " (castellan role list / role create)",
-        )),
-        Err(e) => Err(anyhow::Error::from(e).context("reading roles").into()),
-    }
+        .collect()
 }
 
-pub async fn run(
-    cmd: UserCommand,
-    store: &Store,
-    settings: &Settings,
-    json_out: bool,
-) -> Result<(), CliError> {
+/// The flag that sets a user field.
+fn flag_of(field: &str) -> String {
+    match field {
+        "roles" => "role",
+        "password" => "password-stdin",
+        other => other,
+    }
+    .to_owned()
+}
+
+pub async fn run(cmd: UserCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
+    let (admin, actor) = (&cli.admin, &cli.actor);
+    let failed = |key: &str| {
+        let what = format!("with id or email {key:?}");
+        move |e| admin_error(e, &what, flag_of)
+    };
     match cmd {
         UserCommand::Create(a) => {
-            let email = Email::parse(&a.email).map_err(usage)?;
-            let roles = checked_roles(store, &a.roles).await?;
-            let password_hash = if a.password_stdin {
-                let password = read_password()?;
-                let p = &settings.password;
-                let len = password.chars().count();
-                if len < p.min_length || len > p.max_length {
-                    return Err(usage(format!(
-                        "the password must be {} to {} characters long",
-                        p.min_length, p.max_length
-                    )));
-                }
-                let hasher = Hasher::new(
-                    p.argon2_memory_kib,
-                    p.argon2_iterations,
-                    p.argon2_parallelism,
-                )
-                .context("preparing the password hasher")?;
-                Some(
-                    hasher
-                        .hash(&crate::domain::password::normalize(&password))
-                        .context("hashing the password")?,
-                )
+            let password = if a.password_stdin {
+                Some(read_password()?)
             } else {
                 None
             };
-            let name = a
-                .name
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty());
-            let new = NewUser {
-                email,
-                email_verified: true,
-                name,
-                roles,
-                password_hash,
+            let spec = NewUserSpec {
+                email: a.email.clone(),
+                name: a.name,
+                password,
+                roles: role_names(&a.roles),
             };
-            let u = match store.create_user(new, now()).await {
-                Ok(u) => u,
-                Err(StoreError::Conflict) => {
-                    return Err(CliError::Failed(anyhow::anyhow!(
-                        "a user with email {:?} already exists",
-                        a.email.trim()
-                    )));
-                }
-                Err(e) => {
-                    return Err(CliError::Failed(
-                        anyhow::Error::from(e).context("creating the user"),
-                    ));
-                }
-            };
-            super::audit(
-                store,
-                "user_created",
-                Some(u.id.as_str()),
-                None,
-                format!("roles={}", u.roles.join(" ")),
-            )
-            .await;
+            let u = admin
+                .create_user(actor, spec)
+                .await
+                .map_err(failed(&a.email))?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -210,10 +147,10 @@ pub async fn run(
             }
         }
         UserCommand::List { search } => {
-            let (users, total) = store
-                .list_users(search.as_deref(), 0, 10_000)
+            let (users, total) = admin
+                .list_users(actor, search.as_deref(), 0, 10_000)
                 .await
-                .context("listing users")?;
+                .map_err(failed(""))?;
             if json_out {
                 print_json(&json!(users.iter().map(user_json).collect::<Vec<_>>()));
             } else if users.is_empty() {
@@ -229,25 +166,15 @@ pub async fn run(
             }
         }
         UserCommand::SetRole { user, roles } => {
-            let u = find(store, &user).await?;
-            let roles: Vec<String> = checked_roles(store, &roles)
-                .await?
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect();
-            let before = u.roles.join(" ");
-            let u = store
-                .set_user_roles(&u.id, &roles, now())
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            let patch = UserPatch {
+                roles: Some(role_names(&roles)),
+                ..Default::default()
+            };
+            let u = admin
+                .update_user(actor, u.id.as_str(), patch)
                 .await
-                .context("updating roles")?;
-            super::audit(
-                store,
-                "role_changed",
-                Some(u.id.as_str()),
-                None,
-                format!("from={before:?} to={:?}", u.roles.join(" ")),
-            )
-            .await;
+                .map_err(failed(&user))?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -255,24 +182,15 @@ pub async fn run(
             }
         }
         UserCommand::Disable { user, enable } => {
-            let u = find(store, &user).await?;
-            let u = store
-                .set_user_disabled(&u.id, !enable, now())
-                .await
-                .context("updating the user")?;
-            if u.disabled {
-                // A disabled account keeps no way in: its sessions and refresh tokens end now.
-                store
-                    .end_user_access(u.id.as_str(), None, now())
-                    .await
-                    .context("ending the user's sessions and refresh tokens")?;
-            }
-            let kind = if u.disabled {
-                "user_disabled"
-            } else {
-                "user_enabled"
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            let patch = UserPatch {
+                disabled: Some(!enable),
+                ..Default::default()
             };
-            super::audit(store, kind, Some(u.id.as_str()), None, String::new()).await;
+            let u = admin
+                .update_user(actor, u.id.as_str(), patch)
+                .await
+                .map_err(failed(&user))?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -284,40 +202,17 @@ pub async fn run(
             }
         }
         UserCommand::Update { user, name, email } => {
-            let mut u = find(store, &user).await?;
-            let email = email.map(|e| Email::parse(&e).map_err(usage)).transpose()?;
-            if let Some(name) = name {
-                let name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
-                if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-                    return Err(usage("--name must be at most 200 characters"));
-                }
-                u = store
-                    .set_user_name(&u.id, name, now())
-                    .await
-                    .context("updating the name")?;
-            }
-            if let Some(email) = email {
-                u = match store.set_verified_email(&u.id, &email, now()).await {
-                    Ok((_, u)) => u,
-                    Err(StoreError::Conflict) => {
-                        return Err(CliError::Failed(anyhow::anyhow!(
-                            "another user has the email {:?}",
-                            email.as_str()
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(anyhow::Error::from(e).context("updating the email").into());
-                    }
-                };
-                super::audit(
-                    store,
-                    "email_changed",
-                    Some(u.id.as_str()),
-                    None,
-                    String::new(),
-                )
-                .await;
-            }
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            let patch = UserPatch {
+                // "" clears the name.
+                name: name.map(|n| Some(n).filter(|n| !n.trim().is_empty())),
+                email,
+                ..Default::default()
+            };
+            let u = admin
+                .update_user(actor, u.id.as_str(), patch)
+                .await
+                .map_err(failed(&user))?;
             if json_out {
                 print_json(&user_json(&u));
             } else {
@@ -325,19 +220,11 @@ pub async fn run(
             }
         }
         UserCommand::EndSessions { user } => {
-            let u = find(store, &user).await?;
-            let ended = store
-                .end_user_access(u.id.as_str(), None, now())
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            let ended = admin
+                .end_sessions(actor, u.id.as_str())
                 .await
-                .context("ending the user's sessions and refresh tokens")?;
-            super::audit(
-                store,
-                "sessions_ended",
-                Some(u.id.as_str()),
-                None,
-                format!("sessions={ended}"),
-            )
-            .await;
+                .map_err(failed(&user))?;
             if json_out {
                 print_json(&json!({"user_id": u.id.as_str(), "ended": ended}));
             } else {
@@ -345,19 +232,11 @@ pub async fn run(
             }
         }
         UserCommand::Delete { user } => {
-            let u = find(store, &user).await?;
-            store
-                .delete_user(&u.id)
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            admin
+                .delete_user(actor, u.id.as_str())
                 .await
-                .context("deleting the user")?;
-            super::audit(
-                store,
-                "user_deleted",
-                Some(u.id.as_str()),
-                None,
-                String::new(),
-            )
-            .await;
+                .map_err(failed(&user))?;
             if json_out {
                 print_json(&json!({"deleted": u.id.as_str()}));
             } else {

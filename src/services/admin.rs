@@ -15,7 +15,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
-use crate::services::tokens::{ADMIN_SCOPE, AccessTokenError, Tokens};
+use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
 use crate::store::accounts::{AuditEntry, AuditEvent, AuditQuery};
 use crate::store::keys::KeyRecord;
 use crate::store::{Store, StoreError};
@@ -59,16 +59,17 @@ pub enum Caller<'a> {
     Cli,
     /// A signed-in browser.
     Session(&'a Authenticated),
-    /// An `Authorization: Bearer` token (RFC 6750 §2.1), as presented.
-    Bearer(&'a str),
+    /// An access token (RFC 6750 §2.1) that `Tokens::verify_access_token_with_user` found
+    /// standing: its claims, and its user unless it is a client's own token.
+    Token {
+        claims: &'a AccessClaims,
+        user: Option<&'a User>,
+    },
 }
 
 /// Why [`Admin::authorize`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Denied {
-    /// The token does not verify, has expired or was revoked (RFC 6750 §3.1 `invalid_token`).
-    #[error("the access token is invalid, expired or revoked")]
-    InvalidToken,
     /// A valid caller without the right (RFC 6750 §3.1 `insufficient_scope`; 403).
     #[error("not an administrator")]
     NotAdmin,
@@ -81,7 +82,6 @@ pub enum Denied {
 pub struct Admin {
     store: Store,
     accounts: Accounts,
-    tokens: Tokens,
     settings: Arc<Settings>,
     clock: SharedClock,
 }
@@ -90,14 +90,12 @@ impl Admin {
     pub fn new(
         store: Store,
         accounts: Accounts,
-        tokens: Tokens,
         settings: Arc<Settings>,
         clock: SharedClock,
     ) -> Self {
         Self {
             store,
             accounts,
-            tokens,
             settings,
             clock,
         }
@@ -118,23 +116,18 @@ impl Admin {
                 Ok(Actor(ActorKind::User(me.user.id.as_str().to_owned())))
             }
             Caller::Session(_) => Err(Denied::NotAdmin),
-            Caller::Bearer(token) => self.authorize_token(token).await,
+            Caller::Token { claims, user } => self.authorize_token(claims, user).await,
         }
     }
 
-    /// A bearer token with the `admin` scope, from a client that may still hold it, for a user
-    /// who holds the `admin` role now or for that client itself. Both are checked on every call,
-    /// so taking either away takes effect at once.
-    async fn authorize_token(&self, token: &str) -> Result<Actor, Denied> {
-        let (claims, user) = match self
-            .tokens
-            .verify_access_token_with_user(token, self.clock.now())
-            .await
-        {
-            Ok(found) => found,
-            Err(AccessTokenError::Store(e)) => return Err(Denied::Store(e)),
-            Err(_) => return Err(Denied::InvalidToken),
-        };
+    /// A token with the `admin` scope, from a client that may still hold it, for a user who
+    /// holds the `admin` role now or for that client itself. Both are checked on every call, so
+    /// taking either away takes effect at once.
+    async fn authorize_token(
+        &self,
+        claims: &AccessClaims,
+        user: Option<&User>,
+    ) -> Result<Actor, Denied> {
         if !claims.has_scope(ADMIN_SCOPE) {
             return Err(Denied::NotAdmin);
         }
@@ -167,6 +160,10 @@ pub enum AdminError {
     /// The change conflicts with what exists (a taken email, a role in use).
     #[error("{0}")]
     Conflict(String),
+    /// A rule forbids the change itself, whatever exists (a built-in role, a public client's
+    /// secret).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -271,6 +268,14 @@ impl Admin {
             .store
             .list_users(search, offset, limit.clamp(1, 200))
             .await?)
+    }
+
+    /// A user by id or (case-insensitively) by email: what the command line accepts.
+    pub async fn find_user(&self, _actor: &Actor, key: &str) -> Result<User, AdminError> {
+        self.store
+            .user_by_id_or_email(key)
+            .await?
+            .ok_or(AdminError::NotFound("user"))
     }
 
     pub async fn user(&self, _actor: &Actor, id: &str) -> Result<User, AdminError> {
@@ -614,7 +619,10 @@ impl Admin {
         let now = self.clock.now();
         let c = self.client(actor, id).await?;
         if c.public {
-            return Err(AdminError::Conflict("a public client has no secret".into()));
+            return Err(AdminError::Refused(format!(
+                "{:?} is a public client: it has no secret",
+                c.id.as_str()
+            )));
         }
         let secret = token::generate(token::prefix::CLIENT_SECRET);
         self.store
@@ -678,7 +686,7 @@ impl Admin {
             return Err(AdminError::NotFound("role"));
         };
         if role.builtin {
-            return Err(AdminError::Conflict(format!(
+            return Err(AdminError::Refused(format!(
                 "{:?} is built in and cannot be deleted",
                 role.name
             )));

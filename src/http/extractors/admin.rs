@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::http::api::admin::ApiProblem;
 use crate::services::admin::{Actor, Caller, Denied};
 use crate::services::authn::Authenticated;
+use crate::services::tokens::AccessTokenError;
 use crate::state::AppState;
 
 fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
@@ -73,9 +74,25 @@ impl FromRequest for AdminBearer {
             let token = crate::http::support::bearer_header(&req)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| ApiProblem::unauthorized(true))?;
-            match state.core.admin.authorize(Caller::Bearer(token)).await {
+            let core = &state.core;
+            let (claims, user) = match core
+                .tokens
+                .verify_access_token_with_user(token, state.clock.now())
+                .await
+            {
+                Ok(found) => found,
+                Err(AccessTokenError::Store(e)) => {
+                    tracing::error!(error = %e, "admin API: cannot check the token");
+                    return Err(ApiProblem::unavailable());
+                }
+                Err(_) => return Err(ApiProblem::unauthorized(true)),
+            };
+            let caller = Caller::Token {
+                claims: &claims,
+                user: user.as_ref(),
+            };
+            match core.admin.authorize(caller).await {
                 Ok(actor) => Ok(AdminBearer(actor)),
-                Err(Denied::InvalidToken) => Err(ApiProblem::unauthorized(true)),
                 Err(Denied::NotAdmin) => Err(ApiProblem::forbidden()),
                 Err(Denied::Store(e)) => {
                     tracing::error!(error = %e, "admin API: cannot check the token");

@@ -146,7 +146,9 @@ impl From<AdminError> for ApiProblem {
             AdminError::NotFound(what) => {
                 Self::new(StatusCode::NOT_FOUND, format!("no such {what}"))
             }
-            AdminError::Conflict(msg) => Self::new(StatusCode::CONFLICT, msg),
+            AdminError::Conflict(msg) | AdminError::Refused(msg) => {
+                Self::new(StatusCode::CONFLICT, msg)
+            }
             e @ (AdminError::Store(_) | AdminError::Unexpected(_)) => {
                 tracing::error!(
                     error = format!("{:#}", anyhow::Error::from(e)),

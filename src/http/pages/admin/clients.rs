@@ -267,7 +267,7 @@ pub async fn client_create(
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_clients(&state, &a, status, frame, form, v.into()).await
         }
-        Err(AdminError::Conflict(m)) => {
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             let form = ClientForm::build(paths::ADMIN_CLIENTS.to_owned(), false, &spec);
             let mut frame = a.frame("clients", None);
             frame.error = Some(m);
@@ -372,7 +372,7 @@ pub async fn client_update(
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_client(&state, &a, &id, status, frame, Some((spec, v.into()))).await
         }
-        Err(AdminError::Conflict(m)) => {
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             let mut frame = a.frame("clients", None);
             frame.error = Some(m);
             let submitted = Some((spec, Errors::default()));
@@ -391,7 +391,7 @@ pub async fn client_rotate_secret(
     let a = Admin::of(&req, &state, session);
     let secret = match state.core.admin.rotate_client_secret(&a.actor, &id).await {
         Ok(s) => s,
-        Err(AdminError::Conflict(m)) => {
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             let mut frame = a.frame("clients", None);
             frame.error = Some(m);
             return render_client(&state, &a, &id, StatusCode::CONFLICT, frame, None).await;

@@ -201,7 +201,9 @@ fn datetime(t: i64) -> String {
 fn failure(e: AdminError) -> HttpResponse {
     match e {
         AdminError::NotFound(_) => AppError::NotFound.error_response(),
-        AdminError::Conflict(m) => AppError::html(StatusCode::CONFLICT, "This cannot be done", &m),
+        AdminError::Conflict(m) | AdminError::Refused(m) => {
+            AppError::html(StatusCode::CONFLICT, "This cannot be done", &m)
+        }
         AdminError::Invalid(v) => AppError::html(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Something is wrong with this request",

@@ -87,7 +87,7 @@ pub async fn role_create(
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_roles(&state, &a, status, frame, (name, description), v.into()).await
         }
-        Err(AdminError::Conflict(m)) => {
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             let mut frame = a.frame("roles", None);
             frame.error = Some(m);
             let status = StatusCode::CONFLICT;
@@ -115,7 +115,7 @@ pub async fn role_delete(
     match state.core.admin.delete_role(&a.actor, &name).await {
         Ok(()) => with_notice(paths::ADMIN_ROLES, "role-deleted"),
         // "held by 2 users", "built in": the roles page with the message.
-        Err(AdminError::Conflict(m)) => {
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             let mut frame = a.frame("roles", None);
             frame.error = Some(m);
             let blank = (String::new(), String::new());

@@ -251,7 +251,9 @@ pub async fn user_roles(
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_user(&state, &a, &id, status, frame, v.into(), Some(roles)).await
         }
-        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
+            user_conflict(&state, &a, &id, m).await
+        }
         Err(e) => failure(e),
     }
 }
@@ -287,7 +289,9 @@ pub async fn user_status(
             &fill(paths::ADMIN_USER, &id),
             if disabled { "disabled" } else { "enabled" },
         ),
-        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
+            user_conflict(&state, &a, &id, m).await
+        }
         Err(e) => failure(e),
     }
 }
@@ -315,7 +319,9 @@ pub async fn user_password_reset(
     let a = Admin::of(&req, &state, session);
     match state.core.admin.send_password_reset(&a.actor, &id).await {
         Ok(()) => with_notice(&fill(paths::ADMIN_USER, &id), "reset-sent"),
-        Err(AdminError::Conflict(m)) => user_conflict(&state, &a, &id, m).await,
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
+            user_conflict(&state, &a, &id, m).await
+        }
         Err(e) => failure(e),
     }
 }
