@@ -15,12 +15,12 @@
 //! the demand again and asks for a login again; the ticket serves one code.
 
 use oxide_auth::primitives::registrar::{ClientUrl, ExactUrl};
-use oxide_auth_async::primitives::{Authorizer, Registrar};
+use oxide_auth_async::primitives::Registrar;
 use std::borrow::Cow;
 
 use super::OAuthError;
 use super::params::Params;
-use super::primitives::{ClientRegistrar, CodeAuthorizer, grant_of};
+use super::primitives::ClientRegistrar;
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::paths;
 use crate::services::authn::Authenticated;
@@ -388,16 +388,8 @@ impl Authorization {
         let method = params.one("code_challenge_method").map_err(&fail)?;
         match (&code_challenge, method) {
             (Some(c), None | Some("S256")) => {
-                // RFC 7636 §4.2: 43..128 characters of base64url.
-                if !(43..=128).contains(&c.len())
-                    || !c.bytes().all(|b| {
-                        b.is_ascii_alphanumeric()
-                            || b == b'-'
-                            || b == b'_'
-                            || b == b'.'
-                            || b == b'~'
-                    })
-                {
+                // RFC 7636 §4.2.
+                if !super::pkce::well_formed(c) {
                     return Err(fail(OAuthError::InvalidRequest(
                         "code_challenge is malformed".into(),
                     )));
@@ -604,17 +596,12 @@ impl Authorization {
             sid: Some(session.session.sid.clone()),
             expires_at: now + self.settings.tokens.code_ttl_secs as i64,
         };
-        let Some(grant) = grant_of(&record) else {
-            return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
-        };
-        let mut authorizer = CodeAuthorizer {
-            store: &self.store,
-            now,
-            scope: record.scope.clone(),
-            redeem_as: None,
-        };
-        let Ok(code) = authorizer.authorize(grant).await else {
-            return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
+        let code = match super::codes::issue(&self.store, record, now).await {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store an authorization code");
+                return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
+            }
         };
         let mut params = vec![("code", code)];
         if let Some(s) = &req.state {

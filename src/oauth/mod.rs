@@ -1,16 +1,17 @@
-//! The OAuth 2.0 engine: the only module that imports `oxide_auth`.
-//!
-//! oxide-auth's async primitives are implemented over our store ([`primitives`]): the
-//! `Registrar` binds the client and its redirect URI (exact string match), negotiates the scope
-//! and authenticates clients; the `Authorizer` issues and redeems single-use authorization codes.
-//! The flows around them — request validation with RFC-precise errors, PKCE, the OpenID Connect
-//! layer, refresh rotation with reuse detection — are ours; see
-//! `docs/decisions/2026-11-23-oauth-engine.md` for what oxide-auth could not express.
+//! OAuth 2.0 rules: the authorization endpoint ([`authorize`]), the token, revocation and
+//! introspection endpoints ([`token`]), codes ([`codes`]), PKCE ([`pkce`]), scopes ([`scope`]),
+//! request parameters ([`params`]) and the RFC error codes ([`error`]). The only module that
+//! imports `oxide_auth`: its `Registrar` ([`primitives`]) binds the client and its redirect URI
+//! and negotiates the scope. What oxide-auth does for us and what we wrote ourselves, and why:
+//! `docs/decisions/2026-12-03-oxide-auth-registrar-only.md`.
 
 pub mod authorize;
+pub mod codes;
 pub mod error;
 pub mod params;
+pub mod pkce;
 pub mod primitives;
+pub mod scope;
 pub mod token;
 
 pub use error::OAuthError;

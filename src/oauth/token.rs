@@ -1,12 +1,11 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §4.4, §6), revocation (RFC 7009) and
 //! introspection (RFC 7662), all behind client authentication (RFC 6749 §2.3.1).
 
-use oxide_auth_async::primitives::{Authorizer, Registrar};
-use sha2::Digest;
+use oxide_auth_async::primitives::Registrar;
 
 use super::OAuthError;
 use super::params::Params;
-use super::primitives::{ClientRegistrar, CodeAuthorizer, record_of};
+use super::primitives::ClientRegistrar;
 use crate::crypto::token;
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::services::metrics::TokenGrant;
@@ -92,14 +91,6 @@ fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
             grant.as_str()
         )))
     }
-}
-
-/// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge.
-fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    use base64::Engine;
-    let digest = sha2::Sha256::digest(verifier.as_bytes());
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-    token::constant_time_eq(computed.as_bytes(), challenge.as_bytes())
 }
 
 /// One answer for every refresh token that cannot be used, so that none tells why.
@@ -270,23 +261,12 @@ impl TokenEndpoint {
             params.one(name)?;
         }
         let grant_id = token::random_id();
-        let mut authorizer = CodeAuthorizer {
-            store: &self.store,
-            now,
-            scope: String::new(),
-            // Remember the redemption, so that a replay can revoke what this one issues.
-            redeem_as: Some((
-                grant_id.clone(),
-                now + self.settings.tokens.refresh_ttl_secs as i64,
-            )),
-        };
-        let grant = authorizer
-            .extract(code)
-            .await
-            .map_err(|()| OAuthError::ServerError)?;
-        let Some(grant) = grant else {
+        // Remember the redemption, so that a replay can revoke what this one issues.
+        let remembered_until = now + self.settings.tokens.refresh_ttl_secs as i64;
+        let taken = super::codes::redeem(&self.store, code, &grant_id, remembered_until).await?;
+        let Some(record) = taken else {
             // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
-            if let Some(grant_id) = self.store.redeemed_code_grant(&token::hash(code)).await? {
+            if let Some(grant_id) = super::codes::redeemed_grant(&self.store, code).await? {
                 let until = self.family_revoked_until(now);
                 self.store.revoke_family(&grant_id, until).await?;
                 tracing::warn!(
@@ -298,7 +278,6 @@ impl TokenEndpoint {
                 "the authorization code is invalid, expired or already used".into(),
             ));
         };
-        let record = record_of(&grant, authorizer.scope.clone());
 
         let invalid = |why: &str| OAuthError::InvalidGrant(why.to_owned());
         if record.expires_at < now {
@@ -321,12 +300,8 @@ impl TokenEndpoint {
         }
         match (&record.code_challenge, verifier) {
             (Some(challenge), Some(v)) => {
-                // RFC 7636 §4.1: 43..128 unreserved characters.
-                let well_formed = (43..=128).contains(&v.len())
-                    && v.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-                    });
-                if !well_formed || !pkce_matches(v, challenge) {
+                // RFC 7636 §4.1 and §4.6.
+                if !super::pkce::well_formed(v) || !super::pkce::verifier_matches(v, challenge) {
                     return Err(invalid(
                         "the code_verifier does not match the code_challenge",
                     ));
@@ -412,19 +387,7 @@ impl TokenEndpoint {
         }
         let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
         // §6: the scope may be narrowed, never widened.
-        let scope = match params.one("scope")? {
-            None => granted.clone(),
-            Some(raw) => {
-                let asked =
-                    ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
-                if !asked.is_subset(&granted) {
-                    return Err(OAuthError::InvalidScope(
-                        "the requested scope exceeds the original grant".into(),
-                    ));
-                }
-                asked
-            }
-        };
+        let scope = super::scope::narrowed(params.one("scope")?, &granted, "the original grant")?;
         let grace = self.settings.tokens.refresh_reuse_grace_secs as i64;
         // An already rotated token: within the grace window the same client gets another
         // successor; outside it, the whole family is revoked.
@@ -513,19 +476,12 @@ impl TokenEndpoint {
                 .join(" "),
         )
         .unwrap_or_default();
-        let scope = match params.one("scope")? {
-            None => allowed,
-            Some(raw) => {
-                let asked =
-                    ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
-                if !asked.is_subset(&allowed) {
-                    return Err(OAuthError::InvalidScope(
-                        "the requested scope is not allowed for this client".into(),
-                    ));
-                }
-                asked
-            }
-        };
+        // §4.4.2: the scope may be narrowed to what the client is allowed.
+        let scope = super::scope::narrowed(
+            params.one("scope")?,
+            &allowed,
+            "what this client is allowed",
+        )?;
         let grant_id = token::random_id();
         let ctx = GrantContext {
             client_id: client.id.as_str(),

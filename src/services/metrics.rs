@@ -1,5 +1,6 @@
-//! Prometheus metrics: a small registry of atomic counters, one per running server (held in
-//! `AppState`, never global, so two servers in one process count apart), and the text
+//! Prometheus metrics: a small registry of atomic counters, one per running server (built in
+//! `startup` and handed to whoever counts, never global, so two servers in one process count
+//! apart), and the text
 //! exposition format 0.0.4 that `/metrics` serves.
 //!
 //! What is counted where:

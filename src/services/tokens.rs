@@ -22,8 +22,8 @@ use crate::oidc::id_token::{self, IdTokenHint};
 use crate::services::keys::{KeyRing, KeySet};
 use crate::services::workers::WorkerPool;
 use crate::store::accounts::AuditEntry;
-use crate::store::grants::TokenStanding;
 use crate::store::grants::{NewRefresh, ParentLink};
+use crate::store::standing::TokenStanding;
 use crate::store::{Store, StoreError};
 
 /// Prefix of refresh tokens (recognisable when leaked).

@@ -140,13 +140,13 @@ impl Store {
     }
 
     /// A client, and whether the access token `standing` describes has ended
-    /// ([`super::grants::TokenStanding`]), in one query: introspection needs both, and each
+    /// ([`super::standing::TokenStanding`]), in one query: introspection needs both, and each
     /// statement is a hand-off to a connection's thread (SQLite) or a round trip (PostgreSQL).
     /// `None` when there is no such client.
     pub async fn client_and_token_ended(
         &self,
         id: &str,
-        standing: super::grants::TokenStanding<'_>,
+        standing: super::standing::TokenStanding<'_>,
     ) -> Result<Option<(Client, bool)>, StoreError> {
         let select = client::Entity::find_by_id(id.to_owned());
         match self.find_with_standing(select, standing).await? {

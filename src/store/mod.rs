@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod jobs;
 pub mod keys;
 pub mod roles;
+pub mod standing;
 pub mod users;
 
 use std::sync::Arc;
@@ -220,11 +221,6 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
-    }
-
-    /// Runs raw SQL (used by the test harness to inspect what is stored).
-    pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, DbErr> {
-        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }
 }
 

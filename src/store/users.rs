@@ -89,12 +89,12 @@ impl Store {
     }
 
     /// The user an access token names, and whether the token has ended
-    /// ([`super::grants::TokenStanding`]: revoked, its client deleted, this user disabled). One
+    /// ([`super::standing::TokenStanding`]: revoked, its client deleted, this user disabled). One
     /// query where userinfo and the admin API would otherwise make two: on SQLite every
     /// statement is a hand-off to a connection thread and back. `None`: no such user.
     pub async fn token_user(
         &self,
-        standing: super::grants::TokenStanding<'_>,
+        standing: super::standing::TokenStanding<'_>,
     ) -> Result<Option<(User, bool)>, StoreError> {
         let Some(user_id) = standing.user_id else {
             return Ok(None);
