@@ -1,6 +1,7 @@
 //! Pure protocol and account types: no I/O, no framework. Each value has one constructor that
 //! checks it, so a value of the type is known to be well formed ("parse, don't validate").
 
+pub mod audit;
 mod client;
 pub mod lockout;
 pub mod password;
@@ -8,6 +9,7 @@ pub mod registration;
 mod scope;
 mod user;
 
+pub use audit::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
 pub use client::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, ClientSpec, GrantType, NewClient,
     RedirectUri,

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use super::OAuthError;
 use super::params::Params;
 use super::primitives::ClientRegistrar;
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::paths;
 use crate::services::authn::Authenticated;
@@ -659,11 +660,10 @@ impl Authorization {
                 req.error(issuer, &OAuthError::ServerError),
             ));
         }
-        let entry = crate::store::accounts::AuditEntry {
-            kind: "consent_granted",
+        let entry = AuditEntry {
             user_id: Some(user.id.as_str().to_owned()),
             client_id: Some(req.client.id.as_str().to_owned()),
-            ..Default::default()
+            ..AuditEntry::new(AuditKind::ConsentGranted)
         };
         self.store.record(entry, now).await;
         Ok(return_to(&req, true, false))

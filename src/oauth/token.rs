@@ -7,6 +7,7 @@ use super::OAuthError;
 use super::params::Params;
 use super::primitives::ClientRegistrar;
 use crate::crypto::token;
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Client, GrantType, ScopeSet};
 use crate::services::metrics::TokenGrant;
 use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
@@ -352,12 +353,11 @@ impl TokenEndpoint {
     }
 
     /// Records a refresh-token event; a failed write is logged, not fatal to the request.
-    async fn audit(&self, kind: &'static str, user_id: &str, client: &Client, now: i64) {
-        let entry = crate::store::accounts::AuditEntry {
-            kind,
+    async fn audit(&self, kind: AuditKind, user_id: &str, client: &Client, now: i64) {
+        let entry = AuditEntry {
             user_id: Some(user_id.to_owned()),
             client_id: Some(client.id.as_str().to_owned()),
-            ..Default::default()
+            ..AuditEntry::new(kind)
         };
         self.store.record(entry, now).await;
     }
@@ -421,11 +421,10 @@ impl TokenEndpoint {
                 }),
                 hash,
             })),
-            audit: Some(crate::store::accounts::AuditEntry {
-                kind: "token_refreshed",
+            audit: Some(AuditEntry {
                 user_id: Some(record.user_id.clone()),
                 client_id: Some(client.id.as_str().to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::TokenRefreshed)
             }),
         };
         match self.tokens.mint(ctx, now).await {
@@ -446,8 +445,13 @@ impl TokenEndpoint {
             client_id = client.id.as_str(),
             "refresh token reused: the token family was revoked"
         );
-        self.audit("refresh_reuse_detected", &record.user_id, client, now)
-            .await;
+        self.audit(
+            AuditKind::RefreshReuseDetected,
+            &record.user_id,
+            client,
+            now,
+        )
+        .await;
         invalid_refresh_token()
     }
 

@@ -9,11 +9,11 @@
 //!   always has the user confirm before its post-logout URI is used (RFC 9700 §4.11.2): its own
 //!   ID token as the hint would otherwise make us an open redirector.
 
+use crate::domain::{AuditEntry, AuditKind};
 use crate::oauth::params::Params;
 use crate::services::authn::{Authenticated, Authn};
 use crate::services::tokens::Tokens;
 use crate::store::Store;
-use crate::store::accounts::AuditEntry;
 
 /// A sign-out request as the browser sent it.
 pub struct LogoutRequest<'a> {
@@ -154,11 +154,10 @@ impl Logout {
         }
         if let Some(c) = &current {
             let entry = AuditEntry {
-                kind: "logout",
                 user_id: Some(c.user.id.as_str().to_owned()),
                 client_id: client_id.clone(),
                 detail: format!("sid {}", c.session.sid),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::Logout)
             };
             self.store.record(entry, now).await;
         }

@@ -22,6 +22,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
 use crate::domain::password::{PasswordPolicy, PasswordProblem, normalize};
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, NewUser, Role, User};
 use crate::mail::{Mail, Mailer};
 use crate::paths;
@@ -29,7 +30,7 @@ use crate::services::authn::{Authenticated, Authn};
 use crate::services::jobs::Jobs;
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
-use crate::store::accounts::{AuditEntry, ConnectedApp, SessionSummary};
+use crate::store::accounts::{ConnectedApp, SessionSummary};
 use crate::store::{Store, StoreError};
 
 pub const VERIFY_TTL_SECS: i64 = 24 * 3600;
@@ -202,9 +203,8 @@ impl Accounts {
             .await?
         {
             let entry = AuditEntry {
-                kind: "session_ended",
                 user_id: Some(user.id.as_str().to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::SessionEnded)
             };
             self.store.audit(entry, self.clock.now()).await?;
         }
@@ -219,9 +219,8 @@ impl Accounts {
             .end_user_access(user.id.as_str(), None, now)
             .await?;
         let entry = AuditEntry {
-            kind: "logout_everywhere",
             user_id: Some(user.id.as_str().to_owned()),
-            ..Default::default()
+            ..AuditEntry::new(AuditKind::LogoutEverywhere)
         };
         self.store.audit(entry, now).await?;
         Ok(())
@@ -235,10 +234,9 @@ impl Accounts {
             .await?
         {
             let entry = AuditEntry {
-                kind: "consent_revoked",
                 user_id: Some(user.id.as_str().to_owned()),
                 client_id: Some(client_id.to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::ConsentRevoked)
             };
             self.store.audit(entry, self.clock.now()).await?;
         }
@@ -395,10 +393,9 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "registered",
                     user_id: Some(user.id.as_str().to_owned()),
                     ip,
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::Registered)
                 },
                 now,
             )
@@ -452,10 +449,9 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "email_verified",
                     user_id: Some(record.user_id),
                     detail: record.kind,
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::EmailVerified)
                 },
                 now,
             )
@@ -574,11 +570,10 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "password_reset_requested",
                     user_id: Some(user.id.as_str().to_owned()),
                     actor,
                     ip,
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::PasswordResetRequested)
                 },
                 now,
             )
@@ -645,10 +640,9 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "password_reset_completed",
                     user_id: Some(record.user_id),
                     ip,
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::PasswordResetCompleted)
                 },
                 now,
             )
@@ -693,9 +687,8 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "password_changed",
                     user_id: Some(user.id.as_str().to_owned()),
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::PasswordChanged)
                 },
                 now,
             )
@@ -749,9 +742,8 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    kind: "email_change_requested",
                     user_id: Some(user.id.as_str().to_owned()),
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::EmailChangeRequested)
                 },
                 now,
             )

@@ -7,6 +7,7 @@
 //! client that may still hold it, for a user who holds the role now or for that client itself).
 
 use crate::crypto::token;
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::keys;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::config::Settings;
 use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
 use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
-use crate::store::accounts::{AuditEntry, AuditEvent, AuditQuery};
+use crate::store::accounts::{AuditEvent, AuditQuery};
 use crate::store::keys::KeyRecord;
 use crate::store::{Store, StoreError};
 
@@ -356,10 +357,9 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "user_created",
                 user_id: Some(user.id.as_str().to_owned()),
                 detail: format!("roles={}", user.roles.join(" ")),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::UserCreated)
             },
             now,
         )
@@ -409,9 +409,8 @@ impl Admin {
             self.record(
                 actor,
                 AuditEntry {
-                    kind: "email_changed",
                     user_id: Some(uid.as_str().to_owned()),
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::EmailChanged)
                 },
                 now,
             )
@@ -425,10 +424,9 @@ impl Admin {
             self.record(
                 actor,
                 AuditEntry {
-                    kind: "role_changed",
                     user_id: Some(uid.as_str().to_owned()),
                     detail: format!("from={before:?} to={:?}", user.roles.join(" ")),
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::RoleChanged)
                 },
                 now,
             )
@@ -445,13 +443,12 @@ impl Admin {
             self.record(
                 actor,
                 AuditEntry {
-                    kind: if disabled {
-                        "user_disabled"
-                    } else {
-                        "user_enabled"
-                    },
                     user_id: Some(uid.as_str().to_owned()),
-                    ..Default::default()
+                    ..AuditEntry::new(if disabled {
+                        AuditKind::UserDisabled
+                    } else {
+                        AuditKind::UserEnabled
+                    })
                 },
                 now,
             )
@@ -474,9 +471,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "user_deleted",
                 user_id: Some(user.id.as_str().to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::UserDeleted)
             },
             now,
         )
@@ -510,10 +506,9 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "sessions_ended",
                 user_id: Some(user.id.as_str().to_owned()),
                 detail: format!("sessions={ended}"),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::SessionsEnded)
             },
             now,
         )
@@ -548,10 +543,9 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "client_created",
                 client_id: Some(client.id.as_str().to_owned()),
                 detail: format!("scope={:?}", client.scopes.to_string()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::ClientCreated)
             },
             now,
         )
@@ -580,10 +574,9 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "client_updated",
                 client_id: Some(client.id.as_str().to_owned()),
                 detail: format!("scope={:?}", client.scopes.to_string()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::ClientUpdated)
             },
             now,
         )
@@ -600,9 +593,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "client_deleted",
                 client_id: Some(id.to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::ClientDeleted)
             },
             now,
         )
@@ -632,9 +624,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "client_secret_rotated",
                 client_id: Some(c.id.as_str().to_owned()),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::ClientSecretRotated)
             },
             now,
         )
@@ -669,9 +660,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "role_created",
                 detail: format!("role={}", info.name),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::RoleCreated)
             },
             now,
         )
@@ -705,9 +695,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "role_deleted",
                 detail: format!("role={}", role.name),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::RoleDeleted)
             },
             now,
         )
@@ -728,9 +717,8 @@ impl Admin {
         self.record(
             actor,
             AuditEntry {
-                kind: "key_rotated",
                 detail: format!("kid={}", key.kid),
-                ..Default::default()
+                ..AuditEntry::new(AuditKind::KeyRotated)
             },
             now,
         )

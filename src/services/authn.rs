@@ -15,11 +15,11 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, User, UserId};
 use crate::services::metrics::{LoginOutcome, Metrics};
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
-use crate::store::accounts::AuditEntry;
 use crate::store::grants::{NewSession, SessionRecord};
 use crate::store::{Store, StoreError};
 
@@ -218,11 +218,10 @@ impl Authn {
             LoginResult::Failed(why, user_id) => {
                 self.metrics.count_login(why.metric());
                 let entry = AuditEntry {
-                    kind: "login_failed",
                     user_id: user_id.map(|u| u.as_str().to_owned()),
                     ip,
                     detail: format!("reason={}", why.as_str()),
-                    ..Default::default()
+                    ..AuditEntry::new(AuditKind::LoginFailed)
                 };
                 self.store.record(entry, now).await;
                 return SignInOutcome::Refused;
@@ -254,11 +253,10 @@ impl Authn {
             }
         };
         let entry = AuditEntry {
-            kind: "login_succeeded",
             user_id: Some(user.id.as_str().to_owned()),
             ip,
             detail: format!("sid {}", session.sid),
-            ..Default::default()
+            ..AuditEntry::new(AuditKind::LoginSucceeded)
         };
         self.store.record(entry, now).await;
         self.metrics.count_login(LoginOutcome::Success);
@@ -335,10 +333,9 @@ impl Authn {
             self.store
                 .audit(
                     AuditEntry {
-                        kind: "login_locked",
                         user_id: Some(id.as_str().to_owned()),
                         detail: format!("{} failed logins", failure.count),
-                        ..Default::default()
+                        ..AuditEntry::new(AuditKind::LoginLocked)
                     },
                     now,
                 )

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::config::RegistrationMode;
 use crate::crypto::token;
 use crate::domain::registration::{ClientMetadata, MetadataError};
+use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Client, ClientId, NewClient};
 use crate::paths;
 use crate::services::ratelimit::Action;
@@ -28,7 +29,6 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::services::ratelimit::RateLimiter;
-use crate::store::accounts::AuditEntry;
 use crate::store::{Store, StoreError};
 
 /// Who audit rows name as the actor of a registration change.
@@ -266,13 +266,12 @@ impl ClientRegistration {
 
     /// Writes the audit row (and its structured log line); a failure is logged and never fails the request (the client exists
     /// by then, and its credentials must reach it).
-    async fn audit(&self, kind: &'static str, client_id: &ClientId, ip: Option<IpAddr>, now: i64) {
+    async fn audit(&self, kind: AuditKind, client_id: &ClientId, ip: Option<IpAddr>, now: i64) {
         let entry = AuditEntry {
-            kind,
             actor: Some(ACTOR.to_owned()),
             client_id: Some(client_id.as_str().to_owned()),
             ip: ip.map(|a| a.to_string()),
-            ..Default::default()
+            ..AuditEntry::new(kind)
         };
         self.store.record(entry, now).await;
     }
@@ -322,7 +321,7 @@ impl ClientRegistration {
             Some(token::hash(&registration_token)),
         );
         let client = self.store.create_client(new, now).await?;
-        self.audit("client_created", &client.id, caller.ip, now)
+        self.audit(AuditKind::ClientCreated, &client.id, caller.ip, now)
             .await;
         Ok(self.information(&client, &registration_token, secret.as_deref()))
     }
@@ -409,7 +408,7 @@ impl ClientRegistration {
             }
             Err(e) => return Err(e.into()),
         };
-        self.audit("client_updated", &updated.id, caller.ip, now)
+        self.audit(AuditKind::ClientUpdated, &updated.id, caller.ip, now)
             .await;
         let presented = caller.bearer.unwrap_or_default();
         Ok(self.information(&updated, presented, new_secret.as_deref()))
@@ -431,7 +430,7 @@ impl ClientRegistration {
             }
             Err(e) => return Err(e.into()),
         }
-        self.audit("client_deleted", &client.id, caller.ip, now)
+        self.audit(AuditKind::ClientDeleted, &client.id, caller.ip, now)
             .await;
         Ok(())
     }

@@ -8,6 +8,7 @@ use sea_orm::{
 
 use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
 use super::{Store, StoreError};
+pub use crate::domain::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
 
 /// The kinds of one-time email tokens (`email_tokens.kind`).
 pub mod token_kind {
@@ -47,49 +48,12 @@ pub struct ConnectedApp {
     pub granted_at: i64,
 }
 
-/// A recorded audit event.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub id: i64,
-    pub at: i64,
-    pub kind: String,
-    pub actor: Option<String>,
-    pub user_id: Option<String>,
-    pub client_id: Option<String>,
-    pub ip: Option<String>,
-    pub detail: String,
-}
-
-/// Which audit events to read: newest first, `before` an event id for the next page.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    pub user_id: Option<String>,
-    pub client_id: Option<String>,
-    pub kind: Option<String>,
-    pub before: Option<i64>,
-    pub limit: u64,
-}
-
-/// One audit event to record.
-#[derive(Debug, Clone, Default)]
-pub struct AuditEntry {
-    pub kind: &'static str,
-    pub actor: Option<String>,
-    pub user_id: Option<String>,
-    pub client_id: Option<String>,
-    pub ip: Option<String>,
-    /// Free-form, never a password, token or secret.
-    pub detail: String,
-}
-
 /// Writes the structured log line of an audit event and returns its row, to insert on its own
 /// ([`Store::audit`]) or in the transaction of the change it records.
 pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
     tracing::info!(
         target: "castellan::audit",
-        kind = e.kind,
+        kind = e.kind.as_str(),
         actor = e.actor.as_deref(),
         user_id = e.user_id.as_deref(),
         client_id = e.client_id.as_deref(),
@@ -99,7 +63,7 @@ pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
     );
     audit_event::ActiveModel {
         at: Set(now),
-        kind: Set(e.kind.to_owned()),
+        kind: Set(e.kind.as_str().to_owned()),
         actor: Set(e.actor),
         user_id: Set(e.user_id),
         client_id: Set(e.client_id),
@@ -315,7 +279,7 @@ impl Store {
     pub async fn record(&self, e: AuditEntry, now: i64) {
         let kind = e.kind;
         if let Err(err) = self.audit(e, now).await {
-            tracing::error!(error = %err, kind, "cannot write an audit row");
+            tracing::error!(error = %err, kind = kind.as_str(), "cannot write an audit row");
         }
     }
 

@@ -2,8 +2,8 @@
 //! each change checked where it lands (the database, the token endpoint, the CLI).
 
 use castellan::clock::Clock;
+use castellan::domain::{AuditEntry, AuditKind};
 use castellan::services::admin::{Caller, NewUserSpec};
-use castellan::store::accounts::AuditEntry;
 
 use crate::harness::forms::{Form, location, query_param, unescape};
 use crate::harness::rp::{Auth, PASSWORD, create_client, create_user, token_request};
@@ -814,10 +814,9 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     let now = app.clock.now();
     for i in 0..60 {
         let entry = AuditEntry {
-            kind: "test_event",
             user_id: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
             detail: format!("n={i:02}"),
-            ..Default::default()
+            ..AuditEntry::new(AuditKind::ConsentRevoked)
         };
         app.store.audit(entry, now).await.unwrap();
     }
@@ -828,7 +827,7 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     assert!(all.contains("key_rotated"));
     assert!(all.contains(&format!("user:{admin_id}")));
 
-    let first = page(&app, "/admin/audit?kind=test_event").await;
+    let first = page(&app, "/admin/audit?kind=consent_revoked").await;
     let (n59, n10) = (first.find("n=59").unwrap(), first.find("n=10").unwrap());
     assert!(n59 < n10, "newest first");
     assert!(!first.contains("n=09"));
@@ -838,7 +837,10 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
         .and_then(|s| s.rsplit("href=\"").next())
         .map(|s| unescape(s.trim_end().trim_end_matches('"')))
         .unwrap();
-    assert_eq!(query_param(&older, "kind").as_deref(), Some("test_event"));
+    assert_eq!(
+        query_param(&older, "kind").as_deref(),
+        Some("consent_revoked")
+    );
     assert!(query_param(&older, "before").is_some());
     let second = page(&app, &older).await;
     assert!(second.contains("n=09") && second.contains("n=00"));
@@ -846,7 +848,7 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     assert!(!second.contains("rel=\"next\""), "no older page");
     assert!(second.contains("Newest events"));
 
-    let odd = page(&app, "/admin/audit?kind=test_event&user_id=odd").await;
+    let odd = page(&app, "/admin/audit?kind=consent_revoked&user_id=odd").await;
     assert!(odd.contains("n=59") && !odd.contains("n=58"));
 
     let today = chrono::DateTime::from_timestamp(now, 0)
@@ -855,13 +857,13 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     let tomorrow = today.succ_opt().unwrap();
     let day = page(
         &app,
-        &format!("/admin/audit?kind=test_event&from={today}&to={today}"),
+        &format!("/admin/audit?kind=consent_revoked&from={today}&to={today}"),
     )
     .await;
     assert!(day.contains("n=59"));
     let none = page(
         &app,
-        &format!("/admin/audit?kind=test_event&from={tomorrow}"),
+        &format!("/admin/audit?kind=consent_revoked&from={tomorrow}"),
     )
     .await;
     assert!(!none.contains("n=59") && none.contains("No events."));

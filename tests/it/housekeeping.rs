@@ -1,6 +1,6 @@
 //! The background purge deletes what has expired, in batches, and nothing that is still live.
 
-use castellan::store::accounts::AuditEntry;
+use castellan::domain::{AuditEntry, AuditKind};
 
 use crate::harness::spawn_app_with;
 
@@ -28,8 +28,8 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
         store
             .audit(
                 AuditEntry {
-                    kind: "test_old",
-                    ..Default::default()
+                    detail: "test_old".into(),
+                    ..AuditEntry::new(AuditKind::SessionEnded)
                 },
                 old,
             )
@@ -39,8 +39,8 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
     store
         .audit(
             AuditEntry {
-                kind: "test_recent",
-                ..Default::default()
+                detail: "test_recent".into(),
+                ..AuditEntry::new(AuditKind::SessionEnded)
             },
             now,
         )
@@ -53,9 +53,9 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
     assert_eq!(deleted, 17);
     assert_eq!(app.count("revoked_tokens").await, 1);
     assert_eq!(app.count("revoked_tokens WHERE id = 'live'").await, 1);
-    assert_eq!(app.count("audit_events WHERE kind = 'test_old'").await, 0);
+    assert_eq!(app.count("audit_events WHERE detail = 'test_old'").await, 0);
     assert_eq!(
-        app.count("audit_events WHERE kind = 'test_recent'").await,
+        app.count("audit_events WHERE detail = 'test_recent'").await,
         1
     );
     // A second pass finds nothing.
