@@ -128,7 +128,7 @@ async fn read_form(
     Ok(Params::parse_at_most(text, bounds.params)?)
 }
 
-pub(super) type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
+pub type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
 /// The form body of an OAuth endpoint (token, revocation, introspection): refused with an
 /// RFC 6749 §5.2 `invalid_request`.

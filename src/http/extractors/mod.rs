@@ -20,7 +20,7 @@ pub use admin::{AdminBearer, AdminSession};
 pub use client::ClientAuth;
 pub use forms::{
     AdminBounds, CsrfChecked, CsrfForm, FORM_BYTES, Form, JSON_BYTES, OAuthForm, OAuthRefusal,
-    PageForm, PageRefusal, is_form, read_body,
+    PageForm, PageRefusal, Pending, is_form, read_body,
 };
-pub use session::{CurrentSession, SignedIn};
+pub use session::{CurrentSession, SessionRefusal, SignedIn};
 pub use then::Then;

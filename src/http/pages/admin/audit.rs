@@ -1,7 +1,7 @@
 //! `/admin/audit`: the audit log, newest first, filtered by kind, user, client and dates.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -120,12 +120,10 @@ impl AuditFilter {
 }
 
 pub async fn audit(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     filter: web::Query<AuditFilter>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let filter = filter.into_inner();
     let result = match filter.parse() {
         Ok(q) => state.core.admin.audit_events(&a.actor, q).await,

@@ -2,7 +2,7 @@
 //! rotate its secret and delete it.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::*;
@@ -208,12 +208,10 @@ async fn render_clients(
 }
 
 pub async fn clients(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     q: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let frame = a.frame("clients", notice(q.notice.as_deref()));
     render_clients(
         &state,
@@ -251,13 +249,8 @@ fn secret_page(a: &Admin, title: &str, client: &Client, secret: Option<&str>) ->
     page(StatusCode::OK, &view, Some(&a.csrf))
 }
 
-pub async fn client_create(
-    req: HttpRequest,
-    Then(session, form): AdminPost,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn client_create(Then(a, form): AdminPost, state: web::Data<AppState>) -> HttpResponse {
     let form = Fields(form.into_inner());
-    let a = Admin::of(&req, &state, session);
     let spec = spec_from(&form);
     match state.core.admin.create_client(&a.actor, &spec).await {
         Ok((client, secret)) => secret_page(&a, "Client created", &client, secret.as_deref()),
@@ -345,25 +338,21 @@ async fn render_client(
 }
 
 pub async fn client(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let frame = a.frame("clients", notice(q.notice.as_deref()));
     render_client(&state, &a, &id, StatusCode::OK, frame, None).await
 }
 
 pub async fn client_update(
-    req: HttpRequest,
-    Then(session, form): AdminPost,
+    Then(a, form): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
     let form = Fields(form.into_inner());
-    let a = Admin::of(&req, &state, session);
     let spec = spec_from(&form);
     match state.core.admin.update_client(&a.actor, &id, &spec).await {
         Ok(_) => with_notice(&fill(paths::ADMIN_CLIENT, &id), "client-saved"),
@@ -383,12 +372,10 @@ pub async fn client_update(
 }
 
 pub async fn client_rotate_secret(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let secret = match state.core.admin.rotate_client_secret(&a.actor, &id).await {
         Ok(s) => s,
         Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
@@ -405,12 +392,10 @@ pub async fn client_rotate_secret(
 }
 
 pub async fn client_delete_confirm(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let client = match state.core.admin.client(&a.actor, &id).await {
         Ok(c) => c,
         Err(e) => return failure(e),
@@ -430,12 +415,10 @@ pub async fn client_delete_confirm(
 }
 
 pub async fn client_delete(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     match state.core.admin.delete_client(&a.actor, &id).await {
         Ok(()) => with_notice(paths::ADMIN_CLIENTS, "client-deleted"),
         Err(e) => failure(e),

@@ -1,7 +1,7 @@
 //! `/admin/keys`: the signing keys; rotating to a new one.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::*;
@@ -25,12 +25,10 @@ struct KeysPage {
 }
 
 pub async fn keys(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     q: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let keys = match state.core.admin.list_keys(&a.actor).await {
         Ok(k) => k,
         Err(e) => return failure(e),
@@ -52,12 +50,7 @@ pub async fn keys(
     page(StatusCode::OK, &view, Some(&a.csrf))
 }
 
-pub async fn key_rotate(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
+pub async fn key_rotate(Then(a, _): AdminPost, state: web::Data<AppState>) -> HttpResponse {
     match state.core.admin.rotate_key(&a.actor).await {
         Ok(_) => with_notice(paths::ADMIN_KEYS, "key-rotated"),
         Err(e) => failure(e),

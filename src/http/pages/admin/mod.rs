@@ -20,37 +20,53 @@ pub mod keys;
 pub mod roles;
 pub mod users;
 
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::{Invalid, User};
 use crate::error::AppError;
-use crate::http::extractors::{AdminBounds, AdminSession, CsrfForm, Then};
+use crate::http::extractors::{AdminBounds, AdminSession, CsrfForm, Pending, SessionRefusal, Then};
 use crate::http::support::{Csrf, csrf, page, see_other};
 use crate::services::admin::{Actor, AdminError};
 use crate::state::AppState;
 
 /// An administrator's form post: the session is checked first, then the form and its CSRF field.
-pub type AdminPost = Then<AdminSession, CsrfForm<Vec<(String, String)>, AdminBounds>>;
+pub type AdminPost = Then<Admin, CsrfForm<Vec<(String, String)>, AdminBounds>>;
 
 /// A signed-in administrator and what every admin page needs.
-pub(super) struct Admin {
+pub struct Admin {
     user: User,
     actor: Actor,
     csrf: Csrf,
 }
 
-impl Admin {
-    fn of(req: &HttpRequest, state: &AppState, session: AdminSession) -> Self {
-        Admin {
-            actor: session.actor,
-            user: session.me.user,
-            csrf: csrf(req, state),
-        }
-    }
+/// Taken by every admin page handler: the administrator check ([`AdminSession`]), then the
+/// page's CSRF token.
+impl FromRequest for Admin {
+    type Error = SessionRefusal;
+    type Future = Pending<Self, Self::Error>;
 
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = AdminSession::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let session = session.await?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no application state")))?;
+            Ok(Admin {
+                csrf: csrf(&req, state),
+                actor: session.actor,
+                user: session.me.user,
+            })
+        })
+    }
+}
+
+impl Admin {
     fn frame(&self, section: &'static str, notice: Option<&'static str>) -> Frame {
         Frame {
             csrf: self.csrf.token.clone(),
@@ -238,12 +254,7 @@ struct IndexPage {
     frame: Frame,
 }
 
-pub async fn index(
-    req: HttpRequest,
-    session: AdminSession,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
+pub async fn index(a: Admin) -> HttpResponse {
     let view = IndexPage {
         frame: a.frame("overview", None),
     };

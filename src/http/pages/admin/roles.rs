@@ -1,7 +1,7 @@
 //! `/admin/roles`: the role catalogue.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::*;
@@ -56,24 +56,17 @@ async fn render_roles(
 }
 
 pub async fn roles(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     q: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let frame = a.frame("roles", notice(q.notice.as_deref()));
     let blank = (String::new(), String::new());
     render_roles(&state, &a, StatusCode::OK, frame, blank, Errors::default()).await
 }
 
-pub async fn role_create(
-    req: HttpRequest,
-    Then(session, form): AdminPost,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn role_create(Then(a, form): AdminPost, state: web::Data<AppState>) -> HttpResponse {
     let form = Fields(form.into_inner());
-    let a = Admin::of(&req, &state, session);
     let (name, description) = (form.text("name"), form.text("description"));
     match state
         .core
@@ -106,12 +99,10 @@ pub async fn role_create(
 }
 
 pub async fn role_delete(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     match state.core.admin.delete_role(&a.actor, &name).await {
         Ok(()) => with_notice(paths::ADMIN_ROLES, "role-deleted"),
         // "held by 2 users", "built in": the roles page with the message.

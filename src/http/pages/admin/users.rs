@@ -2,7 +2,7 @@
 //! mail), deleting a user after a confirmation page.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -52,12 +52,10 @@ fn users_link(q: &str, page: u64) -> String {
 }
 
 pub async fn users(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     query: web::Query<UsersQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let q = query.q.as_deref().unwrap_or_default().trim().to_owned();
     let page_no = query
         .page
@@ -191,13 +189,11 @@ async fn render_user(
 }
 
 pub async fn user(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let frame = a.frame("users", notice(q.notice.as_deref()));
     render_user(
         &state,
@@ -228,13 +224,11 @@ async fn user_conflict(state: &AppState, a: &Admin, id: &str, message: String) -
 }
 
 pub async fn user_roles(
-    req: HttpRequest,
-    Then(session, form): AdminPost,
+    Then(a, form): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
     let form = Fields(form.into_inner());
-    let a = Admin::of(&req, &state, session);
     let roles = form.all("roles");
     if a.is(&id) && !roles.iter().any(|r| r == Role::ADMIN) {
         let m = "You cannot take the admin role from yourself: ask another administrator.";
@@ -259,13 +253,11 @@ pub async fn user_roles(
 }
 
 pub async fn user_status(
-    req: HttpRequest,
-    Then(session, form): AdminPost,
+    Then(a, form): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
     let form = Fields(form.into_inner());
-    let a = Admin::of(&req, &state, session);
     let disabled = match form.one("disabled") {
         Some("true") => true,
         Some("false") => false,
@@ -297,12 +289,10 @@ pub async fn user_status(
 }
 
 pub async fn user_end_sessions(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     match state.core.admin.end_sessions(&a.actor, &id).await {
         // Ending one's own sessions signs this browser out too: the login page follows.
         Ok(_) => with_notice(&fill(paths::ADMIN_USER, &id), "sessions-ended"),
@@ -311,12 +301,10 @@ pub async fn user_end_sessions(
 }
 
 pub async fn user_password_reset(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     match state.core.admin.send_password_reset(&a.actor, &id).await {
         Ok(()) => with_notice(&fill(paths::ADMIN_USER, &id), "reset-sent"),
         Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
@@ -327,12 +315,10 @@ pub async fn user_password_reset(
 }
 
 pub async fn user_delete_confirm(
-    req: HttpRequest,
-    session: AdminSession,
+    a: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     let user = match state.core.admin.user(&a.actor, &id).await {
         Ok(u) => u,
         Err(e) => return failure(e),
@@ -351,12 +337,10 @@ pub async fn user_delete_confirm(
 }
 
 pub async fn user_delete(
-    req: HttpRequest,
-    Then(session, _): AdminPost,
+    Then(a, _): AdminPost,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let a = Admin::of(&req, &state, session);
     if a.is(&id) {
         let m = "You cannot delete your own account here: ask another administrator.";
         return user_conflict(&state, &a, &id, m.into()).await;
