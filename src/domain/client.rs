@@ -31,6 +31,10 @@ impl fmt::Display for ClientId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectUri(String);
 
+fn texts(uris: &[RedirectUri]) -> Vec<String> {
+    uris.iter().map(|u| u.as_str().to_owned()).collect()
+}
+
 impl RedirectUri {
     /// RFC 6749 §3.1.2: an absolute URI without a fragment.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -238,6 +242,21 @@ pub struct Client {
 }
 
 impl Client {
+    /// The registered redirect URIs as text, in order (for JSON and forms).
+    pub fn redirect_uri_texts(&self) -> Vec<String> {
+        texts(&self.redirect_uris)
+    }
+    /// The registered post-logout redirect URIs as text, in order.
+    pub fn post_logout_redirect_uri_texts(&self) -> Vec<String> {
+        texts(&self.post_logout_redirect_uris)
+    }
+    /// The allowed grant types by their RFC names, in order.
+    pub fn grant_type_names(&self) -> Vec<String> {
+        self.grant_types
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect()
+    }
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }

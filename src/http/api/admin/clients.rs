@@ -35,21 +35,9 @@ impl ClientOut {
             client_id: c.id.as_str().to_owned(),
             name: c.name.clone(),
             public: c.public,
-            redirect_uris: c
-                .redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            post_logout_redirect_uris: c
-                .post_logout_redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            grant_types: c
-                .grant_types
-                .iter()
-                .map(|g| g.as_str().to_owned())
-                .collect(),
+            redirect_uris: c.redirect_uri_texts(),
+            post_logout_redirect_uris: c.post_logout_redirect_uri_texts(),
+            grant_types: c.grant_type_names(),
             scope: c.scopes.to_string(),
             token_endpoint_auth_method: c.auth_method.metadata_name().to_owned(),
             skip_consent: c.skip_consent,

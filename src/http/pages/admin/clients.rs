@@ -109,21 +109,9 @@ fn spec_of(c: &Client) -> ClientSpec {
     };
     ClientSpec {
         name: c.name.clone(),
-        redirect_uris: c
-            .redirect_uris
-            .iter()
-            .map(|u| u.as_str().to_owned())
-            .collect(),
-        post_logout_redirect_uris: c
-            .post_logout_redirect_uris
-            .iter()
-            .map(|u| u.as_str().to_owned())
-            .collect(),
-        grant_types: c
-            .grant_types
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect(),
+        redirect_uris: c.redirect_uri_texts(),
+        post_logout_redirect_uris: c.post_logout_redirect_uri_texts(),
+        grant_types: c.grant_type_names(),
         scope: c.scopes.to_string(),
         public: c.public,
         token_endpoint_auth_method: method,
@@ -190,12 +178,7 @@ async fn render_clients(
             .map(|c| ClientRow {
                 href: fill(paths::ADMIN_CLIENT, c.id.as_str()),
                 id: c.id.as_str().to_owned(),
-                grants: c
-                    .grant_types
-                    .iter()
-                    .map(|g| g.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                grants: c.grant_type_names().join(" "),
                 scope: c.scopes.to_string(),
                 public: c.public,
                 name: c.name,
