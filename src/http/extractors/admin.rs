@@ -8,7 +8,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::forms::Pending;
-use super::session::{SessionRefusal, come_back_to, session_of};
+use super::session::{SessionRefusal, SignedIn};
 use crate::error::AppError;
 use crate::http::api::admin::ApiProblem;
 use crate::services::admin::{Actor, Caller, Denied};
@@ -32,15 +32,12 @@ impl FromRequest for AdminSession {
     type Error = SessionRefusal;
     type Future = Pending<Self, Self::Error>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let signed_in = SignedIn::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
+            let SignedIn(me) = signed_in.await?;
             let state = state_of(&req)?;
-            let Some(me) = session_of(&req).await? else {
-                return Err(SessionRefusal::SignIn {
-                    return_to: come_back_to(&req),
-                });
-            };
             match state.core.admin.authorize(Caller::Session(&me)).await {
                 Ok(actor) => Ok(AdminSession { actor, me }),
                 Err(Denied::Store(e)) => {
