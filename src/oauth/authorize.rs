@@ -536,15 +536,8 @@ impl Authorization {
         } else if req.client.skip_consent {
             false
         } else {
-            match self
-                .store
-                .consent(session.user.id.as_str(), req.client.id.as_str())
-                .await
-            {
-                Ok(Some(granted)) => match ScopeSet::parse(&granted) {
-                    Ok(g) => !req.scope.is_subset(&g),
-                    Err(_) => true,
-                },
+            match self.store.consent(&session.user.id, &req.client.id).await {
+                Ok(Some(granted)) => !req.scope.is_subset(&granted),
                 Ok(None) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read consent");
@@ -585,10 +578,10 @@ impl Authorization {
     async fn issue_code(&self, req: &Request, session: &Authenticated, now: i64) -> Outcome {
         let issuer = self.settings.server.issuer.as_str();
         let record = CodeRecord {
-            client_id: req.client.id.as_str().to_owned(),
-            user_id: session.user.id.as_str().to_owned(),
+            client_id: req.client.id.clone(),
+            user_id: session.user.id.clone(),
             redirect_uri: req.redirect_uri.clone(),
-            scope: req.scope.to_string(),
+            scope: req.scope.clone(),
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
             code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
@@ -638,21 +631,15 @@ impl Authorization {
         }
         let previous = self
             .store
-            .consent(user.id.as_str(), req.client.id.as_str())
+            .consent(&user.id, &req.client.id)
             .await
             .ok()
             .flatten()
-            .and_then(|s| ScopeSet::parse(&s).ok())
             .unwrap_or_default();
         let granted = previous.union(&req.scope);
         if let Err(e) = self
             .store
-            .save_consent(
-                user.id.as_str(),
-                req.client.id.as_str(),
-                &granted.to_string(),
-                now,
-            )
+            .save_consent(&user.id, &req.client.id, &granted, now)
             .await
         {
             tracing::error!(error = %e, "cannot save consent");

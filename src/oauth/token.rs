@@ -285,7 +285,7 @@ impl TokenEndpoint {
             return Err(invalid("the authorization code has expired"));
         }
         // §4.1.3: the code was issued to this client, for this redirect URI.
-        if record.client_id != client.id.as_str() {
+        if record.client_id != client.id {
             return Err(invalid(
                 "the authorization code was issued to another client",
             ));
@@ -315,21 +315,16 @@ impl TokenEndpoint {
         }
         let user = self
             .store
-            .user_by_id(&record.user_id)
+            .user_by_id(record.user_id.as_str())
             .await
             .map_err(|_| OAuthError::ServerError)?
             .filter(|u| !u.disabled)
             .ok_or_else(|| invalid("the user is no longer active"))?;
         // What the client may still ask for, and the user still hold (a scope or role taken away
         // between the authorization and the exchange).
-        let scope = tokens::scope_for_user(
-            &ScopeSet::parse(&record.scope)
-                .unwrap_or_default()
-                .intersect(&client.scopes),
-            &user,
-        );
+        let scope = tokens::scope_for_user(&record.scope.intersect(&client.scopes), &user);
         let ctx = GrantContext {
-            client_id: client.id.as_str(),
+            client_id: &client.id,
             user: Some(&user),
             scope: &scope,
             auth_time: record.auth_time,
@@ -382,12 +377,12 @@ impl TokenEndpoint {
             .await?
             .ok_or_else(invalid)?;
         // `revoked` covers a token whose whole grant was revoked (`Store::refresh_token_and_user`).
-        if record.client_id != client.id.as_str() || record.revoked || record.expires_at <= now {
+        if record.client_id != client.id || record.revoked || record.expires_at <= now {
             return Err(invalid());
         }
-        let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
         // §6: the scope may be narrowed, never widened.
-        let scope = super::scope::narrowed(params.one("scope")?, &granted, "the original grant")?;
+        let scope =
+            super::scope::narrowed(params.one("scope")?, &record.scope, "the original grant")?;
         let grace = self.settings.tokens.refresh_reuse_grace_secs as i64;
         // An already rotated token: within the grace window the same client gets another
         // successor; outside it, the whole family is revoked.
@@ -403,7 +398,7 @@ impl TokenEndpoint {
         // to, narrowed to what the client and the user may hold now (RFC 6749 §6: never wider).
         let scope = tokens::scope_for_user(&scope.intersect(&client.scopes), &user);
         let ctx = GrantContext {
-            client_id: client.id.as_str(),
+            client_id: &client.id,
             user: Some(&user),
             scope: &scope,
             auth_time: record.auth_time,
@@ -422,7 +417,7 @@ impl TokenEndpoint {
                 hash,
             })),
             audit: Some(AuditEntry {
-                user_id: Some(record.user_id.clone()),
+                user_id: Some(record.user_id.as_str().to_owned()),
                 client_id: Some(client.id.as_str().to_owned()),
                 ..AuditEntry::new(AuditKind::TokenRefreshed)
             }),
@@ -447,7 +442,7 @@ impl TokenEndpoint {
         );
         self.audit(
             AuditKind::RefreshReuseDetected,
-            &record.user_id,
+            record.user_id.as_str(),
             client,
             now,
         )
@@ -488,7 +483,7 @@ impl TokenEndpoint {
         )?;
         let grant_id = token::random_id();
         let ctx = GrantContext {
-            client_id: client.id.as_str(),
+            client_id: &client.id,
             user: None,
             scope: &scope,
             auth_time: now,
@@ -510,7 +505,7 @@ impl TokenEndpoint {
         params.one("token_type_hint")?;
         if presented.starts_with(REFRESH_PREFIX) {
             if let Some(r) = self.store.refresh_token(&token::hash(presented)).await?
-                && r.client_id == client.id.as_str()
+                && r.client_id == client.id
             {
                 let until = self.family_revoked_until(now);
                 self.store.revoke_family(&r.family_id, until).await?;
@@ -569,16 +564,19 @@ impl TokenEndpoint {
             let Some(r) = self.store.refresh_token(&token::hash(presented)).await? else {
                 return Ok(inactive);
             };
-            if r.revoked || r.rotated_at.is_some() || r.expires_at <= now || !visible(&r.client_id)
+            if r.revoked
+                || r.rotated_at.is_some()
+                || r.expires_at <= now
+                || !visible(r.client_id.as_str())
             {
                 return Ok(inactive);
             }
             return Ok(serde_json::json!({
                 "active": true,
                 "token_type": "refresh_token",
-                "scope": r.scope,
-                "client_id": r.client_id,
-                "sub": r.user_id,
+                "scope": r.scope.to_string(),
+                "client_id": r.client_id.as_str(),
+                "sub": r.user_id.as_str(),
                 "iss": self.settings.server.issuer,
                 "iat": r.created_at,
                 "exp": r.expires_at,

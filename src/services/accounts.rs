@@ -190,18 +190,14 @@ impl Accounts {
     pub async fn overview(&self, user: &User) -> Result<AccountOverview, AccountsError> {
         let now = self.clock.now();
         Ok(AccountOverview {
-            sessions: self.store.user_sessions(user.id.as_str(), now).await?,
-            apps: self.store.user_consents(user.id.as_str()).await?,
+            sessions: self.store.user_sessions(&user.id, now).await?,
+            apps: self.store.user_consents(&user.id).await?,
         })
     }
 
     /// Signs out one of the user's other sessions, by its public id; audited when it ended one.
     pub async fn end_session(&self, user: &User, sid: &str) -> Result<(), AccountsError> {
-        if self
-            .store
-            .delete_user_session(user.id.as_str(), sid)
-            .await?
-        {
+        if self.store.delete_user_session(&user.id, sid).await? {
             let entry = AuditEntry {
                 user_id: Some(user.id.as_str().to_owned()),
                 ..AuditEntry::new(AuditKind::SessionEnded)
@@ -215,9 +211,7 @@ impl Accounts {
     /// the user ends (`Store::end_user_access`); audited.
     pub async fn sign_out_everywhere(&self, user: &User) -> Result<(), AccountsError> {
         let now = self.clock.now();
-        self.store
-            .end_user_access(user.id.as_str(), None, now)
-            .await?;
+        self.store.end_user_access(&user.id, None, now).await?;
         let entry = AuditEntry {
             user_id: Some(user.id.as_str().to_owned()),
             ..AuditEntry::new(AuditKind::LogoutEverywhere)
@@ -228,11 +222,7 @@ impl Accounts {
 
     /// Takes back what the user gave an app: its consent and refresh tokens; audited.
     pub async fn revoke_app(&self, user: &User, client_id: &str) -> Result<(), AccountsError> {
-        if self
-            .store
-            .revoke_consent(user.id.as_str(), client_id)
-            .await?
-        {
+        if self.store.revoke_consent(&user.id, client_id).await? {
             let entry = AuditEntry {
                 user_id: Some(user.id.as_str().to_owned()),
                 client_id: Some(client_id.to_owned()),
@@ -270,19 +260,10 @@ impl Accounts {
         ttl: i64,
         now: i64,
     ) -> Result<String, StoreError> {
-        self.store
-            .delete_email_tokens(user.id.as_str(), kind)
-            .await?;
+        self.store.delete_email_tokens(&user.id, kind).await?;
         let value = token::generate(token::prefix::EMAIL_TOKEN);
         self.store
-            .insert_email_token(
-                &token::hash(&value),
-                user.id.as_str(),
-                kind,
-                email,
-                now,
-                now + ttl,
-            )
+            .insert_email_token(&token::hash(&value), &user.id, kind, email, now, now + ttl)
             .await?;
         Ok(value)
     }
@@ -423,7 +404,7 @@ impl Accounts {
         let Ok(email) = Email::parse(&record.email) else {
             return Ok(None);
         };
-        let id = crate::domain::UserId::from_stored(record.user_id.clone());
+        let id = record.user_id;
         if record.kind == KIND_VERIFY {
             // A verification link for an address the account no longer has verifies nothing (and
             // must not move the account back to it).
@@ -449,7 +430,7 @@ impl Accounts {
         self.store
             .audit(
                 AuditEntry {
-                    user_id: Some(record.user_id),
+                    user_id: Some(id.as_str().to_owned()),
                     detail: record.kind,
                     ..AuditEntry::new(AuditKind::EmailVerified)
                 },
@@ -623,7 +604,7 @@ impl Accounts {
         {
             return Ok(ResetOutcome::InvalidLink);
         }
-        let id = crate::domain::UserId::from_stored(record.user_id.clone());
+        let id = record.user_id;
         // The link went to the address the account had then: if it has moved since, the link
         // is dead (the move deletes pending links too; this holds even for one made meanwhile).
         match self.store.user_by_id(id.as_str()).await? {
@@ -634,13 +615,11 @@ impl Accounts {
         }
         let hash = self.hash_password(password).await?;
         let user = self.store.set_password_hash(&id, &hash, now).await?;
-        self.store
-            .end_user_access(user.id.as_str(), None, now)
-            .await?;
+        self.store.end_user_access(&user.id, None, now).await?;
         self.store
             .audit(
                 AuditEntry {
-                    user_id: Some(record.user_id),
+                    user_id: Some(id.as_str().to_owned()),
                     ip,
                     ..AuditEntry::new(AuditKind::PasswordResetCompleted)
                 },
@@ -682,7 +661,7 @@ impl Accounts {
         let hash = self.hash_password(new).await?;
         self.store.set_password_hash(&user.id, &hash, now).await?;
         self.store
-            .end_user_access(user.id.as_str(), Some(current_sid), now)
+            .end_user_access(&user.id, Some(current_sid), now)
             .await?;
         self.store
             .audit(

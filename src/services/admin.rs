@@ -438,7 +438,7 @@ impl Admin {
             user = self.store.set_user_disabled(&uid, disabled, now).await?;
             if disabled {
                 // A disabled account keeps no way in: sessions and refresh tokens end now.
-                self.store.end_user_access(uid.as_str(), None, now).await?;
+                self.store.end_user_access(&uid, None, now).await?;
             }
             self.record(
                 actor,
@@ -461,9 +461,7 @@ impl Admin {
     pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
         let now = self.clock.now();
         let user = self.user(actor, id).await?;
-        self.store
-            .end_user_access(user.id.as_str(), None, now)
-            .await?;
+        self.store.end_user_access(&user.id, None, now).await?;
         self.store
             .delete_user(&user.id)
             .await
@@ -499,10 +497,7 @@ impl Admin {
     pub async fn end_sessions(&self, actor: &Actor, id: &str) -> Result<u64, AdminError> {
         let now = self.clock.now();
         let user = self.user(actor, id).await?;
-        let ended = self
-            .store
-            .end_user_access(user.id.as_str(), None, now)
-            .await?;
+        let ended = self.store.end_user_access(&user.id, None, now).await?;
         self.record(
             actor,
             AuditEntry {

@@ -397,7 +397,7 @@ impl Authn {
                 NewSession {
                     id_hash: token::hash(&value),
                     sid: sid.clone(),
-                    user_id: user.id.as_str().to_owned(),
+                    user_id: user.id.clone(),
                     auth_time: now,
                     amr: amr.clone(),
                     ip: ip.clone(),
@@ -410,7 +410,7 @@ impl Authn {
             .await?;
         let record = SessionRecord {
             sid,
-            user_id: user.id.as_str().to_owned(),
+            user_id: user.id.clone(),
             auth_time: now,
             amr,
             ip,
@@ -433,7 +433,7 @@ impl Authn {
         let Some(session) = self.store.session(&hash, now).await? else {
             return Ok(None);
         };
-        let Some(user) = self.store.user_by_id(&session.user_id).await? else {
+        let Some(user) = self.store.user_by_id(session.user_id.as_str()).await? else {
             return Ok(None);
         };
         if user.disabled {

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::jwt::{self, TYP_AT_JWT, TYP_JWT};
 use crate::crypto::token;
 use crate::domain::AuditEntry;
-use crate::domain::{ScopeSet, User};
+use crate::domain::{ClientId, ScopeSet, User};
 use crate::oidc::id_token::{self, IdTokenHint};
 use crate::services::keys::{KeyRing, KeySet};
 use crate::services::workers::WorkerPool;
@@ -83,7 +83,7 @@ impl AccessClaims {
 
 /// What a grant needs to mint tokens.
 pub struct GrantContext<'a> {
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     /// The user for an authorization-code or refresh grant; `None` for client credentials.
     pub user: Option<&'a User>,
     pub scope: &'a ScopeSet,
@@ -173,15 +173,16 @@ impl Tokens {
         let issuer = settings.server.issuer.as_str();
         let keys = self.signing_keys().await;
         let scope = ctx.scope.to_string();
+        let client_id = ctx.client_id.as_str();
         let access_ttl = settings.tokens.access_ttl_secs;
         let user_grant = ctx.user.is_some();
         let claims = AccessClaims {
             iss: issuer.to_owned(),
             sub: ctx
                 .user
-                .map_or_else(|| ctx.client_id.to_owned(), |u| u.id.as_str().to_owned()),
-            aud: ctx.client_id.to_owned(),
-            client_id: ctx.client_id.to_owned(),
+                .map_or_else(|| client_id.to_owned(), |u| u.id.as_str().to_owned()),
+            aud: client_id.to_owned(),
+            client_id: client_id.to_owned(),
             scope: scope.clone(),
             jti: format!("{}.{}", ctx.grant_id, token::random_id()),
             iat: now,
@@ -206,7 +207,7 @@ impl Tokens {
             (true, Some(user)) => Some(id_token::claims(
                 &id_token::IdTokenFacts {
                     issuer,
-                    client_id: ctx.client_id,
+                    client_id,
                     user,
                     scope: ctx.scope,
                     auth_time: ctx.auth_time,
@@ -237,9 +238,9 @@ impl Tokens {
                             token_hash: token::hash(&value),
                             family_id: ctx.grant_id.to_owned(),
                             parent,
-                            client_id: ctx.client_id.to_owned(),
-                            user_id: user.id.as_str().to_owned(),
-                            scope: scope.clone(),
+                            client_id: ctx.client_id.clone(),
+                            user_id: user.id.clone(),
+                            scope: ctx.scope.clone(),
                             auth_time: ctx.auth_time,
                             amr: ctx.amr.to_vec(),
                             sid: ctx.sid.map(str::to_owned),

@@ -9,6 +9,7 @@ use sea_orm::{
 use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
 use super::{Store, StoreError};
 pub use crate::domain::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
+use crate::domain::{ClientId, ScopeSet, UserId};
 
 /// The kinds of one-time email tokens (`email_tokens.kind`).
 pub mod token_kind {
@@ -23,7 +24,7 @@ pub mod token_kind {
 /// A one-time email token (verification, reset, email change).
 #[derive(Debug, Clone)]
 pub struct EmailTokenRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub kind: String,
     pub email: String,
     pub expires_at: i64,
@@ -42,9 +43,9 @@ pub struct SessionSummary {
 /// An app the user has consented to.
 #[derive(Debug, Clone)]
 pub struct ConnectedApp {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub name: String,
-    pub scopes: String,
+    pub scopes: ScopeSet,
     pub granted_at: i64,
 }
 
@@ -85,7 +86,7 @@ fn live_email_token(token_hash: &str, kind: &str, now: i64) -> sea_orm::Conditio
 impl From<email_token::Model> for EmailTokenRecord {
     fn from(m: email_token::Model) -> Self {
         Self {
-            user_id: m.user_id,
+            user_id: UserId::from_stored(m.user_id),
             kind: m.kind,
             email: m.email,
             expires_at: m.expires_at,
@@ -99,7 +100,7 @@ impl Store {
     pub async fn insert_email_token(
         &self,
         token_hash: &str,
-        user_id: &str,
+        user_id: &UserId,
         kind: &str,
         email: &str,
         now: i64,
@@ -108,7 +109,7 @@ impl Store {
         let _w = self.write_gate().await;
         email_token::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
-            user_id: Set(user_id.to_owned()),
+            user_id: Set(user_id.as_str().to_owned()),
             kind: Set(kind.to_owned()),
             email: Set(email.to_owned()),
             created_at: Set(now),
@@ -152,10 +153,14 @@ impl Store {
     }
 
     /// Removes a user's other tokens of a kind (a new link replaces the old ones).
-    pub async fn delete_email_tokens(&self, user_id: &str, kind: &str) -> Result<(), StoreError> {
+    pub async fn delete_email_tokens(
+        &self,
+        user_id: &UserId,
+        kind: &str,
+    ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         email_token::Entity::delete_many()
-            .filter(email_token::Column::UserId.eq(user_id))
+            .filter(email_token::Column::UserId.eq(user_id.as_str()))
             .filter(email_token::Column::Kind.eq(kind))
             .exec(self.conn())
             .await?;
@@ -166,11 +171,11 @@ impl Store {
 
     pub async fn user_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
     ) -> Result<Vec<SessionSummary>, StoreError> {
         Ok(session::Entity::find()
-            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::UserId.eq(user_id.as_str()))
             .filter(session::Column::ExpiresAt.gt(now))
             .order_by_desc(session::Column::LastSeen)
             .limit(100)
@@ -188,10 +193,14 @@ impl Store {
     }
 
     /// Ends one of the user's sessions by its public id.
-    pub async fn delete_user_session(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user_session(
+        &self,
+        user_id: &UserId,
+        sid: &str,
+    ) -> Result<bool, StoreError> {
         let _w = self.write_gate().await;
         let r = session::Entity::delete_many()
-            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::UserId.eq(user_id.as_str()))
             .filter(session::Column::Sid.eq(sid))
             .exec(self.conn())
             .await?;
@@ -201,11 +210,12 @@ impl Store {
     /// Ends every session of the user except `keep_sid`.
     pub async fn delete_user_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         keep_sid: Option<&str>,
     ) -> Result<u64, StoreError> {
         let _w = self.write_gate().await;
-        let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+        let mut q =
+            session::Entity::delete_many().filter(session::Column::UserId.eq(user_id.as_str()));
         if let Some(keep) = keep_sid {
             q = q.filter(session::Column::Sid.ne(keep));
         }
@@ -214,9 +224,11 @@ impl Store {
 
     // --- connected apps ----------------------------------------------------------------------
 
-    pub async fn user_consents(&self, user_id: &str) -> Result<Vec<ConnectedApp>, StoreError> {
+    /// The apps the user has consented to, most recently granted first. A stored scope value
+    /// that does not parse shows as no scopes (`grants::stored_scope`).
+    pub async fn user_consents(&self, user_id: &UserId) -> Result<Vec<ConnectedApp>, StoreError> {
         let rows = consent::Entity::find()
-            .filter(consent::Column::UserId.eq(user_id))
+            .filter(consent::Column::UserId.eq(user_id.as_str()))
             .order_by_desc(consent::Column::UpdatedAt)
             .limit(200)
             .all(self.conn())
@@ -239,15 +251,20 @@ impl Store {
                     .get(&c.client_id)
                     .cloned()
                     .unwrap_or_else(|| c.client_id.clone()),
-                client_id: c.client_id,
-                scopes: c.scopes,
+                client_id: ClientId::from_stored(c.client_id),
+                scopes: super::grants::stored_scope(&c.scopes),
                 granted_at: c.updated_at,
             })
             .collect())
     }
 
     /// Revokes a consent and the refresh tokens the user gave that client.
-    pub async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let user_id = user_id.as_str();
         let r = {
             let _w = self.write_gate().await;
             consent::Entity::delete_many()

@@ -13,13 +13,13 @@ use super::entities::{
     authorization_code, consent, redeemed_code, refresh_token, revoked_token, session, user,
 };
 use super::{Step, Store, StoreError, split_list};
-use crate::domain::User;
+use crate::domain::{ClientId, ScopeSet, User, UserId};
 
 /// A live browser session.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub sid: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub ip: Option<String>,
@@ -35,7 +35,7 @@ pub struct SessionRecord {
 pub struct NewSession {
     pub id_hash: String,
     pub sid: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub ip: Option<String>,
@@ -47,10 +47,10 @@ pub struct NewSession {
 /// What an authorization code stands for.
 #[derive(Debug, Clone)]
 pub struct CodeRecord {
-    pub client_id: String,
-    pub user_id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub redirect_uri: String,
-    pub scope: String,
+    pub scope: ScopeSet,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
@@ -72,9 +72,9 @@ fn refresh_record(m: refresh_token::Model, grant_revoked: bool) -> RefreshRecord
     RefreshRecord {
         token_hash: m.token_hash,
         family_id: m.family_id,
-        client_id: m.client_id,
-        user_id: m.user_id,
-        scope: m.scope,
+        client_id: ClientId::from_stored(m.client_id),
+        user_id: UserId::from_stored(m.user_id),
+        scope: stored_scope(&m.scope),
         auth_time: m.auth_time,
         amr: split(&m.amr),
         sid: m.sid,
@@ -89,9 +89,9 @@ fn refresh_record(m: refresh_token::Model, grant_revoked: bool) -> RefreshRecord
 pub struct RefreshRecord {
     pub token_hash: String,
     pub family_id: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub scope: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub scope: ScopeSet,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub sid: Option<String>,
@@ -106,9 +106,9 @@ pub struct NewRefresh {
     pub family_id: String,
     /// The token this one replaces (a rotation); `None` for the first of a grant.
     pub parent: Option<ParentLink>,
-    pub client_id: String,
-    pub user_id: String,
-    pub scope: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub scope: ScopeSet,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub sid: Option<String>,
@@ -141,6 +141,13 @@ fn split(s: &str) -> Vec<String> {
     split_list(s).map(str::to_owned).collect()
 }
 
+/// The scope set in a grant's or consent's text column. Castellan writes it from a
+/// [`ScopeSet`], so it parses; a value that does not (one written by hand) reads as no scopes:
+/// a grant can lose scopes this way, never gain one.
+pub(super) fn stored_scope(raw: &str) -> ScopeSet {
+    ScopeSet::parse(raw).unwrap_or_default()
+}
+
 impl Store {
     // --- sessions -------------------------------------------------------------------------
 
@@ -149,7 +156,7 @@ impl Store {
         session::ActiveModel {
             id_hash: Set(s.id_hash),
             sid: Set(s.sid),
-            user_id: Set(s.user_id),
+            user_id: Set(s.user_id.as_str().to_owned()),
             auth_time: Set(s.auth_time),
             amr: Set(join(&s.amr)),
             ip: Set(s.ip),
@@ -178,7 +185,7 @@ impl Store {
             .pop();
         Ok(m.map(|m| SessionRecord {
             sid: m.sid,
-            user_id: m.user_id,
+            user_id: UserId::from_stored(m.user_id),
             auth_time: m.auth_time,
             amr: split(&m.amr),
             ip: m.ip,
@@ -255,10 +262,10 @@ impl Store {
         let _w = self.write_gate().await;
         authorization_code::ActiveModel {
             code_hash: Set(code_hash),
-            client_id: Set(c.client_id),
-            user_id: Set(c.user_id),
+            client_id: Set(c.client_id.as_str().to_owned()),
+            user_id: Set(c.user_id.as_str().to_owned()),
             redirect_uri: Set(c.redirect_uri),
-            scope: Set(c.scope),
+            scope: Set(c.scope.to_string()),
             nonce: Set(c.nonce),
             code_challenge: Set(c.code_challenge),
             code_challenge_method: Set(c.code_challenge_method),
@@ -307,10 +314,10 @@ impl Store {
         };
         let m = authorization_code::Model::from_query_result(row, "")?;
         Ok(Some(CodeRecord {
-            client_id: m.client_id,
-            user_id: m.user_id,
+            client_id: ClientId::from_stored(m.client_id),
+            user_id: UserId::from_stored(m.user_id),
             redirect_uri: m.redirect_uri,
-            scope: m.scope,
+            scope: stored_scope(&m.scope),
             nonce: m.nonce,
             code_challenge: m.code_challenge,
             code_challenge_method: m.code_challenge_method,
@@ -354,9 +361,9 @@ impl Store {
             token_hash: Set(r.token_hash),
             family_id: Set(r.family_id),
             parent_hash: Set(parent_hash),
-            client_id: Set(r.client_id),
-            user_id: Set(r.user_id),
-            scope: Set(r.scope),
+            client_id: Set(r.client_id.as_str().to_owned()),
+            user_id: Set(r.user_id.as_str().to_owned()),
+            scope: Set(r.scope.to_string()),
             auth_time: Set(r.auth_time),
             amr: Set(join(&r.amr)),
             sid: Set(r.sid),
@@ -492,13 +499,14 @@ impl Store {
     /// administrators' "end sessions".
     pub async fn end_user_access(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         keep_sid: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError> {
         use super::accounts::token_kind;
         use super::entities::{authorization_code, email_token, session};
         use sea_orm::TransactionTrait;
+        let user_id = user_id.as_str();
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
         let mut sessions =
@@ -549,32 +557,36 @@ impl Store {
 
     // --- consents --------------------------------------------------------------------------
 
-    /// The scopes a user has granted a client (space-separated), if any.
+    /// The scopes a user has granted a client, if any. A stored value that does not parse
+    /// (Castellan writes it from a [`ScopeSet`]) reads as no consent: the user is asked again.
     pub async fn consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(
-            consent::Entity::find_by_id((user_id.to_owned(), client_id.to_owned()))
-                .all(self.conn())
-                .await?
-                .pop()
-                .map(|m| m.scopes),
-        )
+        user_id: &UserId,
+        client_id: &ClientId,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        Ok(consent::Entity::find_by_id((
+            user_id.as_str().to_owned(),
+            client_id.as_str().to_owned(),
+        ))
+        .all(self.conn())
+        .await?
+        .pop()
+        .and_then(|m| ScopeSet::parse(&m.scopes).ok()))
     }
 
     /// Stores the granted scopes (the union with what was granted before).
     pub async fn save_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-        scopes: &str,
+        user_id: &UserId,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
         now: i64,
     ) -> Result<(), StoreError> {
+        let (user_id, client_id, scopes) =
+            (user_id.as_str(), client_id.as_str(), scopes.to_string());
         let _w = self.write_gate().await;
         let updated = consent::Entity::update_many()
-            .col_expr(consent::Column::Scopes, Expr::value(scopes))
+            .col_expr(consent::Column::Scopes, Expr::value(scopes.as_str()))
             .col_expr(consent::Column::UpdatedAt, Expr::value(now))
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
@@ -584,7 +596,7 @@ impl Store {
             let res = consent::ActiveModel {
                 user_id: Set(user_id.to_owned()),
                 client_id: Set(client_id.to_owned()),
-                scopes: Set(scopes.to_owned()),
+                scopes: Set(scopes),
                 created_at: Set(now),
                 updated_at: Set(now),
             }

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::domain::{ClientId, ScopeSet};
 use crate::http::extractors::{CsrfForm, SignedIn, Then};
 use crate::http::support::{Csrf, accounts_failure, csrf, page, see_other};
 use crate::services::accounts::{AccountsError, FieldErrors};
@@ -23,9 +24,9 @@ struct SessionView {
 }
 
 struct AppView {
-    client_id: String,
+    client_id: ClientId,
     name: String,
-    scopes: String,
+    scopes: ScopeSet,
 }
 
 #[derive(Template)]
