@@ -389,6 +389,23 @@ impl Admin {
             Some(r) => Some(checked_roles(&self.store, r).await?),
             None => None,
         };
+        // An administrator cannot lock themselves out; another administrator can.
+        if actor.user_id() == Some(uid.as_str()) {
+            if roles
+                .as_ref()
+                .is_some_and(|r| !r.iter().any(|r| r == Role::ADMIN))
+            {
+                return Err(AdminError::Refused(
+                    "You cannot take the admin role from yourself: ask another administrator."
+                        .into(),
+                ));
+            }
+            if patch.disabled == Some(true) {
+                return Err(AdminError::Refused(
+                    "You cannot disable your own account: ask another administrator.".into(),
+                ));
+            }
+        }
         if let Some(name) = name {
             user = self.store.set_user_name(&uid, name, now).await?;
         }
@@ -461,6 +478,11 @@ impl Admin {
     pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
         let now = self.clock.now();
         let user = self.user(actor, id).await?;
+        if actor.user_id() == Some(user.id.as_str()) {
+            return Err(AdminError::Refused(
+                "You cannot delete your own account: ask another administrator.".into(),
+            ));
+        }
         self.store.end_user_access(&user.id, None, now).await?;
         self.store
             .delete_user(&user.id)

@@ -980,3 +980,48 @@ async fn a_scope_taken_from_a_client_is_gone_from_its_refresh_tokens_and_admin_t
     let res = call(&app, "GET", &format!("{API}/keys"), Some(&after), None).await;
     assert_eq!(res.status, 403, "{}", res.text);
 }
+
+#[tokio::test]
+async fn an_administrator_cannot_lock_themselves_out_through_the_api() {
+    let app = spawn_app().await;
+    let c = callers(&app).await;
+    let own = format!("{API}/users/{}", c.admin_id);
+    for (method, body, why) in [
+        ("PATCH", Some(json!({"disabled": true})), "disable"),
+        ("PATCH", Some(json!({"roles": ["user"]})), "drop admin"),
+        ("DELETE", None, "delete"),
+    ] {
+        let res = call(&app, method, &own, Some(&c.admin), body).await;
+        assert_eq!(res.status, 409, "{why}: {}", res.text);
+        assert_eq!(
+            res.headers["content-type"].to_str().unwrap_or_default(),
+            "application/problem+json",
+            "{why}"
+        );
+        assert!(
+            res.text.contains("another administrator"),
+            "{why}: {}",
+            res.text
+        );
+    }
+    let me = call(&app, "GET", &own, Some(&c.admin), None).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json["disabled"], false);
+    assert!(
+        me.json["roles"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("admin")))
+    );
+    // The same changes to another user go through; the command line is no user.
+    let other = format!("{API}/users/{}", c.user_id);
+    let res = call(
+        &app,
+        "PATCH",
+        &other,
+        Some(&c.admin),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    json_out(&app.castellan(&["user", "disable", "root@example.com", "--json"]));
+}

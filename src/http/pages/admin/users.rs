@@ -230,10 +230,6 @@ pub async fn user_roles(
 ) -> HttpResponse {
     let form = Fields(form.into_inner());
     let roles = form.all("roles");
-    if a.is(&id) && !roles.iter().any(|r| r == Role::ADMIN) {
-        let m = "You cannot take the admin role from yourself: ask another administrator.";
-        return user_conflict(&state, &a, &id, m.into()).await;
-    }
     let patch = crate::services::admin::UserPatch {
         roles: Some(roles.clone()),
         ..Default::default()
@@ -268,10 +264,6 @@ pub async fn user_status(
             )]));
         }
     };
-    if disabled && a.is(&id) {
-        let m = "You cannot disable your own account: ask another administrator.";
-        return user_conflict(&state, &a, &id, m.into()).await;
-    }
     let patch = crate::services::admin::UserPatch {
         disabled: Some(disabled),
         ..Default::default()
@@ -341,12 +333,11 @@ pub async fn user_delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    if a.is(&id) {
-        let m = "You cannot delete your own account here: ask another administrator.";
-        return user_conflict(&state, &a, &id, m.into()).await;
-    }
     match state.core.admin.delete_user(&a.actor, &id).await {
         Ok(()) => with_notice(paths::ADMIN_USERS, "user-deleted"),
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
+            user_conflict(&state, &a, &id, m).await
+        }
         Err(e) => failure(e),
     }
 }
