@@ -1,8 +1,11 @@
-//! Time as a parameter: handlers read `clock.now()` once per request and pass it down, so tests
-//! can move time instead of sleeping.
+//! Time as a parameter: handlers read the clock once per request (`clock.time()`, a
+//! [`UnixTime`] for what is stored or compared with stored times; `now_ms()` where milliseconds
+//! matter) and pass it down, so tests can move time instead of sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::domain::UnixTime;
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the Unix epoch.
@@ -10,6 +13,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64 {
         self.now_ms().div_euclid(1000)
+    }
+    /// [`Clock::now`] as a moment, for what is stored or compared with stored times.
+    fn time(&self) -> UnixTime {
+        UnixTime::from_secs(self.now())
     }
 }
 

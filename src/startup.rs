@@ -149,7 +149,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// once). Returns the applied migrations' names.
 pub async fn provision(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let store = open_store(settings).await?;
-    keys::ensure_active_key(&store, settings, crate::clock::Clock::now(&SystemClock))
+    keys::ensure_active_key(&store, settings, crate::clock::Clock::time(&SystemClock))
         .await
         .map_err(|e| anyhow::anyhow!("preparing the signing key: {e}"))?;
     store
@@ -186,7 +186,7 @@ pub async fn build_core(
     clock: SharedClock,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Built> {
-    let now = clock.now();
+    let now = clock.time();
     let key_ring = KeyRing::load(&store, &settings, now)
         .await
         .context("loading signing keys")?;
@@ -290,7 +290,7 @@ impl Application {
                 "database migrations applied"
             );
         }
-        let now = clock.now();
+        let now = clock.time();
         if keys::ensure_active_key(&store, &settings, now)
             .await
             .context("preparing the signing key")?
@@ -301,7 +301,7 @@ impl Application {
             );
         }
         let settings = Arc::new(settings);
-        let metrics = Arc::new(Metrics::new(now));
+        let metrics = Arc::new(Metrics::new(now.secs()));
         let built = build_core(
             settings.clone(),
             store.clone(),

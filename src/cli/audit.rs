@@ -46,7 +46,7 @@ pub async fn run(cmd: AuditCommand, cli: &AdminCli, json_out: bool) -> Result<()
         .audit_events(
             &cli.actor,
             AuditQuery {
-                from: since.map(|s| now() - s.max(0)),
+                from: since.map(|s| now().minus(s.max(0))),
                 to: None,
                 user_id: user,
                 client_id: client,
@@ -62,7 +62,7 @@ pub async fn run(cmd: AuditCommand, cli: &AdminCli, json_out: bool) -> Result<()
             events
                 .iter()
                 .map(|e| json!({
-                    "id": e.id, "at": e.at, "kind": e.kind, "actor": e.actor,
+                    "id": e.id, "at": e.at.secs(), "kind": e.kind, "actor": e.actor,
                     "user_id": e.user_id, "client_id": e.client_id, "ip": e.ip, "detail": e.detail,
                 }))
                 .collect::<Vec<_>>()
@@ -71,7 +71,7 @@ pub async fn run(cmd: AuditCommand, cli: &AdminCli, json_out: bool) -> Result<()
         println!("no events");
     } else {
         for e in &events {
-            let when = chrono::DateTime::from_timestamp(e.at, 0)
+            let when = chrono::DateTime::from_timestamp(e.at.secs(), 0)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_else(|| e.at.to_string());
             println!(

@@ -73,7 +73,7 @@ pub fn client_json(c: &Client) -> serde_json::Value {
         "introspect_any": c.introspect_any,
         "application_type": c.application_type.as_str(),
         "dynamically_registered": c.dynamically_registered,
-        "created_at": c.created_at,
+        "created_at": c.created_at.secs(),
     })
 }
 

@@ -15,7 +15,7 @@ pub enum KeysCommand {
 }
 
 fn key_json(k: &KeyRecord) -> serde_json::Value {
-    json!({"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at, "retire_at": k.retire_at})
+    json!({"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at.secs(), "retire_at": k.retire_at.map(|t| t.secs())})
 }
 
 pub async fn run(cmd: KeysCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {

@@ -150,9 +150,9 @@ pub(crate) fn admin_error(e: AdminError, what: &str, flag_of: impl Fn(&str) -> S
     }
 }
 
-pub(crate) fn now() -> i64 {
+pub(crate) fn now() -> crate::domain::UnixTime {
     use crate::clock::Clock;
-    crate::clock::SystemClock.now()
+    crate::clock::SystemClock.time()
 }
 
 pub(crate) fn print_json(value: &serde_json::Value) {

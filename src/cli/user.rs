@@ -78,7 +78,7 @@ pub fn user_json(u: &User) -> serde_json::Value {
         "name": u.name,
         "roles": u.roles,
         "disabled": u.disabled,
-        "created_at": u.created_at,
+        "created_at": u.created_at.secs(),
     })
 }
 

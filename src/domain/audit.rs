@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::UnixTime;
+
 /// Every kind of event the audit log records. The stored text ([`AuditKind::as_str`]) is what
 /// operators filter by (`castellan audit list --kind`, the admin API and pages): keep it stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,7 +152,7 @@ impl AuditEntry {
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub id: i64,
-    pub at: i64,
+    pub at: UnixTime,
     pub kind: String,
     pub actor: Option<String>,
     pub user_id: Option<String>,
@@ -162,8 +164,8 @@ pub struct AuditEvent {
 /// Which audit events to read: newest first, `before` an event id for the next page.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub from: Option<i64>,
-    pub to: Option<i64>,
+    pub from: Option<UnixTime>,
+    pub to: Option<UnixTime>,
     pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub kind: Option<String>,

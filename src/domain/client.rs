@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Invalid, ScopeSet};
+use super::{Invalid, ScopeSet, UnixTime};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientId(String);
@@ -234,7 +234,7 @@ pub struct Client {
     pub public: bool,
     pub skip_consent: bool,
     pub introspect_any: bool,
-    pub created_at: i64,
+    pub created_at: UnixTime,
     pub application_type: ApplicationType,
     pub info: ClientInfo,
     /// Registered through RFC 7591 (it has a registration access token).
@@ -512,7 +512,7 @@ mod tests {
             public: true,
             skip_consent: false,
             introspect_any: false,
-            created_at: 0,
+            created_at: UnixTime::from_secs(0),
             application_type: app,
             info: ClientInfo::default(),
             dynamically_registered: true,

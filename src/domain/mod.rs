@@ -7,6 +7,7 @@ pub mod lockout;
 pub mod password;
 pub mod registration;
 mod scope;
+mod time;
 mod user;
 
 pub use audit::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
@@ -17,6 +18,7 @@ pub use client::{
 pub use lockout::LockoutPolicy;
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::ScopeSet;
+pub use time::UnixTime;
 pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};
 
 /// A domain value that failed to parse: which field, and what was wrong, in plain words.

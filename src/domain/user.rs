@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::Invalid;
+use super::{Invalid, UnixTime};
 
 /// A user's stable, opaque identifier (a UUID); used as `sub`, never the email.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,7 +106,7 @@ pub struct RoleInfo {
     pub description: String,
     /// `admin` and `user`: cannot be deleted.
     pub builtin: bool,
-    pub created_at: i64,
+    pub created_at: UnixTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +120,8 @@ pub struct User {
     /// Whether the account has a password (an administrator may create one without; the user
     /// then sets one through a reset link).
     pub has_password: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
 }
 
 impl User {

@@ -22,7 +22,7 @@ use super::OAuthError;
 use super::params::Params;
 use super::primitives::ClientRegistrar;
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Client, GrantType, ScopeSet};
+use crate::domain::{Client, GrantType, ScopeSet, UnixTime};
 use crate::paths;
 use crate::services::authn::Authenticated;
 use crate::services::tokens;
@@ -244,7 +244,7 @@ impl Authorization {
     /// the browser's session.
     pub async fn authorize(&self, params: Params, session: Option<Authenticated>) -> Outcome {
         match self.validate(params).await {
-            Ok(request) => self.decide(request, session, self.clock.now()).await,
+            Ok(request) => self.decide(request, session, self.clock.time()).await,
             Err(outcome) => outcome,
         }
     }
@@ -483,12 +483,17 @@ impl Authorization {
     }
 
     /// Decides what happens to a valid request, given the browser's session.
-    pub async fn decide(&self, req: Request, session: Option<Authenticated>, now: i64) -> Outcome {
+    pub async fn decide(
+        &self,
+        req: Request,
+        session: Option<Authenticated>,
+        now: UnixTime,
+    ) -> Outcome {
         let issuer = self.settings.server.issuer.as_str();
         let mut fresh_login_needed = req.prompt.login || req.prompt.select_account;
         if let (Some(s), Some(max_age)) = (&session, req.max_age) {
             // OpenID Connect Core 1.0 §3.1.2.1: re-authenticate when the last one is too old.
-            if now - s.session.auth_time > max_age {
+            if now.since(s.session.auth_time) > max_age {
                 fresh_login_needed = true;
             }
         }
@@ -575,7 +580,7 @@ impl Authorization {
         self.issue_code(&req, &session, now).await
     }
 
-    async fn issue_code(&self, req: &Request, session: &Authenticated, now: i64) -> Outcome {
+    async fn issue_code(&self, req: &Request, session: &Authenticated, now: UnixTime) -> Outcome {
         let issuer = self.settings.server.issuer.as_str();
         let record = CodeRecord {
             client_id: req.client.id.clone(),
@@ -588,7 +593,7 @@ impl Authorization {
             auth_time: session.session.auth_time,
             amr: session.session.amr.clone(),
             sid: Some(session.session.sid.clone()),
-            expires_at: now + self.settings.tokens.code_ttl_secs as i64,
+            expires_at: now.plus(self.settings.tokens.code_ttl_secs as i64),
         };
         let code = match super::codes::issue(&self.store, record, now).await {
             Ok(code) => code,
@@ -619,7 +624,7 @@ impl Authorization {
         user: &crate::domain::User,
         allow: bool,
     ) -> Result<String, Outcome> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let mut req = self.validate(params).await?;
         req.restrict_to(user);
         let issuer = self.settings.server.issuer.as_str();

@@ -6,6 +6,7 @@
 //! on that authorization code").
 
 use crate::crypto::token;
+use crate::domain::UnixTime;
 use crate::store::grants::CodeRecord;
 use crate::store::{Store, StoreError};
 
@@ -13,7 +14,7 @@ use crate::store::{Store, StoreError};
 pub const CODE_PREFIX: &str = token::prefix::AUTHORIZATION_CODE;
 
 /// Stores `record` under a fresh code; returns the code (shown once, in the redirect).
-pub async fn issue(store: &Store, record: CodeRecord, now: i64) -> Result<String, StoreError> {
+pub async fn issue(store: &Store, record: CodeRecord, now: UnixTime) -> Result<String, StoreError> {
     let code = token::generate(CODE_PREFIX);
     store.insert_code(token::hash(&code), record, now).await?;
     Ok(code)
@@ -25,7 +26,7 @@ pub async fn redeem(
     store: &Store,
     code: &str,
     grant_id: &str,
-    until: i64,
+    until: UnixTime,
 ) -> Result<Option<CodeRecord>, StoreError> {
     store.take_code(&token::hash(code), grant_id, until).await
 }

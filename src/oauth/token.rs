@@ -8,7 +8,7 @@ use super::params::Params;
 use super::primitives::ClientRegistrar;
 use crate::crypto::token;
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Client, GrantType, ScopeSet};
+use crate::domain::{Client, GrantType, ScopeSet, UnixTime};
 use crate::services::metrics::TokenGrant;
 use crate::services::tokens::{self, GrantContext, REFRESH_PREFIX, TokenResponse};
 use std::sync::Arc;
@@ -134,7 +134,7 @@ impl TokenEndpoint {
     /// authentications, client authentication (§2.3.1), the grant, and the token metric.
     pub async fn exchange(&self, r: ClientRequest) -> Result<TokenResponse, Refusal> {
         self.with_client(r, async |client, params| {
-            self.token(client, params, self.clock.now()).await
+            self.token(client, params, self.clock.time()).await
         })
         .await
     }
@@ -142,7 +142,7 @@ impl TokenEndpoint {
     /// RFC 7009 §2: revocation, behind client authentication.
     pub async fn revoke_request(&self, r: ClientRequest) -> Result<(), Refusal> {
         self.with_client(r, async |client, params| {
-            self.revoke(client, params, self.clock.now()).await
+            self.revoke(client, params, self.clock.time()).await
         })
         .await
     }
@@ -156,7 +156,7 @@ impl TokenEndpoint {
             ip,
         } = r;
         self.guarded(ip, async || {
-            self.introspect(credentials?, &params, self.clock.now())
+            self.introspect(credentials?, &params, self.clock.time())
                 .await
         })
         .await
@@ -219,7 +219,7 @@ impl TokenEndpoint {
         &self,
         client: &Client,
         params: &Params,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenResponse, OAuthError> {
         let (grant, issued) = match params.one("grant_type")? {
             Some("authorization_code") => (
@@ -252,7 +252,7 @@ impl TokenEndpoint {
         &self,
         client: &Client,
         params: &Params,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenResponse, OAuthError> {
         require_grant(client, GrantType::AuthorizationCode)?;
         let code = params.required("code")?;
@@ -263,7 +263,7 @@ impl TokenEndpoint {
         }
         let grant_id = token::random_id();
         // Remember the redemption, so that a replay can revoke what this one issues.
-        let remembered_until = now + self.settings.tokens.refresh_ttl_secs as i64;
+        let remembered_until = now.plus(self.settings.tokens.refresh_ttl_secs as i64);
         let taken = super::codes::redeem(&self.store, code, &grant_id, remembered_until).await?;
         let Some(record) = taken else {
             // RFC 6749 §4.1.2: a code used twice — deny, and revoke what the first use issued.
@@ -342,13 +342,13 @@ impl TokenEndpoint {
     /// Until when a revoked grant stays on the revocation list: past the last access token
     /// issued under it, and past the refresh-token lifetime, because a refresh token stored by a
     /// request that raced the revocation is refused by this entry, not by its own flag.
-    fn family_revoked_until(&self, now: i64) -> i64 {
+    fn family_revoked_until(&self, now: UnixTime) -> UnixTime {
         let t = &self.settings.tokens;
-        now + t.access_ttl_secs.max(t.refresh_ttl_secs) as i64
+        now.plus(t.access_ttl_secs.max(t.refresh_ttl_secs) as i64)
     }
 
     /// Records a refresh-token event; a failed write is logged, not fatal to the request.
-    async fn audit(&self, kind: AuditKind, user_id: &str, client: &Client, now: i64) {
+    async fn audit(&self, kind: AuditKind, user_id: &str, client: &Client, now: UnixTime) {
         let entry = AuditEntry {
             user_id: Some(user_id.to_owned()),
             client_id: Some(client.id.as_str().to_owned()),
@@ -362,7 +362,7 @@ impl TokenEndpoint {
         &self,
         client: &Client,
         params: &Params,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenResponse, OAuthError> {
         require_grant(client, GrantType::RefreshToken)?;
         let presented = params.required("refresh_token")?;
@@ -387,7 +387,7 @@ impl TokenEndpoint {
         // An already rotated token: within the grace window the same client gets another
         // successor; outside it, the whole family is revoked.
         if let Some(rotated_at) = record.rotated_at
-            && !(grace > 0 && now - rotated_at <= grace)
+            && !(grace > 0 && now.since(rotated_at) <= grace)
         {
             return Err(self.reused(client, &record, now).await);
         }
@@ -431,7 +431,7 @@ impl TokenEndpoint {
 
     /// RFC 9700 §4.14.2: a rotated refresh token presented again revokes its whole family (and,
     /// through the revocation list, the family's access tokens); the answer is `invalid_grant`.
-    async fn reused(&self, client: &Client, record: &RefreshRecord, now: i64) -> OAuthError {
+    async fn reused(&self, client: &Client, record: &RefreshRecord, now: UnixTime) -> OAuthError {
         let until = self.family_revoked_until(now);
         if let Err(e) = self.store.revoke_family(&record.family_id, until).await {
             return e.into();
@@ -455,7 +455,7 @@ impl TokenEndpoint {
         &self,
         client: &Client,
         params: &Params,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenResponse, OAuthError> {
         if client.public {
             return Err(OAuthError::UnauthorizedClient(
@@ -500,7 +500,12 @@ impl TokenEndpoint {
 
     /// RFC 7009 §2.1: revokes a refresh token (and its family's access tokens) or an access token
     /// issued to this client. Unknown or foreign tokens are answered the same way (200).
-    async fn revoke(&self, client: &Client, params: &Params, now: i64) -> Result<(), OAuthError> {
+    async fn revoke(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: UnixTime,
+    ) -> Result<(), OAuthError> {
         let presented = params.required("token")?;
         params.one("token_type_hint")?;
         if presented.starts_with(REFRESH_PREFIX) {
@@ -515,7 +520,9 @@ impl TokenEndpoint {
         if let Ok(claims) = self.tokens.verify_access_token(presented, now).await
             && claims.client_id == client.id.as_str()
         {
-            self.store.revoke_token_id(&claims.jti, claims.exp).await?;
+            self.store
+                .revoke_token_id(&claims.jti, UnixTime::from_secs(claims.exp))
+                .await?;
         }
         Ok(())
     }
@@ -531,7 +538,7 @@ impl TokenEndpoint {
         &self,
         creds: Option<ClientCredentials>,
         params: &Params,
-        now: i64,
+        now: UnixTime,
     ) -> Result<serde_json::Value, OAuthError> {
         let creds = require_credentials(creds)?;
         // `None`: not an access token whose signature checks out (a refresh token, no token, or
@@ -578,8 +585,8 @@ impl TokenEndpoint {
                 "client_id": r.client_id.as_str(),
                 "sub": r.user_id.as_str(),
                 "iss": self.settings.server.issuer,
-                "iat": r.created_at,
-                "exp": r.expires_at,
+                "iat": r.created_at.secs(),
+                "exp": r.expires_at.secs(),
             }));
         }
         let Some(c) = access else {

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::domain::{ScopeSet, User};
+use crate::domain::{ScopeSet, UnixTime, User};
 
 /// What an ID token says about one authentication of one user for one client.
 pub struct IdTokenFacts<'a> {
@@ -18,7 +18,7 @@ pub struct IdTokenFacts<'a> {
     pub user: &'a User,
     pub scope: &'a ScopeSet,
     /// Core §2: when the user authenticated.
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     /// RFC 8176 methods of that authentication.
     pub amr: &'a [String],
     /// The browser session (OpenID Connect Front-Channel/Back-Channel Logout `sid`).
@@ -32,16 +32,16 @@ pub struct IdTokenFacts<'a> {
 
 /// The ID token's claims (Core §2), all but `at_hash`, which needs the signed access token
 /// ([`with_at_hash`]).
-pub fn claims(f: &IdTokenFacts<'_>, now: i64) -> serde_json::Value {
+pub fn claims(f: &IdTokenFacts<'_>, now: UnixTime) -> serde_json::Value {
     let mut claims = serde_json::json!({
         "iss": f.issuer,
         "sub": f.user.id.as_str(),
         "aud": f.client_id,
         // Core §2: `azp` names the party the token was issued to.
         "azp": f.client_id,
-        "iat": now,
-        "exp": now + f.ttl_secs as i64,
-        "auth_time": f.auth_time,
+        "iat": now.secs(),
+        "exp": now.plus(f.ttl_secs as i64).secs(),
+        "auth_time": f.auth_time.secs(),
     });
     if let Some(obj) = claims.as_object_mut() {
         if let Some(nonce) = f.nonce {
@@ -87,7 +87,7 @@ pub fn profile_claims(user: &User, scope: &ScopeSet) -> Vec<(&'static str, serde
             out.push(("name", name.clone().into()));
         }
         out.push(("preferred_username", user.email.clone().into()));
-        out.push(("updated_at", user.updated_at.into()));
+        out.push(("updated_at", user.updated_at.secs().into()));
     }
     if scope.contains("email") {
         out.push(("email", user.email.clone().into()));

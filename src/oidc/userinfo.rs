@@ -44,7 +44,7 @@ impl UserInfo {
     ) -> Result<serde_json::Map<String, serde_json::Value>, UserInfoError> {
         let (claims, user) = match self
             .tokens
-            .verify_access_token_with_user(token, self.clock.now())
+            .verify_access_token_with_user(token, self.clock.time())
             .await
         {
             Ok(found) => found,

@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::crypto::token;
 use crate::domain::password::{PasswordPolicy, PasswordProblem, normalize};
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Email, NewUser, Role, User};
+use crate::domain::{Email, NewUser, Role, UnixTime, User};
 use crate::mail::{Mail, Mailer};
 use crate::paths;
 use crate::services::authn::{Authenticated, Authn};
@@ -177,8 +177,8 @@ impl Accounts {
     }
 
     /// The clock reading a use case works with (read once per request).
-    pub fn now(&self) -> i64 {
-        self.clock.now()
+    pub fn now(&self) -> UnixTime {
+        self.clock.time()
     }
 
     /// Whether people may register themselves (`registration.enabled`).
@@ -188,7 +188,7 @@ impl Accounts {
 
     /// The account page's lists: the user's live sessions and connected apps.
     pub async fn overview(&self, user: &User) -> Result<AccountOverview, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         Ok(AccountOverview {
             sessions: self.store.user_sessions(&user.id, now).await?,
             apps: self.store.user_consents(&user.id).await?,
@@ -202,7 +202,7 @@ impl Accounts {
                 user_id: Some(user.id.as_str().to_owned()),
                 ..AuditEntry::new(AuditKind::SessionEnded)
             };
-            self.store.audit(entry, self.clock.now()).await?;
+            self.store.audit(entry, self.clock.time()).await?;
         }
         Ok(())
     }
@@ -210,7 +210,7 @@ impl Accounts {
     /// "Sign out everywhere": every session, refresh token, unredeemed code and pending link of
     /// the user ends (`Store::end_user_access`); audited.
     pub async fn sign_out_everywhere(&self, user: &User) -> Result<(), AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         self.store.end_user_access(&user.id, None, now).await?;
         let entry = AuditEntry {
             user_id: Some(user.id.as_str().to_owned()),
@@ -228,7 +228,7 @@ impl Accounts {
                 client_id: Some(client_id.to_owned()),
                 ..AuditEntry::new(AuditKind::ConsentRevoked)
             };
-            self.store.audit(entry, self.clock.now()).await?;
+            self.store.audit(entry, self.clock.time()).await?;
         }
         Ok(())
     }
@@ -258,12 +258,19 @@ impl Accounts {
         kind: &str,
         email: &str,
         ttl: i64,
-        now: i64,
+        now: UnixTime,
     ) -> Result<String, StoreError> {
         self.store.delete_email_tokens(&user.id, kind).await?;
         let value = token::generate(token::prefix::EMAIL_TOKEN);
         self.store
-            .insert_email_token(&token::hash(&value), &user.id, kind, email, now, now + ttl)
+            .insert_email_token(
+                &token::hash(&value),
+                &user.id,
+                kind,
+                email,
+                now,
+                now.plus(ttl),
+            )
             .await?;
         Ok(value)
     }
@@ -278,7 +285,7 @@ impl Accounts {
         return_to: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<Result<(), FieldErrors>, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         self.throttle(Action::Register, ip)
             .map_err(AccountsError::RateLimited)?;
         let ip = ip.map(|a| a.to_string());
@@ -327,7 +334,7 @@ impl Accounts {
         password_hash: String,
         return_to: Option<&str>,
         ip: Option<String>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), AccountsError> {
         let Ok(email) = Email::parse(email_raw) else {
             return Ok(());
@@ -388,7 +395,7 @@ impl Accounts {
     /// verification link counts only for the address the account still has; an email-change link
     /// moves the account to its address and tells the former one.
     pub async fn verify_email(&self, token_value: &str) -> Result<Option<User>, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let hash = token::hash(token_value);
         let record = match self.store.take_email_token(&hash, KIND_VERIFY, now).await? {
             Some(r) => r,
@@ -449,7 +456,7 @@ impl Accounts {
         return_to: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<(), AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         self.throttle(Action::ForgotPassword, ip)
             .map_err(AccountsError::RateLimited)?;
         let Ok(email) = Email::parse(email_raw) else {
@@ -467,7 +474,7 @@ impl Accounts {
         &self,
         email_raw: &str,
         return_to: Option<&str>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), AccountsError> {
         let Ok(email) = Email::parse(email_raw) else {
             return Ok(());
@@ -496,7 +503,7 @@ impl Accounts {
         email_raw: &str,
         ip: Option<std::net::IpAddr>,
     ) -> Result<(), AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         self.throttle(Action::ForgotPassword, ip)
             .map_err(AccountsError::RateLimited)?;
         let ip = ip.map(|a| a.to_string());
@@ -516,7 +523,7 @@ impl Accounts {
         &self,
         email_raw: &str,
         ip: Option<String>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), AccountsError> {
         let Ok(email) = Email::parse(email_raw) else {
             return Ok(());
@@ -537,7 +544,7 @@ impl Accounts {
         user: &User,
         ip: Option<String>,
         actor: Option<String>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), AccountsError> {
         let value = self
             .new_email_token(user, KIND_RESET, &user.email, RESET_TTL_SECS, now)
@@ -564,7 +571,7 @@ impl Accounts {
 
     /// Whether a reset link is still usable (to show the form or the "expired" page).
     pub async fn reset_link_valid(&self, token_value: &str) -> Result<bool, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         Ok(self
             .store
             .peek_email_token(&token::hash(token_value), KIND_RESET, now)
@@ -581,7 +588,7 @@ impl Accounts {
         ip: Option<std::net::IpAddr>,
     ) -> Result<ResetOutcome, AccountsError> {
         let ip = ip.map(|a| a.to_string());
-        let now = self.clock.now();
+        let now = self.clock.time();
         let hash_of_token = token::hash(token_value);
         let Some(record) = self
             .store
@@ -640,7 +647,7 @@ impl Accounts {
         current: &str,
         new: &str,
     ) -> Result<Result<(), FieldErrors>, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let check = self
             .authn
             .check_user_password(&user.id, current, now)
@@ -687,7 +694,7 @@ impl Accounts {
         new_raw: &str,
         current_password: &str,
     ) -> Result<Result<(), FieldErrors>, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let user = &me.user;
         let refused = |message: String| {
             Ok(Err(FieldErrors {
@@ -706,7 +713,7 @@ impl Accounts {
             if let Some(problem) = current_password_problem(check) {
                 return refused(problem);
             }
-        } else if now - me.session.auth_time > REAUTH_SECS {
+        } else if now.since(me.session.auth_time) > REAUTH_SECS {
             return refused(
                 "For your security, sign out and sign in again, then change your email within five minutes."
                     .into(),
@@ -753,7 +760,7 @@ impl Accounts {
         user: &User,
         name_raw: &str,
     ) -> Result<Result<User, FieldErrors>, AccountsError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let name = name_raw.trim();
         if name.chars().count() > 100 {
             return Ok(Err(FieldErrors {

@@ -7,7 +7,7 @@
 //! client that may still hold it, for a user who holds the role now or for that client itself).
 
 use crate::crypto::token;
-use crate::domain::{AuditEntry, AuditKind};
+use crate::domain::{AuditEntry, AuditKind, UnixTime};
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::keys;
 use std::sync::Arc;
@@ -103,8 +103,8 @@ impl Admin {
     }
 
     /// The clock reading an action works with.
-    pub fn now(&self) -> i64 {
-        self.clock.now()
+    pub fn now(&self) -> UnixTime {
+        self.clock.time()
     }
 
     /// Checks who is calling; the [`Actor`] it gives is what every action requires.
@@ -249,7 +249,7 @@ pub struct UserPatch {
 // --- audit ---------------------------------------------------------------------------------
 
 impl Admin {
-    async fn record(&self, actor: &Actor, e: AuditEntry, now: i64) {
+    async fn record(&self, actor: &Actor, e: AuditEntry, now: UnixTime) {
         let e = AuditEntry {
             actor: Some(actor.audit_name()),
             ..e
@@ -287,7 +287,7 @@ impl Admin {
     }
 
     pub async fn create_user(&self, actor: &Actor, spec: NewUserSpec) -> Result<User, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let mut errors = Vec::new();
         let email =
             Email::parse(&spec.email).map_err(|e| errors.push(Invalid::new("email", e.message)));
@@ -373,7 +373,7 @@ impl Admin {
         id: &str,
         patch: UserPatch,
     ) -> Result<User, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let mut user = self.user(actor, id).await?;
         let uid = user.id.clone();
         // Validate everything before changing anything.
@@ -476,7 +476,7 @@ impl Admin {
 
     /// Deletes a user: sessions, refresh tokens, consents and email tokens go with the row.
     pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let user = self.user(actor, id).await?;
         if actor.user_id() == Some(user.id.as_str()) {
             return Err(AdminError::Refused(
@@ -502,7 +502,7 @@ impl Admin {
 
     /// Mails the user a password-reset link.
     pub async fn send_password_reset(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let user = self.user(actor, id).await?;
         if user.disabled {
             return Err(AdminError::Conflict(
@@ -517,7 +517,7 @@ impl Admin {
 
     /// Ends every session and refresh token of the user; returns how many sessions ended.
     pub async fn end_sessions(&self, actor: &Actor, id: &str) -> Result<u64, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let user = self.user(actor, id).await?;
         let ended = self.store.end_user_access(&user.id, None, now).await?;
         self.record(
@@ -550,7 +550,7 @@ impl Admin {
         actor: &Actor,
         spec: &ClientSpec,
     ) -> Result<(Client, Option<String>), AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let mut new = spec
             .validate(ClientId::generate())
             .map_err(AdminError::Invalid)?;
@@ -578,7 +578,7 @@ impl Admin {
         id: &str,
         spec: &ClientSpec,
     ) -> Result<Client, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let current = self.client(actor, id).await?;
         let new = spec
             .validate_update(&current)
@@ -602,7 +602,7 @@ impl Admin {
     }
 
     pub async fn delete_client(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         self.store
             .delete_client(id)
             .await
@@ -625,7 +625,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
     ) -> Result<String, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let c = self.client(actor, id).await?;
         if c.public {
             return Err(AdminError::Refused(format!(
@@ -660,7 +660,7 @@ impl Admin {
         name: &str,
         description: &str,
     ) -> Result<RoleInfo, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let role = Role::parse(name).map_err(|e| invalid("name", e.message))?;
         let description = description.trim();
         if description.chars().count() > 500 {
@@ -688,7 +688,7 @@ impl Admin {
 
     /// Deletes a custom role that nobody holds.
     pub async fn delete_role(&self, actor: &Actor, name: &str) -> Result<(), AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let Some(role) = self.store.role(name).await? else {
             return Err(AdminError::NotFound("role"));
         };
@@ -727,7 +727,7 @@ impl Admin {
 
     /// Makes a new signing key active; the old one stays published until its tokens expire.
     pub async fn rotate_key(&self, actor: &Actor) -> Result<KeyRecord, AdminError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let key = keys::rotate(&self.store, &self.settings, now)
             .await
             .map_err(|e| AdminError::Unexpected(e.to_string()))?;

@@ -16,7 +16,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Email, User, UserId};
+use crate::domain::{Email, UnixTime, User, UserId};
 use crate::services::metrics::{LoginOutcome, Metrics};
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
@@ -184,14 +184,14 @@ impl Authn {
     }
 
     /// The clock reading a use case works with.
-    pub fn now(&self) -> i64 {
-        self.clock.now()
+    pub fn now(&self) -> UnixTime {
+        self.clock.time()
     }
 
     /// The whole sign-in: the per-address limit, the password and the lockout, a new session
     /// (the browser's previous one ends), the audit rows and the login metric.
     pub async fn sign_in(&self, attempt: SignIn) -> SignInOutcome {
-        let now = self.clock.now();
+        let now = self.clock.time();
         if let Some(ip) = attempt.ip
             && let Err(wait) = self.limiter.take(Action::Login, ip, self.clock.now_ms())
         {
@@ -273,7 +273,7 @@ impl Authn {
         &self,
         email: &str,
         password: String,
-        now: i64,
+        now: UnixTime,
     ) -> Result<LoginResult, AuthnError> {
         let creds = match Email::parse(email) {
             Ok(e) => self.store.credentials_by_email(&e).await?,
@@ -320,7 +320,7 @@ impl Authn {
         &self,
         id: &UserId,
         was_locked: bool,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), AuthnError> {
         let policy = self.settings.login.lockout();
         let Some(failure) = self.store.count_password_failure(id, &policy, now).await? else {
@@ -328,7 +328,7 @@ impl Authn {
         };
         let set_now = policy
             .lock_secs(failure.count)
-            .is_some_and(|secs| failure.locked_until == Some(now + secs as i64));
+            .is_some_and(|secs| failure.locked_until == Some(now.plus(secs as i64)));
         if set_now && !was_locked {
             self.store
                 .audit(
@@ -351,7 +351,7 @@ impl Authn {
         &self,
         user: &UserId,
         password: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<PasswordCheck, AuthnError> {
         let Some(c) = self.store.credentials_by_id(user).await? else {
             return Ok(PasswordCheck::Wrong);
@@ -385,11 +385,11 @@ impl Authn {
         ip: Option<String>,
         user_agent: Option<String>,
         login_ticket: Option<String>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(String, SessionRecord), AuthnError> {
         let value = token::generate(SESSION_PREFIX);
         let sid = token::random_id();
-        let expires_at = now + self.settings.session.ttl_secs as i64;
+        let expires_at = now.plus(self.settings.session.ttl_secs as i64);
         let amr: Vec<String> = amr.iter().map(|s| (*s).to_owned()).collect();
         let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
         self.store
@@ -425,7 +425,7 @@ impl Authn {
 
     /// The signed-in user behind a session cookie, if the session is live and the user enabled.
     pub async fn current(&self, cookie: &str) -> Result<Option<Authenticated>, AuthnError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         if !cookie.starts_with(SESSION_PREFIX) {
             return Ok(None);
         }
@@ -440,8 +440,8 @@ impl Authn {
             return Ok(None);
         }
         // Sliding expiry, written at most once a minute per session.
-        if now - session.last_seen >= 60 {
-            let expires_at = now + self.settings.session.ttl_secs as i64;
+        if now.since(session.last_seen) >= 60 {
+            let expires_at = now.plus(self.settings.session.ttl_secs as i64);
             self.store.touch_session(&hash, now, expires_at).await?;
         }
         Ok(Some(Authenticated { session, user }))

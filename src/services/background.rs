@@ -35,7 +35,11 @@ pub struct Background {
 /// Runs the due jobs until none is left; returns how many were taken.
 pub async fn run_due(state: &Background) -> Result<usize, StoreError> {
     let mut taken = 0;
-    while let Some(record) = state.store.claim_job(state.clock.now(), LEASE_SECS).await? {
+    while let Some(record) = state
+        .store
+        .claim_job(state.clock.time(), LEASE_SECS)
+        .await?
+    {
         taken += 1;
         run_one(state, record).await?;
     }
@@ -43,7 +47,7 @@ pub async fn run_due(state: &Background) -> Result<usize, StoreError> {
 }
 
 async fn run_one(state: &Background, record: JobRecord) -> Result<(), StoreError> {
-    let now = state.clock.now();
+    let now = state.clock.time();
     let job: Job = match serde_json::from_str(&record.payload) {
         Ok(j) => j,
         Err(e) => {
@@ -90,7 +94,7 @@ async fn run_one(state: &Background, record: JobRecord) -> Result<(), StoreError
         Err(e) => {
             let delay = 5i64 << record.attempts.min(10);
             tracing::warn!(id = record.id, kind = job.kind(), attempts = record.attempts, retry_in_secs = delay, error = %e, "a job failed; it will be tried again");
-            state.store.retry_job(record.id, now + delay).await
+            state.store.retry_job(record.id, now.plus(delay)).await
         }
     }
 }

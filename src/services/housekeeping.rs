@@ -19,8 +19,8 @@ pub struct Housekeeping {
 /// Runs one pass now.
 pub async fn run_once(h: &Housekeeping) -> Result<u64, crate::store::StoreError> {
     let s = &h.settings.housekeeping;
-    let now = h.clock.now();
-    let audit_before = now - (s.audit_retention_days as i64) * 86_400;
+    let now = h.clock.time();
+    let audit_before = now.minus((s.audit_retention_days as i64) * 86_400);
     h.store
         .purge_expired(now, audit_before, s.batch_size, Duration::from_millis(10))
         .await

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UnixTime;
 use crate::store::{Store, StoreError};
 
 /// A job and what it needs. The payload is stored as JSON, beside the kind. `Debug` prints
@@ -73,7 +74,7 @@ impl Jobs {
     }
 
     /// Queues a job to run at once, and wakes this instance's worker.
-    pub async fn enqueue(&self, job: &Job, now: i64) -> Result<(), StoreError> {
+    pub async fn enqueue(&self, job: &Job, now: UnixTime) -> Result<(), StoreError> {
         let payload = serde_json::to_string(job)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode a job: {e}")))?;
         self.store

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::Settings;
 use crate::crypto::jwt::Verifier;
 use crate::crypto::keys::{self, PublicJwk, Signer};
+use crate::domain::UnixTime;
 use crate::store::keys::{ACTIVE, KeyRecord, NewKey};
 use crate::store::{Store, StoreError};
 
@@ -37,7 +38,7 @@ pub struct KeySet {
     pub jwks: Vec<PublicJwk>,
     fingerprint: String,
     /// The earliest time a published retiring key must leave the JWK Set.
-    next_change: Option<i64>,
+    next_change: Option<UnixTime>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -69,7 +70,7 @@ pub fn retire_delay(settings: &Settings) -> i64 {
 pub async fn ensure_active_key(
     store: &Store,
     settings: &Settings,
-    now: i64,
+    now: UnixTime,
 ) -> Result<bool, KeyRingError> {
     store.retire_expired_keys(now).await?;
     if store
@@ -89,12 +90,12 @@ pub async fn ensure_active_key(
 pub async fn rotate(
     store: &Store,
     settings: &Settings,
-    now: i64,
+    now: UnixTime,
 ) -> Result<KeyRecord, KeyRingError> {
     let generated = generate(settings.keys.rsa_bits).await?;
     store.retire_expired_keys(now).await?;
     Ok(store
-        .rotate_keys(generated, now, now + retire_delay(settings))
+        .rotate_keys(generated, now, now.plus(retire_delay(settings)))
         .await?)
 }
 
@@ -110,7 +111,11 @@ async fn generate(bits: usize) -> Result<NewKey, KeyRingError> {
     })
 }
 
-fn build(records: Vec<KeyRecord>, fingerprint: String, now: i64) -> Result<KeySet, KeyRingError> {
+fn build(
+    records: Vec<KeyRecord>,
+    fingerprint: String,
+    now: UnixTime,
+) -> Result<KeySet, KeyRingError> {
     let published: Vec<&KeyRecord> = records
         .iter()
         .filter(|k| k.state == ACTIVE || k.retire_at.is_some_and(|t| t > now))
@@ -148,12 +153,16 @@ fn build(records: Vec<KeyRecord>, fingerprint: String, now: i64) -> Result<KeySe
 
 impl KeyRing {
     /// Loads the published keys; the database must hold an active key (see [`ensure_active_key`]).
-    pub async fn load(store: &Store, settings: &Settings, now: i64) -> Result<Self, KeyRingError> {
+    pub async fn load(
+        store: &Store,
+        settings: &Settings,
+        now: UnixTime,
+    ) -> Result<Self, KeyRingError> {
         let fingerprint = store.keys_fingerprint().await?;
         let set = build(store.published_keys().await?, fingerprint, now)?;
         Ok(Self {
             current: RwLock::new(Arc::new(set)),
-            checked_at_ms: AtomicI64::new(now * 1000),
+            checked_at_ms: AtomicI64::new(now.secs() * 1000),
             reload_interval_ms: settings.keys.reload_interval_ms as i64,
             refresh: tokio::sync::Mutex::new(()),
         })
@@ -169,8 +178,9 @@ impl KeyRing {
     /// The current key set, refreshed first if it may be stale. `now_ms` is the request's clock.
     pub async fn current(&self, store: &Store, now_ms: i64) -> Arc<KeySet> {
         let set = self.snapshot();
+        let now = UnixTime::from_secs(now_ms / 1000);
         let due = now_ms - self.checked_at_ms.load(Ordering::Relaxed) >= self.reload_interval_ms
-            || set.next_change.is_some_and(|t| now_ms / 1000 >= t);
+            || set.next_change.is_some_and(|t| now >= t);
         if !due {
             return set;
         }
@@ -179,7 +189,7 @@ impl KeyRing {
             return set;
         };
         self.checked_at_ms.store(now_ms, Ordering::Relaxed);
-        match self.reload(store, &set, now_ms / 1000).await {
+        match self.reload(store, &set, now).await {
             Ok(Some(new)) => {
                 let new = Arc::new(new);
                 match self.current.write() {
@@ -205,7 +215,7 @@ impl KeyRing {
         &self,
         store: &Store,
         old: &KeySet,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<KeySet>, KeyRingError> {
         let fingerprint = store.keys_fingerprint().await?;
         let expired = old.next_change.is_some_and(|t| now >= t);

@@ -449,7 +449,11 @@ pub fn token_matches(expected: &Secret, presented: &str) -> bool {
 /// Renders the registry with the live figures: sessions counted in the database at `now`,
 /// pool use of this instance. A database failure leaves the sessions gauge out (and is logged)
 /// rather than failing the scrape.
-pub async fn scrape(store: &crate::store::Store, metrics: &Metrics, now: i64) -> String {
+pub async fn scrape(
+    store: &crate::store::Store,
+    metrics: &Metrics,
+    now: crate::domain::UnixTime,
+) -> String {
     // Pool figures first, so the scrape's own query is not seen as a connection in use.
     let pool = store.pool_stats();
     let sessions = match store.count_live_sessions(now).await {

@@ -21,7 +21,7 @@ use crate::config::RegistrationMode;
 use crate::crypto::token;
 use crate::domain::registration::{ClientMetadata, MetadataError};
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Client, ClientId, NewClient};
+use crate::domain::{Client, ClientId, NewClient, UnixTime};
 use crate::paths;
 use crate::services::ratelimit::Action;
 use std::sync::Arc;
@@ -230,7 +230,7 @@ impl ClientRegistration {
     ) -> ClientInformation {
         let mut body = json!({
             "client_id": c.id.as_str(),
-            "client_id_issued_at": c.created_at,
+            "client_id_issued_at": c.created_at.secs(),
             "registration_access_token": registration_token,
             "registration_client_uri": self.configuration_uri(&c.id),
             "client_name": c.name,
@@ -266,7 +266,13 @@ impl ClientRegistration {
 
     /// Writes the audit row (and its structured log line); a failure is logged and never fails the request (the client exists
     /// by then, and its credentials must reach it).
-    async fn audit(&self, kind: AuditKind, client_id: &ClientId, ip: Option<IpAddr>, now: i64) {
+    async fn audit(
+        &self,
+        kind: AuditKind,
+        client_id: &ClientId,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) {
         let entry = AuditEntry {
             actor: Some(ACTOR.to_owned()),
             client_id: Some(client_id.as_str().to_owned()),
@@ -283,7 +289,7 @@ impl ClientRegistration {
         body: Body<'_>,
         now_ms: i64,
     ) -> Result<ClientInformation, RegistrationError> {
-        let now = now_ms.div_euclid(1000);
+        let now = UnixTime::from_secs(now_ms.div_euclid(1000));
         match self.enabled()? {
             RegistrationMode::Token => {
                 // RFC 7591 §3: the initial access token, compared as equal-length hashes in
@@ -366,7 +372,7 @@ impl ClientRegistration {
         client_id: &str,
         body: Body<'_>,
     ) -> Result<ClientInformation, RegistrationError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let client = self.authorized_client(client_id, caller.bearer).await?;
         let body = json_object(body)?;
         if body.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
@@ -421,7 +427,7 @@ impl ClientRegistration {
         caller: Caller<'_>,
         client_id: &str,
     ) -> Result<(), RegistrationError> {
-        let now = self.clock.now();
+        let now = self.clock.time();
         let client = self.authorized_client(client_id, caller.bearer).await?;
         match self.store.delete_client(client.id.as_str()).await {
             Ok(()) => {}

@@ -37,6 +37,6 @@ impl Status {
 
     /// The Prometheus text of this instance's counters and the live figures.
     pub async fn metrics_text(&self) -> String {
-        metrics::scrape(&self.store, &self.metrics, self.clock.now()).await
+        metrics::scrape(&self.store, &self.metrics, self.clock.time()).await
     }
 }

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::jwt::{self, TYP_AT_JWT, TYP_JWT};
 use crate::crypto::token;
 use crate::domain::AuditEntry;
-use crate::domain::{ClientId, ScopeSet, User};
+use crate::domain::{ClientId, ScopeSet, UnixTime, User};
 use crate::oidc::id_token::{self, IdTokenHint};
 use crate::services::keys::{KeyRing, KeySet};
 use crate::services::workers::WorkerPool;
@@ -87,7 +87,7 @@ pub struct GrantContext<'a> {
     /// The user for an authorization-code or refresh grant; `None` for client credentials.
     pub user: Option<&'a User>,
     pub scope: &'a ScopeSet,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: &'a [String],
     pub sid: Option<&'a str>,
     pub nonce: Option<&'a str>,
@@ -167,7 +167,7 @@ impl Tokens {
     pub async fn mint(
         &self,
         mut ctx: GrantContext<'_>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let settings = &self.settings;
         let issuer = settings.server.issuer.as_str();
@@ -185,9 +185,9 @@ impl Tokens {
             client_id: client_id.to_owned(),
             scope: scope.clone(),
             jti: format!("{}.{}", ctx.grant_id, token::random_id()),
-            iat: now,
-            exp: now + access_ttl as i64,
-            auth_time: user_grant.then_some(ctx.auth_time),
+            iat: now.secs(),
+            exp: now.plus(access_ttl as i64).secs(),
+            auth_time: user_grant.then_some(ctx.auth_time.secs()),
             sid: ctx.sid.filter(|_| user_grant).map(str::to_owned),
         };
         let roles_claim = match ctx.user {
@@ -244,7 +244,7 @@ impl Tokens {
                             auth_time: ctx.auth_time,
                             amr: ctx.amr.to_vec(),
                             sid: ctx.sid.map(str::to_owned),
-                            expires_at: now + settings.tokens.refresh_ttl_secs as i64,
+                            expires_at: now.plus(settings.tokens.refresh_ttl_secs as i64),
                         },
                         audit.take(),
                         now,
@@ -317,7 +317,7 @@ impl PendingStanding {
             ids: c.revocation_ids(),
             client_id: &c.client_id,
             user_id: c.is_user_token().then_some(c.sub.as_str()),
-            issued_at: c.iat,
+            issued_at: UnixTime::from_secs(c.iat),
         }
     }
 
@@ -338,12 +338,18 @@ impl Tokens {
     pub async fn verify_access_signature(
         &self,
         token: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<PendingStanding, AccessTokenError> {
         self.signing_keys()
             .await
             .verifier
-            .verify(token, TYP_AT_JWT, &self.settings.server.issuer, now, 0)
+            .verify(
+                token,
+                TYP_AT_JWT,
+                &self.settings.server.issuer,
+                now.secs(),
+                0,
+            )
             .map(PendingStanding)
             .map_err(|e| AccessTokenError::Invalid(e.to_string()))
     }
@@ -354,7 +360,7 @@ impl Tokens {
     pub async fn verify_access_token(
         &self,
         token: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<AccessClaims, AccessTokenError> {
         let pending = self.verify_access_signature(token, now).await?;
         let ended = self.store.token_ended(pending.standing()).await?;
@@ -368,7 +374,7 @@ impl Tokens {
     pub async fn verify_access_token_with_user(
         &self,
         token: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(AccessClaims, Option<User>), AccessTokenError> {
         let pending = self.verify_access_signature(token, now).await?;
         if !pending.0.is_user_token() {
@@ -384,14 +390,14 @@ impl Tokens {
 
     /// Verifies an `id_token_hint`: our signature and issuer; an expired one is still accepted
     /// (RP-Initiated Logout 1.0 §2: the OP should accept it even when expired).
-    pub async fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHint> {
+    pub async fn verify_id_token_hint(&self, token: &str, now: UnixTime) -> Option<IdTokenHint> {
         let keys = self.signing_keys().await;
         keys.verifier
             .verify(
                 token,
                 TYP_JWT,
                 &self.settings.server.issuer,
-                now,
+                now.secs(),
                 id_token::HINT_MAX_AGE_SECS,
             )
             .ok()

@@ -9,7 +9,7 @@ use sea_orm::{
 use super::entities::{audit_event, client, consent, email_token, refresh_token, session};
 use super::{Store, StoreError};
 pub use crate::domain::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
-use crate::domain::{ClientId, ScopeSet, UserId};
+use crate::domain::{ClientId, ScopeSet, UnixTime, UserId};
 
 /// The kinds of one-time email tokens (`email_tokens.kind`).
 pub mod token_kind {
@@ -27,7 +27,7 @@ pub struct EmailTokenRecord {
     pub user_id: UserId,
     pub kind: String,
     pub email: String,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
 }
 
 /// A session as the account page lists it.
@@ -36,8 +36,8 @@ pub struct SessionSummary {
     pub sid: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub created_at: i64,
-    pub last_seen: i64,
+    pub created_at: UnixTime,
+    pub last_seen: UnixTime,
 }
 
 /// An app the user has consented to.
@@ -46,12 +46,12 @@ pub struct ConnectedApp {
     pub client_id: ClientId,
     pub name: String,
     pub scopes: ScopeSet,
-    pub granted_at: i64,
+    pub granted_at: UnixTime,
 }
 
 /// Writes the structured log line of an audit event and returns its row, to insert on its own
 /// ([`Store::audit`]) or in the transaction of the change it records.
-pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
+pub(super) fn audit_row(e: AuditEntry, now: UnixTime) -> audit_event::ActiveModel {
     tracing::info!(
         target: "castellan::audit",
         kind = e.kind.as_str(),
@@ -63,7 +63,7 @@ pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
         "audit"
     );
     audit_event::ActiveModel {
-        at: Set(now),
+        at: Set(now.secs()),
         kind: Set(e.kind.as_str().to_owned()),
         actor: Set(e.actor),
         user_id: Set(e.user_id),
@@ -76,11 +76,11 @@ pub(super) fn audit_row(e: AuditEntry, now: i64) -> audit_event::ActiveModel {
 
 /// The email token with this hash, if it is of `kind` and not expired: what peeking shows and
 /// taking uses up.
-fn live_email_token(token_hash: &str, kind: &str, now: i64) -> sea_orm::Condition {
+fn live_email_token(token_hash: &str, kind: &str, now: UnixTime) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(email_token::Column::TokenHash.eq(token_hash))
         .add(email_token::Column::Kind.eq(kind))
-        .add(email_token::Column::ExpiresAt.gt(now))
+        .add(email_token::Column::ExpiresAt.gt(now.secs()))
 }
 
 impl From<email_token::Model> for EmailTokenRecord {
@@ -89,7 +89,7 @@ impl From<email_token::Model> for EmailTokenRecord {
             user_id: UserId::from_stored(m.user_id),
             kind: m.kind,
             email: m.email,
-            expires_at: m.expires_at,
+            expires_at: UnixTime::from_secs(m.expires_at),
         }
     }
 }
@@ -103,8 +103,8 @@ impl Store {
         user_id: &UserId,
         kind: &str,
         email: &str,
-        now: i64,
-        expires_at: i64,
+        now: UnixTime,
+        expires_at: UnixTime,
     ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         email_token::ActiveModel {
@@ -112,8 +112,8 @@ impl Store {
             user_id: Set(user_id.as_str().to_owned()),
             kind: Set(kind.to_owned()),
             email: Set(email.to_owned()),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
+            created_at: Set(now.secs()),
+            expires_at: Set(expires_at.secs()),
         }
         .insert(self.conn())
         .await
@@ -126,7 +126,7 @@ impl Store {
         &self,
         token_hash: &str,
         kind: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
         Ok(email_token::Entity::find()
             .filter(live_email_token(token_hash, kind, now))
@@ -141,7 +141,7 @@ impl Store {
         &self,
         token_hash: &str,
         kind: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
         let _w = self.write_gate().await;
         Ok(email_token::Entity::delete_many()
@@ -172,11 +172,11 @@ impl Store {
     pub async fn user_sessions(
         &self,
         user_id: &UserId,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Vec<SessionSummary>, StoreError> {
         Ok(session::Entity::find()
             .filter(session::Column::UserId.eq(user_id.as_str()))
-            .filter(session::Column::ExpiresAt.gt(now))
+            .filter(session::Column::ExpiresAt.gt(now.secs()))
             .order_by_desc(session::Column::LastSeen)
             .limit(100)
             .all(self.conn())
@@ -186,8 +186,8 @@ impl Store {
                 sid: m.sid,
                 ip: m.ip,
                 user_agent: m.user_agent,
-                created_at: m.created_at,
-                last_seen: m.last_seen,
+                created_at: UnixTime::from_secs(m.created_at),
+                last_seen: UnixTime::from_secs(m.last_seen),
             })
             .collect())
     }
@@ -253,7 +253,7 @@ impl Store {
                     .unwrap_or_else(|| c.client_id.clone()),
                 client_id: ClientId::from_stored(c.client_id),
                 scopes: super::grants::stored_scope(&c.scopes),
-                granted_at: c.updated_at,
+                granted_at: UnixTime::from_secs(c.updated_at),
             })
             .collect())
     }
@@ -285,7 +285,7 @@ impl Store {
     // --- audit -----------------------------------------------------------------------------
 
     /// Stores an audit event and writes it as a structured log line.
-    pub async fn audit(&self, e: AuditEntry, now: i64) -> Result<(), StoreError> {
+    pub async fn audit(&self, e: AuditEntry, now: UnixTime) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         audit_row(e, now).insert(self.conn()).await?;
         Ok(())
@@ -293,7 +293,7 @@ impl Store {
 
     /// [`Store::audit`] for an event recorded after the change it describes is made: a failure
     /// is logged (the structured line is already written) and does not undo the change.
-    pub async fn record(&self, e: AuditEntry, now: i64) {
+    pub async fn record(&self, e: AuditEntry, now: UnixTime) {
         let kind = e.kind;
         if let Err(err) = self.audit(e, now).await {
             tracing::error!(error = %err, kind = kind.as_str(), "cannot write an audit row");
@@ -305,10 +305,10 @@ impl Store {
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let mut find = audit_event::Entity::find();
         if let Some(from) = q.from {
-            find = find.filter(audit_event::Column::At.gte(from));
+            find = find.filter(audit_event::Column::At.gte(from.secs()));
         }
         if let Some(to) = q.to {
-            find = find.filter(audit_event::Column::At.lt(to));
+            find = find.filter(audit_event::Column::At.lt(to.secs()));
         }
         if let Some(u) = &q.user_id {
             find = find.filter(audit_event::Column::UserId.eq(u.as_str()));
@@ -330,7 +330,7 @@ impl Store {
             .into_iter()
             .map(|m| AuditEvent {
                 id: m.id,
-                at: m.at,
+                at: UnixTime::from_secs(m.at),
                 kind: m.kind,
                 actor: m.actor,
                 user_id: m.user_id,

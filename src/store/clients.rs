@@ -9,7 +9,7 @@ use super::entities::client;
 use super::{Store, StoreError, split_list};
 use crate::domain::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, GrantType, NewClient, RedirectUri,
-    ScopeSet,
+    ScopeSet, UnixTime,
 };
 
 /// The `metadata` column: a JSON object of the informational fields that are set.
@@ -78,7 +78,7 @@ fn to_domain(m: client::Model) -> Result<Client, StoreError> {
         public: m.public,
         skip_consent: m.skip_consent,
         introspect_any: m.introspect_any,
-        created_at: m.created_at,
+        created_at: UnixTime::from_secs(m.created_at),
     })
 }
 
@@ -116,13 +116,13 @@ fn metadata_columns(new: &NewClient) -> client::ActiveModel {
 }
 
 impl Store {
-    pub async fn create_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+    pub async fn create_client(&self, new: NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let _w = self.write_gate().await;
         let mut model = metadata_columns(&new);
         model.id = Set(new.id.as_str().to_owned());
         model.registration_token_hash = Set(new.registration_token_hash);
-        model.created_at = Set(now);
-        model.updated_at = Set(now);
+        model.created_at = Set(now.secs());
+        model.updated_at = Set(now.secs());
         to_domain(
             model
                 .insert(self.conn())
@@ -170,11 +170,11 @@ impl Store {
 
     /// Replaces a client's metadata (RFC 7592 §2.2); its id, registration access token and
     /// creation time stay. `NotFound` when the client is gone.
-    pub async fn update_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+    pub async fn update_client(&self, new: NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let _w = self.write_gate().await;
         let mut model = metadata_columns(&new);
         model.id = sea_orm::ActiveValue::Unchanged(new.id.as_str().to_owned());
-        model.updated_at = Set(now);
+        model.updated_at = Set(now.secs());
         match model.update(self.conn()).await {
             Ok(m) => to_domain(m),
             Err(DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
@@ -211,7 +211,7 @@ impl Store {
         &self,
         id: &str,
         secret_hash: String,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         let m = client::Entity::find_by_id(id.to_owned())
@@ -220,7 +220,7 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let mut am: client::ActiveModel = m.into();
         am.secret_hash = Set(Some(secret_hash));
-        am.updated_at = Set(now);
+        am.updated_at = Set(now.secs());
         am.update(self.conn()).await?;
         Ok(())
     }

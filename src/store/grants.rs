@@ -13,20 +13,20 @@ use super::entities::{
     authorization_code, consent, redeemed_code, refresh_token, revoked_token, session, user,
 };
 use super::{Step, Store, StoreError, split_list};
-use crate::domain::{ClientId, ScopeSet, User, UserId};
+use crate::domain::{ClientId, ScopeSet, UnixTime, User, UserId};
 
 /// A live browser session.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub sid: String,
     pub user_id: UserId,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: Vec<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub created_at: i64,
-    pub last_seen: i64,
-    pub expires_at: i64,
+    pub created_at: UnixTime,
+    pub last_seen: UnixTime,
+    pub expires_at: UnixTime,
     /// The ticket of the authorization request this session's login was made for, until a
     /// code is issued for that request.
     pub login_ticket: Option<String>,
@@ -36,11 +36,11 @@ pub struct NewSession {
     pub id_hash: String,
     pub sid: String,
     pub user_id: UserId,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: Vec<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
     pub login_ticket: Option<String>,
 }
 
@@ -54,10 +54,10 @@ pub struct CodeRecord {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: Vec<String>,
     pub sid: Option<String>,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
 }
 
 /// Joins a refresh token to the revocation-list entry of its grant (family), if any.
@@ -75,12 +75,12 @@ fn refresh_record(m: refresh_token::Model, grant_revoked: bool) -> RefreshRecord
         client_id: ClientId::from_stored(m.client_id),
         user_id: UserId::from_stored(m.user_id),
         scope: stored_scope(&m.scope),
-        auth_time: m.auth_time,
+        auth_time: UnixTime::from_secs(m.auth_time),
         amr: split(&m.amr),
         sid: m.sid,
-        created_at: m.created_at,
-        expires_at: m.expires_at,
-        rotated_at: m.rotated_at,
+        created_at: UnixTime::from_secs(m.created_at),
+        expires_at: UnixTime::from_secs(m.expires_at),
+        rotated_at: m.rotated_at.map(UnixTime::from_secs),
         revoked: m.revoked || grant_revoked,
     }
 }
@@ -92,12 +92,12 @@ pub struct RefreshRecord {
     pub client_id: ClientId,
     pub user_id: UserId,
     pub scope: ScopeSet,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: Vec<String>,
     pub sid: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub rotated_at: Option<i64>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub rotated_at: Option<UnixTime>,
     pub revoked: bool,
 }
 
@@ -109,10 +109,10 @@ pub struct NewRefresh {
     pub client_id: ClientId,
     pub user_id: UserId,
     pub scope: ScopeSet,
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub amr: Vec<String>,
     pub sid: Option<String>,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
 }
 
 /// The refresh token a successor replaces.
@@ -151,19 +151,19 @@ pub(super) fn stored_scope(raw: &str) -> ScopeSet {
 impl Store {
     // --- sessions -------------------------------------------------------------------------
 
-    pub async fn create_session(&self, s: NewSession, now: i64) -> Result<(), StoreError> {
+    pub async fn create_session(&self, s: NewSession, now: UnixTime) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         session::ActiveModel {
             id_hash: Set(s.id_hash),
             sid: Set(s.sid),
             user_id: Set(s.user_id.as_str().to_owned()),
-            auth_time: Set(s.auth_time),
+            auth_time: Set(s.auth_time.secs()),
             amr: Set(join(&s.amr)),
             ip: Set(s.ip),
             user_agent: Set(s.user_agent),
-            created_at: Set(now),
-            last_seen: Set(now),
-            expires_at: Set(s.expires_at),
+            created_at: Set(now.secs()),
+            last_seen: Set(now.secs()),
+            expires_at: Set(s.expires_at.secs()),
             login_ticket: Set(s.login_ticket),
         }
         .insert(self.conn())
@@ -176,23 +176,23 @@ impl Store {
     pub async fn session(
         &self,
         id_hash: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let m = session::Entity::find_by_id(id_hash.to_owned())
-            .filter(session::Column::ExpiresAt.gt(now))
+            .filter(session::Column::ExpiresAt.gt(now.secs()))
             .all(self.conn())
             .await?
             .pop();
         Ok(m.map(|m| SessionRecord {
             sid: m.sid,
             user_id: UserId::from_stored(m.user_id),
-            auth_time: m.auth_time,
+            auth_time: UnixTime::from_secs(m.auth_time),
             amr: split(&m.amr),
             ip: m.ip,
             user_agent: m.user_agent,
-            created_at: m.created_at,
-            last_seen: m.last_seen,
-            expires_at: m.expires_at,
+            created_at: UnixTime::from_secs(m.created_at),
+            last_seen: UnixTime::from_secs(m.last_seen),
+            expires_at: UnixTime::from_secs(m.expires_at),
             login_ticket: m.login_ticket,
         }))
     }
@@ -215,11 +215,11 @@ impl Store {
 
     /// How many sessions are live at `now`, across every instance sharing the database. One
     /// `COUNT(*)` over the `expires_at` index.
-    pub async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+    pub async fn count_live_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
         let n: Option<i64> = session::Entity::find()
             .select_only()
             .column_as(Expr::expr(Func::count(Expr::col(Asterisk))), "n")
-            .filter(session::Column::ExpiresAt.gt(now))
+            .filter(session::Column::ExpiresAt.gt(now.secs()))
             .into_tuple()
             .one(self.conn())
             .await?;
@@ -230,13 +230,13 @@ impl Store {
     pub async fn touch_session(
         &self,
         id_hash: &str,
-        now: i64,
-        expires_at: i64,
+        now: UnixTime,
+        expires_at: UnixTime,
     ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         session::Entity::update_many()
-            .col_expr(session::Column::LastSeen, Expr::value(now))
-            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(session::Column::LastSeen, Expr::value(now.secs()))
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at.secs()))
             .filter(session::Column::IdHash.eq(id_hash))
             .exec(self.conn())
             .await?;
@@ -257,7 +257,7 @@ impl Store {
         &self,
         code_hash: String,
         c: CodeRecord,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         authorization_code::ActiveModel {
@@ -269,11 +269,11 @@ impl Store {
             nonce: Set(c.nonce),
             code_challenge: Set(c.code_challenge),
             code_challenge_method: Set(c.code_challenge_method),
-            auth_time: Set(c.auth_time),
+            auth_time: Set(c.auth_time.secs()),
             amr: Set(join(&c.amr)),
             sid: Set(c.sid),
-            created_at: Set(now),
-            expires_at: Set(c.expires_at),
+            created_at: Set(now.secs()),
+            expires_at: Set(c.expires_at.secs()),
         }
         .insert(self.conn())
         .await
@@ -289,7 +289,7 @@ impl Store {
         &self,
         code_hash: &str,
         grant_id: &str,
-        redeemed_until: i64,
+        redeemed_until: UnixTime,
     ) -> Result<Option<CodeRecord>, StoreError> {
         use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
@@ -300,7 +300,7 @@ impl Store {
         let record = redeemed_code::ActiveModel {
             code_hash: Set(code_hash.to_owned()),
             grant_id: Set(grant_id.to_owned()),
-            expires_at: Set(redeemed_until),
+            expires_at: Set(redeemed_until.secs()),
         };
         // The record only if the code was taken, in the same transaction (`commit_steps`): a
         // code is taken once, so its record is written once.
@@ -321,10 +321,10 @@ impl Store {
             nonce: m.nonce,
             code_challenge: m.code_challenge,
             code_challenge_method: m.code_challenge_method,
-            auth_time: m.auth_time,
+            auth_time: UnixTime::from_secs(m.auth_time),
             amr: split(&m.amr),
             sid: m.sid,
-            expires_at: m.expires_at,
+            expires_at: UnixTime::from_secs(m.expires_at),
         }))
     }
 
@@ -348,7 +348,7 @@ impl Store {
         &self,
         r: NewRefresh,
         audit: Option<super::accounts::AuditEntry>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
         use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
         let _w = self.write_gate().await;
@@ -364,11 +364,11 @@ impl Store {
             client_id: Set(r.client_id.as_str().to_owned()),
             user_id: Set(r.user_id.as_str().to_owned()),
             scope: Set(r.scope.to_string()),
-            auth_time: Set(r.auth_time),
+            auth_time: Set(r.auth_time.secs()),
             amr: Set(join(&r.amr)),
             sid: Set(r.sid),
-            created_at: Set(now),
-            expires_at: Set(r.expires_at),
+            created_at: Set(now.secs()),
+            expires_at: Set(r.expires_at.secs()),
             rotated_at: Set(None),
             revoked: Set(false),
         };
@@ -384,7 +384,7 @@ impl Store {
         if let Some((_, parent)) = &claiming {
             steps.push(Step::run(
                 refresh_token::Entity::update_many()
-                    .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                    .col_expr(refresh_token::Column::RotatedAt, Expr::value(now.secs()))
                     .filter(refresh_token::Column::TokenHash.eq(parent.as_str()))
                     .filter(refresh_token::Column::RotatedAt.is_null())
                     .filter(refresh_token::Column::Revoked.eq(false))
@@ -467,7 +467,7 @@ impl Store {
     pub async fn revoke_family(
         &self,
         family_id: &str,
-        access_expiry: i64,
+        access_expiry: UnixTime,
     ) -> Result<(), StoreError> {
         self.flag_refresh_tokens_revoked(refresh_token::Column::FamilyId.eq(family_id))
             .await?;
@@ -501,7 +501,7 @@ impl Store {
         &self,
         user_id: &UserId,
         keep_sid: Option<&str>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<u64, StoreError> {
         use super::accounts::token_kind;
         use super::entities::{authorization_code, email_token, session};
@@ -521,7 +521,7 @@ impl Store {
             .exec(&tx)
             .await?;
         user::Entity::update_many()
-            .col_expr(user::Column::TokensValidAfter, Expr::value(now))
+            .col_expr(user::Column::TokensValidAfter, Expr::value(now.secs()))
             .filter(user::Column::Id.eq(user_id))
             .exec(&tx)
             .await?;
@@ -541,11 +541,11 @@ impl Store {
     // --- revoked access tokens -------------------------------------------------------------
 
     /// Records a revoked access token id (`jti`) or grant id until `expires_at`.
-    pub async fn revoke_token_id(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn revoke_token_id(&self, id: &str, expires_at: UnixTime) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         let res = revoked_token::ActiveModel {
             id: Set(id.to_owned()),
-            expires_at: Set(expires_at),
+            expires_at: Set(expires_at.secs()),
         }
         .insert(self.conn())
         .await;
@@ -580,14 +580,14 @@ impl Store {
         user_id: &UserId,
         client_id: &ClientId,
         scopes: &ScopeSet,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
         let (user_id, client_id, scopes) =
             (user_id.as_str(), client_id.as_str(), scopes.to_string());
         let _w = self.write_gate().await;
         let updated = consent::Entity::update_many()
             .col_expr(consent::Column::Scopes, Expr::value(scopes.as_str()))
-            .col_expr(consent::Column::UpdatedAt, Expr::value(now))
+            .col_expr(consent::Column::UpdatedAt, Expr::value(now.secs()))
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
             .exec(self.conn())
@@ -597,8 +597,8 @@ impl Store {
                 user_id: Set(user_id.to_owned()),
                 client_id: Set(client_id.to_owned()),
                 scopes: Set(scopes),
-                created_at: Set(now),
-                updated_at: Set(now),
+                created_at: Set(now.secs()),
+                updated_at: Set(now.secs()),
             }
             .insert(self.conn())
             .await;

@@ -5,6 +5,7 @@
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use super::{Store, StoreError};
+use crate::domain::UnixTime;
 
 /// (table, primary key, expiry column) of everything that expires.
 const EXPIRING: &[(&str, &str, &str)] = &[
@@ -25,7 +26,7 @@ impl Store {
         table: &str,
         pk: &str,
         column: &str,
-        before: i64,
+        before: UnixTime,
         batch: u64,
     ) -> Result<u64, StoreError> {
         let _w = self.write_gate().await;
@@ -41,7 +42,7 @@ impl Store {
         let stmt = Statement::from_sql_and_values(
             backend,
             sql,
-            [Value::from(before), Value::from(batch as i64)],
+            [Value::from(before.secs()), Value::from(batch as i64)],
         );
         Ok(self.conn().execute_raw(stmt).await?.rows_affected())
     }
@@ -50,8 +51,8 @@ impl Store {
     /// `audit_before`, deleted `batch` rows at a time with a pause between batches.
     pub async fn purge_expired(
         &self,
-        now: i64,
-        audit_before: i64,
+        now: UnixTime,
+        audit_before: UnixTime,
         batch: u64,
         pause: std::time::Duration,
     ) -> Result<u64, StoreError> {

@@ -8,6 +8,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use super::entities::job;
 use super::{Store, StoreError};
+use crate::domain::UnixTime;
 
 /// A job taken by a worker.
 #[derive(Debug, Clone)]
@@ -25,17 +26,17 @@ impl Store {
         &self,
         kind: &str,
         payload: &str,
-        run_at: i64,
-        now: i64,
+        run_at: UnixTime,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
         let _w = self.write_gate().await;
         job::ActiveModel {
             kind: Set(kind.to_owned()),
             payload: Set(payload.to_owned()),
-            run_at: Set(run_at),
+            run_at: Set(run_at.secs()),
             attempts: Set(0),
             claimed_until: Set(None),
-            created_at: Set(now),
+            created_at: Set(now.secs()),
             ..Default::default()
         }
         .insert(self.conn())
@@ -56,16 +57,16 @@ impl Store {
     /// looks again).
     pub async fn claim_job(
         &self,
-        now: i64,
+        now: UnixTime,
         lease_secs: i64,
     ) -> Result<Option<JobRecord>, StoreError> {
         use sea_orm::ConnectionTrait;
         use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
         let due = || {
-            Expr::col(job::Column::RunAt).lte(now).and(
+            Expr::col(job::Column::RunAt).lte(now.secs()).and(
                 Expr::col(job::Column::ClaimedUntil)
                     .is_null()
-                    .or(Expr::col(job::Column::ClaimedUntil).lte(now)),
+                    .or(Expr::col(job::Column::ClaimedUntil).lte(now.secs())),
             )
         };
         let oldest = Query::select()
@@ -77,7 +78,7 @@ impl Store {
             .to_owned();
         let stmt = Query::update()
             .table(job::Entity)
-            .value(job::Column::ClaimedUntil, now.saturating_add(lease_secs))
+            .value(job::Column::ClaimedUntil, now.plus(lease_secs).secs())
             .value(
                 job::Column::Attempts,
                 Expr::col(job::Column::Attempts).add(1),
@@ -113,11 +114,11 @@ impl Store {
     }
 
     /// Releases a job that failed, to run again from `run_at` on.
-    pub async fn retry_job(&self, id: i64, run_at: i64) -> Result<(), StoreError> {
+    pub async fn retry_job(&self, id: i64, run_at: UnixTime) -> Result<(), StoreError> {
         use sea_orm::sea_query::Expr;
         let _w = self.write_gate().await;
         job::Entity::update_many()
-            .col_expr(job::Column::RunAt, Expr::value(run_at))
+            .col_expr(job::Column::RunAt, Expr::value(run_at.secs()))
             .col_expr(job::Column::ClaimedUntil, Expr::value(Option::<i64>::None))
             .filter(job::Column::Id.eq(id))
             .exec(self.conn())

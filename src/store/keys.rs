@@ -8,6 +8,7 @@ use sea_orm::{
 
 use super::entities::signing_key;
 use super::{Store, StoreError};
+use crate::domain::UnixTime;
 
 pub const ACTIVE: &str = "active";
 pub const RETIRING: &str = "retiring";
@@ -21,9 +22,9 @@ pub struct KeyRecord {
     pub private_der: Vec<u8>,
     pub public_jwk: String,
     pub state: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub retire_at: Option<i64>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub retire_at: Option<UnixTime>,
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -39,9 +40,9 @@ fn to_record(m: signing_key::Model) -> KeyRecord {
         private_der: m.private_der,
         public_jwk: m.public_jwk,
         state: m.state,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
-        retire_at: m.retire_at,
+        created_at: UnixTime::from_secs(m.created_at),
+        updated_at: UnixTime::from_secs(m.updated_at),
+        retire_at: m.retire_at.map(UnixTime::from_secs),
     }
 }
 
@@ -98,7 +99,11 @@ impl Store {
             .join(","))
     }
 
-    pub async fn insert_active_key(&self, key: NewKey, now: i64) -> Result<KeyRecord, StoreError> {
+    pub async fn insert_active_key(
+        &self,
+        key: NewKey,
+        now: UnixTime,
+    ) -> Result<KeyRecord, StoreError> {
         let _w = self.write_gate().await;
         let m = signing_key::ActiveModel {
             kid: Set(key.kid),
@@ -106,8 +111,8 @@ impl Store {
             private_der: Set(key.private_der),
             public_jwk: Set(key.public_jwk),
             state: Set(ACTIVE.into()),
-            created_at: Set(now),
-            updated_at: Set(now),
+            created_at: Set(now.secs()),
+            updated_at: Set(now.secs()),
             retire_at: Set(None),
         };
         Ok(to_record(
@@ -121,8 +126,8 @@ impl Store {
     pub async fn rotate_keys(
         &self,
         key: NewKey,
-        now: i64,
-        retire_at: i64,
+        now: UnixTime,
+        retire_at: UnixTime,
     ) -> Result<KeyRecord, StoreError> {
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
@@ -133,11 +138,11 @@ impl Store {
             )
             .col_expr(
                 signing_key::Column::RetireAt,
-                sea_orm::sea_query::Expr::value(retire_at),
+                sea_orm::sea_query::Expr::value(retire_at.secs()),
             )
             .col_expr(
                 signing_key::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(now),
+                sea_orm::sea_query::Expr::value(now.secs()),
             )
             .filter(signing_key::Column::State.eq(ACTIVE))
             .exec(&tx)
@@ -148,8 +153,8 @@ impl Store {
             private_der: Set(key.private_der),
             public_jwk: Set(key.public_jwk),
             state: Set(ACTIVE.into()),
-            created_at: Set(now),
-            updated_at: Set(now),
+            created_at: Set(now.secs()),
+            updated_at: Set(now.secs()),
             retire_at: Set(None),
         };
         let rec = to_record(m.insert(&tx).await.map_err(StoreError::from_insert)?);
@@ -158,7 +163,7 @@ impl Store {
     }
 
     /// Retiring keys whose tokens have all expired leave the JWK Set.
-    pub async fn retire_expired_keys(&self, now: i64) -> Result<u64, StoreError> {
+    pub async fn retire_expired_keys(&self, now: UnixTime) -> Result<u64, StoreError> {
         let _w = self.write_gate().await;
         let r = signing_key::Entity::update_many()
             .col_expr(
@@ -167,10 +172,10 @@ impl Store {
             )
             .col_expr(
                 signing_key::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(now),
+                sea_orm::sea_query::Expr::value(now.secs()),
             )
             .filter(signing_key::Column::State.eq(RETIRING))
-            .filter(signing_key::Column::RetireAt.lte(now))
+            .filter(signing_key::Column::RetireAt.lte(now.secs()))
             .exec(self.conn())
             .await?;
         Ok(r.rows_affected)

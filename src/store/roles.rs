@@ -8,14 +8,14 @@ use sea_orm::{
 
 use super::entities::{role, user};
 use super::{Store, StoreError, split_list};
-use crate::domain::RoleInfo;
+use crate::domain::{RoleInfo, UnixTime};
 
 fn to_domain(m: role::Model) -> RoleInfo {
     RoleInfo {
         name: m.name,
         description: m.description,
         builtin: m.builtin,
-        created_at: m.created_at,
+        created_at: UnixTime::from_secs(m.created_at),
     }
 }
 
@@ -42,14 +42,14 @@ impl Store {
         &self,
         name: &str,
         description: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<RoleInfo, StoreError> {
         let _w = self.write_gate().await;
         let m = role::ActiveModel {
             name: Set(name.to_owned()),
             description: Set(description.to_owned()),
             builtin: Set(false),
-            created_at: Set(now),
+            created_at: Set(now.secs()),
         }
         .insert(self.conn())
         .await

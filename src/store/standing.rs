@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QuerySelect};
 
 use super::entities::{client, revoked_token, user};
 use super::{Store, StoreError};
+use crate::domain::UnixTime;
 
 /// What decides whether a signed, unexpired access token still stands: neither it nor its
 /// grant is on the revocation list (`ids`: its `jti` and its grant id), the client it was
@@ -21,7 +22,7 @@ pub struct TokenStanding<'a> {
     pub ids: [&'a str; 2],
     pub client_id: &'a str,
     pub user_id: Option<&'a str>,
-    pub issued_at: i64,
+    pub issued_at: UnixTime,
 }
 
 impl TokenStanding<'_> {
@@ -48,7 +49,7 @@ impl TokenStanding<'_> {
                 .and_where(
                     user::Column::TokensValidAfter
                         .is_null()
-                        .or(user::Column::TokensValidAfter.lte(self.issued_at)),
+                        .or(user::Column::TokensValidAfter.lte(self.issued_at.secs())),
                 )
                 .to_owned();
             ended = ended.or(Expr::exists(user_stands).not());

@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::entities::user;
 use super::{Store, StoreError, split_list};
-use crate::domain::{Email, LockoutPolicy, NewUser, User, UserId};
+use crate::domain::{Email, LockoutPolicy, NewUser, UnixTime, User, UserId};
 
 pub(super) fn to_domain(m: user::Model) -> User {
     User {
@@ -18,8 +18,8 @@ pub(super) fn to_domain(m: user::Model) -> User {
         roles: split_list(&m.roles).map(str::to_owned).collect(),
         disabled: m.disabled,
         has_password: m.password_hash.is_some(),
-        created_at: m.created_at,
-        updated_at: m.updated_at,
+        created_at: UnixTime::from_secs(m.created_at),
+        updated_at: UnixTime::from_secs(m.updated_at),
     }
 }
 
@@ -27,8 +27,8 @@ fn credentials_of(m: user::Model) -> Credentials {
     Credentials {
         password_hash: m.password_hash.clone(),
         failed_logins: m.failed_logins,
-        failed_window_start: m.failed_window_start,
-        locked_until: m.locked_until,
+        failed_window_start: m.failed_window_start.map(UnixTime::from_secs),
+        locked_until: m.locked_until.map(UnixTime::from_secs),
         user: to_domain(m),
     }
 }
@@ -39,8 +39,8 @@ pub struct Credentials {
     pub user: User,
     pub password_hash: Option<String>,
     pub failed_logins: i32,
-    pub failed_window_start: Option<i64>,
-    pub locked_until: Option<i64>,
+    pub failed_window_start: Option<UnixTime>,
+    pub locked_until: Option<UnixTime>,
 }
 
 /// An account's failed password checks after one more ([`Store::count_password_failure`]).
@@ -49,11 +49,11 @@ pub struct PasswordFailure {
     /// Failures in the current window, this one included.
     pub count: u32,
     /// Until when the account is locked (possibly a lock from before this failure).
-    pub locked_until: Option<i64>,
+    pub locked_until: Option<UnixTime>,
 }
 
 impl Store {
-    pub async fn create_user(&self, new: NewUser, now: i64) -> Result<User, StoreError> {
+    pub async fn create_user(&self, new: NewUser, now: UnixTime) -> Result<User, StoreError> {
         let _w = self.write_gate().await;
         let mut roles: Vec<String> = new.roles.iter().map(|r| r.as_str().to_owned()).collect();
         roles.sort();
@@ -70,8 +70,8 @@ impl Store {
             failed_logins: Set(0),
             failed_window_start: Set(None),
             locked_until: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
+            created_at: Set(now.secs()),
+            updated_at: Set(now.secs()),
             tokens_valid_after: Set(None),
         };
         let m = model
@@ -166,7 +166,7 @@ impl Store {
         &self,
         id: &UserId,
         roles: &[String],
-        now: i64,
+        now: UnixTime,
     ) -> Result<User, StoreError> {
         let mut roles = roles.to_vec();
         roles.sort();
@@ -179,7 +179,7 @@ impl Store {
         &self,
         id: &UserId,
         disabled: bool,
-        now: i64,
+        now: UnixTime,
     ) -> Result<User, StoreError> {
         self.update_user(id, now, |m| m.disabled = Set(disabled))
             .await
@@ -188,7 +188,7 @@ impl Store {
     async fn update_user(
         &self,
         id: &UserId,
-        now: i64,
+        now: UnixTime,
         f: impl FnOnce(&mut user::ActiveModel),
     ) -> Result<User, StoreError> {
         let _w = self.write_gate().await;
@@ -198,7 +198,7 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let mut am: user::ActiveModel = m.into();
         f(&mut am);
-        am.updated_at = Set(now);
+        am.updated_at = Set(now.secs());
         Ok(to_domain(
             am.update(self.conn())
                 .await
@@ -226,7 +226,7 @@ impl Store {
         &self,
         id: &UserId,
         hash: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<User, StoreError> {
         let hash = hash.to_owned();
         self.update_user(id, now, move |m| {
@@ -247,7 +247,7 @@ impl Store {
         &self,
         id: &UserId,
         email: &Email,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(String, User), StoreError> {
         use super::entities::email_token;
         use sea_orm::TransactionTrait;
@@ -263,7 +263,7 @@ impl Store {
         am.email = Set(email.as_str().to_owned());
         am.email_lower = Set(email.key());
         am.email_verified = Set(true);
-        am.updated_at = Set(now);
+        am.updated_at = Set(now.secs());
         let updated = am.update(&tx).await.map_err(StoreError::from_insert)?;
         if moved {
             email_token::Entity::delete_many()
@@ -279,7 +279,7 @@ impl Store {
         &self,
         id: &UserId,
         name: Option<String>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<User, StoreError> {
         self.update_user(id, now, move |m| m.name = Set(name)).await
     }
@@ -303,13 +303,14 @@ impl Store {
         &self,
         id: &UserId,
         policy: &LockoutPolicy,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<PasswordFailure>, StoreError> {
         use sea_orm::ConnectionTrait;
         use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Query};
         use user::Column as C;
-        let window_start =
-            now.saturating_sub(i64::try_from(policy.window_secs).unwrap_or(i64::MAX));
+        let window_start = now
+            .minus(i64::try_from(policy.window_secs).unwrap_or(i64::MAX))
+            .secs();
         let in_window = || {
             Expr::col(C::FailedWindowStart)
                 .is_not_null()
@@ -321,7 +322,7 @@ impl Store {
                 .finally(Expr::val(1))
                 .into()
         };
-        let secs = |s: u64| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX));
+        let secs = |s: u64| now.plus(i64::try_from(s).unwrap_or(i64::MAX)).secs();
         let mut lock_for = CaseStatement::new();
         for (count, lock) in policy.schedule() {
             lock_for = lock_for.case(new_count().eq(i64::from(count)), Expr::val(secs(lock)));
@@ -329,7 +330,7 @@ impl Store {
         let lock_for = lock_for.finally(Expr::val(secs(policy.max_secs)));
         let not_locked = Expr::col(C::LockedUntil)
             .is_null()
-            .or(Expr::col(C::LockedUntil).lte(now));
+            .or(Expr::col(C::LockedUntil).lte(now.secs()));
         let threshold = i64::from(Ord::max(policy.max_failures, 1));
         let locked_until = CaseStatement::new()
             .case(not_locked.and(new_count().gte(threshold)), lock_for)
@@ -341,7 +342,7 @@ impl Store {
                 C::FailedWindowStart,
                 CaseStatement::new()
                     .case(in_window(), Expr::col(C::FailedWindowStart))
-                    .finally(Expr::val(now)),
+                    .finally(Expr::val(now.secs())),
             )
             .value(C::LockedUntil, locked_until)
             .and_where(Expr::col(C::Id).eq(id.as_str()))
@@ -356,14 +357,18 @@ impl Store {
         let locked_until: Option<i64> = row.try_get("", "locked_until")?;
         Ok(Some(PasswordFailure {
             count: u32::try_from(count).unwrap_or(0),
-            locked_until,
+            locked_until: locked_until.map(UnixTime::from_secs),
         }))
     }
 
     /// Clears the failures of an account after a right password, unless it is locked: one
     /// statement, so a lock set by a parallel failure a moment ago still holds. `false`: the
     /// account is locked (or gone).
-    pub async fn clear_password_failures(&self, id: &UserId, now: i64) -> Result<bool, StoreError> {
+    pub async fn clear_password_failures(
+        &self,
+        id: &UserId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         use sea_orm::sea_query::Expr;
         let _w = self.write_gate().await;
         let r = user::Entity::update_many()
@@ -377,7 +382,7 @@ impl Store {
             .filter(
                 sea_orm::Condition::any()
                     .add(user::Column::LockedUntil.is_null())
-                    .add(user::Column::LockedUntil.lte(now)),
+                    .add(user::Column::LockedUntil.lte(now.secs())),
             )
             .exec(self.conn())
             .await?;

@@ -811,7 +811,7 @@ async fn custom_roles_are_created_and_deleted_but_not_while_held_or_when_built_i
 #[tokio::test]
 async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     let (app, admin_id) = admin_app().await;
-    let now = app.clock.now();
+    let now = app.clock.time();
     for i in 0..60 {
         let entry = AuditEntry {
             user_id: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
@@ -851,7 +851,7 @@ async fn the_audit_log_lists_newest_first_with_filters_and_older_pages() {
     let odd = page(&app, "/admin/audit?kind=consent_revoked&user_id=odd").await;
     assert!(odd.contains("n=59") && !odd.contains("n=58"));
 
-    let today = chrono::DateTime::from_timestamp(now, 0)
+    let today = chrono::DateTime::from_timestamp(now.secs(), 0)
         .unwrap()
         .date_naive();
     let tomorrow = today.succ_opt().unwrap();

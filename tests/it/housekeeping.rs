@@ -11,19 +11,19 @@ async fn housekeeping_purges_expired_rows_in_batches_and_keeps_live_ones() {
     let store = &app.store;
     let now = {
         use castellan::clock::Clock;
-        app.clock.now()
+        app.clock.time()
     };
     for i in 0..10 {
         store
-            .revoke_token_id(&format!("expired-{i}"), now - 10)
+            .revoke_token_id(&format!("expired-{i}"), now.minus(10))
             .await
             .expect("insert");
     }
     store
-        .revoke_token_id("live", now + 600)
+        .revoke_token_id("live", now.plus(600))
         .await
         .expect("insert");
-    let old = now - 91 * 86_400;
+    let old = now.minus(91 * 86_400);
     for _ in 0..7 {
         store
             .audit(

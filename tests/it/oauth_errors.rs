@@ -1312,7 +1312,7 @@ async fn a_refresh_for_a_disabled_user_is_invalid_grant() {
         .await
         .expect("store")
         .expect("user");
-    let now = app.state.clock.now();
+    let now = app.state.clock.time();
 
     store
         .set_user_disabled(&user.id, true, now)

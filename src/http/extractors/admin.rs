@@ -74,7 +74,7 @@ impl FromRequest for AdminBearer {
             let core = &state.core;
             let (claims, user) = match core
                 .tokens
-                .verify_access_token_with_user(token, state.clock.now())
+                .verify_access_token_with_user(token, state.clock.time())
                 .await
             {
                 Ok(found) => found,

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::domain::{ClientId, ScopeSet};
+use crate::domain::{ClientId, ScopeSet, UnixTime};
 use crate::http::extractors::{CsrfForm, SignedIn, Then};
 use crate::http::support::{Csrf, accounts_failure, csrf, page, see_other};
 use crate::services::accounts::{AccountsError, FieldErrors};
@@ -64,8 +64,8 @@ fn device(ua: Option<&str>) -> String {
     }
 }
 
-fn when(now: i64, t: i64) -> String {
-    let d = (now - t).max(0);
+fn when(now: UnixTime, t: UnixTime) -> String {
+    let d = now.since(t).max(0);
     match d {
         0..=59 => "just now".into(),
         60..=3599 => format!("{} minutes ago", d / 60),
@@ -84,7 +84,7 @@ async fn render(
     notice: Option<&str>,
     errors: &FieldErrors,
 ) -> HttpResponse {
-    let now = state.clock.now();
+    let now = state.clock.time();
     let overview = match state.core.accounts.overview(&me.user).await {
         Ok(o) => o,
         Err(e) => return accounts_failure(e, "cannot load the account page"),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{AdminBearer, ApiProblem, Problem, json};
+use crate::domain::UnixTime;
 use crate::http::extractors::Then;
 use crate::state::AppState;
 use crate::store::accounts::{AuditEvent, AuditQuery};
@@ -28,7 +29,7 @@ impl From<AuditEvent> for AuditEventOut {
     fn from(e: AuditEvent) -> Self {
         Self {
             id: e.id,
-            at: e.at,
+            at: e.at.secs(),
             kind: e.kind,
             actor: e.actor,
             user_id: e.user_id,
@@ -80,8 +81,8 @@ pub async fn audit(
         .audit_events(
             &actor,
             AuditQuery {
-                from: q.from,
-                to: q.to,
+                from: q.from.map(UnixTime::from_secs),
+                to: q.to.map(UnixTime::from_secs),
                 user_id: q.user_id,
                 client_id: q.client_id,
                 kind: q.kind,

@@ -42,7 +42,7 @@ impl ClientOut {
             token_endpoint_auth_method: c.auth_method.metadata_name().to_owned(),
             skip_consent: c.skip_consent,
             introspect_any: c.introspect_any,
-            created_at: c.created_at,
+            created_at: c.created_at.secs(),
             client_secret: secret,
         }
     }

@@ -25,8 +25,8 @@ impl From<&KeyRecord> for KeyOut {
             kid: k.kid.clone(),
             alg: k.alg.clone(),
             state: k.state.clone(),
-            created_at: k.created_at,
-            retire_at: k.retire_at,
+            created_at: k.created_at.secs(),
+            retire_at: k.retire_at.map(|t| t.secs()),
         }
     }
 }

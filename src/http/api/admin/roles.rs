@@ -24,7 +24,7 @@ impl From<&RoleInfo> for RoleOut {
             name: r.name.clone(),
             description: r.description.clone(),
             builtin: r.builtin,
-            created_at: r.created_at,
+            created_at: r.created_at.secs(),
         }
     }
 }

@@ -32,8 +32,8 @@ impl From<&User> for UserOut {
             name: u.name.clone(),
             roles: u.roles.clone(),
             disabled: u.disabled,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
+            created_at: u.created_at.secs(),
+            updated_at: u.updated_at.secs(),
         }
     }
 }

@@ -107,8 +107,8 @@ impl AuditFilter {
             return Err(errors);
         }
         Ok(AuditQuery {
-            from,
-            to,
+            from: from.map(UnixTime::from_secs),
+            to: to.map(UnixTime::from_secs),
             user_id: text(&self.user_id),
             client_id: text(&self.client_id),
             kind: text(&self.kind),
@@ -202,8 +202,8 @@ mod tests {
             ..Default::default()
         };
         let q = f.parse().unwrap();
-        assert_eq!(q.from, Some(1_767_225_600));
-        assert_eq!(q.to, Some(1_767_225_600 + 86_400));
+        assert_eq!(q.from.map(UnixTime::secs), Some(1_767_225_600));
+        assert_eq!(q.to.map(UnixTime::secs), Some(1_767_225_600 + 86_400));
         let bad = AuditFilter {
             from: "01/02/2026".into(),
             before: Some("x".into()),

@@ -26,7 +26,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::domain::{Invalid, User};
+use crate::domain::{Invalid, UnixTime, User};
 use crate::error::AppError;
 use crate::http::extractors::{AdminBounds, AdminSession, CsrfForm, Pending, SessionRefusal, Then};
 use crate::http::support::{Csrf, csrf, page, see_other};
@@ -206,8 +206,8 @@ fn with_notice(location: &str, code: &str) -> HttpResponse {
 }
 
 /// Seconds since the epoch as `2026-01-31 14:05:09 UTC`.
-fn datetime(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
+fn datetime(t: UnixTime) -> String {
+    chrono::DateTime::from_timestamp(t.secs(), 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| t.to_string())
 }
