@@ -107,9 +107,10 @@ pub struct SignIn {
     pub user_agent: Option<String>,
     /// The cookie of the session the browser had: it ends when the new one starts.
     pub previous_session: Option<String>,
-    /// Where the login returns to (already checked to be one of ours); the login ticket of a
-    /// request that demanded a fresh login is taken from it (`oauth::authorize`).
-    pub return_to: Option<String>,
+    /// The ticket of the authorization request this login answers, when that request demanded
+    /// a fresh login: the session stores it, and only that session may answer the request
+    /// (`oauth::authorize::login_ticket_in` finds it in the login page's `return_to`).
+    pub login_ticket: Option<String>,
 }
 
 impl std::fmt::Debug for SignInOutcome {
@@ -237,12 +238,15 @@ impl Authn {
         {
             tracing::warn!(error = %e, "cannot end the previous session");
         }
-        let ticket = attempt
-            .return_to
-            .as_deref()
-            .and_then(crate::oauth::authorize::login_ticket_in);
         let started = self
-            .start_session(&user, &["pwd"], ip.clone(), attempt.user_agent, ticket, now)
+            .start_session(
+                &user,
+                &["pwd"],
+                ip.clone(),
+                attempt.user_agent,
+                attempt.login_ticket,
+                now,
+            )
             .await;
         let (cookie, session) = match started {
             Ok(v) => v,

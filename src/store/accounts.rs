@@ -225,7 +225,7 @@ impl Store {
     // --- connected apps ----------------------------------------------------------------------
 
     /// The apps the user has consented to, most recently granted first. A stored scope value
-    /// that does not parse shows as no scopes (`grants::stored_scope`).
+    /// that does not parse shows as no scopes (`store::stored_scope`).
     pub async fn user_consents(&self, user_id: &UserId) -> Result<Vec<ConnectedApp>, StoreError> {
         let rows = consent::Entity::find()
             .filter(consent::Column::UserId.eq(user_id.as_str()))
@@ -252,7 +252,7 @@ impl Store {
                     .cloned()
                     .unwrap_or_else(|| c.client_id.clone()),
                 client_id: ClientId::from_stored(c.client_id),
-                scopes: super::grants::stored_scope(&c.scopes),
+                scopes: super::stored_scope(&c.scopes),
                 granted_at: UnixTime::from_secs(c.updated_at),
             })
             .collect())

@@ -12,7 +12,7 @@ use sea_orm::{
 use super::entities::{
     authorization_code, consent, redeemed_code, refresh_token, revoked_token, session, user,
 };
-use super::{Step, Store, StoreError, split_list};
+use super::{Step, Store, StoreError, split_list, stored_scope};
 use crate::domain::{ClientId, ScopeSet, UnixTime, User, UserId};
 
 /// A live browser session.
@@ -139,13 +139,6 @@ fn join(list: &[String]) -> String {
 
 fn split(s: &str) -> Vec<String> {
     split_list(s).map(str::to_owned).collect()
-}
-
-/// The scope set in a grant's or consent's text column. Castellan writes it from a
-/// [`ScopeSet`], so it parses; a value that does not (one written by hand) reads as no scopes:
-/// a grant can lose scopes this way, never gain one.
-pub(super) fn stored_scope(raw: &str) -> ScopeSet {
-    ScopeSet::parse(raw).unwrap_or_default()
 }
 
 impl Store {

@@ -373,6 +373,13 @@ fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(' ').filter(|x| !x.is_empty())
 }
 
+/// The scope set in a grant's or consent's text column. Castellan writes it from a
+/// [`ScopeSet`](crate::domain::ScopeSet), so it parses; a value that does not (one written by
+/// hand) reads as no scopes: a grant can lose scopes this way, never gain one.
+fn stored_scope(raw: &str) -> crate::domain::ScopeSet {
+    crate::domain::ScopeSet::parse(raw).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -99,7 +99,7 @@ pub async fn submit(
         ip: client_addr(&req, &state),
         user_agent: user_agent(&req),
         previous_session: session_cookie_value(&req, &state),
-        return_to: (!return_to.is_empty()).then(|| return_to.clone()),
+        login_ticket: crate::oauth::authorize::login_ticket_in(&return_to),
     };
     match state.core.authn.sign_in(attempt).await {
         SignInOutcome::SignedIn { cookie } => {
