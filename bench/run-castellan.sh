@@ -39,7 +39,8 @@ if [ -n "${SEED:-}" ]; then python3 "$(cd "$(dirname "$0")/.." && pwd)/scripts/s
   --scope "openid email profile offline_access" --json > "$work/client.json"
 CID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$work/client.json")
 CSECRET=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$work/client.json")
-printf '%s' bench-password-123 | "$C" user create --email bench@example.test --password-stdin >/dev/null
+# (the CLI applies the password policy: no part of the email address in the password)
+printf '%s' load-test-passphrase-42 | "$C" user create --email bench@example.test --password-stdin >/dev/null
 # The commit of the checkout the binary sits in; a binary copied elsewhere (/tmp, for an A/B)
 # is named by REV=… or, failing that, by its path and the checkout this script belongs to.
 REV=${REV:-$(git -C "$(dirname "$SRC")" rev-parse --short HEAD 2>/dev/null \
@@ -48,7 +49,7 @@ cmd=("$BENCH/run.sh" custom -- --name "castellan${DB_URL:+-postgres}${SEED:+-see
   --server-version "castellan $REV; $STORE; argon2id m=19456 t=2 p=1; login_per_minute=${CASTELLAN_RATE_LIMIT__LOGIN_PER_MINUTE:-n/a (no limiter in this build)}"
   --discovery "http://127.0.0.1:$PORT/.well-known/openid-configuration"
   --client-id "$CID" --client-secret "$CSECRET" --redirect-uri http://127.0.0.1:8999/callback
-  --username bench@example.test --password bench-password-123
+  --username bench@example.test --password load-test-passphrase-42
   --adapter form --login-field email --password-field password --consent-name decision --consent-value allow
   --scope "openid email profile" --rt-scope openid --rt-auth-params
   --server-cmd "$C serve" --server-log /tmp/castellan-bench.log "$@")
