@@ -39,7 +39,6 @@ if [ -n "${SEED:-}" ]; then python3 "$(cd "$(dirname "$0")/.." && pwd)/scripts/s
   --scope "openid email profile offline_access" --json > "$work/client.json"
 CID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$work/client.json")
 CSECRET=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$work/client.json")
-# (the CLI applies the password policy: no part of the email address in the password)
 printf '%s' load-test-passphrase-42 | "$C" user create --email bench@example.test --password-stdin >/dev/null
 # The commit of the checkout the binary sits in; a binary copied elsewhere (/tmp, for an A/B)
 # is named by REV=… or, failing that, by its path and the checkout this script belongs to.

@@ -333,6 +333,44 @@ async fn user_create_drops_exactly_one_trailing_newline_from_stdin() {
     assert!(!hasher.verify("trailing space", hash));
 }
 
+/// The operator at the server is trusted with a password's content (a service or test
+/// account), as `user create` always was; its length bounds still apply. The admin API, for
+/// the same request, applies the whole policy.
+#[tokio::test]
+async fn the_command_line_sets_any_password_within_the_length_bounds() {
+    let app = spawn_app().await;
+    for (email, password) in [
+        ("bench@example.com", "bench-password-123"),
+        ("carol@example.com", "iloveyou"),
+    ] {
+        let out = app.castellan_stdin(
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--password-stdin",
+                "--json",
+            ],
+            password,
+        );
+        assert!(out.status.success(), "{email}: {}", stderr(&out));
+    }
+    let short = app.castellan_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "dan@example.com",
+            "--password-stdin",
+        ],
+        "short",
+    );
+    assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    assert!(stderr(&short).contains("at least 8"), "{}", stderr(&short));
+    assert_eq!(app.count("users").await, 2);
+}
+
 #[tokio::test]
 async fn bad_user_input_is_refused() {
     let app = spawn_app().await;
