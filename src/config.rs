@@ -373,9 +373,11 @@ impl Default for MailSettings {
 pub struct RateLimitSettings {
     /// Optional Redis for rate-limit counters shared across instances.
     pub redis_url: Option<Secret>,
+    /// How long a rate-limit decision waits for Redis before the instance decides alone (ms).
+    pub redis_timeout_ms: u64,
     /// Proxies whose `X-Forwarded-For` is believed (IP addresses).
     pub trusted_proxies: Vec<String>,
-    /// Login submissions per client address per minute (0 = no limit).
+    /// Failed login attempts per client address per minute (0 = no limit).
     pub login_per_minute: u32,
     /// Registration submissions per client address per minute.
     pub register_per_minute: u32,
@@ -389,6 +391,7 @@ impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_timeout_ms: 250,
             trusted_proxies: Vec::new(),
             login_per_minute: 60,
             register_per_minute: 10,
@@ -660,6 +663,12 @@ impl Settings {
                 self.login.lockout_max_secs,
                 1,
                 604_800,
+            ),
+            (
+                "rate_limit.redis_timeout_ms",
+                self.rate_limit.redis_timeout_ms,
+                10,
+                10_000,
             ),
             (
                 "keys.reload_interval_ms",

@@ -30,7 +30,7 @@ use crate::services::jobs::Jobs;
 use crate::services::keys::{self, KeyRing};
 use crate::services::metrics::Metrics;
 use crate::services::passwords::PasswordPool;
-use crate::services::ratelimit::RateLimiter;
+use crate::services::ratelimit::{Limits, RateLimiter};
 use crate::services::registration::ClientRegistration;
 use crate::services::status::Status;
 use crate::services::tokens::Tokens;
@@ -61,7 +61,13 @@ struct Parts {
     limiter: Arc<RateLimiter>,
 }
 
-fn parts(settings: &Settings) -> anyhow::Result<Parts> {
+/// `shared_limits`: whether to count rate limits in Redis when configured (the server; the
+/// command line limits nothing).
+fn parts(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    shared_limits: bool,
+) -> anyhow::Result<Parts> {
     let p = &settings.password;
     let hasher = Hasher::new(
         p.argon2_memory_kib,
@@ -71,12 +77,37 @@ fn parts(settings: &Settings) -> anyhow::Result<Parts> {
     .context("preparing the password hasher")?;
     let mailer = Arc::new(Mailer::new(&settings.mail).context("preparing the mailer")?);
     let rl = &settings.rate_limit;
-    let limiter = Arc::new(RateLimiter::new(
-        rl.login_per_minute,
-        rl.register_per_minute,
-        rl.forgot_password_per_minute,
-        rl.client_auth_failures_per_minute,
-    ));
+    let limits = Limits {
+        login_failures: rl.login_per_minute,
+        register: rl.register_per_minute,
+        forgot_password: rl.forgot_password_per_minute,
+        client_auth_failures: rl.client_auth_failures_per_minute,
+    };
+    let limiter = match &rl.redis_url {
+        Some(url) if shared_limits => {
+            let timeout = std::time::Duration::from_millis(rl.redis_timeout_ms);
+            let limiter = RateLimiter::shared(
+                limits,
+                metrics.clone(),
+                url.expose(),
+                &settings.server.issuer,
+                timeout,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "rate_limit.redis_url: {}",
+                    crate::config::redact_in_text(&e.to_string())
+                )
+            })?;
+            tracing::info!(
+                "rate-limit counters are shared through Redis (CASTELLAN_REDIS_URL); \
+                 this instance counts alone whenever Redis does not answer"
+            );
+            limiter
+        }
+        _ => RateLimiter::local(limits, metrics.clone()),
+    };
+    let limiter = Arc::new(limiter);
     let workers = match settings.password.max_concurrent_hashes {
         0 => cpus(),
         n => n,
@@ -171,8 +202,8 @@ pub fn build_admin(
     store: Store,
     clock: SharedClock,
 ) -> anyhow::Result<Admin> {
-    let parts = parts(&settings)?;
     let metrics = Arc::new(Metrics::new(clock.now()));
+    let parts = parts(&settings, &metrics, false)?;
     let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
     Ok(Admin::new(store, accounts, settings, clock))
 }
@@ -197,13 +228,7 @@ pub async fn build_core(
              This is for development only."
         );
     }
-    if settings.rate_limit.redis_url.is_some() {
-        tracing::warn!(
-            "CASTELLAN_REDIS_URL is set, but shared rate-limit counters are not built yet: \
-             each instance enforces its own per-address limits"
-        );
-    }
-    let parts = parts(&settings)?;
+    let parts = parts(&settings, &metrics, true)?;
     let signing = Arc::new(
         crate::services::workers::WorkerPool::start("sign", cpus(), || ())
             .context("starting the signing workers")?,

@@ -192,6 +192,7 @@ impl TokenEndpoint {
             && let Err(wait) = self
                 .limiter
                 .would_allow(Action::ClientAuthFailure, ip, now_ms)
+                .await
         {
             return Err(Refusal::RateLimited(wait));
         }
@@ -200,7 +201,10 @@ impl TokenEndpoint {
             Err(e) => {
                 tracing::info!(error = e.code(), "client request refused");
                 if let (OAuthError::InvalidClient(_), Some(ip)) = (&e, ip) {
-                    let _ = self.limiter.take(Action::ClientAuthFailure, ip, now_ms);
+                    let _ = self
+                        .limiter
+                        .take(Action::ClientAuthFailure, ip, now_ms)
+                        .await;
                 }
                 Err(Refusal::OAuth(e))
             }

@@ -169,9 +169,9 @@ impl Accounts {
     }
 
     /// Takes a token of the per-address limit of `action`; `Err(seconds)` to wait.
-    fn throttle(&self, action: Action, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
+    async fn throttle(&self, action: Action, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
         match ip {
-            Some(ip) => self.limiter.take(action, ip, self.clock.now_ms()),
+            Some(ip) => self.limiter.take(action, ip, self.clock.now_ms()).await,
             None => Ok(()),
         }
     }
@@ -287,6 +287,7 @@ impl Accounts {
     ) -> Result<Result<(), FieldErrors>, AccountsError> {
         let now = self.clock.time();
         self.throttle(Action::Register, ip)
+            .await
             .map_err(AccountsError::RateLimited)?;
         let ip = ip.map(|a| a.to_string());
         let mut errors = FieldErrors::default();
@@ -458,6 +459,7 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let now = self.clock.time();
         self.throttle(Action::ForgotPassword, ip)
+            .await
             .map_err(AccountsError::RateLimited)?;
         let Ok(email) = Email::parse(email_raw) else {
             return Ok(());
@@ -505,6 +507,7 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let now = self.clock.time();
         self.throttle(Action::ForgotPassword, ip)
+            .await
             .map_err(AccountsError::RateLimited)?;
         let ip = ip.map(|a| a.to_string());
         let Ok(email) = Email::parse(email_raw) else {

@@ -191,10 +191,18 @@ impl Authn {
 
     /// The whole sign-in: the per-address limit, the password and the lockout, a new session
     /// (the browser's previous one ends), the audit rows and the login metric.
+    ///
+    /// The per-address limit (`rate_limit.login_per_minute`) counts failed attempts only: an
+    /// address that has used up its failures is refused before any check, but successful
+    /// sign-ins from one address (an office behind one NAT, every user behind a proxy) never
+    /// use it up.
     pub async fn sign_in(&self, attempt: SignIn) -> SignInOutcome {
         let now = self.clock.time();
         if let Some(ip) = attempt.ip
-            && let Err(wait) = self.limiter.take(Action::Login, ip, self.clock.now_ms())
+            && let Err(wait) = self
+                .limiter
+                .would_allow(Action::Login, ip, self.clock.now_ms())
+                .await
         {
             self.metrics.count_login(LoginOutcome::RateLimited);
             return SignInOutcome::RateLimited(wait);
@@ -218,6 +226,14 @@ impl Authn {
             LoginResult::Ok(u) => u,
             LoginResult::Failed(why, user_id) => {
                 self.metrics.count_login(why.metric());
+                if let Some(addr) = attempt.ip {
+                    // A failure uses up one of the address's attempts; whether this one was
+                    // the last is told on the next attempt.
+                    let _ = self
+                        .limiter
+                        .take(Action::Login, addr, self.clock.now_ms())
+                        .await;
+                }
                 let entry = AuditEntry {
                     user_id: user_id.map(|u| u.as_str().to_owned()),
                     ip,

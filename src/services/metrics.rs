@@ -71,7 +71,7 @@ pub enum LoginOutcome {
     Disabled,
     /// The password was right, the email is not verified yet.
     Unverified,
-    /// Refused by the per-address rate limit before any check.
+    /// Refused before any check: the address used up its failed attempts.
     RateLimited,
     /// Could not be decided (database or worker failure).
     Error,
@@ -132,6 +132,12 @@ pub struct Metrics {
     routes: RwLock<HashMap<Box<str>, RouteSeries>>,
     logins: [AtomicU64; LoginOutcome::ALL.len()],
     tokens: [AtomicU64; TokenGrant::ALL.len()],
+    /// Rate-limit decisions made locally because Redis could not answer.
+    ratelimit_fallbacks: AtomicU64,
+    /// Mails given up on after their last attempt.
+    mails_given_up: AtomicU64,
+    /// 1 when signing keys are stored encrypted, 0 when not (set at start-up).
+    keys_encrypted: AtomicU16,
     /// Unix time the server started (`process_start_time_seconds`).
     started_at: i64,
 }
@@ -210,6 +216,9 @@ impl Metrics {
             routes: RwLock::new(HashMap::new()),
             logins: Default::default(),
             tokens: Default::default(),
+            ratelimit_fallbacks: AtomicU64::new(0),
+            mails_given_up: AtomicU64::new(0),
+            keys_encrypted: AtomicU16::new(0),
             started_at,
         }
     }
@@ -248,6 +257,22 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(0);
         self.logins[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A rate-limit decision made locally because Redis could not answer.
+    pub fn count_ratelimit_fallback(&self) {
+        self.ratelimit_fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A mail given up on after its last attempt.
+    pub fn count_mail_given_up(&self) {
+        self.mails_given_up.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the signing keys are stored encrypted (set once at start-up).
+    pub fn set_keys_encrypted(&self, encrypted: bool) {
+        self.keys_encrypted
+            .store(u16::from(encrypted), Ordering::Relaxed);
     }
 
     pub fn count_token(&self, grant: TokenGrant) {
@@ -291,6 +316,39 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        header(
+            &mut out,
+            "castellan_ratelimit_redis_fallbacks_total",
+            "counter",
+            "Rate-limit decisions this instance made alone because Redis could not answer.",
+        );
+        let _ = writeln!(
+            out,
+            "castellan_ratelimit_redis_fallbacks_total {}",
+            self.ratelimit_fallbacks.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "castellan_mail_given_up_total",
+            "counter",
+            "Mails this instance gave up on after their last delivery attempt.",
+        );
+        let _ = writeln!(
+            out,
+            "castellan_mail_given_up_total {}",
+            self.mails_given_up.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "castellan_signing_keys_encrypted",
+            "gauge",
+            "1 when signing keys are stored encrypted under a key-encryption key, 0 when not.",
+        );
+        let _ = writeln!(
+            out,
+            "castellan_signing_keys_encrypted {}",
+            self.keys_encrypted.load(Ordering::Relaxed)
+        );
         if let Some(n) = live.sessions {
             header(
                 &mut out,

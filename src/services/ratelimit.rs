@@ -1,15 +1,33 @@
-//! Per-address token buckets for the abuse-prone submissions: login, registration, forgot
+//! Per-address limits for the abuse-prone submissions: failed logins, registration, forgot
 //! password, open dynamic client registration, and failed client authentication at the token
 //! endpoint.
 //!
-//! The buckets live in this process: with several instances each enforces its own limit
-//! (documented; `CASTELLAN_REDIS_URL` for shared counters is not built yet). Limits are
-//! generous (an office behind one NAT shares an address); per-account throttling of logins
-//! lives in the database and engages first.
+//! Each limit is a token bucket of `per_minute` tokens refilled evenly over a minute. Where the
+//! counters live:
+//! - **In this process** ([`LocalBuckets`]) by default: with several instances each enforces
+//!   its own limit.
+//! - **In Redis** (`CASTELLAN_REDIS_URL`) when configured ([`SharedCounters`]): every instance
+//!   counts in the same bucket, decided by one script run atomically by Redis (GCRA, the
+//!   "generic cell rate algorithm", equivalent to the bucket above), so parallel requests on
+//!   any number of instances are each counted. If Redis does not answer within
+//!   `rate_limit.redis_timeout_ms`, or cannot be reached, the instance counts in its own buckets
+//!   instead, logs a warning (at most every 30 s) and counts
+//!   `castellan_ratelimit_redis_fallbacks_total`; a request never fails because of Redis. While
+//!   Redis is known to be down, it is tried again at most once a second, so a sign-in does not
+//!   wait for it every time.
+//!
+//! Limits are generous (an office behind one NAT shares an address); the login limit counts
+//! failed attempts only, and per-account throttling of logins lives in the database and
+//! engages first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::services::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -28,9 +46,9 @@ struct Bucket {
     updated_ms: i64,
 }
 
-/// Token buckets keyed by action and client address.
+/// Token buckets keyed by action and client address, in this process.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct LocalBuckets {
     per_minute: HashMap<Action, u32>,
     buckets: Mutex<HashMap<(Action, IpAddr), Bucket>>,
 }
@@ -56,7 +74,40 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-impl RateLimiter {
+/// The limit of each action, per client address and minute (0 = no limit).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub login_failures: u32,
+    pub register: u32,
+    pub forgot_password: u32,
+    pub client_auth_failures: u32,
+}
+
+impl Limits {
+    fn per_minute(&self, action: Action) -> u32 {
+        match action {
+            Action::Login => self.login_failures,
+            Action::Register | Action::RegisterClient => self.register,
+            Action::ForgotPassword => self.forgot_password,
+            Action::ClientAuthFailure => self.client_auth_failures,
+        }
+    }
+}
+
+impl Action {
+    /// The name in shared counters' keys.
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Login => "login",
+            Action::Register => "register",
+            Action::RegisterClient => "register_client",
+            Action::ForgotPassword => "forgot_password",
+            Action::ClientAuthFailure => "client_auth_failure",
+        }
+    }
+}
+
+impl LocalBuckets {
     pub fn new(login: u32, register: u32, forgot: u32, client_auth_failures: u32) -> Self {
         let per_minute = HashMap::from([
             (Action::Login, login),
@@ -150,13 +201,233 @@ impl RateLimiter {
     }
 }
 
+/// The limits as the use cases see them: shared through Redis when configured, local otherwise
+/// (and whenever Redis cannot answer).
+#[derive(Debug)]
+pub struct RateLimiter {
+    limits: Limits,
+    local: LocalBuckets,
+    shared: Option<SharedCounters>,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimiter {
+    /// Limits counted in this process only.
+    pub fn local(limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            local: LocalBuckets::new(
+                limits.login_failures,
+                limits.register,
+                limits.forgot_password,
+                limits.client_auth_failures,
+            ),
+            limits,
+            shared: None,
+            metrics,
+        }
+    }
+
+    /// Limits counted in Redis at `url`, shared by every instance that uses it. Connects
+    /// lazily: an unreachable Redis at start-up only means local counting until it answers.
+    pub fn shared(
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        url: &str,
+        issuer: &str,
+        timeout: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let mut this = Self::local(limits, metrics);
+        this.shared = Some(SharedCounters::new(url, issuer, timeout)?);
+        Ok(this)
+    }
+
+    /// Whether the counters are shared through Redis (not whether Redis answers now).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Takes one token; `Err(seconds)` says when the next one is available (for `Retry-After`).
+    pub async fn take(&self, action: Action, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
+        self.decide(action, ip, now_ms, true).await
+    }
+
+    /// Whether a token is available, without taking one.
+    pub async fn would_allow(&self, action: Action, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
+        self.decide(action, ip, now_ms, false).await
+    }
+
+    async fn decide(&self, action: Action, ip: IpAddr, now_ms: i64, take: bool) -> Result<(), u64> {
+        let per_minute = self.limits.per_minute(action);
+        if per_minute == 0 {
+            return Ok(());
+        }
+        if let Some(shared) = &self.shared {
+            match shared.decide(action, ip, per_minute, now_ms, take).await {
+                Ok(v) => return v,
+                Err(why) => {
+                    self.metrics.count_ratelimit_fallback();
+                    shared.warn(why, now_ms);
+                }
+            }
+        }
+        if take {
+            self.local.take(action, ip, now_ms)
+        } else {
+            self.local.would_allow(action, ip, now_ms)
+        }
+    }
+}
+
+/// Why a shared decision could not be made (never shown to a client).
+#[derive(Debug)]
+enum SharedFailure {
+    /// Redis failed a moment ago; not tried again yet.
+    RecentlyDown,
+    TimedOut,
+    Redis(redis::RedisError),
+}
+
+/// GCRA over one key, atomically in Redis. `KEYS[1]` holds the "theoretical arrival time" (ms)
+/// of the next request; `ARGV`: now (ms), capacity per minute, 1 to take a token or 0 to look.
+/// Returns 0 when allowed, otherwise the milliseconds until a token is available.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local take = tonumber(ARGV[3])
+local period = 60000
+local interval = period / cap
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > period then
+  return math.max(1, math.ceil(next_tat - period - now))
+end
+if take == 1 then
+  redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now))
+end
+return 0
+";
+
+/// Counters in Redis.
+struct SharedCounters {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+    timeout: Duration,
+    /// When Redis last failed (ms); 0 = not recently.
+    failed_at_ms: AtomicI64,
+    /// When the last warning was logged (ms).
+    warned_at_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for SharedCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never printed.
+        f.write_str("SharedCounters(redis)")
+    }
+}
+
+/// After a failure, Redis is tried again after this long (ms); until then, local counters.
+const RETRY_AFTER_FAILURE_MS: i64 = 1000;
+/// At most one warning about Redis in this many ms.
+const WARN_EVERY_MS: i64 = 30_000;
+/// Keys of the shared counters: `castellan:rl:<issuer>:<action>:<address or /64>`, where
+/// `<issuer>` is a short hash of the issuer, so that the instances of one deployment share
+/// their counts and two deployments on one Redis do not.
+fn key_prefix(issuer: &str) -> String {
+    let hash = crate::crypto::token::hash(issuer);
+    format!("castellan:rl:{}:", &hash[..hash.len().min(12)])
+}
+
+impl SharedCounters {
+    fn new(url: &str, issuer: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            script: redis::Script::new(GCRA),
+            prefix: key_prefix(issuer),
+            timeout,
+            failed_at_ms: AtomicI64::new(0),
+            warned_at_ms: AtomicI64::new(i64::MIN / 2),
+        })
+    }
+
+    async fn decide(
+        &self,
+        action: Action,
+        ip: IpAddr,
+        per_minute: u32,
+        now_ms: i64,
+        take: bool,
+    ) -> Result<Result<(), u64>, SharedFailure> {
+        let failed = self.failed_at_ms.load(Ordering::Relaxed);
+        if failed != 0 && now_ms - failed < RETRY_AFTER_FAILURE_MS && now_ms >= failed {
+            return Err(SharedFailure::RecentlyDown);
+        }
+        let key = format!("{}{}:{}", self.prefix, action.as_str(), limit_key(ip));
+        let mut conn = self.conn.clone();
+        let mut call = self.script.key(key);
+        call.arg(now_ms).arg(per_minute).arg(u8::from(take));
+        let answer = tokio::time::timeout(self.timeout, call.invoke_async::<i64>(&mut conn)).await;
+        let wait_ms = match answer {
+            Ok(Ok(ms)) => ms,
+            Ok(Err(e)) => {
+                self.failed_at_ms.store(now_ms.max(1), Ordering::Relaxed);
+                return Err(SharedFailure::Redis(e));
+            }
+            Err(_) => {
+                self.failed_at_ms.store(now_ms.max(1), Ordering::Relaxed);
+                return Err(SharedFailure::TimedOut);
+            }
+        };
+        self.failed_at_ms.store(0, Ordering::Relaxed);
+        if wait_ms <= 0 {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(u64::try_from(wait_ms)
+                .unwrap_or(1)
+                .div_ceil(1000)
+                .max(1)))
+        }
+    }
+
+    fn warn(&self, why: SharedFailure, now_ms: i64) {
+        if matches!(why, SharedFailure::RecentlyDown) {
+            return;
+        }
+        let last = self.warned_at_ms.load(Ordering::Relaxed);
+        if now_ms - last < WARN_EVERY_MS
+            || self
+                .warned_at_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let cause = match why {
+            SharedFailure::TimedOut => format!("no answer within {} ms", self.timeout.as_millis()),
+            SharedFailure::Redis(e) => crate::config::redact_in_text(&e.to_string()),
+            SharedFailure::RecentlyDown => String::new(),
+        };
+        tracing::warn!(
+            cause,
+            "rate limits: Redis cannot be used; this instance counts on its own until it answers"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_bucket_empties_and_refills_with_time() {
-        let rl = RateLimiter::new(3, 1, 1, 1);
+        let rl = LocalBuckets::new(3, 1, 1, 1);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
@@ -181,7 +452,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_subscriber_is_counted_by_its_64() {
-        let rl = RateLimiter::new(2, 1, 1, 1);
+        let rl = LocalBuckets::new(2, 1, 1, 1);
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
         let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
@@ -199,14 +470,14 @@ mod tests {
 
     #[test]
     fn a_flood_of_addresses_is_swept_at_most_once_per_half_the_bound() {
-        let rl = RateLimiter::new(2, 1, 1, 1);
+        let rl = LocalBuckets::new(2, 1, 1, 1);
         // Each address takes one of two tokens: its bucket is not full, so a sweep of full
         // buckets alone would keep every one and sweep again on every request.
         for i in 0..(MAX_TRACKED as u32 + 1) {
             let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             let _ = rl.take(Action::Login, ip, 0);
         }
-        let tracked = |rl: &RateLimiter| rl.buckets.lock().map(|m| m.len()).unwrap_or(0);
+        let tracked = |rl: &LocalBuckets| rl.buckets.lock().map(|m| m.len()).unwrap_or(0);
         assert_eq!(tracked(&rl), MAX_TRACKED + 1);
         let _ = rl.take(Action::Login, "192.0.2.1".parse().unwrap(), 0);
         assert_eq!(tracked(&rl), 1, "the flood's buckets are dropped at once");

@@ -312,6 +312,7 @@ impl ClientRegistration {
                 if let Some(ip) = caller.ip {
                     self.limiter
                         .take(Action::RegisterClient, ip, now_ms)
+                        .await
                         .map_err(RegistrationError::RateLimited)?;
                 }
             }

@@ -1316,6 +1316,35 @@ async fn each_failure_after_a_lock_doubles_the_next_lock() {
 }
 
 #[tokio::test]
+async fn successful_sign_ins_from_one_address_never_use_up_the_login_limit() {
+    // rate_limit.login_per_minute counts failed attempts: an office behind one address (or
+    // every user behind a proxy) signs in as often as it likes.
+    let (app, _sink) = spawn_with_sink(|s| s.rate_limit.login_per_minute = 2).await;
+    create_user(&app, "office@example.com", PASSWORD);
+    for i in 0..6 {
+        let client = crate::harness::browser();
+        let res = login_with(&client, &app, "office@example.com", PASSWORD).await;
+        assert_eq!(
+            res.status().as_u16(),
+            303,
+            "sign-in {} from one address",
+            i + 1
+        );
+    }
+    // Failures do count: two are allowed, the third attempt is refused, right password or not.
+    let client = crate::harness::browser();
+    for _ in 0..2 {
+        assert_login_refused(
+            login_with(&client, &app, "office@example.com", "wrong").await,
+            "a wrong password within the limit",
+        )
+        .await;
+    }
+    let res = login_with(&client, &app, "office@example.com", PASSWORD).await;
+    assert_eq!(res.status().as_u16(), 429);
+}
+
+#[tokio::test]
 async fn the_login_rate_limit_answers_429_with_retry_after_and_releases_with_time() {
     let (app, _sink) = spawn_with_sink(|s| s.rate_limit.login_per_minute = 3).await;
     let email = "busy@example.com";

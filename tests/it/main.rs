@@ -16,6 +16,7 @@ mod config_errors;
 mod discovery;
 mod health;
 mod housekeeping;
+mod instances;
 mod keys;
 mod limits;
 mod mail;

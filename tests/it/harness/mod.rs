@@ -248,3 +248,33 @@ fn init_test_log() {
         }
     });
 }
+
+/// The Redis the tests share (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`), when one
+/// answers. Under `CI=true` a missing Redis fails the test instead of skipping it.
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .rsplit('@')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    let reachable = addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .and_then(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(1)).ok()
+        })
+        .is_some();
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("Redis is not reachable at {url}, and CI=true: this test must run");
+    }
+    eprintln!("skipped: Redis is not reachable at {url} (set TEST_REDIS_URL)");
+    None
+}
