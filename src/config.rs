@@ -199,6 +199,15 @@ pub struct KeySettings {
     pub reload_interval_ms: u64,
     /// `Cache-Control: max-age` of the JWK Set.
     pub jwks_max_age_secs: u64,
+    /// How long a key signs before the next one takes over (0 = only `castellan keys rotate`).
+    pub rotate_every_secs: u64,
+    /// How long a new key is published in the JWK Set before it signs anything.
+    pub publish_ahead_secs: u64,
+    /// The key-encryption key (base64 of 32 bytes) that private keys are stored under
+    /// (`CASTELLAN_KEY_ENCRYPTION_KEY`).
+    pub encryption_key: Option<Secret>,
+    /// A file holding the key-encryption key (`CASTELLAN_KEY_ENCRYPTION_KEY_FILE`).
+    pub encryption_key_file: Option<String>,
 }
 
 impl Default for KeySettings {
@@ -207,6 +216,10 @@ impl Default for KeySettings {
             rsa_bits: 2048,
             reload_interval_ms: 1000,
             jwks_max_age_secs: 60,
+            rotate_every_secs: 7_776_000,
+            publish_ahead_secs: 3600,
+            encryption_key: None,
+            encryption_key_file: None,
         }
     }
 }
@@ -516,6 +529,11 @@ pub const FIXED_ENV: &[(&str, &str)] = &[
     ("CASTELLAN_SMTP_URL", "mail.smtp_url"),
     ("CASTELLAN_MAIL_FROM", "mail.from"),
     ("CASTELLAN_REDIS_URL", "rate_limit.redis_url"),
+    ("CASTELLAN_KEY_ENCRYPTION_KEY", "keys.encryption_key"),
+    (
+        "CASTELLAN_KEY_ENCRYPTION_KEY_FILE",
+        "keys.encryption_key_file",
+    ),
     ("CASTELLAN_LOG", "log.filter"),
     ("CASTELLAN_LOG_FORMAT", "log.format"),
 ];
@@ -525,6 +543,7 @@ const SECRET_KEYS: &[&str] = &[
     "database.url",
     "mail.smtp_url",
     "rate_limit.redis_url",
+    "keys.encryption_key",
     "dynamic_registration.initial_access_token",
     "metrics.bearer_token",
 ];
@@ -677,6 +696,18 @@ impl Settings {
                 3_600_000,
             ),
             (
+                "keys.rotate_every_secs",
+                self.keys.rotate_every_secs,
+                0,
+                315_360_000,
+            ),
+            (
+                "keys.publish_ahead_secs",
+                self.keys.publish_ahead_secs,
+                0,
+                31_536_000,
+            ),
+            (
                 "keys.jwks_max_age_secs",
                 self.keys.jwks_max_age_secs,
                 0,
@@ -736,6 +767,23 @@ impl Settings {
         }
         if self.login.max_failures == 0 {
             return Err(invalid("login.max_failures", 0, "at least 1"));
+        }
+        if let Some(kek) = &self.keys.encryption_key {
+            if crate::crypto::seal::Kek::from_base64(kek.expose()).is_err() {
+                return Err(invalid(
+                    "keys.encryption_key",
+                    kek.expose(),
+                    "base64 of 32 random bytes (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+            if self.keys.encryption_key_file.is_some() {
+                return Err(invalid(
+                    "keys.encryption_key_file",
+                    self.keys.encryption_key_file.as_deref().unwrap_or_default(),
+                    "unset when keys.encryption_key (CASTELLAN_KEY_ENCRYPTION_KEY) is set: one \
+                     key-encryption key",
+                ));
+            }
         }
         if !matches!(self.keys.rsa_bits, 2048 | 3072 | 4096) {
             return Err(invalid(

@@ -15,6 +15,7 @@ use anyhow::Context;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::password::Hasher;
+use crate::crypto::seal::Kek;
 use crate::mail::Mailer;
 use crate::oauth::authorize::Authorization;
 use crate::oauth::token::TokenEndpoint;
@@ -176,11 +177,106 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The key-encryption key that private signing keys (and later other secrets) are stored
+/// under: `CASTELLAN_KEY_ENCRYPTION_KEY`, or the file `CASTELLAN_KEY_ENCRYPTION_KEY_FILE` names,
+/// or, on a SQLite file with neither set (the zero-configuration default), the file
+/// `<database>.kek` beside the database, made on first use with mode 0600 and its path logged.
+/// `None` on PostgreSQL (or SQLite in memory) without one.
+pub fn key_encryption_key(settings: &Settings) -> anyhow::Result<Option<Arc<Kek>>> {
+    if let Some(text) = &settings.keys.encryption_key {
+        let kek = Kek::from_base64(text.expose()).map_err(|e| {
+            anyhow::anyhow!("keys.encryption_key (CASTELLAN_KEY_ENCRYPTION_KEY): {e}")
+        })?;
+        return Ok(Some(Arc::new(kek)));
+    }
+    if let Some(path) = &settings.keys.encryption_key_file {
+        return read_kek_file(std::path::Path::new(path)).map(|k| Some(Arc::new(k)));
+    }
+    let Some(db) = settings.sqlite_path() else {
+        return Ok(None);
+    };
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".kek");
+    let path = db.with_file_name(name);
+    if path.exists() {
+        return read_kek_file(&path).map(|k| Some(Arc::new(k)));
+    }
+    let (kek, text) =
+        Kek::generate().map_err(|e| anyhow::anyhow!("making a key-encryption key: {e}"))?;
+    write_private_file(&path, &format!("{text}\n"))
+        .with_context(|| format!("writing the key-encryption key file {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "made a key-encryption key beside the SQLite database: signing keys are stored encrypted \
+         under it. Keep it out of the database's backups, or set CASTELLAN_KEY_ENCRYPTION_KEY_FILE"
+    );
+    Ok(Some(Arc::new(kek)))
+}
+
+fn read_kek_file(path: &std::path::Path) -> anyhow::Result<Kek> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "keys.encryption_key_file: cannot read {}: {e}",
+            path.display()
+        )
+    })?;
+    Kek::from_base64(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "keys.encryption_key_file: {} does not hold a key-encryption key: {e}",
+            path.display()
+        )
+    })
+}
+
+/// Creates `path` holding `text`, readable by its owner only (it must not exist yet).
+fn write_private_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Checks the stored signing keys against the key-encryption key and seals those stored in
+/// plaintext (see [`keys::secure_at_rest`]); says what it did.
+pub async fn secure_keys(
+    store: &Store,
+    settings: &Settings,
+    kek: Option<&Kek>,
+    now: crate::domain::UnixTime,
+) -> anyhow::Result<keys::AtRest> {
+    let at_rest = keys::secure_at_rest(store, kek, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match at_rest {
+        keys::AtRest::Encrypted { sealed_now } if sealed_now > 0 => tracing::info!(
+            keys = sealed_now,
+            "encrypted the signing keys stored before a key-encryption key was configured"
+        ),
+        keys::AtRest::Plain if !settings.database.is_sqlite() => tracing::warn!(
+            "SIGNING KEYS ARE STORED UNENCRYPTED: no key-encryption key is configured \
+             (CASTELLAN_KEY_ENCRYPTION_KEY or CASTELLAN_KEY_ENCRYPTION_KEY_FILE); anyone with a \
+             copy of the database can sign tokens"
+        ),
+        _ => {}
+    }
+    Ok(at_rest)
+}
+
 /// `castellan migrate`: the schema, and the first signing key (so the first `serve` starts at
 /// once). Returns the applied migrations' names.
 pub async fn provision(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let store = open_store(settings).await?;
-    keys::ensure_active_key(&store, settings, crate::clock::Clock::time(&SystemClock))
+    let kek = key_encryption_key(settings)?;
+    let now = crate::clock::Clock::time(&SystemClock);
+    secure_keys(&store, settings, kek.as_deref(), now).await?;
+    keys::ensure_active_key(&store, settings, kek.as_deref(), now)
         .await
         .map_err(|e| anyhow::anyhow!("preparing the signing key: {e}"))?;
     store
@@ -192,7 +288,8 @@ pub async fn provision(settings: &Settings) -> anyhow::Result<Vec<String>> {
 /// The administration use cases for the command line, over the migrated database.
 pub async fn admin_for_cli(settings: Settings) -> anyhow::Result<Admin> {
     let store = open_store(&settings).await?;
-    build_admin(Arc::new(settings), store, Arc::new(SystemClock))
+    let kek = key_encryption_key(&settings)?;
+    build_admin(Arc::new(settings), store, Arc::new(SystemClock), kek)
 }
 
 /// The administration use cases alone, for the command line: they need no signing keys, so a
@@ -201,11 +298,12 @@ pub fn build_admin(
     settings: Arc<Settings>,
     store: Store,
     clock: SharedClock,
+    kek: Option<Arc<Kek>>,
 ) -> anyhow::Result<Admin> {
     let metrics = Arc::new(Metrics::new(clock.now()));
     let parts = parts(&settings, &metrics, false)?;
     let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
-    Ok(Admin::new(store, accounts, settings, clock))
+    Ok(Admin::new(store, accounts, settings, clock, kek))
 }
 
 /// Builds every use case with what it needs (the server; the command line takes
@@ -216,9 +314,10 @@ pub async fn build_core(
     store: Store,
     clock: SharedClock,
     metrics: Arc<Metrics>,
+    kek: Option<Arc<Kek>>,
 ) -> anyhow::Result<Built> {
     let now = clock.time();
-    let key_ring = KeyRing::load(&store, &settings, now)
+    let key_ring = KeyRing::load(&store, &settings, kek.clone(), now)
         .await
         .context("loading signing keys")?;
     if settings.mail.smtp_url.is_none() {
@@ -247,6 +346,7 @@ pub async fn build_core(
             accounts.clone(),
             settings.clone(),
             clock.clone(),
+            kek.clone(),
         ),
         authorization: Authorization::new(
             store.clone(),
@@ -287,6 +387,8 @@ pub async fn build_core(
             store,
             settings,
             clock,
+            kek,
+            holder: uuid::Uuid::new_v4().to_string(),
         },
         core,
     })
@@ -316,7 +418,9 @@ impl Application {
             );
         }
         let now = clock.time();
-        if keys::ensure_active_key(&store, &settings, now)
+        let kek = key_encryption_key(&settings)?;
+        let at_rest = secure_keys(&store, &settings, kek.as_deref(), now).await?;
+        if keys::ensure_active_key(&store, &settings, kek.as_deref(), now)
             .await
             .context("preparing the signing key")?
         {
@@ -327,11 +431,13 @@ impl Application {
         }
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new(now.secs()));
+        metrics.set_keys_encrypted(matches!(at_rest, keys::AtRest::Encrypted { .. }));
         let built = build_core(
             settings.clone(),
             store.clone(),
             clock.clone(),
             metrics.clone(),
+            kek,
         )
         .await?;
         let state = AppState {

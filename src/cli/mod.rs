@@ -110,7 +110,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         }
         Command::Client(c) => client::run(c, &admin(settings).await?, json).await,
         Command::User(c) => user::run(c, &admin(settings).await?, json).await,
-        Command::Keys(c) => keys::run(c, &admin(settings).await?, json).await,
+        Command::Keys(c) => {
+            let configured = crate::startup::key_encryption_key(&settings)?;
+            keys::run(c, &admin(settings).await?, configured, json).await
+        }
         Command::Role(c) => role::run(c, &admin(settings).await?, json).await,
         Command::Audit(c) => audit::run(c, &admin(settings).await?, json).await,
     }

@@ -43,10 +43,13 @@ pub enum AuditKind {
     ClientDeleted,
     ClientSecretRotated,
     KeyRotated,
+    KeysRewrapped,
+    // Background work.
+    MailGivenUp,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 30] = [
+    pub const ALL: [AuditKind; 32] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -77,6 +80,8 @@ impl AuditKind {
         Self::ClientDeleted,
         Self::ClientSecretRotated,
         Self::KeyRotated,
+        Self::KeysRewrapped,
+        Self::MailGivenUp,
     ];
 
     /// The stored text.
@@ -112,6 +117,8 @@ impl AuditKind {
             Self::ClientDeleted => "client_deleted",
             Self::ClientSecretRotated => "client_secret_rotated",
             Self::KeyRotated => "key_rotated",
+            Self::KeysRewrapped => "keys_rewrapped",
+            Self::MailGivenUp => "mail_given_up",
         }
     }
 }

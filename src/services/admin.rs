@@ -85,6 +85,8 @@ pub struct Admin {
     accounts: Accounts,
     settings: Arc<Settings>,
     clock: SharedClock,
+    /// The key-encryption key new signing keys are sealed under.
+    kek: Option<Arc<crate::crypto::seal::Kek>>,
 }
 
 impl Admin {
@@ -93,12 +95,14 @@ impl Admin {
         accounts: Accounts,
         settings: Arc<Settings>,
         clock: SharedClock,
+        kek: Option<Arc<crate::crypto::seal::Kek>>,
     ) -> Self {
         Self {
             store,
             accounts,
             settings,
             clock,
+            kek,
         }
     }
 
@@ -741,22 +745,66 @@ impl Admin {
         Ok(self.store.list_keys().await?)
     }
 
-    /// Makes a new signing key active; the old one stays published until its tokens expire.
-    pub async fn rotate_key(&self, actor: &Actor) -> Result<KeyRecord, AdminError> {
+    /// Makes a new signing key. By default it is published now and signs
+    /// `keys.publish_ahead_secs` later; `immediately` makes it sign at once (after a key was
+    /// exposed). The keys it replaces stay published until their tokens expire.
+    pub async fn rotate_key(
+        &self,
+        actor: &Actor,
+        immediately: bool,
+    ) -> Result<KeyRecord, AdminError> {
         let now = self.clock.time();
-        let key = keys::rotate(&self.store, &self.settings, now)
-            .await
-            .map_err(|e| AdminError::Unexpected(e.to_string()))?;
+        let key = keys::rotate(
+            &self.store,
+            &self.settings,
+            self.kek.as_deref(),
+            now,
+            immediately,
+        )
+        .await
+        .map_err(|e| AdminError::Unexpected(e.to_string()))?;
+        let when = if immediately {
+            "signing now".to_owned()
+        } else {
+            format!("signing from {}", key.activate_at.secs())
+        };
         self.record(
             actor,
             AuditEntry {
-                detail: format!("kid={}", key.kid),
+                detail: format!("kid={} {when}", key.kid),
                 ..AuditEntry::new(AuditKind::KeyRotated)
             },
             now,
         )
         .await;
         Ok(key)
+    }
+
+    /// Seals every signing key under `new` (opening those sealed under `old`); one
+    /// transaction. Returns how many keys were written.
+    pub async fn rewrap_keys(
+        &self,
+        actor: &Actor,
+        old: Option<&crate::crypto::seal::Kek>,
+        new: &crate::crypto::seal::Kek,
+    ) -> Result<usize, AdminError> {
+        let now = self.clock.time();
+        let n = keys::rewrap(&self.store, old, new, now)
+            .await
+            .map_err(|e| AdminError::Unexpected(e.to_string()))?;
+        self.record(
+            actor,
+            AuditEntry {
+                detail: format!(
+                    "keys rewrapped under key-encryption key {} ({n})",
+                    new.id_hex()
+                ),
+                ..AuditEntry::new(AuditKind::KeysRewrapped)
+            },
+            now,
+        )
+        .await;
+        Ok(n)
     }
 
     pub async fn audit_events(

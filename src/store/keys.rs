@@ -1,5 +1,9 @@
-//! Signing keys: active (signs), retiring (still published until every token it signed has
-//! expired), retired (kept for the record, no longer published).
+//! Signing keys: next (published, signs from `activate_at`), active (signs), retiring (still
+//! published until every token it signed has expired), retired (kept for the record, no longer
+//! published).
+//!
+//! `private_der` holds the PKCS#8 DER key, or that key sealed under the key-encryption key
+//! (`crypto::seal`); this module stores bytes and does not tell them apart.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -10,6 +14,7 @@ use super::entities::signing_key;
 use super::{Store, StoreError};
 use crate::domain::UnixTime;
 
+pub const NEXT: &str = "next";
 pub const ACTIVE: &str = "active";
 pub const RETIRING: &str = "retiring";
 pub const RETIRED: &str = "retired";
@@ -25,6 +30,8 @@ pub struct KeyRecord {
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub retire_at: Option<UnixTime>,
+    /// When it starts (or started) signing.
+    pub activate_at: UnixTime,
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -43,6 +50,7 @@ fn to_record(m: signing_key::Model) -> KeyRecord {
         created_at: UnixTime::from_secs(m.created_at),
         updated_at: UnixTime::from_secs(m.updated_at),
         retire_at: m.retire_at.map(UnixTime::from_secs),
+        activate_at: UnixTime::from_secs(m.activate_at.unwrap_or(m.created_at)),
     }
 }
 
@@ -51,6 +59,25 @@ pub struct NewKey {
     pub kid: String,
     pub private_der: Vec<u8>,
     pub public_jwk: String,
+}
+
+fn new_row(
+    key: NewKey,
+    state: &str,
+    activate_at: UnixTime,
+    now: UnixTime,
+) -> signing_key::ActiveModel {
+    signing_key::ActiveModel {
+        kid: Set(key.kid),
+        alg: Set("RS256".into()),
+        private_der: Set(key.private_der),
+        public_jwk: Set(key.public_jwk),
+        state: Set(state.into()),
+        created_at: Set(now.secs()),
+        updated_at: Set(now.secs()),
+        retire_at: Set(None),
+        activate_at: Set(Some(activate_at.secs())),
+    }
 }
 
 impl Store {
@@ -66,10 +93,10 @@ impl Store {
             .collect())
     }
 
-    /// Active and retiring keys, newest first: what signs and what is published.
+    /// Next, active and retiring keys, newest first: what signs and what is published.
     pub async fn published_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         Ok(signing_key::Entity::find()
-            .filter(signing_key::Column::State.is_in([ACTIVE, RETIRING]))
+            .filter(signing_key::Column::State.is_in([NEXT, ACTIVE, RETIRING]))
             .order_by_desc(signing_key::Column::CreatedAt)
             .order_by_desc(signing_key::Column::Kid)
             .all(self.conn())
@@ -87,7 +114,7 @@ impl Store {
             .column(signing_key::Column::Kid)
             .column(signing_key::Column::State)
             .column(signing_key::Column::UpdatedAt)
-            .filter(signing_key::Column::State.is_in([ACTIVE, RETIRING]))
+            .filter(signing_key::Column::State.is_in([NEXT, ACTIVE, RETIRING]))
             .order_by_asc(signing_key::Column::Kid)
             .into_tuple()
             .all(self.conn())
@@ -99,22 +126,21 @@ impl Store {
             .join(","))
     }
 
-    pub async fn insert_active_key(
+    /// Stores a new key that signs from `activate_at`: `active` when that is now (the first
+    /// key, which nobody can have cached yet), `next` when it is later.
+    pub async fn insert_key(
         &self,
         key: NewKey,
+        activate_at: UnixTime,
         now: UnixTime,
     ) -> Result<KeyRecord, StoreError> {
         let _w = self.write_gate().await;
-        let m = signing_key::ActiveModel {
-            kid: Set(key.kid),
-            alg: Set("RS256".into()),
-            private_der: Set(key.private_der),
-            public_jwk: Set(key.public_jwk),
-            state: Set(ACTIVE.into()),
-            created_at: Set(now.secs()),
-            updated_at: Set(now.secs()),
-            retire_at: Set(None),
-        };
+        let m = new_row(
+            key,
+            if activate_at > now { NEXT } else { ACTIVE },
+            activate_at,
+            now,
+        );
         Ok(to_record(
             m.insert(self.conn())
                 .await
@@ -122,7 +148,9 @@ impl Store {
         ))
     }
 
-    /// Makes `key` the active key; the previously active keys become retiring until `retire_at`.
+    /// Makes `key` the active key at once; the previously active (and next) keys become
+    /// retiring until `retire_at`. For an emergency: a relying party that cached the JWK Set
+    /// before may refuse the new key's tokens until it fetches the set again.
     pub async fn rotate_keys(
         &self,
         key: NewKey,
@@ -144,19 +172,10 @@ impl Store {
                 signing_key::Column::UpdatedAt,
                 sea_orm::sea_query::Expr::value(now.secs()),
             )
-            .filter(signing_key::Column::State.eq(ACTIVE))
+            .filter(signing_key::Column::State.is_in([ACTIVE, NEXT]))
             .exec(&tx)
             .await?;
-        let m = signing_key::ActiveModel {
-            kid: Set(key.kid),
-            alg: Set("RS256".into()),
-            private_der: Set(key.private_der),
-            public_jwk: Set(key.public_jwk),
-            state: Set(ACTIVE.into()),
-            created_at: Set(now.secs()),
-            updated_at: Set(now.secs()),
-            retire_at: Set(None),
-        };
+        let m = new_row(key, ACTIVE, now, now);
         let rec = to_record(m.insert(&tx).await.map_err(StoreError::from_insert)?);
         tx.commit().await?;
         Ok(rec)
@@ -179,5 +198,83 @@ impl Store {
             .exec(self.conn())
             .await?;
         Ok(r.rows_affected)
+    }
+
+    /// The key due to sign now takes over: of the next and active keys whose `activate_at` has
+    /// come, the latest becomes (or stays) active, and the others become retiring until
+    /// `retire_after` seconds after it took over. One transaction; returns the active kid.
+    pub async fn promote_keys(
+        &self,
+        now: UnixTime,
+        retire_after: i64,
+    ) -> Result<Option<String>, StoreError> {
+        use sea_orm::sea_query::Expr;
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let due: Vec<KeyRecord> = signing_key::Entity::find()
+            .filter(signing_key::Column::State.is_in([NEXT, ACTIVE]))
+            .all(&tx)
+            .await?
+            .into_iter()
+            .map(to_record)
+            .filter(|k| k.activate_at <= now)
+            .collect();
+        let Some(signer) = due
+            .iter()
+            .max_by(|a, b| (a.activate_at, &a.kid).cmp(&(b.activate_at, &b.kid)))
+            .cloned()
+        else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        if signer.state != ACTIVE {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::State, Expr::value(ACTIVE))
+                .col_expr(signing_key::Column::UpdatedAt, Expr::value(now.secs()))
+                .filter(signing_key::Column::Kid.eq(signer.kid.as_str()))
+                .exec(&tx)
+                .await?;
+        }
+        let superseded: Vec<String> = due
+            .iter()
+            .filter(|k| k.kid != signer.kid)
+            .map(|k| k.kid.clone())
+            .collect();
+        if !superseded.is_empty() {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::State, Expr::value(RETIRING))
+                .col_expr(
+                    signing_key::Column::RetireAt,
+                    Expr::value(signer.activate_at.plus(retire_after).secs()),
+                )
+                .col_expr(signing_key::Column::UpdatedAt, Expr::value(now.secs()))
+                .filter(signing_key::Column::Kid.is_in(superseded))
+                .exec(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(signer.kid))
+    }
+
+    /// Replaces the stored private keys named (kid → new bytes) in one transaction: sealing
+    /// plaintext keys, or moving them to another key-encryption key.
+    pub async fn replace_private_keys(
+        &self,
+        keys: Vec<(String, Vec<u8>)>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        use sea_orm::sea_query::Expr;
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        for (kid, bytes) in keys {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::PrivateDer, Expr::value(bytes))
+                .col_expr(signing_key::Column::UpdatedAt, Expr::value(now.secs()))
+                .filter(signing_key::Column::Kid.eq(kid))
+                .exec(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod housekeeping;
 pub mod jobs;
 pub mod keys;
+pub mod leases;
 pub mod roles;
 pub mod standing;
 pub mod users;

@@ -415,7 +415,7 @@ async fn bad_user_input_is_refused() {
 }
 
 #[tokio::test]
-async fn keys_rotate_makes_a_new_active_key_and_keeps_the_old_one_published() {
+async fn keys_rotate_publishes_a_new_key_ahead_and_rotate_now_makes_it_sign_at_once() {
     let app = spawn_app().await;
     let before = json_out(&app.castellan(&["keys", "list", "--json"]));
     assert_eq!(before.as_array().expect("array").len(), 1);
@@ -423,7 +423,13 @@ async fn keys_rotate_makes_a_new_active_key_and_keeps_the_old_one_published() {
     assert_eq!(before[0]["state"], "active");
     assert_eq!(before[0]["alg"], "RS256");
 
-    assert!(app.castellan(&["keys", "rotate"]).status.success());
+    // A scheduled rotation: the new key is published now and signs an hour later
+    // (keys.publish_ahead_secs); the old one keeps signing until then.
+    let next = json_out(&app.castellan(&["keys", "rotate", "--json"]));
+    assert_eq!(next["state"], "next");
+    let ahead = next["activate_at"].as_i64().expect("activate_at")
+        - next["created_at"].as_i64().expect("created_at");
+    assert!(ahead >= 3600, "signs {ahead} s after it is published");
     let after = json_out(&app.castellan(&["keys", "list", "--json"]));
     let after = after.as_array().expect("array");
     assert_eq!(after.len(), 2);
@@ -431,13 +437,19 @@ async fn keys_rotate_makes_a_new_active_key_and_keeps_the_old_one_published() {
         .iter()
         .find(|k| k["kid"] == old_kid.as_str())
         .expect("old key listed");
-    assert_eq!(old["state"], "retiring");
-    assert!(old["retire_at"].as_i64().is_some());
-    assert!(
-        after
-            .iter()
-            .any(|k| k["state"] == "active" && k["kid"] != old_kid.as_str())
-    );
+    assert_eq!(old["state"], "active");
+
+    // An emergency rotation: the newest key signs at once, every other one retires.
+    let now = json_out(&app.castellan(&["keys", "rotate", "--now", "--json"]));
+    assert_eq!(now["state"], "active");
+    let after = json_out(&app.castellan(&["keys", "list", "--json"]));
+    for k in after.as_array().expect("array") {
+        if k["kid"] == now["kid"] {
+            continue;
+        }
+        assert_eq!(k["state"], "retiring", "{k}");
+        assert!(k["retire_at"].as_i64().is_some());
+    }
 }
 
 #[test]

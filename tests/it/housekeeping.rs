@@ -73,5 +73,7 @@ fn housekeeping(app: &crate::harness::TestApp) -> castellan::services::housekeep
         store: app.store.clone(),
         settings: app.state.settings.clone(),
         clock: std::sync::Arc::new(app.clock.clone()),
+        kek: None,
+        holder: "test".into(),
     }
 }

@@ -208,3 +208,47 @@ async fn an_unreachable_redis_leaves_each_instance_counting_alone_and_sign_ins_w
         "each local decision is counted: {fallbacks}"
     );
 }
+
+/// The kid a server signs with now.
+async fn signing_kid(app: &TestApp) -> String {
+    let set = app.state.core.tokens.signing_keys().await;
+    set.signer.kid().to_owned()
+}
+
+#[tokio::test]
+async fn one_instance_rotates_the_keys_and_the_other_signs_with_the_new_one_on_time() {
+    let periods = |s: &mut castellan::Settings| {
+        s.keys.reload_interval_ms = 10;
+        s.keys.rotate_every_secs = 4;
+        s.keys.publish_ahead_secs = 2;
+    };
+    let a = spawn_app_with(periods).await;
+    let b = beside(&a, periods).await;
+    let first = signing_kid(&a).await;
+    assert_eq!(signing_kid(&b).await, first);
+    let started = std::time::Instant::now();
+    let mut seen = vec![first];
+    while started.elapsed() < std::time::Duration::from_secs(30) && seen.len() < 3 {
+        // Both instances race for every rotation; one makes the key.
+        let next = a.count("signing_keys WHERE state = 'next'").await;
+        assert!(next <= 1, "{next} next keys: two instances rotated at once");
+        let (ka, kb) = (signing_kid(&a).await, signing_kid(&b).await);
+        if ka == kb && seen.last() != Some(&ka) {
+            seen.push(ka);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.len() >= 3,
+        "two rotations seen on both instances: {seen:?}"
+    );
+    // Every key made was published by both before it signed, and only one was made per
+    // rotation.
+    let made = a.count("audit_events WHERE kind = 'key_rotated'").await;
+    let keys = a.count("signing_keys").await;
+    assert!(
+        keys <= made + 1 && made <= seen.len() as i64,
+        "{keys} keys, {made} rotations audited, {} seen",
+        seen.len()
+    );
+}

@@ -92,34 +92,85 @@ async fn a_server_signed_jwt_verifies_against_the_served_jwks_with_an_independen
     assert!(verify_with_openidconnect(&app, &jwt, "rp-2").await.is_err());
 }
 
+/// The kids of the served JWK Set.
+async fn published(app: &TestApp) -> Vec<String> {
+    let jwks: serde_json::Value = app.get("/oauth2/jwks").await.json().await.expect("json");
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `keys list --json`: kid → state.
+fn states(app: &TestApp) -> std::collections::HashMap<String, String> {
+    json_out(&app.castellan(&["keys", "list", "--json"]))
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap_or_default().to_owned(),
+                k["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// One pass of the key lifecycle at the server's clock, as its background loop runs it.
+async fn maintain(app: &TestApp) -> castellan::services::keys::Maintained {
+    use castellan::clock::Clock;
+    castellan::services::keys::maintain(&app.store, &app.state.settings, None, app.clock.time())
+        .await
+        .expect("maintain")
+}
+
 #[tokio::test]
-async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
-    let app = spawn_app_with(|s| s.keys.reload_interval_ms = 10).await;
+async fn a_rotated_key_is_published_ahead_then_signs_and_the_old_one_leaves_when_its_tokens_expire()
+{
+    let app = spawn_app_with(|s| {
+        s.keys.reload_interval_ms = 10;
+        s.keys.rotate_every_secs = 0; // this test rotates by hand
+    })
+    .await;
     let old_jwt = server_signed_jwt(&app, "rp").await;
     let old_kid = kid_of(&old_jwt);
 
-    // The CLI rotates in another process; the running server picks the new key up.
-    json_out(&app.castellan(&["keys", "rotate", "--json"]));
+    // The CLI rotates in another process; the running server publishes the new key at once
+    // but keeps signing with the old one for keys.publish_ahead_secs.
+    let new_kid = json_out(&app.castellan(&["keys", "rotate", "--json"]))["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let new_jwt = server_signed_jwt(&app, "rp").await;
-    assert_ne!(
-        kid_of(&new_jwt),
-        old_kid,
-        "the running server signs with the rotated key"
+    let still_old = server_signed_jwt(&app, "rp").await;
+    assert_eq!(kid_of(&still_old), old_kid, "the new key does not sign yet");
+    let kids = published(&app).await;
+    assert!(
+        kids.contains(&new_kid) && kids.contains(&old_kid),
+        "both are published: {kids:?}"
     );
 
-    let jwks: serde_json::Value = app.get("/oauth2/jwks").await.json().await.expect("json");
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
-    assert!(
-        verify_with_openidconnect(&app, &old_jwt, "rp")
-            .await
-            .is_ok()
+    // Its time comes: every instance switches by itself, no write needed.
+    let ahead = castellan::services::keys::publish_ahead(&app.state.settings);
+    app.clock.advance_secs(ahead);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let new_jwt = server_signed_jwt(&app, "rp").await;
+    assert_eq!(
+        kid_of(&new_jwt),
+        new_kid,
+        "the new key signs from its activate_at"
     );
-    assert!(
-        verify_with_openidconnect(&app, &new_jwt, "rp")
-            .await
-            .is_ok()
-    );
+    for jwt in [&old_jwt, &new_jwt] {
+        assert!(verify_with_openidconnect(&app, jwt, "rp").await.is_ok());
+    }
+    // The lifecycle pass records it: the old key retires.
+    let done = maintain(&app).await;
+    assert_eq!(done.promoted.as_deref(), Some(new_kid.as_str()));
+    let listed = states(&app);
+    assert_eq!(listed[&old_kid], "retiring");
+    assert_eq!(listed[&new_kid], "active");
 
     // Once every token the old key signed has expired, it leaves the JWK Set.
     let settings = &app.state.settings;
@@ -131,22 +182,215 @@ async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
     app.clock.advance_secs(wait);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let _ = server_signed_jwt(&app, "rp").await; // a request after the deadline triggers the reload
-    let jwks: serde_json::Value = app.get("/oauth2/jwks").await.json().await.expect("json");
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["kid"].as_str())
-        .collect();
-    assert_eq!(kids, vec![kid_of(&new_jwt).as_str()]);
-    let listed = json_out(&app.castellan(&["keys", "list", "--json"]));
+    assert_eq!(published(&app).await, vec![new_kid.clone()]);
+    assert_eq!(maintain(&app).await.retired, 1);
+    assert_eq!(states(&app)[&old_kid], "retired");
+}
+
+#[tokio::test]
+async fn keys_rotate_on_their_own_and_each_is_published_ahead_of_signing() {
+    // Short periods so that the test watches rotations happen in real time: a key signs for
+    // 4 s, and the next is published at least 2 s before it signs.
+    let app = spawn_app_with(|s| {
+        s.keys.reload_interval_ms = 10;
+        s.keys.rotate_every_secs = 4;
+        s.keys.publish_ahead_secs = 2;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut first_published: std::collections::HashMap<String, std::time::Instant> =
+        Default::default();
+    let mut first_signed: Vec<(String, std::time::Instant)> = Vec::new();
+    while started.elapsed() < std::time::Duration::from_secs(30) && first_signed.len() < 3 {
+        let now = std::time::Instant::now();
+        for kid in published(&app).await {
+            first_published.entry(kid).or_insert(now);
+        }
+        let kid = kid_of(&server_signed_jwt(&app, "rp").await);
+        if first_signed.last().is_none_or(|(k, _)| *k != kid) {
+            first_signed.push((kid, now));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
-        listed
-            .as_array()
-            .expect("array")
-            .iter()
-            .any(|k| k["kid"] == old_kid.as_str() && k["state"] == "retired")
+        first_signed.len() >= 3,
+        "two rotations within 30 s: {first_signed:?}"
     );
+    for (kid, signed_at) in &first_signed[1..] {
+        let published_at = first_published[kid];
+        let ahead = signed_at.duration_since(published_at);
+        assert!(
+            ahead >= std::time::Duration::from_secs(2),
+            "key {kid} was published {ahead:?} before it signed"
+        );
+    }
+    // The audit log says who made them.
+    let audited = app
+        .count("audit_events WHERE kind = 'key_rotated' AND actor = 'system'")
+        .await;
+    assert!(audited >= 2, "{audited} automatic rotations audited");
+}
+
+#[tokio::test]
+async fn private_keys_are_stored_encrypted_and_a_missing_or_wrong_key_encryption_key_stops_start_up()
+ {
+    use base64::Engine;
+    let kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let kek2 = kek.clone();
+    let app = spawn_app_with(move |s| {
+        s.keys.encryption_key = Some(castellan::config::Secret::new(kek2));
+    })
+    .await;
+    // Stored sealed: no PKCS#8 (DER starts with 0x30) in the table.
+    let rows = app.count("signing_keys").await;
+    assert_eq!(rows, 1);
+    let plain = app
+        .count(if app.db.is_postgres() {
+            "signing_keys WHERE get_byte(private_der, 0) = 48"
+        } else {
+            "signing_keys WHERE substr(hex(private_der), 1, 2) = '30'"
+        })
+        .await;
+    assert_eq!(plain, 0, "a private key is stored in plaintext");
+    // And it signs.
+    let jwt = server_signed_jwt(&app, "rp").await;
+    assert!(verify_with_openidconnect(&app, &jwt, "rp").await.is_ok());
+
+    // Without the key, or with another one, start-up stops with one clear line.
+    let other = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+    for (env, expected) in [
+        (
+            vec![("CASTELLAN_KEY_ENCRYPTION_KEY", other.as_str())],
+            "is encrypted under key-encryption key",
+        ),
+        (vec![], "no key-encryption key is configured"),
+    ] {
+        if env.is_empty() && !app.db.is_postgres() {
+            // On SQLite the file beside the database is made and used: a wrong key, not none.
+            continue;
+        }
+        let out = crate::harness::castellan_with(app.db.url(), &["migrate"], None, &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "start-up must stop: {err}");
+        assert!(err.contains(expected), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            !err.contains(&kek) && !err.contains(&other),
+            "no key in the message"
+        );
+    }
+
+    // keys rewrap moves every key to a new key-encryption key; the old one then stops working.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let new_file = dir.path().join("new.kek");
+    std::fs::write(&new_file, format!("{other}\n")).expect("write");
+    let out = crate::harness::castellan_with(
+        app.db.url(),
+        &[
+            "keys",
+            "rewrap",
+            "--new-key-file",
+            new_file.to_str().expect("path"),
+            "--json",
+        ],
+        None,
+        &[("CASTELLAN_KEY_ENCRYPTION_KEY", kek.as_str())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_out(&out)["rewrapped"], 1);
+    let out = crate::harness::castellan_with(
+        app.db.url(),
+        &["migrate"],
+        None,
+        &[("CASTELLAN_KEY_ENCRYPTION_KEY", kek.as_str())],
+    );
+    assert!(
+        !out.status.success(),
+        "the old key no longer opens the keys"
+    );
+    let new_file_s = new_file.to_str().expect("path").to_owned();
+    let out = crate::harness::castellan_with(
+        app.db.url(),
+        &["migrate"],
+        None,
+        &[("CASTELLAN_KEY_ENCRYPTION_KEY_FILE", new_file_s.as_str())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn keys_stored_in_plaintext_are_encrypted_on_the_next_start_with_a_key_encryption_key() {
+    use base64::Engine;
+    let db = crate::harness::TestDb::new().await;
+    // A database made before any key-encryption key: plaintext keys (PostgreSQL has no
+    // default file; on SQLite a key given explicitly wins over the file).
+    let kek = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    if db.is_postgres() {
+        let out = crate::harness::castellan_with(db.url(), &["migrate"], None, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = crate::harness::castellan_with(
+            db.url(),
+            &["migrate"],
+            None,
+            &[("CASTELLAN_KEY_ENCRYPTION_KEY", kek.as_str())],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let again = crate::harness::castellan_with(db.url(), &["migrate"], None, &[]);
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("no key-encryption key is configured"),
+            "the key was encrypted by the start with a key-encryption key"
+        );
+    } else {
+        let path = db
+            .url()
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let out = crate::harness::castellan_with(db.url(), &["migrate"], None, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kek_file = format!("{path}.kek");
+        let meta =
+            std::fs::metadata(&kek_file).expect("a key-encryption key file beside the database");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "readable by its owner only"
+            );
+        }
+        let text = std::fs::read_to_string(&kek_file).expect("read");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map(|b| b.len())
+                .ok(),
+            Some(32)
+        );
+    }
 }
 
 fn kid_of(jwt: &str) -> String {

@@ -16,6 +16,7 @@ const TABLES: &[&str] = &[
     "email_tokens",
     "audit_events",
     "jobs",
+    "leases",
 ];
 
 #[tokio::test]

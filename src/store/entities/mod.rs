@@ -6,6 +6,7 @@ pub mod client;
 pub mod consent;
 pub mod email_token;
 pub mod job;
+pub mod lease;
 pub mod redeemed_code;
 pub mod refresh_token;
 pub mod revoked_token;

@@ -14,6 +14,7 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub retire_at: Option<i64>,
+    pub activate_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

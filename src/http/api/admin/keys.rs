@@ -50,7 +50,7 @@ pub async fn rotate_key(
     AdminBearer(actor): AdminBearer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiProblem> {
-    let key = state.core.admin.rotate_key(&actor).await?;
+    let key = state.core.admin.rotate_key(&actor, false).await?;
     Ok(json(StatusCode::CREATED, &KeyOut::from(&key)))
 }
 

@@ -51,7 +51,7 @@ pub async fn keys(
 }
 
 pub async fn key_rotate(Then(a, _): AdminPost, state: web::Data<AppState>) -> HttpResponse {
-    match state.core.admin.rotate_key(&a.actor).await {
+    match state.core.admin.rotate_key(&a.actor, false).await {
         Ok(_) => with_notice(paths::ADMIN_KEYS, "key-rotated"),
         Err(e) => failure(e),
     }
