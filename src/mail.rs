@@ -31,13 +31,14 @@ use url::{Host, Url};
 
 use crate::config::{MailSettings, Secret};
 
-/// Waits before the second and third delivery attempts.
-const RETRY_BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
 /// Timeout of each SMTP command (lettre's default is a minute).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An email Castellan sends. Links are absolute URLs on the issuer's origin, built by the caller.
-#[derive(Clone, PartialEq, Eq)]
+/// Stored in the outbox (`services::jobs`, sealed under the key-encryption key when one is
+/// configured: the links are single-use secrets) as JSON tagged by its kind.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mail", rename_all = "snake_case")]
 pub enum Mail {
     /// Confirms the address given at registration; the link is valid for 24 hours.
     VerifyEmail { link: String },
@@ -434,37 +435,8 @@ impl Mailer {
         matches!(self.inner.transport, Transport::Smtp { .. })
     }
 
-    /// Sends in the background and returns at once: never blocks and never fails the caller.
-    /// Delivery is tried up to three times (after 1 s, then 4 s); each failure is logged, and a
-    /// final failure is logged at `error` with `event = "mail_failed"`.
-    pub fn send(&self, to: &str, mail: Mail) {
-        let kind = mail.kind();
-        let (rendered, message) = match self.prepare(to, &mail) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                tracing::error!(event = "mail_failed", kind, to, error = %format!("{e:#}"), "cannot build the email");
-                return;
-            }
-        };
-        let Transport::Smtp { .. } = self.inner.transport else {
-            log_instead(to, kind, &rendered);
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(
-                event = "mail_failed",
-                kind,
-                to,
-                "cannot send the email: no async runtime"
-            );
-            return;
-        };
-        let this = self.clone();
-        let to = to.to_owned();
-        runtime.spawn(async move { this.deliver_with_retry(&to, kind, message).await });
-    }
-
-    /// Renders and delivers once, waiting for the SMTP server's answer.
+    /// Renders and delivers once, waiting for the SMTP server's answer. Use cases do not call
+    /// this: they put mails in the outbox (`services::jobs`), whose worker calls it and retries.
     pub async fn send_now(&self, to: &str, mail: Mail) -> anyhow::Result<()> {
         let (rendered, message) = self.prepare(to, &mail)?;
         match &self.inner.transport {
@@ -472,25 +444,6 @@ impl Mailer {
             Transport::Log => {
                 log_instead(to, mail.kind(), &rendered);
                 Ok(())
-            }
-        }
-    }
-
-    async fn deliver_with_retry(&self, to: &str, kind: &'static str, message: Message) {
-        let attempts = RETRY_BACKOFF.len() + 1;
-        for attempt in 1..=attempts {
-            match self.deliver_once(message.clone()).await {
-                Ok(()) => {
-                    tracing::info!(event = "mail_sent", kind, to, attempt, "email sent");
-                    return;
-                }
-                Err(e) if attempt < attempts => {
-                    tracing::warn!(kind, to, attempt, error = %format!("{e:#}"), "email delivery failed; will retry");
-                    tokio::time::sleep(RETRY_BACKOFF[attempt - 1]).await;
-                }
-                Err(e) => {
-                    tracing::error!(event = "mail_failed", kind, to, attempts, error = %format!("{e:#}"), "email delivery failed; giving up");
-                }
             }
         }
     }

@@ -141,6 +141,7 @@ fn accounts_of(
     clock: &SharedClock,
     metrics: &Arc<Metrics>,
     parts: &Parts,
+    kek: &Option<Arc<Kek>>,
 ) -> (Authn, Jobs, Accounts) {
     let authn = Authn::new(
         store.clone(),
@@ -150,11 +151,10 @@ fn accounts_of(
         parts.limiter.clone(),
         metrics.clone(),
     );
-    let jobs = Jobs::new(store.clone());
+    let jobs = Jobs::new(store.clone(), kek.clone());
     let accounts = Accounts::new(
         store.clone(),
         parts.passwords.clone(),
-        parts.mailer.clone(),
         settings.clone(),
         clock.clone(),
         jobs.clone(),
@@ -302,7 +302,7 @@ pub fn build_admin(
 ) -> anyhow::Result<Admin> {
     let metrics = Arc::new(Metrics::new(clock.now()));
     let parts = parts(&settings, &metrics, false)?;
-    let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
+    let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts, &kek);
     Ok(Admin::new(store, accounts, settings, clock, kek))
 }
 
@@ -339,7 +339,7 @@ pub async fn build_core(
         settings.clone(),
         clock.clone(),
     );
-    let (authn, jobs, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts);
+    let (authn, jobs, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts, &kek);
     let core = Core {
         admin: Admin::new(
             store.clone(),
@@ -370,7 +370,7 @@ pub async fn build_core(
             parts.limiter.clone(),
             clock.clone(),
         ),
-        status: Status::new(store.clone(), metrics, clock.clone()),
+        status: Status::new(store.clone(), metrics.clone(), clock.clone()),
         accounts: accounts.clone(),
         authn,
         tokens,
@@ -382,6 +382,8 @@ pub async fn build_core(
             settings: settings.clone(),
             jobs,
             accounts,
+            mailer: parts.mailer.clone(),
+            metrics: metrics.clone(),
         },
         housekeeping: Housekeeping {
             store,

@@ -24,10 +24,10 @@ use crate::crypto::token;
 use crate::domain::password::{PasswordPolicy, PasswordProblem, normalize};
 use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, NewUser, Role, UnixTime, User};
-use crate::mail::{Mail, Mailer};
+use crate::mail::Mail;
 use crate::paths;
 use crate::services::authn::{Authenticated, Authn};
-use crate::services::jobs::Jobs;
+use crate::services::jobs::{Job, Jobs};
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
 use crate::store::accounts::{ConnectedApp, SessionSummary};
@@ -55,6 +55,9 @@ pub enum AccountsError {
     RateLimited(u64),
     #[error("password hashing did not complete")]
     Hash,
+    /// A mail of the outbox could not be delivered (the SMTP server's answer).
+    #[error("mail delivery failed: {0}")]
+    Mail(String),
 }
 
 /// Field-level problems of a form, in plain words.
@@ -127,7 +130,6 @@ fn current_password_problem(check: crate::services::authn::PasswordCheck) -> Opt
 pub struct Accounts {
     store: Store,
     passwords: Arc<PasswordPool>,
-    mailer: Arc<Mailer>,
     settings: Arc<Settings>,
     clock: SharedClock,
     jobs: Jobs,
@@ -149,7 +151,6 @@ impl Accounts {
     pub fn new(
         store: Store,
         passwords: Arc<PasswordPool>,
-        mailer: Arc<Mailer>,
         settings: Arc<Settings>,
         clock: SharedClock,
         jobs: Jobs,
@@ -159,12 +160,24 @@ impl Accounts {
         Self {
             store,
             passwords,
-            mailer,
             settings,
             clock,
             jobs,
             authn,
             limiter,
+        }
+    }
+
+    /// Puts a mail in the outbox (the `jobs` table): a background worker on any instance
+    /// delivers it, retrying with a growing delay, across restarts. Never fails the caller: a
+    /// mail that cannot even be queued is logged.
+    async fn send_mail(&self, to: &str, mail: Mail) {
+        let job = Job::Mail {
+            to: to.to_owned(),
+            mail,
+        };
+        if let Err(e) = self.jobs.enqueue(&job, self.clock.time()).await {
+            tracing::error!(event = "mail_failed", to, error = %e, "cannot queue an email");
         }
     }
 
@@ -348,13 +361,14 @@ impl Accounts {
         {
             let login_link = format!("{}{}", self.settings.base_url(), paths::LOGIN);
             let reset_link = format!("{}{}", self.settings.base_url(), paths::PASSWORD_FORGOT);
-            self.mailer.send(
+            self.send_mail(
                 &existing.email,
                 Mail::AlreadyRegistered {
                     login_link,
                     reset_link,
                 },
-            );
+            )
+            .await;
             return Ok(());
         }
         let new = NewUser {
@@ -373,12 +387,13 @@ impl Accounts {
         let value = self
             .new_email_token(&user, KIND_VERIFY, &user.email, VERIFY_TTL_SECS, now)
             .await?;
-        self.mailer.send(
+        self.send_mail(
             &user.email,
             Mail::VerifyEmail {
                 link: self.link(paths::VERIFY_EMAIL, &value, return_to),
             },
-        );
+        )
+        .await;
         self.store
             .audit(
                 AuditEntry {
@@ -428,12 +443,13 @@ impl Accounts {
             Err(e) => return Err(e.into()),
         };
         if record.kind == KIND_EMAIL_CHANGE && former != user.email {
-            self.mailer.send(
+            self.send_mail(
                 &former,
                 Mail::EmailChanged {
                     new_email: user.email.clone(),
                 },
-            );
+            )
+            .await;
         }
         self.store
             .audit(
@@ -487,12 +503,13 @@ impl Accounts {
             let value = self
                 .new_email_token(&c.user, KIND_VERIFY, &c.user.email, VERIFY_TTL_SECS, now)
                 .await?;
-            self.mailer.send(
+            self.send_mail(
                 &c.user.email,
                 Mail::VerifyEmail {
                     link: self.link(paths::VERIFY_EMAIL, &value, return_to),
                 },
-            );
+            )
+            .await;
         }
         Ok(())
     }
@@ -552,12 +569,13 @@ impl Accounts {
         let value = self
             .new_email_token(user, KIND_RESET, &user.email, RESET_TTL_SECS, now)
             .await?;
-        self.mailer.send(
+        self.send_mail(
             &user.email,
             Mail::PasswordReset {
                 link: self.link(paths::PASSWORD_RESET, &value, None),
             },
-        );
+        )
+        .await;
         self.store
             .audit(
                 AuditEntry {
@@ -636,7 +654,7 @@ impl Accounts {
                 now,
             )
             .await?;
-        self.mailer.send(&user.email, Mail::PasswordChanged);
+        self.send_mail(&user.email, Mail::PasswordChanged).await;
         Ok(ResetOutcome::Done(user))
     }
 
@@ -682,7 +700,7 @@ impl Accounts {
                 now,
             )
             .await?;
-        self.mailer.send(&user.email, Mail::PasswordChanged);
+        self.send_mail(&user.email, Mail::PasswordChanged).await;
         Ok(Ok(()))
     }
 
@@ -722,12 +740,13 @@ impl Accounts {
                     .into(),
             );
         }
-        self.mailer.send(
+        self.send_mail(
             &user.email,
             Mail::EmailChangeRequested {
                 new_email: email.as_str().to_owned(),
             },
-        );
+        )
+        .await;
         self.store
             .audit(
                 AuditEntry {
@@ -749,12 +768,13 @@ impl Accounts {
                 now,
             )
             .await?;
-        self.mailer.send(
+        self.send_mail(
             email.as_str(),
             Mail::EmailChangeVerify {
                 link: self.link(paths::VERIFY_EMAIL, &value, None),
             },
-        );
+        )
+        .await;
         Ok(Ok(()))
     }
 

@@ -1,19 +1,23 @@
 //! The background worker: runs the jobs queued in the database (`services::jobs`,
-//! `store::jobs`).
+//! `store::jobs`), the outbox's mails among them.
 //!
 //! Every instance with `jobs.run` runs one. It wakes when this instance queues a job and every
 //! `jobs.poll_interval_ms` otherwise (for jobs queued by other instances, and retries). A job
 //! is taken with a lease ([`LEASE_SECS`]) by one worker at a time, on any instance; a failed job
-//! is tried again after a growing delay, [`MAX_ATTEMPTS`] times in all, then dropped with an
-//! error in the log.
+//! is tried again after a growing delay (10 s, 20 s, 40 s, 80 s), [`MAX_ATTEMPTS`] times in all,
+//! then dropped with an error in the log; a mail given up on is also audited (`mail_given_up`)
+//! and counted (`castellan_mail_given_up_total`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::domain::{AuditEntry, AuditKind};
+use crate::mail::Mailer;
 use crate::services::accounts::Accounts;
 use crate::services::jobs::{Job, Jobs};
+use crate::services::metrics::Metrics;
 use crate::store::jobs::JobRecord;
 use crate::store::{Store, StoreError};
 
@@ -30,6 +34,8 @@ pub struct Background {
     pub settings: Arc<Settings>,
     pub jobs: Jobs,
     pub accounts: Accounts,
+    pub mailer: Arc<Mailer>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs the due jobs until none is left; returns how many were taken.
@@ -48,7 +54,7 @@ pub async fn run_due(state: &Background) -> Result<usize, StoreError> {
 
 async fn run_one(state: &Background, record: JobRecord) -> Result<(), StoreError> {
     let now = state.clock.time();
-    let job: Job = match serde_json::from_str(&record.payload) {
+    let job: Job = match state.jobs.decode(&record.payload) {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(id = record.id, kind = record.kind, error = %e, "dropping a job that cannot be read");
@@ -84,6 +90,36 @@ async fn run_one(state: &Background, record: JobRecord) -> Result<(), StoreError
                 )
                 .await
         }
+        Job::Mail { to, mail } => match state.mailer.send_now(to, mail.clone()).await {
+            Ok(()) => {
+                tracing::info!(
+                    event = "mail_sent",
+                    kind = mail.kind(),
+                    to,
+                    attempt = record.attempts,
+                    "email sent"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                if record.attempts >= MAX_ATTEMPTS {
+                    state.metrics.count_mail_given_up();
+                    let entry = AuditEntry {
+                        actor: Some("system".into()),
+                        detail: format!(
+                            "kind={} to={to} attempts={}",
+                            mail.kind(),
+                            record.attempts
+                        ),
+                        ..AuditEntry::new(AuditKind::MailGivenUp)
+                    };
+                    state.store.record(entry, now).await;
+                }
+                Err(crate::services::accounts::AccountsError::Mail(format!(
+                    "{e:#}"
+                )))
+            }
+        },
     };
     match result {
         Ok(()) => state.store.finish_job(record.id).await,

@@ -54,7 +54,7 @@ impl Store {
     /// where `<due>` is `run_at <= :now AND (claimed_until IS NULL OR claimed_until <= :now)`.
     /// The outer condition is checked again against the row as it is once its lock is held, so
     /// of two workers that picked the same job only one takes it (the other gets `None` and
-    /// looks again).
+    /// looks again). On PostgreSQL the inner select is `FOR UPDATE SKIP LOCKED`.
     pub async fn claim_job(
         &self,
         now: UnixTime,
@@ -69,13 +69,22 @@ impl Store {
                     .or(Expr::col(job::Column::ClaimedUntil).lte(now.secs())),
             )
         };
-        let oldest = Query::select()
+        let mut oldest = Query::select()
             .column(job::Column::Id)
             .from(job::Entity)
             .and_where(due())
             .order_by(job::Column::Id, Order::Asc)
             .limit(1)
             .to_owned();
+        // PostgreSQL: a job another worker is taking right now is skipped, not waited for, so
+        // workers on many instances take different jobs at once. (SQLite has one writer at a
+        // time and no row locks: the outer condition alone decides.)
+        if self.conn().get_database_backend() == sea_orm::DbBackend::Postgres {
+            oldest.lock_with_behavior(
+                sea_orm::sea_query::LockType::Update,
+                sea_orm::sea_query::LockBehavior::SkipLocked,
+            );
+        }
         let stmt = Query::update()
             .table(job::Entity)
             .value(job::Column::ClaimedUntil, now.plus(lease_secs).secs())

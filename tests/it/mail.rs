@@ -1,6 +1,7 @@
 //! The mailer against a real SMTP listener: every kind of mail arrives with its subject, text and
-//! HTML bodies and its link; a refusing server never blocks or fails the caller; and
-//! `mail.smtp_url` parsing, with credentials kept out of every message.
+//! HTML bodies and its link; the outbox survives a restart, sends each mail once with several
+//! instances, and gives up (audited) on a mail that cannot be delivered; and `mail.smtp_url`
+//! parsing, with credentials kept out of every message.
 
 use std::time::{Duration, Instant};
 
@@ -84,7 +85,7 @@ async fn every_kind_of_mail_is_delivered_over_smtp_with_text_html_and_link() {
     for (to, mail, links, wording) in cases {
         let kind = mail.kind();
         let subject = mail.subject();
-        mailer.send(to, mail);
+        mailer.send_now(to, mail).await.expect("delivered");
         let got = sink.wait_for(to, WAIT).await;
         assert_eq!(got.to, vec![to.to_owned()], "{kind}");
         assert_eq!(got.from, "noreply@castellan.test", "{kind}");
@@ -141,25 +142,6 @@ async fn send_now_waits_for_the_server_and_each_mail_is_taken_once() {
 }
 
 #[tokio::test]
-async fn a_refusing_smtp_server_neither_blocks_nor_fails_send() {
-    let port = closed_port();
-    let mailer = Mailer::new(&settings(Some(format!("smtp://127.0.0.1:{port}")))).expect("mailer");
-    let started = Instant::now();
-    for _ in 0..3 {
-        mailer.send(
-            "nobody@example.com",
-            Mail::VerifyEmail {
-                link: link("/email/verify"),
-            },
-        );
-    }
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(250), "send took {took:?}");
-    // The background retries run on; the test's runtime ends them.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-#[tokio::test]
 async fn a_delivery_error_names_the_server_but_not_the_password() {
     let port = closed_port();
     let url = format!("smtp+starttls://mailer:hunter2%21@127.0.0.1:{port}");
@@ -178,7 +160,6 @@ async fn a_delivery_error_names_the_server_but_not_the_password() {
 async fn without_smtp_mails_go_to_the_log_and_never_fail() {
     let mailer = Mailer::new(&settings(None)).expect("log-only mailer");
     assert!(!mailer.is_smtp());
-    mailer.send("dev@example.com", Mail::PasswordChanged);
     mailer
         .send_now(
             "dev@example.com",
@@ -188,8 +169,13 @@ async fn without_smtp_mails_go_to_the_log_and_never_fail() {
         )
         .await
         .expect("logged");
-    // A bad recipient is logged and dropped, not a panic.
-    mailer.send("not an address", Mail::PasswordChanged);
+    // A bad recipient is an error, not a panic.
+    assert!(
+        mailer
+            .send_now("not an address", Mail::PasswordChanged)
+            .await
+            .is_err()
+    );
 }
 
 #[test]
@@ -248,4 +234,142 @@ fn a_bad_smtp_url_is_an_error_without_the_password() {
     }
     let e = Mailer::new(&settings(Some("ftp://user:hunter2@h".into()))).expect_err("ftp");
     assert!(e.to_string().contains("scheme"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox: mails are jobs in the database.
+
+use crate::harness::forms::Form;
+use crate::harness::rp::{PASSWORD, browse, create_user, expect_page};
+use crate::harness::{TestApp, spawn_app_beside, spawn_app_with};
+
+/// Server settings: mail to `smtp_url`, the worker looking for due jobs every 50 ms.
+fn outbox_settings(smtp_url: String) -> impl FnOnce(&mut castellan::Settings) {
+    move |s: &mut castellan::Settings| {
+        s.mail.smtp_url = Some(Secret::new(smtp_url));
+        s.jobs.poll_interval_ms = 50;
+    }
+}
+
+/// "Forgot password" for `email` on `app`'s page: queues a reset mail.
+async fn forgot(app: &TestApp, email: &str) {
+    let url = app.url("/password/forgot");
+    let page = expect_page(browse(app, &url).await, "the forgot-password page").await;
+    let form = Form::with_input(&page, "email").on_page(&url);
+    let res = form.submit(app, &[("email", email)], None).await;
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "forgot password: {}",
+        res.status()
+    );
+}
+
+/// Waits until `sql_count` (a `FROM ...` clause) reaches `n`, for up to 15 s.
+async fn wait_count(app: &TestApp, from: &str, n: i64) {
+    let started = Instant::now();
+    loop {
+        let got = app.count(from).await;
+        if got >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{from}: {got}, waited for {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mail_that_failed_before_a_restart_is_delivered_after_it() {
+    let down = format!("smtp://127.0.0.1:{}", closed_port());
+    let first = spawn_app_with(outbox_settings(down)).await;
+    create_user(&first, "restart@example.com", PASSWORD);
+    forgot(&first, "restart@example.com").await;
+    // The first attempt failed: the mail waits in the outbox for its retry.
+    wait_count(&first, "jobs WHERE kind = 'mail' AND attempts >= 1", 1).await;
+    let sink = SmtpSink::start();
+    let second = spawn_app_beside(&first, outbox_settings(sink.url())).await;
+    drop(first); // the first instance stops serving; the mail is in the database
+    second.clock.advance_secs(60); // past the retry delay
+    let got = sink.wait_for("restart@example.com", WAIT).await;
+    assert!(got.link().contains("/password/reset"), "{}", got.text_body);
+    assert_eq!(second.count("jobs WHERE kind = 'mail'").await, 0);
+    assert_eq!(sink.count_to("restart@example.com"), 1);
+}
+
+#[tokio::test]
+async fn with_two_instances_each_mail_is_sent_once() {
+    let sink = SmtpSink::start();
+    let a = spawn_app_with(outbox_settings(sink.url())).await;
+    let b = spawn_app_beside(&a, outbox_settings(sink.url())).await;
+    let emails: Vec<String> = (0..8).map(|i| format!("once{i}@example.com")).collect();
+    for e in &emails {
+        create_user(&a, e, PASSWORD);
+    }
+    for (i, e) in emails.iter().enumerate() {
+        forgot(if i % 2 == 0 { &a } else { &b }, e).await;
+    }
+    for e in &emails {
+        sink.wait_for(e, WAIT).await;
+    }
+    // Both workers keep polling; nothing is sent twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for e in &emails {
+        assert_eq!(sink.count_to(e), 1, "{e}");
+    }
+    assert_eq!(a.count("jobs").await, 0);
+}
+
+#[tokio::test]
+async fn a_mail_that_cannot_be_delivered_is_given_up_on_audited_and_counted() {
+    let down = format!("smtp://127.0.0.1:{}", closed_port());
+    let app = spawn_app_with(outbox_settings(down)).await;
+    create_user(&app, "never@example.com", PASSWORD);
+    forgot(&app, "never@example.com").await;
+    let started = Instant::now();
+    while app.count("audit_events WHERE kind = 'mail_given_up'").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mail was not given up on"
+        );
+        app.clock.advance_secs(100); // past each retry delay
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count("jobs WHERE kind = 'mail'").await, 0);
+    let detail = app
+        .count("audit_events WHERE kind = 'mail_given_up' AND detail LIKE '%never@example.com%'")
+        .await;
+    assert_eq!(detail, 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap_or_default();
+    assert!(
+        metrics.contains("castellan_mail_given_up_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_key_encryption_key_the_outbox_holds_no_link_in_clear() {
+    use base64::Engine;
+    let down = format!("smtp://127.0.0.1:{}", closed_port());
+    let kek = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let set = outbox_settings(down);
+    let app = spawn_app_with(move |s| {
+        set(s);
+        s.keys.encryption_key = Some(Secret::new(kek));
+    })
+    .await;
+    create_user(&app, "sealed@example.com", PASSWORD);
+    forgot(&app, "sealed@example.com").await;
+    wait_count(&app, "jobs WHERE kind = 'mail'", 1).await;
+    assert_eq!(
+        app.count("jobs WHERE kind = 'mail' AND payload LIKE 'sealed:%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("jobs WHERE payload LIKE '%reset%' OR payload LIKE '%sealed@example.com%'")
+            .await,
+        0
+    );
 }
