@@ -15,7 +15,8 @@ pub fn narrowed(
     let Some(raw) = raw else {
         return Ok(allowed.clone());
     };
-    let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
+    // RFC 6749 §3.3, §5.2: a malformed or oversized scope is `invalid_scope`.
+    let asked = ScopeSet::parse_requested(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
     if !asked.is_subset(allowed) {
         return Err(OAuthError::InvalidScope(format!(
             "the requested scope exceeds {beyond}"

@@ -56,6 +56,66 @@ pub struct ClientCredentials {
     pub used: AuthUsed,
 }
 
+/// RFC 6749 §2.3.1: HTTP Basic (the `Authorization` header's value, as received) with the
+/// form-urlencoded client id and secret, or both in the body; a public client sends only
+/// `client_id`. Using two methods at once is refused (§2.3). Credentials that are not UTF-8
+/// once decoded make the request malformed: `invalid_request` (§5.2), like any parameter.
+pub fn client_credentials(
+    authorization: Option<&[u8]>,
+    params: &Params,
+) -> Result<Option<ClientCredentials>, OAuthError> {
+    use base64::Engine;
+    let body_id = params.one("client_id")?.map(str::to_owned);
+    let body_secret = params.one("client_secret")?.map(str::to_owned);
+    if let Some(h) = authorization {
+        let not_utf8 =
+            || OAuthError::InvalidRequest("the client credentials are not valid UTF-8".into());
+        let h = std::str::from_utf8(h).map_err(|_| not_utf8())?;
+        let Some(encoded) = h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+        else {
+            return Err(OAuthError::InvalidClient(
+                "unsupported authorization scheme".into(),
+            ));
+        };
+        let bad = || OAuthError::InvalidClient("malformed Basic credentials".into());
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| not_utf8())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        // §2.3.1: each is form-urlencoded (Appendix B) before the Basic encoding.
+        let unescape =
+            |s: &str| super::params::decode_component(s.as_bytes()).map_err(|_| not_utf8());
+        let (id, secret) = (unescape(id)?, unescape(secret)?);
+        if body_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use only one client authentication method".into(),
+            ));
+        }
+        if body_id.as_deref().is_some_and(|b| b != id) {
+            return Err(OAuthError::InvalidClient(
+                "client_id does not match the credentials".into(),
+            ));
+        }
+        return Ok(Some(ClientCredentials {
+            client_id: id,
+            secret: Some(secret),
+            used: AuthUsed::Basic,
+        }));
+    }
+    Ok(body_id.map(|client_id| ClientCredentials {
+        used: if body_secret.is_some() {
+            AuthUsed::Post
+        } else {
+            AuthUsed::None
+        },
+        client_id,
+        secret: body_secret,
+    }))
+}
+
 fn require_credentials(creds: Option<ClientCredentials>) -> Result<ClientCredentials, OAuthError> {
     creds.ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))
 }
