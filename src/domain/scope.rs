@@ -137,3 +137,55 @@ mod tests {
         assert!(ScopeSet::parse(&tokens(100)).is_ok());
     }
 }
+
+/// Property tests (proptest): any string is a bounded scope set of valid tokens or a refusal
+/// naming the scope, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw_scope() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Short strings of anything.
+            ".{0,64}",
+            // Many tokens, around the token bound.
+            prop::collection::vec("[a-z:/._-]{1,12}", 0..80).prop_map(|t| t.join(" ")),
+            // Long strings, around the byte bound.
+            ("[a-z ]{0,8}", 2030usize..2070).prop_map(|(s, n)| format!("{s}{}", "x".repeat(n))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_requested_scope_is_valid_tokens_within_the_bounds_or_refused(raw in raw_scope()) {
+            let tokens = raw.split(' ').filter(|t| !t.is_empty()).count();
+            match ScopeSet::parse_requested(&raw) {
+                Ok(set) => {
+                    prop_assert!(raw.len() <= MAX_REQUESTED_SCOPE_BYTES);
+                    prop_assert!(tokens <= MAX_REQUESTED_SCOPE_TOKENS);
+                    prop_assert!(set.iter().count() <= tokens);
+                    for t in set.iter() {
+                        prop_assert!(raw.split(' ').any(|r| r == t));
+                        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+                        prop_assert!(t.bytes().all(|b| b == 0x21
+                            || (0x23..=0x5B).contains(&b)
+                            || (0x5D..=0x7E).contains(&b)));
+                    }
+                    // What it prints parses back to the same set.
+                    prop_assert_eq!(ScopeSet::parse_requested(&set.to_string()), Ok(set));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.field, "scope");
+                    prop_assert!(
+                        raw.len() > MAX_REQUESTED_SCOPE_BYTES
+                            || tokens > MAX_REQUESTED_SCOPE_TOKENS
+                            || ScopeSet::parse(&raw).is_err()
+                    );
+                }
+            }
+        }
+    }
+}

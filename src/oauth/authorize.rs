@@ -706,3 +706,208 @@ impl Authorization {
         Ok(return_to(&req, true, false))
     }
 }
+
+/// Property tests (proptest) of the authorization request's validation, after the client
+/// lookup: any query gives a valid request or an error, an error goes back to the client only
+/// when the client and the exact registered redirect URI were presented (RFC 6749 §4.1.2.1),
+/// and it carries one of §4.1.2.1's codes (or OpenID Connect Core 1.0 §3.1.2.6's).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::{ApplicationType, AuthMethod, ClientId, ClientInfo, RedirectUri};
+    use proptest::prelude::*;
+
+    const CLIENT: &str = "c";
+    const REDIRECT: &str = "https://rp.example/cb";
+    const ISSUER: &str = "https://issuer.example";
+
+    fn client() -> Client {
+        Client {
+            id: ClientId::from_stored(CLIENT.into()),
+            name: "c".into(),
+            secret_hash: Some("h".into()),
+            redirect_uris: vec![RedirectUri::from_stored(REDIRECT.into())],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::parse("openid profile email").unwrap_or_default(),
+            auth_method: AuthMethod::SecretBasic,
+            public: false,
+            skip_consent: false,
+            introspect_any: false,
+            created_at: UnixTime::from_secs(0),
+            application_type: ApplicationType::Web,
+            info: ClientInfo::default(),
+            dynamically_registered: false,
+        }
+    }
+
+    fn check(encoded: &[u8]) -> Option<Result<Request, Outcome>> {
+        let params = request_params(encoded).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().ok()?;
+        let registrar = ClientRegistrar::of(Some(client()));
+        Some(runtime.block_on(check_request(params, &registrar, ISSUER, true)))
+    }
+
+    /// A value for a parameter: one the endpoint knows, or anything.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "code",
+                "token",
+                "code id_token",
+                CLIENT,
+                REDIRECT,
+                "S256",
+                "plain",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "short",
+                "openid",
+                "openid profile",
+                "openid admin",
+                "admin",
+                "none",
+                "login",
+                "consent",
+                "select_account",
+                "none login",
+                "query",
+                "form_post",
+                "fragment",
+                "0",
+                "-1",
+                "99999999999999999999",
+                "",
+                " ",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,24}",
+        ]
+    }
+
+    /// A query: usually the client and its redirect URI (sometimes another, or none, or
+    /// twice), often the rest of a valid request, then known and unknown parameters, then
+    /// sometimes octets that do not decode.
+    fn query() -> impl Strategy<Value = Vec<u8>> {
+        let redirect = prop_oneof![
+            14 => Just(vec![REDIRECT.to_owned()]),
+            1 => Just(vec![format!("{REDIRECT}/")]),
+            1 => Just(vec!["https://evil.example/cb".to_owned()]),
+            1 => Just(vec![]),
+            1 => Just(vec![REDIRECT.to_owned(), REDIRECT.to_owned()]),
+            1 => ".{0,20}".prop_map(|v| vec![v]),
+        ];
+        let name = prop_oneof![
+            prop::sample::select(vec![
+                "response_type",
+                "scope",
+                "state",
+                "nonce",
+                "code_challenge",
+                "code_challenge_method",
+                "prompt",
+                "max_age",
+                "response_mode",
+                "login_hint",
+                "id_token_hint",
+                "request",
+                "request_uri",
+                "registration",
+                "ui_locales",
+                "acr_values",
+                "display",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,10}",
+        ];
+        let raw_tail = prop::option::of(prop::sample::select(vec![
+            "&state=%FF",
+            "&nonce=a%C3",
+            "&%FE=1",
+            "&client_id=%FF",
+            "&redirect_uri=%80",
+            "&scope=%ED%A0%80",
+        ]));
+        (
+            prop::bool::weighted(0.95),
+            redirect,
+            prop::bool::weighted(0.6),
+            prop::collection::vec((name, value()), 0..6),
+            raw_tail,
+        )
+            .prop_map(|(with_client, redirects, valid_rest, pairs, tail)| {
+                let mut ser = url::form_urlencoded::Serializer::new(String::new());
+                if with_client {
+                    ser.append_pair("client_id", CLIENT);
+                }
+                for r in &redirects {
+                    ser.append_pair("redirect_uri", r);
+                }
+                if valid_rest {
+                    // The rest of a valid request, which the other pairs may then break.
+                    ser.extend_pairs([
+                        ("response_type", "code"),
+                        (
+                            "code_challenge",
+                            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                        ),
+                        ("code_challenge_method", "S256"),
+                    ]);
+                }
+                ser.extend_pairs(&pairs);
+                let mut out = ser.finish().into_bytes();
+                out.extend_from_slice(tail.unwrap_or_default().as_bytes());
+                out
+            })
+    }
+
+    /// RFC 6749 §4.1.2.1 and OpenID Connect Core 1.0 §3.1.2.6: what validation may answer.
+    const CODES: &[&str] = &[
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_authorization_request_is_valid_or_refused_where_it_may_be(q in query()) {
+            let Some(outcome) = check(&q) else {
+                return Ok(());
+            };
+            // What the request presented, read as the endpoint reads it.
+            let p = Params::parse_at_most(&q, MAX_PARAMS);
+            let exact = p.as_ref().is_ok_and(|p| {
+                p.one("client_id") == Ok(Some(CLIENT)) && p.one("redirect_uri") == Ok(Some(REDIRECT))
+            });
+            let lenient = request_params(&q).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let vouched = lenient.one("client_id") == Ok(Some(CLIENT))
+                && lenient.one("redirect_uri") == Ok(Some(REDIRECT))
+                && !lenient.undecodable_named("client_id")
+                && !lenient.undecodable_named("redirect_uri");
+            match outcome {
+                Ok(req) => {
+                    prop_assert!(exact, "a request that does not decode was accepted");
+                    prop_assert_eq!(req.redirect_uri.as_str(), REDIRECT);
+                    prop_assert!(req.code_challenge.is_some(), "PKCE is required");
+                    prop_assert!(req.scope.is_subset(&client().scopes));
+                }
+                Err(Outcome::Fatal(_)) => {}
+                Err(Outcome::Respond(r)) => {
+                    // Never to a redirect URI that was not presented exactly as registered.
+                    prop_assert!(vouched, "redirected an error for an unverified request");
+                    prop_assert_eq!(r.redirect_uri.as_str(), REDIRECT);
+                    let error = r.params.iter().find(|(k, _)| *k == "error").map(|(_, v)| v.as_str());
+                    prop_assert!(error.is_some_and(|e| CODES.contains(&e)), "{:?}", r.params);
+                    prop_assert!(r.params.iter().any(|(k, v)| *k == "iss" && v == ISSUER));
+                    prop_assert!(!r.params.iter().any(|(k, _)| *k == "code"));
+                }
+                Err(other) => prop_assert!(false, "validation decided {other:?}"),
+            }
+        }
+    }
+}

@@ -324,3 +324,81 @@ mod tests {
         );
     }
 }
+
+/// Property tests (proptest): arbitrary octets never panic the parser, which refuses only in its
+/// own terms, and what a form encoder writes reads back unchanged.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Octets a query or body may hold, weighted towards the ones the parser treats specially.
+    fn encoded() -> impl Strategy<Value = Vec<u8>> {
+        let octet = prop_oneof![
+            4 => prop::sample::select(b"&=+%abcXYZ019 ".to_vec()),
+            1 => any::<u8>(),
+        ];
+        let escape = "%[0-9A-Fa-f]{2}".prop_map(String::into_bytes);
+        prop::collection::vec(
+            prop_oneof![3 => octet.prop_map(|b| vec![b]), 1 => escape],
+            0..200,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_octets_parse_or_are_refused_in_the_parsers_terms(
+            input in encoded(),
+            max in 1usize..=MAX_PARAMS,
+        ) {
+            let strict = Params::parse_at_most(&input, max);
+            let lenient = Params::parse_keeping_undecodable(&input, max);
+            match (&strict, &lenient) {
+                (Ok(s), Ok(l)) => {
+                    prop_assert!(l.first_undecodable().is_none());
+                    prop_assert_eq!(s.pairs(), l.pairs());
+                    prop_assert!(s.pairs().len() <= max);
+                    // What decodes strictly decodes as a lossy decoder would: nothing was lost.
+                    let lossy: Vec<(String, String)> = url::form_urlencoded::parse(&input)
+                        .into_owned()
+                        .collect();
+                    prop_assert_eq!(s.pairs(), lossy.as_slice());
+                }
+                (Err(ParamsError::NotUtf8(e)), Ok(l)) => {
+                    prop_assert_eq!(l.first_undecodable(), Some(e));
+                }
+                (Err(ParamsError::TooMany(TooManyParams(n))), Err(TooManyParams(m))) => {
+                    prop_assert_eq!((*n, *m), (max, max));
+                }
+                other => prop_assert!(false, "strict and lenient disagree: {other:?}"),
+            }
+            // Reading a parameter is a value, nothing, or invalid_request.
+            if let Ok(p) = lenient {
+                for name in ["client_id", "scope", "a", ""] {
+                    match p.one(name) {
+                        Ok(_) | Err(OAuthError::InvalidRequest(_)) => {}
+                        Err(e) => prop_assert!(false, "unexpected {e:?}"),
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn what_a_form_encoder_writes_reads_back_unchanged(
+            pairs in prop::collection::vec((".{0,12}", ".{0,24}"), 0..20),
+        ) {
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            let parsed = Params::parse(&encoded).expect("an encoder's output decodes");
+            prop_assert_eq!(parsed.pairs(), pairs.as_slice());
+            prop_assert_eq!(
+                parsed.encode_without(|_, _| false),
+                encoded
+            );
+        }
+    }
+}

@@ -47,3 +47,34 @@ mod tests {
         ));
     }
 }
+
+/// Property tests (proptest): narrowing any requested scope gives a subset of what is allowed
+/// or `invalid_scope`, nothing else.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn narrowing_any_scope_is_a_subset_or_invalid_scope(
+            raw in prop::option::of(prop_oneof![
+                ".{0,40}",
+                prop::collection::vec(
+                    prop::sample::select(vec!["openid", "email", "admin", "a\"b", ""]),
+                    0..70,
+                )
+                .prop_map(|t| t.join(" ")),
+            ]),
+        ) {
+            let allowed = ScopeSet::parse("openid email profile").expect("valid");
+            match narrowed(raw.as_deref(), &allowed, "the grant") {
+                Ok(s) => prop_assert!(s.is_subset(&allowed)),
+                Err(OAuthError::InvalidScope(_)) => prop_assert!(raw.is_some()),
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+    }
+}

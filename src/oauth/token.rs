@@ -673,3 +673,83 @@ impl TokenEndpoint {
         Ok(out)
     }
 }
+
+/// Property tests (proptest) of reading client credentials (RFC 6749 §2.3.1): any header and
+/// body give credentials, none, `invalid_client` or `invalid_request`, and Basic credentials
+/// read back as they were written.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    fn basic(id: &str, secret: &str) -> String {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(id),
+                enc(secret)
+            ))
+        )
+    }
+
+    fn header() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop::option::of(prop_oneof![
+            (".{0,12}", ".{0,12}").prop_map(|(i, s)| basic(&i, &s).into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+            .into_bytes()),
+            "(Basic|basic|Bearer|) ?[A-Za-z0-9+/=%:!]{0,30}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..40),
+        ])
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(b"client_id=c".to_vec()),
+                Just(b"client_secret=s".to_vec()),
+                Just(b"client_id=%FF".to_vec()),
+                "[a-z_]{0,10}=[a-z%0-9]{0,6}".prop_map(String::into_bytes),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.join(&b'&'))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_credentials_are_read_or_refused_with_an_rfc_error(h in header(), b in body()) {
+            let Ok(params) = Params::parse_at_most(&b, super::super::params::MAX_PARAMS) else {
+                // The extractor refuses such a body before credentials are read.
+                return Ok(());
+            };
+            match client_credentials(h.as_deref(), &params) {
+                Ok(Some(c)) => {
+                    prop_assert!(c.used != AuthUsed::Basic || h.is_some());
+                    prop_assert_eq!(c.secret.is_some(), c.used != AuthUsed::None);
+                }
+                Ok(None) => prop_assert!(h.is_none()),
+                Err(OAuthError::InvalidClient(_) | OAuthError::InvalidRequest(_)) => {}
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+
+        #[test]
+        fn basic_credentials_read_back_as_written(id in ".{0,16}", secret in ".{0,16}") {
+            let h = basic(&id, &secret);
+            let c = client_credentials(Some(h.as_bytes()), &Params::default())
+                .expect("well-formed Basic credentials")
+                .expect("credentials");
+            prop_assert_eq!(c.client_id, id);
+            prop_assert_eq!(c.secret, Some(secret));
+            prop_assert_eq!(c.used, AuthUsed::Basic);
+        }
+    }
+}

@@ -134,7 +134,11 @@ async fn pages_and_browser_endpoints_have_no_cors() {
         // No preflight route: the 404 page, or 405 where the path is one resource with its
         // own methods (dynamic registration).
         let res = preflight(&app, path, "POST").await;
-        let want = if *path == "/oauth2/register" { 405 } else { 404 };
+        let want = if *path == "/oauth2/register" {
+            405
+        } else {
+            404
+        };
         assert_eq!(res.status().as_u16(), want, "OPTIONS {path}");
         assert_eq!(
             header(&res, "access-control-allow-origin"),

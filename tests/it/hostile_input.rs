@@ -386,3 +386,120 @@ async fn a_token_request_with_a_scope_over_64_tokens_or_2_kib_is_invalid_scope()
     .await;
     raw.assert_oauth_error(400, "invalid_scope");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Arbitrary bodies at the client endpoints.
+
+/// RFC 6749 §5.2 and RFC 7009 §2.2.1: every error code the client endpoints may answer.
+const CLIENT_ENDPOINT_ERRORS: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "unsupported_token_type",
+];
+
+/// A form body: parameters the endpoints read with values they know or anything, and
+/// sometimes octets that do not decode.
+fn client_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let name = prop_oneof![
+        prop::sample::select(vec![
+            "grant_type",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "refresh_token",
+            "scope",
+            "client_id",
+            "client_secret",
+            "token",
+            "token_type_hint",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z_]{1,8}",
+    ];
+    let value = prop_oneof![
+        prop::sample::select(vec![
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password",
+            "reports",
+            "reports admin",
+            "access_token",
+            "",
+            REDIRECT_URI,
+        ])
+        .prop_map(str::to_owned),
+        ".{0,30}",
+    ];
+    let tail = prop::option::of(prop::sample::select(vec![
+        "&scope=%FF",
+        "&token=%C3",
+        "&%FE=x",
+        "&grant_type=client_credentials",
+    ]));
+    (prop::collection::vec((name, value), 0..6), tail).prop_map(|(pairs, tail)| {
+        let mut body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+            .into_bytes();
+        body.extend_from_slice(tail.unwrap_or_default().as_bytes());
+        body
+    })
+}
+
+/// Property test over HTTP: 128 arbitrary bodies at each of the token, revocation and
+/// introspection endpoints, from an authenticated client: 200, or 400/401 with one of the RFC
+/// error codes, never cached, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_bodies_at_the_client_endpoints_get_only_rfc_answers() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let app =
+        crate::harness::spawn_app_with(|s| s.rate_limit.client_auth_failures_per_minute = 0).await;
+    let (id, secret) = create_client(
+        &app,
+        &["--grant-type", "client_credentials", "--scope", "reports"],
+    );
+    let auth = basic_auth(&id, &secret.expect("secret"));
+    let handle = tokio::runtime::Handle::current();
+    for path in ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"] {
+        let mut runner = TestRunner::new(Config {
+            cases: 128,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = tokio::task::block_in_place(|| {
+            runner.run(&client_body(), |body| {
+                let raw = handle.block_on(post_raw_body(path, &app, Some(&auth), &body));
+                let what = format!("POST {path} {:?}", String::from_utf8_lossy(&body));
+                if !raw
+                    .header("cache-control")
+                    .is_some_and(|c| c.contains("no-store"))
+                {
+                    return Err(TestCaseError::fail(format!("{what}: cacheable {raw:?}")));
+                }
+                match raw.status {
+                    200 => Ok(()),
+                    400 | 401
+                        if raw.json["error"]
+                            .as_str()
+                            .is_some_and(|e| CLIENT_ENDPOINT_ERRORS.contains(&e)) =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(TestCaseError::fail(format!(
+                        "{what}: {} {}",
+                        raw.status, raw.text
+                    ))),
+                }
+            })
+        });
+        if let Err(e) = result {
+            panic!("{path}: {e}");
+        }
+    }
+}
