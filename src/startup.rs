@@ -504,6 +504,7 @@ impl Application {
                 })
                 .default_service(web::to(crate::http::routes::not_found))
                 .wrap(from_fn(crate::http::middleware::bound_query))
+                .wrap(from_fn(crate::http::middleware::bound_headers))
                 .wrap(from_fn(move |req, next| {
                     crate::http::middleware::security_headers(req, next, https)
                 }))

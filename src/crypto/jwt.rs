@@ -204,3 +204,111 @@ mod tests {
         );
     }
 }
+
+/// Property tests (proptest): verifying arbitrary text, tokens with arbitrary headers and
+/// payloads, and a signed token with any one character changed never panics and never passes.
+#[cfg(test)]
+mod properties {
+    use std::sync::OnceLock;
+
+    use super::super::keys::{GeneratedKey, generate_rsa};
+    use super::*;
+    use proptest::prelude::*;
+
+    const ISSUER: &str = "https://i";
+
+    /// One key for every case (RSA generation is slow).
+    fn key() -> &'static GeneratedKey {
+        static KEY: OnceLock<GeneratedKey> = OnceLock::new();
+        KEY.get_or_init(|| generate_rsa(2048).expect("an RSA key"))
+    }
+
+    fn verify(token: &str) -> Result<serde_json::Value, VerifyError> {
+        let verifier = Verifier::new([&key().jwk]).expect("a verifier");
+        verifier.verify(token, TYP_AT_JWT, ISSUER, 1000, 0)
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A protected header: our own kid and typ with any `alg`, or arbitrary JSON, or bytes.
+    fn header() -> impl Strategy<Value = Vec<u8>> {
+        let alg = prop_oneof![
+            prop::sample::select(vec![
+                "RS256", "none", "HS256", "PS256", "ES256", "rs256", ""
+            ])
+            .prop_map(str::to_owned),
+            ".{0,8}",
+        ];
+        prop_oneof![
+            alg.prop_map(|alg| serde_json::to_vec(&serde_json::json!({
+                "alg": alg, "typ": TYP_AT_JWT, "kid": key().kid,
+            }))
+            .unwrap_or_default()),
+            ".{0,60}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..60),
+        ]
+    }
+
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(br#"{"iss":"https://i","sub":"u","exp":2000}"#.to_vec()),
+            ".{0,60}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..60),
+        ]
+    }
+
+    /// A signature segment: empty, random bytes, or a real signature over something else.
+    fn signature() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            prop::collection::vec(any::<u8>(), 0..300).prop_map(|b| b64(&b)),
+            "[A-Za-z0-9_-]{0,400}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_verifies(token in ".{0,200}") {
+            prop_assert!(verify(&token).is_err());
+        }
+
+        #[test]
+        fn a_token_with_any_header_payload_and_foreign_signature_never_verifies(
+            h in header(),
+            p in payload(),
+            s in signature(),
+            dots in prop::sample::select(vec![".", "..", ""]),
+        ) {
+            let token = format!("{}.{}{dots}{s}", b64(&h), b64(&p));
+            prop_assert!(verify(&token).is_err());
+        }
+
+        #[test]
+        fn a_signed_token_with_one_character_changed_never_verifies(
+            at in any::<prop::sample::Index>(),
+            with in prop_oneof![
+                prop::sample::select(
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+                        .chars()
+                        .collect::<Vec<_>>()
+                ),
+                any::<char>(),
+            ],
+        ) {
+            let signer = Signer::from_pkcs8(&key().kid, &key().pkcs8_der).expect("a signer");
+            let claims = serde_json::json!({"iss": ISSUER, "sub": "u", "exp": 2000});
+            let token = sign(&signer, TYP_AT_JWT, &claims).expect("signed");
+            prop_assert!(verify(&token).is_ok());
+            let mut chars: Vec<char> = token.chars().collect();
+            let i = at.index(chars.len());
+            prop_assume!(chars[i] != with);
+            chars[i] = with;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(verify(&changed).is_err(), "{changed}");
+        }
+    }
+}

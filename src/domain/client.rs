@@ -208,7 +208,10 @@ fn loopback_without_port(raw: &str) -> Option<String> {
     let rest = match rest.strip_prefix(':') {
         Some(after) => {
             let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-            if !(1..=5).contains(&digits) {
+            // A port a listener can have (RFC 6335 §6: 1 to 65535); no leading zero, so one port
+            // has one spelling.
+            let port = after[..digits].parse::<u16>().ok().filter(|p| *p != 0);
+            if port.is_none() || after.starts_with('0') {
                 return None;
             }
             &after[digits..]
@@ -539,6 +542,10 @@ mod tests {
         assert!(!c.redirect_uri_registered("http://127.0.0.1.evil.example/cb"));
         assert!(!c.redirect_uri_registered("http://127.0.0.1:5x/cb"));
         assert!(!c.redirect_uri_registered("http://127.0.0.1:123456/cb"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:65536/cb"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:0/cb"));
+        assert!(!c.redirect_uri_registered("http://127.0.0.1:080/cb"));
+        assert!(c.redirect_uri_registered("http://127.0.0.1:65535/cb"));
         assert!(!c.redirect_uri_registered("https://127.0.0.1:5/cb"));
         // RFC 8252 §8.3: localhost is not a loopback IP literal; exact match only.
         assert!(c.redirect_uri_registered("http://localhost/cb"));
@@ -546,5 +553,109 @@ mod tests {
         // Web clients: exact match only.
         let web = client(ApplicationType::Web, &["http://127.0.0.1/cb"]);
         assert!(!web.redirect_uri_registered("http://127.0.0.1:5/cb"));
+    }
+}
+
+/// Property tests (proptest) of redirect URI matching: exact string match (RFC 9700 §4.1.3),
+/// with only the port free for a native client's loopback URI (RFC 8252 §7.3).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGISTERED: [&str; 3] = [
+        "https://rp.example/cb",
+        "http://127.0.0.1/cb",
+        "http://[::1]:8000/x?y=1",
+    ];
+
+    fn registered(app: ApplicationType) -> Client {
+        Client {
+            id: ClientId::from_stored("c".into()),
+            name: "c".into(),
+            secret_hash: None,
+            redirect_uris: REGISTERED
+                .iter()
+                .map(|u| RedirectUri::from_stored((*u).to_owned()))
+                .collect(),
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::default(),
+            auth_method: AuthMethod::None,
+            public: true,
+            skip_consent: false,
+            introspect_any: false,
+            created_at: UnixTime::from_secs(0),
+            application_type: app,
+            info: ClientInfo::default(),
+            dynamically_registered: false,
+        }
+    }
+
+    /// Presented URIs: registered ones, changed a little (a port, a suffix, a case, a
+    /// character), and anything at all.
+    fn presented() -> impl Strategy<Value = String> {
+        let base = prop::sample::select(REGISTERED.to_vec()).prop_map(str::to_owned);
+        prop_oneof![
+            base.clone(),
+            (base.clone(), ".{0,6}").prop_map(|(b, s)| format!("{b}{s}")),
+            (base.clone(), any::<u32>()).prop_map(|(b, port)| b
+                .replacen("127.0.0.1", &format!("127.0.0.1:{port}"), 1)
+                .replacen(":8000", &format!(":{port}"), 1)),
+            (base.clone(), any::<prop::sample::Index>(), any::<char>()).prop_map(|(b, i, c)| {
+                let mut chars: Vec<char> = b.chars().collect();
+                let at = i.index(chars.len());
+                chars[at] = c;
+                chars.into_iter().collect()
+            }),
+            base.prop_map(|b| b.to_uppercase()),
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_web_client_matches_only_a_registered_uri_exactly(p in presented()) {
+            let c = registered(ApplicationType::Web);
+            prop_assert_eq!(c.redirect_uri_registered(&p), REGISTERED.contains(&p.as_str()));
+        }
+
+        #[test]
+        fn a_native_client_lets_only_a_loopback_port_vary(p in presented()) {
+            let c = registered(ApplicationType::Native);
+            if !c.redirect_uri_registered(&p) {
+                prop_assert!(!REGISTERED.contains(&p.as_str()));
+                return Ok(());
+            }
+            if REGISTERED.contains(&p.as_str()) {
+                return Ok(());
+            }
+            // Not exact: a loopback URI that differs from a registered one only in its port,
+            // which is a real one.
+            prop_assert!(p.starts_with("http://127.0.0.1:") || p.starts_with("http://[::1]"));
+            let without = loopback_without_port(&p);
+            prop_assert!(without.is_some());
+            prop_assert!(REGISTERED.iter().any(|r| loopback_without_port(r) == without));
+            let port: String = p
+                .split_once("]:")
+                .map(|(_, r)| r)
+                .or_else(|| p.strip_prefix("http://127.0.0.1:"))
+                .unwrap_or_default()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            prop_assert!(port.is_empty() || port.parse::<u16>().is_ok_and(|n| n > 0));
+        }
+
+        #[test]
+        fn a_parsed_redirect_uri_matches_its_own_text(raw in presented()) {
+            if let Ok(u) = RedirectUri::parse(&raw) {
+                prop_assert!(u.matches(&raw));
+                prop_assert!(!raw.contains('#'));
+                prop_assert_eq!(u.as_str(), raw.as_str());
+            }
+        }
     }
 }

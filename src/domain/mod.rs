@@ -17,7 +17,7 @@ pub use client::{
 };
 pub use lockout::LockoutPolicy;
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
-pub use scope::ScopeSet;
+pub use scope::{MAX_REQUESTED_SCOPE_BYTES, MAX_REQUESTED_SCOPE_TOKENS, ScopeSet};
 pub use time::UnixTime;
 pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};
 

@@ -1,5 +1,6 @@
 //! Request logging (request id, method, path without query, status, latency), request
-//! metrics, and the security headers every response carries.
+//! metrics, the bounds on a request's query and header fields, CORS for the protocol endpoints
+//! browser apps call, and the security headers every response carries.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,26 +67,72 @@ pub async fn bound_query(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let too_many = crate::oauth::params::TooManyParams(crate::oauth::params::MAX_PARAMS);
-    let path = req.path();
-    let res = if path.starts_with(crate::paths::ADMIN_API) {
-        crate::http::api::admin::problem(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            too_many.to_string(),
-            vec![],
-        )
+    let res = refusal(
+        req.path(),
+        actix_web::http::StatusCode::BAD_REQUEST,
+        &too_many.into(),
+        "This address has too many parameters.",
+    );
+    Ok(req.into_response(res).map_into_right_body())
+}
+
+/// The most bytes of header fields one request may carry (RFC 6585 §5: 431 past it).
+/// actix-http's own HTTP/1 parser is not configurable: it refuses a request head only past
+/// 128 KiB or 96 fields, so this bound is ours, and the tighter one.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The size of a request's header fields as [`MAX_HEADER_BYTES`] counts them: each field line
+/// as it is written on the wire, `name: value` and its CRLF (the request line is not a header
+/// field; the query is bounded by [`bound_query`]).
+pub fn header_bytes(headers: &actix_web::http::header::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum()
+}
+
+/// Refuses a request whose header fields exceed [`MAX_HEADER_BYTES`] with **431 Request
+/// Header Fields Too Large** (RFC 6585 §5), before routing, in the route's own terms (see
+/// [`refusal`]).
+pub async fn bound_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if header_bytes(req.headers()) <= MAX_HEADER_BYTES {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let res = refusal(
+        req.path(),
+        actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        &crate::oauth::OAuthError::InvalidRequest(format!(
+            "the request's header fields are larger than {MAX_HEADER_BYTES} bytes"
+        )),
+        "This request's headers are too large.",
+    );
+    Ok(req.into_response(res).map_into_right_body())
+}
+
+/// A request refused before routing, in the route's terms: RFC 9457 problem details on the
+/// admin API, RFC 6749 §5.2 JSON on the OAuth endpoints that clients call (not the two that
+/// browsers visit), an HTML page elsewhere.
+fn refusal(
+    path: &str,
+    status: actix_web::http::StatusCode,
+    error: &crate::oauth::OAuthError,
+    page_message: &str,
+) -> actix_web::HttpResponse {
+    if path.starts_with(crate::paths::ADMIN_API) {
+        crate::http::api::admin::problem(status, error.description(), vec![])
     } else if path.starts_with("/oauth2/")
         && path != crate::paths::AUTHORIZE
         && path != crate::paths::LOGOUT
     {
-        crate::http::support::oauth_error(&too_many.into())
+        let mut res = crate::http::support::oauth_error(error);
+        *res.status_mut() = status;
+        res
     } else {
-        crate::error::AppError::html(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "Something is wrong with this request",
-            "This address has too many parameters.",
-        )
-    };
-    Ok(req.into_response(res).map_into_right_body())
+        crate::error::AppError::html(status, "Something is wrong with this request", page_message)
+    }
 }
 
 /// The protocol endpoints a browser app may call from another origin (no cookies involved).

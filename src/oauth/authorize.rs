@@ -8,6 +8,9 @@
 //! that would redirect before the user did anything (RFC 9700 §4.11.2): anyone can register
 //! any redirect URI, so such a redirect would be an open redirector. Its errors are pages.
 //!
+//! `prompt=select_account` is accepted but not advertised in discovery: there is no account
+//! chooser, so it is met as `prompt=login` is (the user signs in again, as any account).
+//!
 //! A demand for a fresh login (`prompt=login` or `select_account`, or a `max_age` the session
 //! is older than; OpenID Connect Core 1.0 §3.1.2.1) travels with the request: the login page's
 //! `return_to` keeps the demand and adds a [`LOGIN_TICKET`], a random value that only the
@@ -19,7 +22,7 @@ use oxide_auth_async::primitives::Registrar;
 use std::borrow::Cow;
 
 use super::OAuthError;
-use super::params::Params;
+use super::params::{MAX_PARAMS, Params, TooManyParams};
 use super::primitives::ClientRegistrar;
 use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Client, GrantType, ScopeSet, UnixTime};
@@ -221,6 +224,267 @@ pub fn authorize_params_of(return_to: &str) -> Option<Params> {
     }
 }
 
+/// The client the request names, before anything is looked up: the client and the redirect
+/// URI decide where errors may go, so a repeated, missing or undecodable one cannot be trusted
+/// (RFC 6749 §4.1.2.1): an error page.
+fn requested_client_id(params: &Params) -> Result<&str, Outcome> {
+    if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
+        return Err(Outcome::Fatal(
+            "The client_id or redirect_uri parameter is repeated.".into(),
+        ));
+    }
+    if params.undecodable_named("client_id") || params.undecodable_named("redirect_uri") {
+        return Err(Outcome::Fatal(
+            "The client_id or redirect_uri parameter is not valid UTF-8.".into(),
+        ));
+    }
+    match params.one("client_id") {
+        Ok(Some(client_id)) => Ok(client_id),
+        _ => Err(Outcome::Fatal("The request has no client_id.".into())),
+    }
+}
+
+/// The parameters of an authorization request (its query, or its form body for POST). A pair
+/// that is not UTF-8 once decoded is set aside instead of refusing the request at once: the
+/// request is malformed either way (`invalid_request`, RFC 6749 §4.1.2.1), but only
+/// [`check_request`] knows whether the client and the redirect URI are established, and so
+/// whether the error may go back to the client.
+pub fn request_params(encoded: &[u8]) -> Result<Params, TooManyParams> {
+    Params::parse_keeping_undecodable(encoded, MAX_PARAMS)
+}
+
+/// Validates an authorization request against the client it names (looked up by the caller):
+/// no I/O from here on. `Err` is the outcome to deliver at once.
+async fn check_request(
+    params: Params,
+    registrar: &ClientRegistrar,
+    issuer: &str,
+    require_pkce: bool,
+) -> Result<Request, Outcome> {
+    let client_id = requested_client_id(&params)?;
+    // The registrar decides whether the redirect URI (required) is registered.
+    let presented = match params.one("redirect_uri") {
+        Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
+            Ok(u) => Some(Cow::Owned(u)),
+            Err(_) => {
+                return Err(Outcome::Fatal(
+                    "The redirect_uri is not a valid URL.".into(),
+                ));
+            }
+        },
+        _ => None,
+    };
+    let bound = registrar
+        .bound_redirect(ClientUrl {
+            client_id: Cow::Borrowed(client_id),
+            redirect_uri: presented,
+        })
+        .await
+        .map_err(|_| {
+            Outcome::Fatal(
+                "The application that sent you here is unknown, or its redirect_uri is missing or not registered."
+                    .into(),
+            )
+        })?;
+    let redirect_uri = bound.redirect_uri.as_str().to_owned();
+    let Some(client) = registrar.client().cloned() else {
+        return Err(Outcome::Fatal("Unknown client.".into()));
+    };
+
+    // From here on, errors go back to the client (to a page for a self-registered one: RFC
+    // 9700 §4.11.2, none of these comes after anything the user did).
+    let state_param = params.one("state").ok().flatten().map(str::to_owned);
+    let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
+    let trusted = !client.dynamically_registered;
+    let fail = |e: OAuthError| {
+        if !trusted {
+            return Outcome::Fatal(untrusted_error_page(&e));
+        }
+        Outcome::Respond(error_response(
+            &redirect_uri,
+            form_post,
+            state_param.as_deref(),
+            issuer,
+            &e,
+        ))
+    };
+
+    // RFC 6749 §4.1.2.1: a parameter that is not UTF-8 once decoded makes the request
+    // malformed; the client and the redirect URI decoded, so the error goes back to the client.
+    if let Some(bad) = params.first_undecodable() {
+        return Err(fail(OAuthError::InvalidRequest(bad.to_string())));
+    }
+    match params.one("response_mode").map_err(&fail)? {
+        None | Some("query") | Some("form_post") => {}
+        Some(other) => {
+            return Err(fail(OAuthError::InvalidRequest(format!(
+                "response_mode {other} is not supported"
+            ))));
+        }
+    }
+    if params.is_repeated("state") {
+        return Err(fail(OAuthError::InvalidRequest(
+            "parameter state is repeated".into(),
+        )));
+    }
+    // OpenID Connect Core 1.0 §6: request objects are not supported.
+    if params.one("request").map_err(&fail)?.is_some() {
+        return Err(fail(OAuthError::RequestNotSupported));
+    }
+    if params.one("request_uri").map_err(&fail)?.is_some() {
+        return Err(fail(OAuthError::RequestUriNotSupported));
+    }
+    if params.one("registration").map_err(&fail)?.is_some() {
+        return Err(fail(OAuthError::RegistrationNotSupported));
+    }
+    // RFC 6749 §3.1.1: only `code` is supported (and advertised).
+    match params.one("response_type").map_err(&fail)? {
+        Some("code") => {}
+        None => {
+            return Err(fail(OAuthError::InvalidRequest(
+                "response_type is missing".into(),
+            )));
+        }
+        Some(other) => {
+            return Err(fail(OAuthError::UnsupportedResponseType(format!(
+                "response_type {other} is not supported"
+            ))));
+        }
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail(OAuthError::UnauthorizedClient(
+            "this client may not use the authorization code grant".into(),
+        )));
+    }
+    // RFC 6749 §3.3: we grant the requested scopes the client is allowed (the registrar's
+    // negotiation); an empty result for a non-empty request is `invalid_scope`, and so is a
+    // malformed or oversized scope (§4.1.2.1; the bounds are `ScopeSet::parse_requested`'s).
+    let requested =
+        ScopeSet::parse_requested(params.one("scope").map_err(&fail)?.unwrap_or_default())
+            .map_err(|e| fail(OAuthError::InvalidScope(e.message)))?;
+    let scope = match super::primitives::to_oxide_scope(&requested)
+        .filter(|_| !requested.is_empty())
+    {
+        None => ScopeSet::default(),
+        Some(oxide_scope) => {
+            let pre = registrar
+                .negotiate(bound, Some(oxide_scope))
+                .await
+                .map_err(|_| {
+                    fail(OAuthError::InvalidScope(
+                        "the requested scope is not allowed".into(),
+                    ))
+                })?;
+            ScopeSet::parse(&pre.scope.to_string()).map_err(|_| fail(OAuthError::ServerError))?
+        }
+    };
+    if !requested.is_empty() && scope.is_empty() {
+        return Err(fail(OAuthError::InvalidScope(
+            "none of the requested scopes is allowed for this client".into(),
+        )));
+    }
+
+    // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256; required for public clients and, while
+    // `oauth.require_pkce` is on (the default), for every client.
+    let code_challenge = params
+        .one("code_challenge")
+        .map_err(&fail)?
+        .map(str::to_owned);
+    let method = params.one("code_challenge_method").map_err(&fail)?;
+    match (&code_challenge, method) {
+        (Some(c), None | Some("S256")) => {
+            // RFC 7636 §4.2.
+            if !super::pkce::well_formed(c) {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge is malformed".into(),
+                )));
+            }
+            if method.is_none() {
+                // RFC 7636 §4.3: the default method is `plain`, which we do not accept.
+                return Err(fail(OAuthError::InvalidRequest(
+                    "code_challenge_method must be S256".into(),
+                )));
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(fail(OAuthError::InvalidRequest(
+                "code_challenge_method must be S256".into(),
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(fail(OAuthError::InvalidRequest(
+                "code_challenge is missing".into(),
+            )));
+        }
+        (None, None) => {
+            if client.public || require_pkce {
+                return Err(fail(OAuthError::InvalidRequest(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
+                )));
+            }
+        }
+    }
+
+    let mut prompt = Prompt::default();
+    for p in params
+        .one("prompt")
+        .map_err(&fail)?
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
+        match p {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            "select_account" => prompt.select_account = true,
+            other => {
+                return Err(fail(OAuthError::InvalidRequest(format!(
+                    "prompt value {other} is not supported"
+                ))));
+            }
+        }
+    }
+    // OpenID Connect Core 1.0 §3.1.2.1: `none` with any other value is an error.
+    if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
+        return Err(fail(OAuthError::InvalidRequest(
+            "prompt=none cannot be combined with other values".into(),
+        )));
+    }
+    let max_age = match params.one("max_age").map_err(&fail)? {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(OAuthError::InvalidRequest(
+                "max_age must be a non-negative number".into(),
+            ))
+        })?),
+    };
+    let nonce = params.one("nonce").map_err(&fail)?.map(str::to_owned);
+    let login_hint = params.one("login_hint").map_err(&fail)?.map(str::to_owned);
+    let id_token_hint = params
+        .one("id_token_hint")
+        .map_err(&fail)?
+        .map(str::to_owned);
+    for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
+        params.one(name).map_err(&fail)?;
+    }
+
+    Ok(Request {
+        params,
+        client,
+        redirect_uri,
+        form_post,
+        state: state_param,
+        scope,
+        nonce,
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint,
+        id_token_hint,
+    })
+}
+
 /// The authorization endpoint's decisions, with what they need.
 #[derive(Debug, Clone)]
 pub struct Authorization {
@@ -251,235 +515,16 @@ impl Authorization {
 
     /// Validates an authorization request; `Err` is the outcome to deliver at once.
     pub async fn validate(&self, params: Params) -> Result<Request, Outcome> {
-        let issuer = self.settings.server.issuer.as_str();
-        // The client and the redirect URI decide where errors may go: a repeated or unknown one
-        // cannot be trusted (RFC 6749 §4.1.2.1).
-        if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
-            return Err(Outcome::Fatal(
-                "The client_id or redirect_uri parameter is repeated.".into(),
-            ));
-        }
-        let Ok(Some(client_id)) = params.one("client_id") else {
-            return Err(Outcome::Fatal("The request has no client_id.".into()));
-        };
-        let registrar = ClientRegistrar::load(&self.store, client_id)
+        let registrar = ClientRegistrar::load(&self.store, requested_client_id(&params)?)
             .await
             .map_err(|_| Outcome::Fatal("The request cannot be processed right now.".into()))?;
-        // The registrar decides whether the redirect URI (required) is registered.
-        let presented = match params.one("redirect_uri") {
-            Ok(Some(raw)) => match raw.parse::<ExactUrl>() {
-                Ok(u) => Some(Cow::Owned(u)),
-                Err(_) => {
-                    return Err(Outcome::Fatal(
-                        "The redirect_uri is not a valid URL.".into(),
-                    ));
-                }
-            },
-            _ => None,
-        };
-        let bound = registrar
-            .bound_redirect(ClientUrl {
-                client_id: Cow::Borrowed(client_id),
-                redirect_uri: presented,
-            })
-            .await
-            .map_err(|_| {
-                Outcome::Fatal(
-                    "The application that sent you here is unknown, or its redirect_uri is missing or not registered."
-                        .into(),
-                )
-            })?;
-        let redirect_uri = bound.redirect_uri.as_str().to_owned();
-        let Some(client) = registrar.client().cloned() else {
-            return Err(Outcome::Fatal("Unknown client.".into()));
-        };
-
-        // From here on, errors go back to the client (to a page for a self-registered one: RFC
-        // 9700 §4.11.2, none of these comes after anything the user did).
-        let state_param = params.one("state").ok().flatten().map(str::to_owned);
-        let form_post = matches!(params.one("response_mode"), Ok(Some("form_post")));
-        let trusted = !client.dynamically_registered;
-        let fail = |e: OAuthError| {
-            if !trusted {
-                return Outcome::Fatal(untrusted_error_page(&e));
-            }
-            Outcome::Respond(error_response(
-                &redirect_uri,
-                form_post,
-                state_param.as_deref(),
-                issuer,
-                &e,
-            ))
-        };
-
-        match params.one("response_mode").map_err(&fail)? {
-            None | Some("query") | Some("form_post") => {}
-            Some(other) => {
-                return Err(fail(OAuthError::InvalidRequest(format!(
-                    "response_mode {other} is not supported"
-                ))));
-            }
-        }
-        if params.is_repeated("state") {
-            return Err(fail(OAuthError::InvalidRequest(
-                "parameter state is repeated".into(),
-            )));
-        }
-        // OpenID Connect Core 1.0 §6: request objects are not supported.
-        if params.one("request").map_err(&fail)?.is_some() {
-            return Err(fail(OAuthError::RequestNotSupported));
-        }
-        if params.one("request_uri").map_err(&fail)?.is_some() {
-            return Err(fail(OAuthError::RequestUriNotSupported));
-        }
-        if params.one("registration").map_err(&fail)?.is_some() {
-            return Err(fail(OAuthError::RegistrationNotSupported));
-        }
-        // RFC 6749 §3.1.1: only `code` is supported (and advertised).
-        match params.one("response_type").map_err(&fail)? {
-            Some("code") => {}
-            None => {
-                return Err(fail(OAuthError::InvalidRequest(
-                    "response_type is missing".into(),
-                )));
-            }
-            Some(other) => {
-                return Err(fail(OAuthError::UnsupportedResponseType(format!(
-                    "response_type {other} is not supported"
-                ))));
-            }
-        }
-        if !client.allows_grant(GrantType::AuthorizationCode) {
-            return Err(fail(OAuthError::UnauthorizedClient(
-                "this client may not use the authorization code grant".into(),
-            )));
-        }
-        // RFC 6749 §3.3: we grant the requested scopes the client is allowed (the registrar's
-        // negotiation); an empty result for a non-empty request is `invalid_scope`.
-        let requested = ScopeSet::parse(params.one("scope").map_err(&fail)?.unwrap_or_default())
-            .map_err(|e| fail(OAuthError::InvalidScope(e.message)))?;
-        let scope =
-            match super::primitives::to_oxide_scope(&requested).filter(|_| !requested.is_empty()) {
-                None => ScopeSet::default(),
-                Some(oxide_scope) => {
-                    let pre = registrar
-                        .negotiate(bound, Some(oxide_scope))
-                        .await
-                        .map_err(|_| {
-                            fail(OAuthError::InvalidScope(
-                                "the requested scope is not allowed".into(),
-                            ))
-                        })?;
-                    ScopeSet::parse(&pre.scope.to_string())
-                        .map_err(|_| fail(OAuthError::ServerError))?
-                }
-            };
-        if !requested.is_empty() && scope.is_empty() {
-            return Err(fail(OAuthError::InvalidScope(
-                "none of the requested scopes is allowed for this client".into(),
-            )));
-        }
-
-        // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256; required for public clients and, while
-        // `oauth.require_pkce` is on (the default), for every client.
-        let code_challenge = params
-            .one("code_challenge")
-            .map_err(&fail)?
-            .map(str::to_owned);
-        let method = params.one("code_challenge_method").map_err(&fail)?;
-        match (&code_challenge, method) {
-            (Some(c), None | Some("S256")) => {
-                // RFC 7636 §4.2.
-                if !super::pkce::well_formed(c) {
-                    return Err(fail(OAuthError::InvalidRequest(
-                        "code_challenge is malformed".into(),
-                    )));
-                }
-                if method.is_none() {
-                    // RFC 7636 §4.3: the default method is `plain`, which we do not accept.
-                    return Err(fail(OAuthError::InvalidRequest(
-                        "code_challenge_method must be S256".into(),
-                    )));
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Err(fail(OAuthError::InvalidRequest(
-                    "code_challenge_method must be S256".into(),
-                )));
-            }
-            (None, Some(_)) => {
-                return Err(fail(OAuthError::InvalidRequest(
-                    "code_challenge is missing".into(),
-                )));
-            }
-            (None, None) => {
-                if client.public || self.settings.oauth.require_pkce {
-                    return Err(fail(OAuthError::InvalidRequest(
-                        "PKCE is required: send code_challenge with code_challenge_method=S256"
-                            .into(),
-                    )));
-                }
-            }
-        }
-
-        let mut prompt = Prompt::default();
-        for p in params
-            .one("prompt")
-            .map_err(&fail)?
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-        {
-            match p {
-                "none" => prompt.none = true,
-                "login" => prompt.login = true,
-                "consent" => prompt.consent = true,
-                "select_account" => prompt.select_account = true,
-                other => {
-                    return Err(fail(OAuthError::InvalidRequest(format!(
-                        "prompt value {other} is not supported"
-                    ))));
-                }
-            }
-        }
-        // OpenID Connect Core 1.0 §3.1.2.1: `none` with any other value is an error.
-        if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
-            return Err(fail(OAuthError::InvalidRequest(
-                "prompt=none cannot be combined with other values".into(),
-            )));
-        }
-        let max_age = match params.one("max_age").map_err(&fail)? {
-            None => None,
-            Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                fail(OAuthError::InvalidRequest(
-                    "max_age must be a non-negative number".into(),
-                ))
-            })?),
-        };
-        let nonce = params.one("nonce").map_err(&fail)?.map(str::to_owned);
-        let login_hint = params.one("login_hint").map_err(&fail)?.map(str::to_owned);
-        let id_token_hint = params
-            .one("id_token_hint")
-            .map_err(&fail)?
-            .map(str::to_owned);
-        for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
-            params.one(name).map_err(&fail)?;
-        }
-
-        Ok(Request {
+        check_request(
             params,
-            client,
-            redirect_uri,
-            form_post,
-            state: state_param,
-            scope,
-            nonce,
-            code_challenge,
-            prompt,
-            max_age,
-            login_hint,
-            id_token_hint,
-        })
+            &registrar,
+            self.settings.server.issuer.as_str(),
+            self.settings.oauth.require_pkce,
+        )
+        .await
     }
 
     /// Decides what happens to a valid request, given the browser's session.
@@ -659,5 +704,210 @@ impl Authorization {
         };
         self.store.record(entry, now).await;
         Ok(return_to(&req, true, false))
+    }
+}
+
+/// Property tests (proptest) of the authorization request's validation, after the client
+/// lookup: any query gives a valid request or an error, an error goes back to the client only
+/// when the client and the exact registered redirect URI were presented (RFC 6749 §4.1.2.1),
+/// and it carries one of §4.1.2.1's codes (or OpenID Connect Core 1.0 §3.1.2.6's).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::{ApplicationType, AuthMethod, ClientId, ClientInfo, RedirectUri};
+    use proptest::prelude::*;
+
+    const CLIENT: &str = "c";
+    const REDIRECT: &str = "https://rp.example/cb";
+    const ISSUER: &str = "https://issuer.example";
+
+    fn client() -> Client {
+        Client {
+            id: ClientId::from_stored(CLIENT.into()),
+            name: "c".into(),
+            secret_hash: Some("h".into()),
+            redirect_uris: vec![RedirectUri::from_stored(REDIRECT.into())],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::parse("openid profile email").unwrap_or_default(),
+            auth_method: AuthMethod::SecretBasic,
+            public: false,
+            skip_consent: false,
+            introspect_any: false,
+            created_at: UnixTime::from_secs(0),
+            application_type: ApplicationType::Web,
+            info: ClientInfo::default(),
+            dynamically_registered: false,
+        }
+    }
+
+    fn check(encoded: &[u8]) -> Option<Result<Request, Outcome>> {
+        let params = request_params(encoded).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().ok()?;
+        let registrar = ClientRegistrar::of(Some(client()));
+        Some(runtime.block_on(check_request(params, &registrar, ISSUER, true)))
+    }
+
+    /// A value for a parameter: one the endpoint knows, or anything.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "code",
+                "token",
+                "code id_token",
+                CLIENT,
+                REDIRECT,
+                "S256",
+                "plain",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "short",
+                "openid",
+                "openid profile",
+                "openid admin",
+                "admin",
+                "none",
+                "login",
+                "consent",
+                "select_account",
+                "none login",
+                "query",
+                "form_post",
+                "fragment",
+                "0",
+                "-1",
+                "99999999999999999999",
+                "",
+                " ",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,24}",
+        ]
+    }
+
+    /// A query: usually the client and its redirect URI (sometimes another, or none, or
+    /// twice), often the rest of a valid request, then known and unknown parameters, then
+    /// sometimes octets that do not decode.
+    fn query() -> impl Strategy<Value = Vec<u8>> {
+        let redirect = prop_oneof![
+            14 => Just(vec![REDIRECT.to_owned()]),
+            1 => Just(vec![format!("{REDIRECT}/")]),
+            1 => Just(vec!["https://evil.example/cb".to_owned()]),
+            1 => Just(vec![]),
+            1 => Just(vec![REDIRECT.to_owned(), REDIRECT.to_owned()]),
+            1 => ".{0,20}".prop_map(|v| vec![v]),
+        ];
+        let name = prop_oneof![
+            prop::sample::select(vec![
+                "response_type",
+                "scope",
+                "state",
+                "nonce",
+                "code_challenge",
+                "code_challenge_method",
+                "prompt",
+                "max_age",
+                "response_mode",
+                "login_hint",
+                "id_token_hint",
+                "request",
+                "request_uri",
+                "registration",
+                "ui_locales",
+                "acr_values",
+                "display",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,10}",
+        ];
+        let raw_tail = prop::option::of(prop::sample::select(vec![
+            "&state=%FF",
+            "&nonce=a%C3",
+            "&%FE=1",
+            "&client_id=%FF",
+            "&redirect_uri=%80",
+            "&scope=%ED%A0%80",
+        ]));
+        (
+            prop::bool::weighted(0.95),
+            redirect,
+            prop::bool::weighted(0.6),
+            prop::collection::vec((name, value()), 0..6),
+            raw_tail,
+        )
+            .prop_map(|(with_client, redirects, valid_rest, pairs, tail)| {
+                let mut ser = url::form_urlencoded::Serializer::new(String::new());
+                if with_client {
+                    ser.append_pair("client_id", CLIENT);
+                }
+                for r in &redirects {
+                    ser.append_pair("redirect_uri", r);
+                }
+                if valid_rest {
+                    // The rest of a valid request, which the other pairs may then break.
+                    ser.extend_pairs([
+                        ("response_type", "code"),
+                        (
+                            "code_challenge",
+                            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                        ),
+                        ("code_challenge_method", "S256"),
+                    ]);
+                }
+                ser.extend_pairs(&pairs);
+                let mut out = ser.finish().into_bytes();
+                out.extend_from_slice(tail.unwrap_or_default().as_bytes());
+                out
+            })
+    }
+
+    /// RFC 6749 §4.1.2.1 and OpenID Connect Core 1.0 §3.1.2.6: what validation may answer.
+    const CODES: &[&str] = &[
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_authorization_request_is_valid_or_refused_where_it_may_be(q in query()) {
+            let Some(outcome) = check(&q) else {
+                return Ok(());
+            };
+            // What the request presented, read as the endpoint reads it.
+            let p = Params::parse_at_most(&q, MAX_PARAMS);
+            let exact = p.as_ref().is_ok_and(|p| {
+                p.one("client_id") == Ok(Some(CLIENT)) && p.one("redirect_uri") == Ok(Some(REDIRECT))
+            });
+            let lenient = request_params(&q).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let vouched = lenient.one("client_id") == Ok(Some(CLIENT))
+                && lenient.one("redirect_uri") == Ok(Some(REDIRECT))
+                && !lenient.undecodable_named("client_id")
+                && !lenient.undecodable_named("redirect_uri");
+            match outcome {
+                Ok(req) => {
+                    prop_assert!(exact, "a request that does not decode was accepted");
+                    prop_assert_eq!(req.redirect_uri.as_str(), REDIRECT);
+                    prop_assert!(req.code_challenge.is_some(), "PKCE is required");
+                    prop_assert!(req.scope.is_subset(&client().scopes));
+                }
+                Err(Outcome::Fatal(_)) => {}
+                Err(Outcome::Respond(r)) => {
+                    // Never to a redirect URI that was not presented exactly as registered.
+                    prop_assert!(vouched, "redirected an error for an unverified request");
+                    prop_assert_eq!(r.redirect_uri.as_str(), REDIRECT);
+                    let error = r.params.iter().find(|(k, _)| *k == "error").map(|(_, v)| v.as_str());
+                    prop_assert!(error.is_some_and(|e| CODES.contains(&e)), "{:?}", r.params);
+                    prop_assert!(r.params.iter().any(|(k, v)| *k == "iss" && v == ISSUER));
+                    prop_assert!(!r.params.iter().any(|(k, _)| *k == "code"));
+                }
+                Err(other) => prop_assert!(false, "validation decided {other:?}"),
+            }
+        }
     }
 }

@@ -15,7 +15,8 @@ pub fn narrowed(
     let Some(raw) = raw else {
         return Ok(allowed.clone());
     };
-    let asked = ScopeSet::parse(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
+    // RFC 6749 §3.3, §5.2: a malformed or oversized scope is `invalid_scope`.
+    let asked = ScopeSet::parse_requested(raw).map_err(|e| OAuthError::InvalidScope(e.message))?;
     if !asked.is_subset(allowed) {
         return Err(OAuthError::InvalidScope(format!(
             "the requested scope exceeds {beyond}"
@@ -44,5 +45,36 @@ mod tests {
             narrowed(Some("bad\"scope"), &allowed, "x"),
             Err(OAuthError::InvalidScope(_))
         ));
+    }
+}
+
+/// Property tests (proptest): narrowing any requested scope gives a subset of what is allowed
+/// or `invalid_scope`, nothing else.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn narrowing_any_scope_is_a_subset_or_invalid_scope(
+            raw in prop::option::of(prop_oneof![
+                ".{0,40}",
+                prop::collection::vec(
+                    prop::sample::select(vec!["openid", "email", "admin", "a\"b", ""]),
+                    0..70,
+                )
+                .prop_map(|t| t.join(" ")),
+            ]),
+        ) {
+            let allowed = ScopeSet::parse("openid email profile").expect("valid");
+            match narrowed(raw.as_deref(), &allowed, "the grant") {
+                Ok(s) => prop_assert!(s.is_subset(&allowed)),
+                Err(OAuthError::InvalidScope(_)) => prop_assert!(raw.is_some()),
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
     }
 }

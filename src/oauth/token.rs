@@ -56,6 +56,66 @@ pub struct ClientCredentials {
     pub used: AuthUsed,
 }
 
+/// RFC 6749 §2.3.1: HTTP Basic (the `Authorization` header's value, as received) with the
+/// form-urlencoded client id and secret, or both in the body; a public client sends only
+/// `client_id`. Using two methods at once is refused (§2.3). Credentials that are not UTF-8
+/// once decoded make the request malformed: `invalid_request` (§5.2), like any parameter.
+pub fn client_credentials(
+    authorization: Option<&[u8]>,
+    params: &Params,
+) -> Result<Option<ClientCredentials>, OAuthError> {
+    use base64::Engine;
+    let body_id = params.one("client_id")?.map(str::to_owned);
+    let body_secret = params.one("client_secret")?.map(str::to_owned);
+    if let Some(h) = authorization {
+        let not_utf8 =
+            || OAuthError::InvalidRequest("the client credentials are not valid UTF-8".into());
+        let h = std::str::from_utf8(h).map_err(|_| not_utf8())?;
+        let Some(encoded) = h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+        else {
+            return Err(OAuthError::InvalidClient(
+                "unsupported authorization scheme".into(),
+            ));
+        };
+        let bad = || OAuthError::InvalidClient("malformed Basic credentials".into());
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| not_utf8())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        // §2.3.1: each is form-urlencoded (Appendix B) before the Basic encoding.
+        let unescape =
+            |s: &str| super::params::decode_component(s.as_bytes()).map_err(|_| not_utf8());
+        let (id, secret) = (unescape(id)?, unescape(secret)?);
+        if body_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use only one client authentication method".into(),
+            ));
+        }
+        if body_id.as_deref().is_some_and(|b| b != id) {
+            return Err(OAuthError::InvalidClient(
+                "client_id does not match the credentials".into(),
+            ));
+        }
+        return Ok(Some(ClientCredentials {
+            client_id: id,
+            secret: Some(secret),
+            used: AuthUsed::Basic,
+        }));
+    }
+    Ok(body_id.map(|client_id| ClientCredentials {
+        used: if body_secret.is_some() {
+            AuthUsed::Post
+        } else {
+            AuthUsed::None
+        },
+        client_id,
+        secret: body_secret,
+    }))
+}
+
 fn require_credentials(creds: Option<ClientCredentials>) -> Result<ClientCredentials, OAuthError> {
     creds.ok_or_else(|| OAuthError::InvalidClient("client authentication is required".into()))
 }
@@ -615,5 +675,85 @@ impl TokenEndpoint {
             obj.insert("auth_time".into(), t.into());
         }
         Ok(out)
+    }
+}
+
+/// Property tests (proptest) of reading client credentials (RFC 6749 §2.3.1): any header and
+/// body give credentials, none, `invalid_client` or `invalid_request`, and Basic credentials
+/// read back as they were written.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    fn basic(id: &str, secret: &str) -> String {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(id),
+                enc(secret)
+            ))
+        )
+    }
+
+    fn header() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop::option::of(prop_oneof![
+            (".{0,12}", ".{0,12}").prop_map(|(i, s)| basic(&i, &s).into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+            .into_bytes()),
+            "(Basic|basic|Bearer|) ?[A-Za-z0-9+/=%:!]{0,30}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..40),
+        ])
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(b"client_id=c".to_vec()),
+                Just(b"client_secret=s".to_vec()),
+                Just(b"client_id=%FF".to_vec()),
+                "[a-z_]{0,10}=[a-z%0-9]{0,6}".prop_map(String::into_bytes),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.join(&b'&'))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_credentials_are_read_or_refused_with_an_rfc_error(h in header(), b in body()) {
+            let Ok(params) = Params::parse_at_most(&b, super::super::params::MAX_PARAMS) else {
+                // The extractor refuses such a body before credentials are read.
+                return Ok(());
+            };
+            match client_credentials(h.as_deref(), &params) {
+                Ok(Some(c)) => {
+                    prop_assert!(c.used != AuthUsed::Basic || h.is_some());
+                    prop_assert_eq!(c.secret.is_some(), c.used != AuthUsed::None);
+                }
+                Ok(None) => prop_assert!(h.is_none()),
+                Err(OAuthError::InvalidClient(_) | OAuthError::InvalidRequest(_)) => {}
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+
+        #[test]
+        fn basic_credentials_read_back_as_written(id in ".{0,16}", secret in ".{0,16}") {
+            let h = basic(&id, &secret);
+            let c = client_credentials(Some(h.as_bytes()), &Params::default())
+                .expect("well-formed Basic credentials")
+                .expect("credentials");
+            prop_assert_eq!(c.client_id, id);
+            prop_assert_eq!(c.secret, Some(secret));
+            prop_assert_eq!(c.used, AuthUsed::Basic);
+        }
     }
 }

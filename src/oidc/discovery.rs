@@ -38,9 +38,13 @@ impl Discovery {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
-            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            // `select_account` is accepted but not advertised: there is no account chooser, it
+            // only demands a fresh login like `login` (oauth::authorize, OpenID Connect Core
+            // 1.0 §3.1.2.1 lets the server do what it can).
+            "prompt_values_supported": ["none", "login", "consent"],
+            // Discovery §3: the claims we can supply. `acr` is not listed until it is issued.
             "claims_supported": [
-                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid",
                 "name", "preferred_username", "updated_at", "email", "email_verified",
                 settings.oauth.roles_claim
             ],

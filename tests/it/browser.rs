@@ -1,7 +1,8 @@
 //! End to end in a real browser (headless Chromium over WebDriver): an app's authorization
 //! request, self-registration through the hosted pages, the verification mail read from a real
 //! SMTP listener, login, consent, and the code exchanged for an ID token. Screenshots of the
-//! pages land in `target/screenshots/`. Skips (passes) when Chromium is not installed.
+//! pages land in `target/screenshots/`. Skips (passes) when Chromium is not installed, except
+//! under `CI=true`, where it fails (see `harness::browser`).
 
 use std::time::{Duration, Instant};
 

@@ -46,6 +46,43 @@ async fn discovery_has_every_required_field_and_matches_the_issuer() {
 }
 
 #[tokio::test]
+async fn discovery_advertises_only_the_prompt_values_and_claims_the_server_supports() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    // `select_account` is accepted (as a fresh login: oauth_errors tests it) but there is no
+    // account chooser, so it is not advertised.
+    assert_eq!(
+        doc["prompt_values_supported"],
+        serde_json::json!(["none", "login", "consent"])
+    );
+    let claims: Vec<&str> = doc["claims_supported"]
+        .as_array()
+        .expect("claims_supported is a list")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    // No ID token carries `acr` yet.
+    assert!(!claims.contains(&"acr"), "{claims:?}");
+    for claim in [
+        "sub",
+        "iss",
+        "auth_time",
+        "nonce",
+        "amr",
+        "sid",
+        "email",
+        "roles",
+    ] {
+        assert!(claims.contains(&claim), "{claim} missing from {claims:?}");
+    }
+}
+
+#[tokio::test]
 async fn rfc8414_metadata_has_the_same_content() {
     let app = spawn_app().await;
     let a: serde_json::Value = app

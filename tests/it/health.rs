@@ -35,15 +35,26 @@ async fn an_unknown_path_gets_an_html_404_page() {
 #[tokio::test]
 async fn every_response_carries_security_headers_and_a_request_id() {
     let app = spawn_app().await;
-    let res = app.get("/healthz").await;
-    let h = res.headers();
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert!(h.contains_key("content-security-policy"));
-    assert!(h.contains_key("x-request-id"));
-    assert!(
-        !h.contains_key("strict-transport-security"),
-        "no HSTS on plain http"
-    );
+    // An API answer, a page, and an error page all carry the same headers.
+    for path in ["/healthz", "/login", "/no/such/page"] {
+        let res = app.get(path).await;
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        // The exact policy: scripts, styles and images from our origin only, never framed, no
+        // <base> to redirect relative URLs.
+        assert_eq!(
+            h["content-security-policy"],
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "{path}"
+        );
+        assert!(h.contains_key("x-request-id"), "{path}");
+        assert!(
+            !h.contains_key("strict-transport-security"),
+            "{path}: no HSTS on plain http"
+        );
+    }
 }
 
 #[tokio::test]

@@ -320,21 +320,25 @@ async fn max_age_shorter_than_the_session_sends_the_user_back_to_the_login_page(
     );
 }
 
+/// `prompt=select_account` is accepted (not advertised: there is no account chooser) and met
+/// as `prompt=login` is: a fresh login, as any account.
 #[tokio::test]
-async fn prompt_login_with_a_live_session_sends_the_user_to_the_login_page() {
+async fn prompt_login_or_select_account_with_a_live_session_sends_the_user_to_the_login_page() {
     let (app, rp) = setup().await;
     signed_in(&app, &rp).await;
-    let req = rp.authorize(&["profile"], true, &[("prompt", "login")]);
-    let loc = expect_redirect(
-        &app,
-        browse(&app, &req.url).await,
-        "authorization with prompt=login",
-    )
-    .await;
-    assert!(
-        is_login_page(&app, &loc),
-        "expected the login page, went to {loc}"
-    );
+    for prompt in ["login", "select_account"] {
+        let req = rp.authorize(&["profile"], true, &[("prompt", prompt)]);
+        let loc = expect_redirect(
+            &app,
+            browse(&app, &req.url).await,
+            &format!("authorization with prompt={prompt}"),
+        )
+        .await;
+        assert!(
+            is_login_page(&app, &loc),
+            "prompt={prompt}: expected the login page, went to {loc}"
+        );
+    }
 }
 
 /// The login page's `return_to` for a request that demands a fresh login (`prompt=login`, a

@@ -6,10 +6,9 @@ use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::http::extractors::{ClientAuth, CurrentSession, PageForm};
+use crate::http::extractors::{AuthorizationForm, ClientAuth, CurrentSession};
 use crate::http::support::{bad_request_page, no_store_json, oauth_error, page, see_other};
 use crate::oauth::authorize::{ClientResponse, Outcome};
-use crate::oauth::params::Params;
 use crate::oauth::token::Refusal;
 use crate::paths;
 use crate::state::AppState;
@@ -80,7 +79,7 @@ pub async fn authorize_get(
     CurrentSession(session): CurrentSession,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match Params::parse(req.query_string()) {
+    match crate::oauth::authorize::request_params(req.query_string().as_bytes()) {
         Ok(params) => outcome_response(state.core.authorization.authorize(params, session).await),
         Err(e) => bad_request_page(&format!("The authorization request is not valid: {e}.")),
     }
@@ -90,7 +89,7 @@ pub async fn authorize_get(
 pub async fn authorize_post(
     CurrentSession(session): CurrentSession,
     state: web::Data<AppState>,
-    PageForm(params): PageForm,
+    AuthorizationForm(params): AuthorizationForm,
 ) -> HttpResponse {
     outcome_response(state.core.authorization.authorize(params, session).await)
 }

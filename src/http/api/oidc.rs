@@ -62,8 +62,10 @@ fn bearer(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str
         && crate::http::extractors::is_form(req)
     {
         let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8")?;
-        let params = crate::oauth::params::Params::parse(text)
-            .map_err(|_| "the request has too many parameters")?;
+        let params = crate::oauth::params::Params::parse(text).map_err(|e| match e {
+            crate::oauth::params::ParamsError::TooMany(_) => "the request has too many parameters",
+            crate::oauth::params::ParamsError::NotUtf8(_) => "a parameter is not valid UTF-8",
+        })?;
         params
             .one("access_token")
             .map_err(|_| "access_token is repeated")?

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 use crate::oauth::OAuthError;
-use crate::oauth::params::{MAX_PARAMS, Params, TooManyParams};
+use crate::oauth::params::{MAX_PARAMS, NotUtf8, Params, ParamsError, TooManyParams};
 
 /// The largest form body a page or an OAuth endpoint accepts. A login, a token request with a
 /// signed client assertion, or a sign-out with an ID token hint fits many times over.
@@ -55,14 +55,24 @@ pub enum BodyError {
     NotAForm,
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("the body is not UTF-8")]
-    NotUtf8,
+    /// A name or value that is not UTF-8 once percent-decoded (RFC 6749 Appendix B).
+    #[error(transparent)]
+    NotUtf8(#[from] NotUtf8),
     #[error(transparent)]
     TooManyParams(#[from] TooManyParams),
     #[error("the form is malformed")]
     Malformed,
     #[error("the body could not be read")]
     Read,
+}
+
+impl From<ParamsError> for BodyError {
+    fn from(e: ParamsError) -> Self {
+        match e {
+            ParamsError::TooMany(e) => BodyError::TooManyParams(e),
+            ParamsError::NotUtf8(e) => BodyError::NotUtf8(e),
+        }
+    }
 }
 
 impl BodyError {
@@ -124,8 +134,24 @@ async fn read_form(
         return Err(BodyError::NotAForm);
     }
     let body = read_body(req, payload, bounds.bytes).await?;
-    let text = std::str::from_utf8(&body).map_err(|_| BodyError::NotUtf8)?;
-    Ok(Params::parse_at_most(text, bounds.params)?)
+    // Raw octets and percent-encoded ones are held to one rule: each name and value must be
+    // UTF-8 once decoded.
+    Ok(Params::parse_at_most(&body, bounds.params)?)
+}
+
+/// The authorization endpoint's form body (OpenID Connect Core 1.0 §3.1.2.1, POST): a pair that
+/// does not decode is left for the core to refuse, which first decides whether the error may
+/// go back to the client ([`crate::oauth::authorize::request_params`]).
+async fn read_authorization_form(
+    req: &HttpRequest,
+    payload: Payload,
+    bounds: Bounds,
+) -> Result<Params, BodyError> {
+    if !is_form(req) {
+        return Err(BodyError::NotAForm);
+    }
+    let body = read_body(req, payload, bounds.bytes).await?;
+    Ok(crate::oauth::authorize::request_params(&body)?)
 }
 
 pub type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
@@ -217,8 +243,27 @@ impl ResponseError for PageRefusal {
     }
 }
 
-/// The form body of a page (the authorization endpoint's POST, sign-out) as [`Params`].
+/// The form body of a page (sign-out) as [`Params`].
 pub struct PageForm(pub Params);
+
+/// The authorization endpoint's form body as [`Params`], keeping note of the pairs that did
+/// not decode (see [`read_authorization_form`]); refused as a page otherwise.
+pub struct AuthorizationForm(pub Params);
+
+impl FromRequest for AuthorizationForm {
+    type Error = PageRefusal;
+    type Future = Pending<Self, Self::Error>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            read_authorization_form(&req, payload, FORM_BOUNDS)
+                .await
+                .map(AuthorizationForm)
+                .map_err(PageRefusal::Body)
+        })
+    }
+}
 
 impl FromRequest for PageForm {
     type Error = PageRefusal;
@@ -254,7 +299,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         pending_form(req, payload, FORM_BOUNDS, |read| {
-            read.and_then(|p| decode(p.0))
+            read.and_then(|p| decode(p.into_pairs()))
                 .map(Form)
                 .map_err(PageRefusal::Body)
         })
@@ -307,7 +352,7 @@ impl<T: DeserializeOwned + 'static, B: FormBounds> FromRequest for CsrfForm<T, B
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let request = req.clone();
         pending_form(req, payload, B::BOUNDS, move |read| {
-            let (submitted, pairs) = take_csrf_field(read?.0);
+            let (submitted, pairs) = take_csrf_field(read?.into_pairs());
             if !crate::http::support::csrf_matches(&request, submitted.as_deref()) {
                 return Err(PageRefusal::Csrf);
             }
@@ -332,7 +377,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfChecked<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let request = req.clone();
         pending_form(req, payload, FORM_BOUNDS, move |read| {
-            let (submitted, pairs) = take_csrf_field(read?.0);
+            let (submitted, pairs) = take_csrf_field(read?.into_pairs());
             let valid = crate::http::support::csrf_matches(&request, submitted.as_deref());
             Ok(CsrfChecked {
                 form: decode(pairs)?,

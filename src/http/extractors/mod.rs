@@ -1,7 +1,7 @@
 //! Extractors: what a handler takes instead of parsing the request itself.
 //!
-//! - bounded bodies and forms ([`forms`]): [`OAuthForm`], [`PageForm`], [`Form`], [`CsrfForm`]
-//!   (a form whose CSRF field matched), [`CsrfChecked`];
+//! - bounded bodies and forms ([`forms`]): [`OAuthForm`], [`PageForm`], [`AuthorizationForm`],
+//!   [`Form`], [`CsrfForm`] (a form whose CSRF field matched), [`CsrfChecked`];
 //! - who is calling ([`session`], [`admin`]): [`CurrentSession`], [`SignedIn`],
 //!   [`AdminSession`] (a signed-in administrator), [`AdminBearer`] (an administrator's token);
 //! - a client's credentials at the token endpoints ([`client`]): [`ClientAuth`];
@@ -19,8 +19,8 @@ pub mod then;
 pub use admin::{AdminBearer, AdminSession};
 pub use client::ClientAuth;
 pub use forms::{
-    AdminBounds, CsrfChecked, CsrfForm, FORM_BYTES, Form, JSON_BYTES, OAuthForm, OAuthRefusal,
-    PageForm, PageRefusal, Pending, is_form, read_body,
+    AdminBounds, AuthorizationForm, CsrfChecked, CsrfForm, FORM_BYTES, Form, JSON_BYTES, OAuthForm,
+    OAuthRefusal, PageForm, PageRefusal, Pending, is_form, read_body,
 };
 pub use session::{CurrentSession, SessionRefusal, SignedIn};
 pub use then::Then;

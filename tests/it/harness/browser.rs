@@ -2,7 +2,9 @@
 //! Chromium through `chromedriver`, for the end-to-end tests that need a real browser.
 //!
 //! [`Browser::start`] returns `None` when `/usr/bin/chromium` or `/usr/bin/chromedriver` is
-//! missing, so `cargo test` on a bare machine skips those tests instead of failing. Every
+//! missing, so `cargo test` on a bare machine skips those tests instead of failing — except
+//! under CI (`CI` set to anything but `false` or `0`), where a browser test that cannot run
+//! fails: `.ci/run` installs the browser, so its absence there is a broken run. Every
 //! method panics with the current URL and the page's text when a step fails (and saves a
 //! screenshot when [`Browser::screenshot_on_failure`] named a file), so a failed run says
 //! what the browser was showing.
@@ -57,11 +59,21 @@ pub struct Browser {
 
 impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session; `None` (with a
-    /// message) when the browser or the driver is not installed.
+    /// message) when the browser or the driver is not installed, outside CI. Under CI, and
+    /// whenever they are installed but do not start, the test fails.
     pub async fn start() -> Option<Browser> {
         super::repeat_panic_messages();
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-            println!("chromium/chromedriver not found: skipping the browser test");
+            if under_ci() {
+                panic!(
+                    "{CHROMIUM} or {CHROMEDRIVER} is missing, and CI must run the browser test \
+                     (.ci/run installs Debian's chromium and chromium-driver)"
+                );
+            }
+            println!(
+                "chromium/chromedriver not found: SKIPPING the browser test \
+                 (install Debian's chromium and chromium-driver to run it; under CI=true it fails)"
+            );
             return None;
         }
         let port = free_port();
@@ -514,6 +526,11 @@ fn delete_session(port: u16, session_id: &str) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     let _ = stream.read(&mut buf)?;
     Ok(())
+}
+
+/// Whether this is a CI run (`CI` set, and not to `false` or `0`), where nothing may skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// A port nothing listens on right now (bound and released at once).
