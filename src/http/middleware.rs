@@ -146,10 +146,24 @@ pub const CORS_PATHS: &[&str] = &[
     crate::paths::INTROSPECT,
 ];
 
-/// CORS preflight for [`CORS_PATHS`].
-pub async fn preflight() -> actix_web::HttpResponse {
+/// The methods each of [`CORS_PATHS`] serves (what its preflight allows).
+fn cors_methods(path: &str) -> &'static str {
+    match path {
+        crate::paths::TOKEN | crate::paths::REVOKE | crate::paths::INTROSPECT => "POST, OPTIONS",
+        crate::paths::USERINFO => "GET, POST, OPTIONS",
+        _ => "GET, OPTIONS",
+    }
+}
+
+/// Response headers a cross-origin app's script may read beyond the CORS-safelisted ones: a
+/// bearer error's challenge (RFC 6750 §3) and when to retry (RFC 9110 §10.2.3).
+const CORS_EXPOSE: &str = "WWW-Authenticate, Retry-After";
+
+/// CORS preflight for [`CORS_PATHS`] (Fetch standard, "CORS protocol"): the methods the
+/// path serves, the two request headers clients send.
+pub async fn preflight(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     actix_web::HttpResponse::NoContent()
-        .insert_header(("access-control-allow-methods", "GET, POST, OPTIONS"))
+        .insert_header(("access-control-allow-methods", cors_methods(req.path())))
         .insert_header((
             "access-control-allow-headers",
             "Authorization, Content-Type",
@@ -174,6 +188,10 @@ pub async fn security_headers(
         h.insert(
             HeaderName::from_static("access-control-allow-origin"),
             HeaderValue::from_static("*"),
+        );
+        h.insert(
+            HeaderName::from_static("access-control-expose-headers"),
+            HeaderValue::from_static(CORS_EXPOSE),
         );
     }
     h.insert(

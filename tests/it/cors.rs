@@ -8,15 +8,15 @@ use crate::harness::{TestApp, spawn_app};
 
 const ORIGIN: &str = "https://spa.example";
 
-/// The paths with CORS, and the methods their routes serve.
-const CORS: &[(&str, &str)] = &[
-    ("/.well-known/openid-configuration", "GET"),
-    ("/.well-known/oauth-authorization-server", "GET"),
-    ("/oauth2/jwks", "GET"),
-    ("/oauth2/token", "POST"),
-    ("/oauth2/userinfo", "GET"),
-    ("/oauth2/revoke", "POST"),
-    ("/oauth2/introspect", "POST"),
+/// The paths with CORS, a method their routes serve, and what their preflight allows.
+const CORS: &[(&str, &str, &str)] = &[
+    ("/.well-known/openid-configuration", "GET", "GET, OPTIONS"),
+    ("/.well-known/oauth-authorization-server", "GET", "GET, OPTIONS"),
+    ("/oauth2/jwks", "GET", "GET, OPTIONS"),
+    ("/oauth2/token", "POST", "POST, OPTIONS"),
+    ("/oauth2/userinfo", "GET", "GET, POST, OPTIONS"),
+    ("/oauth2/revoke", "POST", "POST, OPTIONS"),
+    ("/oauth2/introspect", "POST", "POST, OPTIONS"),
 ];
 
 /// Paths without CORS.
@@ -53,7 +53,7 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn the_protocol_endpoints_answer_a_cors_preflight_for_any_origin() {
     let app = spawn_app().await;
-    for (path, method) in CORS {
+    for (path, method, allowed) in CORS {
         let res = preflight(&app, path, method).await;
         assert_eq!(res.status().as_u16(), 204, "{path}");
         assert_eq!(
@@ -63,7 +63,7 @@ async fn the_protocol_endpoints_answer_a_cors_preflight_for_any_origin() {
         );
         assert_eq!(
             header(&res, "access-control-allow-methods"),
-            Some("GET, POST, OPTIONS"),
+            Some(*allowed),
             "{path}"
         );
         assert_eq!(
@@ -122,9 +122,26 @@ async fn the_protocol_endpoints_answers_and_errors_carry_allow_origin_star() {
         .expect("request");
     assert_eq!(res.status().as_u16(), 401);
     assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
-    // Nothing else is exposed to the app's script beyond the CORS-safelisted headers: a
-    // bearer error's WWW-Authenticate challenge stays unreadable from another origin.
-    assert_eq!(header(&res, "access-control-expose-headers"), None);
+    // The app's script may read a bearer error's challenge and when to retry, nothing more
+    // beyond the CORS-safelisted headers.
+    assert_eq!(
+        header(&res, "access-control-expose-headers"),
+        Some("WWW-Authenticate, Retry-After")
+    );
+    let res = http
+        .get(app.url("/oauth2/userinfo"))
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        header(&res, "www-authenticate").is_some_and(|c| c.starts_with("Bearer")),
+        "the challenge is there to read"
+    );
+    assert_eq!(
+        header(&res, "access-control-expose-headers"),
+        Some("WWW-Authenticate, Retry-After")
+    );
 }
 
 #[tokio::test]
