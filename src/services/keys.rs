@@ -206,10 +206,12 @@ pub async fn maintain(
     Ok(done)
 }
 
-/// The key that signs at `now`: of the next and active keys whose time has come, the latest.
+/// The key that signs at `now`: of the active keys and the next keys whose time has come, the
+/// latest to activate. An active key counts even if its `activate_at` is a moment ahead of this
+/// instance's clock (another instance, whose clock is a little ahead, made or promoted it).
 fn signing_key_of(keys: &[KeyRecord], now: UnixTime) -> Option<&KeyRecord> {
     keys.iter()
-        .filter(|k| (k.state == ACTIVE || k.state == NEXT) && k.activate_at <= now)
+        .filter(|k| k.state == ACTIVE || (k.state == NEXT && k.activate_at <= now))
         .max_by(|a, b| (a.activate_at, &a.kid).cmp(&(b.activate_at, &b.kid)))
 }
 

@@ -217,7 +217,7 @@ impl Store {
             .await?
             .into_iter()
             .map(to_record)
-            .filter(|k| k.activate_at <= now)
+            .filter(|k| k.state == ACTIVE || k.activate_at <= now)
             .collect();
         let Some(signer) = due
             .iter()
