@@ -919,7 +919,16 @@ async fn keys_are_listed_and_rotated_through_the_api() {
         .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states.len(), 2);
-    assert!(states.contains(&(kid, "active")), "{states:?}");
+    // Published now, signing an hour later (keys.publish_ahead_secs); the old key signs until then.
+    assert!(states.contains(&(kid, "next")), "{states:?}");
+    assert!(
+        states.iter().any(|(k, s)| *k != kid && *s == "active"),
+        "{states:?}"
+    );
+    assert!(
+        rotated.json["activate_at"].as_i64().unwrap()
+            > rotated.json["created_at"].as_i64().unwrap()
+    );
     assert_eq!(
         app.count("audit_events WHERE kind = 'key_rotated' AND actor LIKE 'client:%'")
             .await,

@@ -889,7 +889,11 @@ async fn an_admin_rotates_the_signing_key() {
     assert_eq!(app.count("signing_keys").await, before + 1);
     assert_eq!(audit_rows(&app, "key_rotated", &admin_id).await, 1);
     let after = page(&app, "/admin/keys?notice=key-rotated").await;
-    assert!(after.contains("A new signing key is active."));
+    assert!(after.contains("A new signing key is published; it signs from the time shown."));
+    assert!(
+        after.contains("<td>next</td>"),
+        "the new key is listed as next:\n{after}"
+    );
 }
 
 #[tokio::test]

@@ -13,9 +13,12 @@ use crate::store::keys::KeyRecord;
 pub struct KeyOut {
     pub kid: String,
     pub alg: String,
-    /// `active` signs; `retired` keys stay published until `retire_at`.
+    /// `next` is published and signs from `activate_at`; `active` signs; `retiring` stays
+    /// published until `retire_at`; `retired` is no longer published.
     pub state: String,
     pub created_at: i64,
+    /// When it signs (or signed) from.
+    pub activate_at: i64,
     pub retire_at: Option<i64>,
 }
 
@@ -26,6 +29,7 @@ impl From<&KeyRecord> for KeyOut {
             alg: k.alg.clone(),
             state: k.state.clone(),
             created_at: k.created_at.secs(),
+            activate_at: k.activate_at.secs(),
             retire_at: k.retire_at.map(|t| t.secs()),
         }
     }
@@ -43,6 +47,8 @@ pub async fn list_keys(
     Ok(json(StatusCode::OK, &out))
 }
 
+/// Makes a new key: published at once, signing from `keys.publish_ahead_secs` later (the
+/// answer's `activate_at`); the key it replaces stays published until its tokens expire.
 #[utoipa::path(post, path = "/admin/api/v1/keys/rotate", tag = "keys",
     responses((status = 201, body = KeyOut), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]

@@ -13,6 +13,7 @@ struct KeyRow {
     alg: String,
     state: String,
     created: String,
+    activate_at: String,
     retire_at: String,
 }
 
@@ -39,6 +40,7 @@ pub async fn keys(
             .into_iter()
             .map(|k| KeyRow {
                 created: datetime(k.created_at),
+                activate_at: datetime(k.activate_at),
                 retire_at: k.retire_at.map(datetime).unwrap_or_default(),
                 kid: k.kid,
                 alg: k.alg,

@@ -175,7 +175,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "client-deleted" => "The client is deleted.",
         "role-created" => "The role is created.",
         "role-deleted" => "The role is deleted.",
-        "key-rotated" => "A new signing key is active.",
+        "key-rotated" => "A new signing key is published; it signs from the time shown.",
         _ => return None,
     })
 }
