@@ -3,9 +3,11 @@
 //!
 //! The hot paths (`signer()`, `jwks()`) read an `Arc` behind a short read lock. A refresh runs
 //! at most once per `keys.reload_interval_ms`, comparing a cheap fingerprint query, and also when
-//! a retiring key's time in the JWK Set is up.
+//! a retiring key's time in the JWK Set is up. It runs in a task of its own, which the request
+//! that started it waits for only briefly ([`REFRESH_WAIT`]): the JWK Set and signing keep
+//! answering from memory while the database is unavailable.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::Settings;
@@ -57,8 +59,17 @@ pub struct KeyRing {
     current: RwLock<Arc<KeySet>>,
     checked_at_ms: AtomicI64,
     reload_interval_ms: i64,
-    refresh: tokio::sync::Mutex<()>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    /// The last refresh failed (the database is unavailable, say): the next one is not waited
+    /// for at all, so requests that sign or verify do not wait on it.
+    failing: AtomicBool,
 }
+
+/// How long the request that starts a refresh waits for it before answering with the keys it
+/// has (the refresh goes on and installs its result). A refresh takes a few milliseconds; the
+/// wait is bounded so that a database that does not answer (up to
+/// `database.statement_timeout_ms`) does not hold up the JWK Set.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long after rotation a retiring key stays published: every token it signed has expired.
 pub fn retire_delay(settings: &Settings) -> i64 {
@@ -164,7 +175,8 @@ impl KeyRing {
             current: RwLock::new(Arc::new(set)),
             checked_at_ms: AtomicI64::new(now.secs() * 1000),
             reload_interval_ms: settings.keys.reload_interval_ms as i64,
-            refresh: tokio::sync::Mutex::new(()),
+            refresh: Arc::default(),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -176,7 +188,7 @@ impl KeyRing {
     }
 
     /// The current key set, refreshed first if it may be stale. `now_ms` is the request's clock.
-    pub async fn current(&self, store: &Store, now_ms: i64) -> Arc<KeySet> {
+    pub async fn current(self: &Arc<Self>, store: &Store, now_ms: i64) -> Arc<KeySet> {
         let set = self.snapshot();
         let now = UnixTime::from_secs(now_ms / 1000);
         let due = now_ms - self.checked_at_ms.load(Ordering::Relaxed) >= self.reload_interval_ms
@@ -184,12 +196,38 @@ impl KeyRing {
         if !due {
             return set;
         }
-        let Ok(_guard) = self.refresh.try_lock() else {
+        let Ok(guard) = self.refresh.clone().try_lock_owned() else {
             // Another request is refreshing; this one uses what is there.
             return set;
         };
         self.checked_at_ms.store(now_ms, Ordering::Relaxed);
-        match self.reload(store, &set, now).await {
+        let ring = Arc::clone(self);
+        let store = store.clone();
+        let refresh = tokio::spawn(async move {
+            let _guard = guard;
+            ring.reload_and_install(&store, set, now).await
+        });
+        if self.failing.load(Ordering::Relaxed) {
+            return self.snapshot();
+        }
+        match tokio::time::timeout(REFRESH_WAIT, refresh).await {
+            Ok(Ok(set)) => set,
+            // Still running (it installs its result when done), or it panicked.
+            _ => self.snapshot(),
+        }
+    }
+
+    /// Reloads the keys if they changed, installs and returns the new set; on failure, logs
+    /// and returns `set`.
+    async fn reload_and_install(
+        &self,
+        store: &Store,
+        set: Arc<KeySet>,
+        now: UnixTime,
+    ) -> Arc<KeySet> {
+        let reloaded = self.reload(store, &set, now).await;
+        self.failing.store(reloaded.is_err(), Ordering::Relaxed);
+        match reloaded {
             Ok(Some(new)) => {
                 let new = Arc::new(new);
                 match self.current.write() {
