@@ -113,12 +113,12 @@ pub struct DatabaseSettings {
     pub url: Secret,
     /// Pool size; unset means [`DatabaseSettings::pool_size`]'s default for the backend.
     pub max_connections: Option<u32>,
-    /// How long start-up and the CLI wait for the database to answer (SQLite: also how long a
-    /// request waits for a pooled connection).
+    /// How long start-up and the CLI wait for the database, to answer at all and for each call
+    /// (SQLite: also how long a request waits for a pooled connection).
     pub connect_timeout_secs: u64,
-    /// PostgreSQL: the longest one database call may take, waiting for a pooled connection (or
-    /// opening one) included; past it the database counts as unavailable and the request is
-    /// answered 503 with `Retry-After`. Also the server's `statement_timeout`.
+    /// PostgreSQL: the longest one database call of a request may take, waiting for a pooled
+    /// connection (or opening one) included; past it the database counts as unavailable and the
+    /// request is answered 503 with `Retry-After` (`store::Store::for_requests`).
     pub statement_timeout_ms: u64,
 }
 

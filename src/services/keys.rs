@@ -4,8 +4,9 @@
 //! The hot paths (`signer()`, `jwks()`) read an `Arc` behind a short read lock. A refresh runs
 //! at most once per `keys.reload_interval_ms`, comparing a cheap fingerprint query, and also when
 //! a retiring key's time in the JWK Set is up. It runs in a task of its own, which the request
-//! that started it waits for only briefly ([`REFRESH_WAIT`]): the JWK Set and signing keep
-//! answering from memory while the database is unavailable.
+//! that started it waits for up to half of `database.statement_timeout_ms` (so that the request
+//! still answers within its time when the database does not), and not at all while the database
+//! is failing: the JWK Set and signing keep answering from memory during an outage.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -60,16 +61,13 @@ pub struct KeyRing {
     checked_at_ms: AtomicI64,
     reload_interval_ms: i64,
     refresh: Arc<tokio::sync::Mutex<()>>,
+    /// How long the request that starts a refresh waits for it before going on with the keys it
+    /// has (the refresh goes on and installs its result): a refresh takes milliseconds.
+    refresh_wait: std::time::Duration,
     /// The last refresh failed (the database is unavailable, say): the next one is not waited
     /// for at all, so requests that sign or verify do not wait on it.
     failing: AtomicBool,
 }
-
-/// How long the request that starts a refresh waits for it before answering with the keys it
-/// has (the refresh goes on and installs its result). A refresh takes a few milliseconds; the
-/// wait is bounded so that a database that does not answer (up to
-/// `database.statement_timeout_ms`) does not hold up the JWK Set.
-const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long after rotation a retiring key stays published: every token it signed has expired.
 pub fn retire_delay(settings: &Settings) -> i64 {
@@ -176,6 +174,9 @@ impl KeyRing {
             checked_at_ms: AtomicI64::new(now.secs() * 1000),
             reload_interval_ms: settings.keys.reload_interval_ms as i64,
             refresh: Arc::default(),
+            refresh_wait: std::time::Duration::from_millis(
+                settings.database.statement_timeout_ms / 2,
+            ),
             failing: AtomicBool::new(false),
         })
     }
@@ -201,16 +202,17 @@ impl KeyRing {
             return set;
         };
         self.checked_at_ms.store(now_ms, Ordering::Relaxed);
+        let wait = !(self.failing.load(Ordering::Relaxed) || store.unavailable_lately());
         let ring = Arc::clone(self);
         let store = store.clone();
         let refresh = tokio::spawn(async move {
             let _guard = guard;
             ring.reload_and_install(&store, set, now).await
         });
-        if self.failing.load(Ordering::Relaxed) {
+        if !wait {
             return self.snapshot();
         }
-        match tokio::time::timeout(REFRESH_WAIT, refresh).await {
+        match tokio::time::timeout(self.refresh_wait, refresh).await {
             Ok(Ok(set)) => set,
             // Still running (it installs its result when done), or it panicked.
             _ => self.snapshot(),

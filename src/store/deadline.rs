@@ -1,12 +1,14 @@
 //! A time limit on every database call, so that a database that stopped answering is noticed
 //! in time to answer the request (503 with `Retry-After`) instead of hanging it.
 //!
-//! A PostgreSQL server that refuses connections is noticed by the pool at once (the socket
-//! fails) or by its acquire timeout. One whose packets are dropped is not: a connect hangs, and
-//! so does a statement on an established connection, until the kernel gives up on the socket
+//! When PostgreSQL refuses connections, an open connection fails at once, but sqlx retries a
+//! refused connect until its acquire timeout. When packets are dropped, a connect hangs, and so
+//! does a statement on an established connection, until the kernel gives up on the socket
 //! (minutes). sqlx has no statement timeout of its own and no socket options, so each call the
-//! store makes (a statement, `BEGIN`, `COMMIT`) runs under [`Deadline::run`]; the same limit is
-//! sent to PostgreSQL as its `statement_timeout`, so the server gives up on the statement too.
+//! store makes for a request (a statement, `BEGIN`, `COMMIT`; waiting for a connection
+//! included) runs under [`Deadline::run`]. The limit is not also sent as the server's
+//! `statement_timeout`: that would bind start-up, migrations and the command line too, which
+//! may wait longer ([`Timed::with_limit`]); a statement given up on runs to its end there.
 //!
 //! An abandoned call leaves its connection with an answer still owed. sqlx tests a connection
 //! it gets back with a round trip ("ping") before pooling it again, with no time limit: on a
@@ -55,12 +57,20 @@ impl Deadline {
         }
     }
 
+    /// The same record of abandonments, with another limit.
+    pub(crate) fn with_limit(&self, limit: Option<Duration>) -> Self {
+        Self {
+            limit,
+            ..self.clone()
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Whether a call was abandoned less than [`SUSPECT_FOR`] ago.
-    fn suspect(&self) -> bool {
+    pub(crate) fn suspect(&self) -> bool {
         match self.abandoned.load(Ordering::Acquire) {
             0 => false,
             at => self.now_ms().saturating_sub(at - 1) < SUSPECT_FOR.as_millis() as u64,
@@ -96,10 +106,10 @@ impl Deadline {
 
     /// For the pool's `after_release` hook: `Ok(true)` keeps the connection, `Ok(false)` closes
     /// it. Nothing to do unless a call was abandoned lately. Then the connection may still owe
-    /// the abandoned statement's answer (an error, when the server cancelled it): pings, each
-    /// within the limit, read past it, and a connection that answers is kept. One that does
-    /// not is closed politely (`Terminate`): sqlx's hard close of a TLS connection waits for
-    /// bytes that a live server never sends, and would hold the pool slot.
+    /// the abandoned statement's answer (its rows, or an error): pings, each within the limit,
+    /// read past it, and a connection that answers is kept. One that does not is closed
+    /// politely (`Terminate`): sqlx's hard close of a TLS connection waits for bytes that a live
+    /// server never sends, and would hold the pool slot.
     pub(crate) async fn release_check<C: sea_orm::sqlx::Connection>(
         &self,
         conn: &mut C,
@@ -139,9 +149,21 @@ impl<C> Timed<C> {
         Self { inner, deadline }
     }
 
+    /// Whether a call on this pool went past its limit lately ([`Deadline::suspect`]).
+    pub(crate) fn suspect(&self) -> bool {
+        self.deadline.suspect()
+    }
+
     /// What runs under the deadline (for calls that must not have it: migrations).
     pub(crate) fn untimed(&self) -> &C {
         &self.inner
+    }
+}
+
+impl<C: Clone> Timed<C> {
+    /// The same connection with another limit on its calls.
+    pub(crate) fn with_limit(&self, limit: Option<Duration>) -> Self {
+        Timed::new(self.inner.clone(), self.deadline.with_limit(limit))
     }
 }
 

@@ -166,9 +166,10 @@ pub(crate) type WriteGuard<'a> = Option<tokio::sync::SemaphorePermit<'a>>;
 impl Store {
     /// Opens the configured database. SQLite: creates the parent directory, WAL journal,
     /// `synchronous=NORMAL`, foreign keys on, a busy timeout so writers queue instead of failing.
-    /// PostgreSQL: every call has `database.statement_timeout_ms` ([`Deadline`]), waiting for a
-    /// connection included, and the server has it as `statement_timeout`; start-up waits up to
-    /// `database.connect_timeout_secs` for the server to answer (it may be starting too).
+    /// PostgreSQL: waits up to `database.connect_timeout_secs` for the server to answer (it may
+    /// be starting too), and each call on the store returned may take as long: it is for
+    /// start-up and the command line. The server answers requests with
+    /// [`Store::for_requests`].
     pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
         let url = settings.database.url.expose().to_owned();
         let shown = redact_url(&url);
@@ -183,11 +184,15 @@ impl Store {
         }
         let mut opts = ConnectOptions::new(url);
         let wait = Duration::from_secs(settings.database.connect_timeout_secs);
-        let limit = Duration::from_millis(settings.database.statement_timeout_ms);
         let sqlite = settings.database.is_sqlite();
-        let deadline = Deadline::new((!sqlite).then_some(limit));
+        // The limit a request's calls get; released connections are checked within it too.
+        let requests = Deadline::new(request_limit(settings));
+        // Calls wait for a connection (opening one included) as long as start-up would; on
+        // PostgreSQL a request's [`Deadline`] cuts that short.
         opts.max_connections(settings.database.pool_size())
             .min_connections(1)
+            .connect_timeout(wait)
+            .acquire_timeout(wait)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
@@ -202,19 +207,11 @@ impl Store {
         // server restart, a proxy or a firewall to have dropped it.
         // docs/decisions/2026-11-29-no-ping-per-statement.md
         if sqlite {
-            // A SQLite pool that is busy is load, not an outage: requests wait for a connection
-            // as long as start-up would.
-            opts.connect_timeout(wait)
-                .acquire_timeout(wait)
-                .test_before_acquire(false);
+            opts.test_before_acquire(false);
         } else {
-            // A request waits for a connection (opening one included) no longer than for a
-            // statement; the pool opens connections on demand, and start-up waits below.
-            let hook = deadline.clone();
-            opts.connect_timeout(limit)
-                .acquire_timeout(limit)
-                .statement_timeout(limit)
-                .connect_lazy(true)
+            // The pool opens connections on demand; start-up waits for the first below.
+            let hook = requests.clone();
+            opts.connect_lazy(true)
                 .test_before_acquire_if_idle_for(Duration::from_secs(30))
                 .map_sqlx_postgres_pool_opts(move |pool| {
                     let hook = hook.clone();
@@ -228,7 +225,8 @@ impl Store {
             url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
         };
-        let db = Timed::new(Database::connect(opts).await.map_err(refused)?, deadline);
+        let patient = requests.with_limit((!sqlite).then_some(wait));
+        let db = Timed::new(Database::connect(opts).await.map_err(refused)?, patient);
         if !sqlite {
             wait_for(&db, wait).await.map_err(refused)?;
         }
@@ -256,26 +254,33 @@ impl Store {
         }
     }
 
+    /// The same pool, for the server's use cases: on PostgreSQL each call may take
+    /// `database.statement_timeout_ms` at most, waiting for a connection included, and past it
+    /// fails as [`StoreError::Unavailable`] (a request answered 503 instead of hanging while the
+    /// database is unreachable). SQLite: as [`Store::connect`] (no limit).
+    pub fn for_requests(&self, settings: &Settings) -> Store {
+        Store {
+            db: self.db.with_limit(request_limit(settings)),
+            writes: self.writes.clone(),
+        }
+    }
+
+    /// Whether a call lately went past its limit (the database may be unreachable): for work
+    /// that a request may skip waiting for, such as a cache refresh.
+    pub fn unavailable_lately(&self) -> bool {
+        self.db.suspect()
+    }
+
     /// Applies pending migrations; returns how many were applied. Migrations are not requests:
-    /// they run without the [`Deadline`], and on PostgreSQL in one transaction that lifts the
-    /// pool's `statement_timeout` (an index on a large table takes longer).
+    /// they run without the [`Deadline`] (an index on a large table takes its time).
     pub async fn migrate(&self) -> Result<usize, DbErr> {
         use migration::MigratorTrait;
-        use sea_orm::TransactionTrait;
         let db = self.db.untimed();
         let pending = migration::Migrator::get_pending_migrations(db).await?.len();
         // A server starting on a current schema (every start but the first) stops here: `up`
         // would create the bookkeeping table if missing and list the pending ones again.
         if pending > 0 {
-            if db.get_database_backend() == DbBackend::Postgres {
-                let tx = db.begin().await?;
-                tx.execute_unprepared("SET LOCAL statement_timeout = 0")
-                    .await?;
-                migration::Migrator::up(&tx, None).await?;
-                tx.commit().await?;
-            } else {
-                migration::Migrator::up(db, None).await?;
-            }
+            migration::Migrator::up(db, None).await?;
         }
         Ok(pending)
     }
@@ -335,6 +340,13 @@ impl Store {
     pub(crate) fn conn(&self) -> &Db {
         &self.db
     }
+}
+
+/// The [`Deadline`] of a request's calls: `database.statement_timeout_ms` on PostgreSQL, none
+/// on SQLite (a connection is an in-process handle; a writer waiting for the lock is load).
+fn request_limit(settings: &Settings) -> Option<Duration> {
+    (!settings.database.is_sqlite())
+        .then(|| Duration::from_millis(settings.database.statement_timeout_ms))
 }
 
 /// Start-up: pings until the database answers, for up to `wait`. Only an unavailable database
@@ -581,11 +593,10 @@ mod tests {
         assert!(!is_unavailable(&sqlx_exec_err(e)));
     }
 
-    /// PostgreSQL (`TEST_DATABASE_URL`): a statement still running at the limit fails as
-    /// unavailable in about the limit (the client's deadline or the server's
-    /// `statement_timeout`, whichever is first); a statement the client abandoned before the
-    /// server gave up on it leaves its connection usable; and no pool slot is lost (the pool
-    /// closes, which waits for every connection to come back).
+    /// PostgreSQL (`TEST_DATABASE_URL`): a request's call still running at the limit fails as
+    /// unavailable in about the limit; the connection of the statement it abandoned is checked
+    /// when it comes back and kept when it answers; and no pool slot is lost (the pool closes,
+    /// which waits for every connection to come back). The start-up store has no such limit.
     #[tokio::test]
     async fn a_postgresql_statement_past_the_limit_is_unavailable_and_the_pool_goes_on() {
         use sea_orm::ConnectionTrait;
@@ -601,25 +612,27 @@ mod tests {
         };
         let mut settings = Settings::for_test("http://127.0.0.1:1", &url);
         settings.database.statement_timeout_ms = 200;
-        let store = Store::connect(&settings).await.unwrap();
-        for _ in 0..3 {
-            // The same limit on both sides: either gives up first.
+        let patient = Store::connect(&settings).await.unwrap();
+        patient
+            .conn()
+            .execute_unprepared("SELECT pg_sleep(0.3)")
+            .await
+            .unwrap();
+        let store = patient.for_requests(&settings);
+        for sleep in ["0.3", "5"] {
             let started = std::time::Instant::now();
             let e = store
                 .conn()
-                .execute_unprepared("SELECT pg_sleep(5)")
+                .execute_unprepared(&format!("SELECT pg_sleep({sleep})"))
                 .await
                 .unwrap_err();
             let took = started.elapsed();
             assert!(is_unavailable(&e), "{e:?}");
             assert!(took < Duration::from_millis(800), "{took:?}");
-            // The client first; the server cancels the statement a moment later.
+            // In a transaction too (dropped unfinished: sea-orm queues its rollback).
             let tx = store.conn().begin().await.unwrap();
-            tx.execute_unprepared("SET LOCAL statement_timeout = 300")
-                .await
-                .unwrap();
             let e = tx
-                .execute_unprepared("SELECT pg_sleep(5)")
+                .execute_unprepared("SELECT pg_sleep(0.3)")
                 .await
                 .unwrap_err();
             assert!(is_unavailable(&e), "{e:?}");
@@ -628,7 +641,7 @@ mod tests {
                 store.ping().await.unwrap();
             }
         }
-        tokio::time::timeout(Duration::from_secs(3), store.close())
+        tokio::time::timeout(Duration::from_secs(8), store.close())
             .await
             .expect("every connection came back to the pool")
             .unwrap();
