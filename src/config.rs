@@ -113,7 +113,13 @@ pub struct DatabaseSettings {
     pub url: Secret,
     /// Pool size; unset means [`DatabaseSettings::pool_size`]'s default for the backend.
     pub max_connections: Option<u32>,
+    /// How long start-up and the CLI wait for the database, to answer at all and for each call
+    /// (SQLite: also how long a request waits for a pooled connection).
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: the longest one database call of a request may take, waiting for a pooled
+    /// connection (or opening one) included; past it the database counts as unavailable and the
+    /// request is answered 503 with `Retry-After` (`store::Store::for_requests`).
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -122,6 +128,7 @@ impl Default for DatabaseSettings {
             url: Secret::new("sqlite://data/castellan.db?mode=rwc"),
             max_connections: None,
             connect_timeout_secs: 5,
+            statement_timeout_ms: 500,
         }
     }
 }
@@ -736,6 +743,12 @@ impl Settings {
                 self.database.connect_timeout_secs,
                 1,
                 300,
+            ),
+            (
+                "database.statement_timeout_ms",
+                self.database.statement_timeout_ms,
+                50,
+                600_000,
             ),
             (
                 "password.max_queued_hashes",

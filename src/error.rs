@@ -75,6 +75,10 @@ impl AppError {
 /// How long a client is asked to wait when a bounded queue is full (RFC 9110 §10.2.3).
 pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
+/// How long a client is asked to wait when the database is unavailable (RFC 9110 §10.2.3, with
+/// 503: §15.6.4). Short: the server notices the database's return with the next request.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Adds `Retry-After: secs` (RFC 9110 §10.2.3) to a response.
 pub fn with_retry_after(res: &mut HttpResponse, secs: u64) {
     res.headers_mut().insert(
@@ -100,8 +104,10 @@ impl ResponseError for AppError {
         }
         let (title, message) = self.title_and_message();
         let mut res = AppError::html(self.status_code(), title, &message);
-        if matches!(self, AppError::Busy) {
-            with_retry_after(&mut res, BUSY_RETRY_AFTER_SECS);
+        match self {
+            AppError::Busy => with_retry_after(&mut res, BUSY_RETRY_AFTER_SECS),
+            AppError::Unavailable => with_retry_after(&mut res, UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => {}
         }
         res
     }

@@ -320,6 +320,9 @@ pub async fn build_core(
     let key_ring = KeyRing::load(&store, &settings, kek.clone(), now)
         .await
         .context("loading signing keys")?;
+    // From here on the store serves requests: a call past `database.statement_timeout_ms` is
+    // an unavailable database (503), not a wait.
+    let store = store.for_requests(&settings);
     if settings.mail.smtp_url.is_none() {
         tracing::warn!(
             "SMTP IS NOT CONFIGURED (mail.smtp_url / CASTELLAN_SMTP_URL is unset): \

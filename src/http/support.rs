@@ -3,7 +3,9 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
@@ -149,8 +151,9 @@ pub fn bad_request_page(message: &str) -> HttpResponse {
     )
 }
 
-/// RFC 6749 §5.2: a JSON error body, `Cache-Control: no-store`, and for `invalid_client` a 401
-/// with `WWW-Authenticate`.
+/// RFC 6749 §5.2: a JSON error body, `Cache-Control: no-store`, for `invalid_client` a 401
+/// with `WWW-Authenticate`, and for `temporarily_unavailable` a 503 with `Retry-After`
+/// (RFC 9110 §10.2.3).
 pub fn oauth_error(e: &OAuthError) -> HttpResponse {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut b = HttpResponse::build(status);
@@ -161,6 +164,9 @@ pub fn oauth_error(e: &OAuthError) -> HttpResponse {
             WWW_AUTHENTICATE,
             "Basic realm=\"castellan\", charset=\"UTF-8\"",
         ));
+    }
+    if matches!(e, OAuthError::TemporarilyUnavailable) {
+        b.insert_header((RETRY_AFTER, crate::error::UNAVAILABLE_RETRY_AFTER_SECS));
     }
     b.json(serde_json::json!({"error": e.code(), "error_description": e.description()}))
 }

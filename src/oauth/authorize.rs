@@ -45,6 +45,9 @@ pub const LOGIN_TICKET: &str = "login_ticket";
 pub enum Outcome {
     /// The client or redirect URI is not trustworthy: an error page, no redirect.
     Fatal(String),
+    /// The client could not be looked up (the database is unavailable): a page saying to try
+    /// again (503), no redirect, since the redirect URI is not known to be the client's.
+    Unavailable,
     /// Back to the client (a code or an error).
     Respond(ClientResponse),
     /// The login page; afterwards the browser returns to `return_to`.
@@ -517,7 +520,10 @@ impl Authorization {
     pub async fn validate(&self, params: Params) -> Result<Request, Outcome> {
         let registrar = ClientRegistrar::load(&self.store, requested_client_id(&params)?)
             .await
-            .map_err(|_| Outcome::Fatal("The request cannot be processed right now.".into()))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot look up the client of an authorization request");
+                Outcome::Unavailable
+            })?;
         check_request(
             params,
             &registrar,
@@ -589,10 +595,8 @@ impl Authorization {
             match self.store.consent(&session.user.id, &req.client.id).await {
                 Ok(Some(granted)) => !req.scope.is_subset(&granted),
                 Ok(None) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read consent");
-                    return req.unprompted_error(issuer, &OAuthError::ServerError);
-                }
+                // RFC 6749 §4.1.2.1: `temporarily_unavailable` when the database is.
+                Err(e) => return req.unprompted_error(issuer, &OAuthError::from(e)),
             }
         };
         if needs_consent {
@@ -616,10 +620,7 @@ impl Authorization {
                         login_hint: req.login_hint.clone(),
                     };
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot use a login ticket");
-                    return req.unprompted_error(issuer, &OAuthError::ServerError);
-                }
+                Err(e) => return req.unprompted_error(issuer, &OAuthError::from(e)),
             }
         }
         self.issue_code(&req, &session, now).await
@@ -642,10 +643,7 @@ impl Authorization {
         };
         let code = match super::codes::issue(&self.store, record, now).await {
             Ok(code) => code,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot store an authorization code");
-                return Outcome::Respond(req.error(issuer, &OAuthError::ServerError));
-            }
+            Err(e) => return Outcome::Respond(req.error(issuer, &OAuthError::from(e))),
         };
         let mut params = vec![("code", code)];
         if let Some(s) = &req.state {
@@ -679,23 +677,17 @@ impl Authorization {
                 &OAuthError::AccessDenied("the user denied the request".into()),
             )));
         }
-        let previous = self
-            .store
-            .consent(&user.id, &req.client.id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let previous = match self.store.consent(&user.id, &req.client.id).await {
+            Ok(previous) => previous.unwrap_or_default(),
+            Err(e) => return Err(Outcome::Respond(req.error(issuer, &OAuthError::from(e)))),
+        };
         let granted = previous.union(&req.scope);
         if let Err(e) = self
             .store
             .save_consent(&user.id, &req.client.id, &granted, now)
             .await
         {
-            tracing::error!(error = %e, "cannot save consent");
-            return Err(Outcome::Respond(
-                req.error(issuer, &OAuthError::ServerError),
-            ));
+            return Err(Outcome::Respond(req.error(issuer, &OAuthError::from(e))));
         }
         let entry = AuditEntry {
             user_id: Some(user.id.as_str().to_owned()),

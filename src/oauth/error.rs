@@ -48,7 +48,10 @@ pub enum OAuthError {
     /// RFC 6749 §4.1.2.1: an unexpected condition; details are logged, never sent.
     #[error("server_error")]
     ServerError,
-    /// RFC 6749 §4.1.2.1: overloaded or in maintenance.
+    /// RFC 6749 §4.1.2.1: overloaded or in maintenance (here: the database is unavailable).
+    /// §5.2 lists no code for this at the token endpoint; the same registered code is sent there
+    /// (and at revocation, introspection, UserInfo and registration) with 503 and `Retry-After`
+    /// (RFC 7009 §2.2.1 names 503 for revocation; RFC 9110 §15.6.4).
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
 }
@@ -109,9 +112,14 @@ impl OAuthError {
     }
 }
 
-/// Any store failure is a `server_error` on the wire; the cause is logged once here.
+/// A store failure on the wire: `temporarily_unavailable` when the database is unavailable,
+/// otherwise `server_error`; the cause is logged once here.
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database is unavailable during an OAuth request");
+            return Self::TemporarilyUnavailable;
+        }
         tracing::error!(error = %e, "store error during an OAuth request");
         Self::ServerError
     }
@@ -119,6 +127,9 @@ impl From<crate::store::StoreError> for OAuthError {
 
 impl From<crate::services::tokens::TokenError> for OAuthError {
     fn from(e: crate::services::tokens::TokenError) -> Self {
+        if let crate::services::tokens::TokenError::Store(e) = e {
+            return e.into();
+        }
         tracing::error!(error = %e, "cannot mint tokens");
         Self::ServerError
     }

@@ -380,8 +380,7 @@ impl TokenEndpoint {
         let user = self
             .store
             .user_by_id(record.user_id.as_str())
-            .await
-            .map_err(|_| OAuthError::ServerError)?
+            .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| invalid("the user is no longer active"))?;
         // What the client may still ask for, and the user still hold (a scope or role taken away

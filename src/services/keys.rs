@@ -11,15 +11,18 @@
 //! 3. the key it replaced is `retiring`: still published until every token it signed has
 //!    expired ([`retire_delay`]), then `retired`.
 //!
-//! [`maintain`] runs on one instance at a time (the `keys` lease, `services::scheduler`). With a
+//! [`maintain`] runs on one instance at a time (the `keys` lease, `services::housekeeping`). With a
 //! key-encryption key, private keys are stored sealed (`crypto::seal`, the kid as associated
 //! data) and opened only to build the signer.
 //!
 //! The hot paths (`signer()`, `jwks()`) read an `Arc` behind a short read lock. A refresh runs
 //! at most once per `keys.reload_interval_ms`, comparing a cheap fingerprint query, and also when
-//! a key's time to sign or to leave the JWK Set has come.
+//! a key's time to sign or to leave the JWK Set has come. It runs in a task of its own, which
+//! the request that started it waits for up to half of `database.statement_timeout_ms` (so that
+//! the request still answers within its time when the database does not), and not at all while
+//! the database is failing: the JWK Set and signing keep answering from memory during an outage.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::Settings;
@@ -62,7 +65,10 @@ pub enum KeyRingError {
 
 /// One consistent view of the keys.
 pub struct KeySet {
+    /// The key that signed when the set was built.
     pub signer: Arc<Signer>,
+    /// The next key and when it starts signing.
+    upcoming: Option<(UnixTime, Arc<Signer>)>,
     pub verifier: Verifier,
     pub jwks_json: bytes::Bytes,
     pub jwks_etag: String,
@@ -70,6 +76,17 @@ pub struct KeySet {
     fingerprint: String,
     /// The earliest time a published retiring key must leave the JWK Set.
     next_change: Option<UnixTime>,
+}
+
+impl KeySet {
+    /// The key that signs at `now`: the next key once its `activate_at` has come, even before
+    /// the set is rebuilt (so a rotation happens on time during a database outage too).
+    pub fn signer_at(&self, now: UnixTime) -> &Arc<Signer> {
+        match &self.upcoming {
+            Some((at, next)) if now >= *at => next,
+            _ => &self.signer,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeySet {
@@ -89,7 +106,13 @@ pub struct KeyRing {
     current: RwLock<Arc<KeySet>>,
     checked_at_ms: AtomicI64,
     reload_interval_ms: i64,
-    refresh: tokio::sync::Mutex<()>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    /// How long the request that starts a refresh waits for it before going on with the keys it
+    /// has (the refresh goes on and installs its result): a refresh takes milliseconds.
+    refresh_wait: std::time::Duration,
+    /// The last refresh failed (the database is unavailable, say): the next one is not waited
+    /// for at all, so requests that sign or verify do not wait on it.
+    failing: AtomicBool,
 }
 
 /// How long after rotation a retiring key stays published: every token it signed has expired.
@@ -360,6 +383,19 @@ fn build(
         &crate::crypto::token::hash(&String::from_utf8_lossy(&json))[..32]
     );
     // The next moment the set changes by itself: a retiring key leaves, a next key signs.
+    // The next key to sign, ready in memory: at its `activate_at` every instance signs with it
+    // even if the database cannot be read at that moment.
+    let upcoming = match records
+        .iter()
+        .filter(|k| k.state == NEXT && k.activate_at > now)
+        .min_by(|a, b| (a.activate_at, &a.kid).cmp(&(b.activate_at, &b.kid)))
+    {
+        Some(k) => {
+            let der = private_der_of(k, kek)?;
+            Some((k.activate_at, Arc::new(Signer::from_pkcs8(&k.kid, &der)?)))
+        }
+        None => None,
+    };
     let next_change = published
         .iter()
         .filter_map(|k| match k.retire_at {
@@ -370,6 +406,7 @@ fn build(
         .min();
     Ok(KeySet {
         signer,
+        upcoming,
         verifier,
         jwks_json: json.into(),
         jwks_etag: etag,
@@ -399,7 +436,11 @@ impl KeyRing {
             current: RwLock::new(Arc::new(set)),
             checked_at_ms: AtomicI64::new(now.secs() * 1000),
             reload_interval_ms: settings.keys.reload_interval_ms as i64,
-            refresh: tokio::sync::Mutex::new(()),
+            refresh: Arc::default(),
+            refresh_wait: std::time::Duration::from_millis(
+                settings.database.statement_timeout_ms / 2,
+            ),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -411,7 +452,7 @@ impl KeyRing {
     }
 
     /// The current key set, refreshed first if it may be stale. `now_ms` is the request's clock.
-    pub async fn current(&self, store: &Store, now_ms: i64) -> Arc<KeySet> {
+    pub async fn current(self: &Arc<Self>, store: &Store, now_ms: i64) -> Arc<KeySet> {
         let set = self.snapshot();
         let now = UnixTime::from_secs(now_ms / 1000);
         let due = now_ms - self.checked_at_ms.load(Ordering::Relaxed) >= self.reload_interval_ms
@@ -419,12 +460,39 @@ impl KeyRing {
         if !due {
             return set;
         }
-        let Ok(_guard) = self.refresh.try_lock() else {
+        let Ok(guard) = self.refresh.clone().try_lock_owned() else {
             // Another request is refreshing; this one uses what is there.
             return set;
         };
         self.checked_at_ms.store(now_ms, Ordering::Relaxed);
-        match self.reload(store, &set, now).await {
+        let wait = !(self.failing.load(Ordering::Relaxed) || store.unavailable_lately());
+        let ring = Arc::clone(self);
+        let store = store.clone();
+        let refresh = tokio::spawn(async move {
+            let _guard = guard;
+            ring.reload_and_install(&store, set, now).await
+        });
+        if !wait {
+            return self.snapshot();
+        }
+        match tokio::time::timeout(self.refresh_wait, refresh).await {
+            Ok(Ok(set)) => set,
+            // Still running (it installs its result when done), or it panicked.
+            _ => self.snapshot(),
+        }
+    }
+
+    /// Reloads the keys if they changed, installs and returns the new set; on failure, logs
+    /// and returns `set`.
+    async fn reload_and_install(
+        &self,
+        store: &Store,
+        set: Arc<KeySet>,
+        now: UnixTime,
+    ) -> Arc<KeySet> {
+        let reloaded = self.reload(store, &set, now).await;
+        self.failing.store(reloaded.is_err(), Ordering::Relaxed);
+        match reloaded {
             Ok(Some(new)) => {
                 let new = Arc::new(new);
                 match self.current.write() {

@@ -71,6 +71,8 @@ impl RegistrationError {
             Self::Metadata(MetadataError::Metadata(_)) => "invalid_client_metadata",
             // RFC 6749 §4.1.2.1: the nearest registered code for "not now".
             Self::RateLimited(_) => "temporarily_unavailable",
+            // RFC 6749 §4.1.2.1's code, as at the other endpoints (`oauth::OAuthError`).
+            Self::Store(e) if e.is_unavailable() => "temporarily_unavailable",
             Self::Store(_) => "server_error",
         }
     }
@@ -86,6 +88,7 @@ impl RegistrationError {
             Self::InvalidRequest(d) => d.clone(),
             Self::Metadata(MetadataError::RedirectUri(d) | MetadataError::Metadata(d)) => d.clone(),
             Self::RateLimited(_) => "too many registrations from this address; retry later".into(),
+            Self::Store(e) if e.is_unavailable() => "the server is temporarily unavailable".into(),
             Self::Store(_) => "an unexpected error occurred".into(),
         }
     }
@@ -97,6 +100,7 @@ impl RegistrationError {
             Self::InvalidToken { .. } => 401,
             Self::InvalidRequest(_) | Self::Metadata(_) => 400,
             Self::RateLimited(_) => 429,
+            Self::Store(e) if e.is_unavailable() => 503,
             Self::Store(_) => 500,
         }
     }

@@ -224,7 +224,7 @@ impl Tokens {
         // Both signatures in one job on the signing workers (`services::workers`).
         let (access_token, id_token) = self
             .signing
-            .run(move |()| sign_pair(&keys, &access_claims, id_claims))
+            .run(move |()| sign_pair(&keys, now, &access_claims, id_claims))
             .await??;
 
         let mut audit = ctx.audit.take();
@@ -275,13 +275,15 @@ impl Tokens {
 /// Signs the access token, then the ID token with the access token's `at_hash`.
 fn sign_pair(
     keys: &KeySet,
+    now: UnixTime,
     access_claims: &serde_json::Value,
     id_claims: Option<serde_json::Value>,
 ) -> Result<(String, Option<String>), jwt::JwtError> {
-    let access_token = jwt::sign(&keys.signer, TYP_AT_JWT, access_claims)?;
+    let signer = keys.signer_at(now);
+    let access_token = jwt::sign(signer, TYP_AT_JWT, access_claims)?;
     let id_token = match id_claims {
         Some(claims) => Some(jwt::sign(
-            &keys.signer,
+            signer,
             TYP_JWT,
             &id_token::with_at_hash(claims, &access_token),
         )?),

@@ -284,7 +284,7 @@ impl Store {
         grant_id: &str,
         redeemed_until: UnixTime,
     ) -> Result<Option<CodeRecord>, StoreError> {
-        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait, TransactionTrait};
+        use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
         let backend = tx.get_database_backend();
@@ -343,7 +343,7 @@ impl Store {
         audit: Option<super::accounts::AuditEntry>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
+        use sea_orm::{ConnectionTrait, QueryTrait};
         let _w = self.write_gate().await;
         let (parent_hash, claim) = match r.parent {
             Some(ParentLink { hash, claim }) => (Some(hash), claim),
@@ -498,7 +498,6 @@ impl Store {
     ) -> Result<u64, StoreError> {
         use super::accounts::token_kind;
         use super::entities::{authorization_code, email_token, session};
-        use sea_orm::TransactionTrait;
         let user_id = user_id.as_str();
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;

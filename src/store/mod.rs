@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod clients;
+mod deadline;
 mod entities;
 pub mod grants;
 pub mod housekeeping;
@@ -20,11 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, DbErr, RuntimeErr, Statement};
 
 use crate::config::{Settings, redact_url};
+use deadline::{Db, Deadline, Timed, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,10 +32,24 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     Conflict,
+    /// The database cannot be reached or did not answer in time ([`is_unavailable`]): a
+    /// request answers 503 with `Retry-After`, and the next one may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DbErr),
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Db(e)
+        }
+    }
 }
 
 impl StoreError {
@@ -44,8 +58,68 @@ impl StoreError {
         if text.contains("unique") || text.contains("duplicate key") {
             StoreError::Conflict
         } else {
-            StoreError::Db(e)
+            StoreError::from(e)
         }
+    }
+
+    /// Whether the database is unreachable or not answering (retry later), as opposed to a
+    /// failure of this request itself.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Whether an error says the database cannot be used right now rather than that this
+/// statement failed: no connection to be had (the pool's acquire timeout, a closed pool), a
+/// connection that broke or did not answer in time ([`Deadline`]), or the server saying it
+/// cannot serve (PostgreSQL: SQLSTATE class 08 connection exception, class 53 insufficient
+/// resources, 57P01–57P03 shutting down or starting up, 57014 the `statement_timeout`, 25006 a
+/// read-only server after a fail-over; SQLite: `SQLITE_IOERR`, `SQLITE_CANTOPEN`).
+/// `SQLITE_BUSY`/`SQLITE_LOCKED` are not among them: a writer that waited out the busy timeout
+/// met load, not an outage. <https://www.postgresql.org/docs/current/errcodes-appendix.html>,
+/// <https://sqlite.org/rescode.html>
+pub fn is_unavailable(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => sqlx_unavailable(s),
+        // A connection sea-orm found broken, or a call past the [`Deadline`].
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
+fn sqlx_unavailable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(d) => {
+            if let Some(pg) = d.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "25006")
+            } else if d
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // Extended result codes: the primary code is the low byte.
+                let primary = d
+                    .code()
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .map(|c| c & 0xff);
+                matches!(primary, Some(10 | 14))
+            } else {
+                false
+            }
+        }
+        _ => false,
     }
 }
 
@@ -78,7 +152,8 @@ impl PoolStats {
 /// A handle on the database, cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
+    /// The pool; every call on it runs under the [`Deadline`] (PostgreSQL).
+    db: Db,
     /// SQLite only: the in-process queue for its one write lock (see [`Store::write_gate`]).
     writes: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -92,6 +167,10 @@ pub(crate) type WriteGuard<'a> = Option<tokio::sync::SemaphorePermit<'a>>;
 impl Store {
     /// Opens the configured database. SQLite: creates the parent directory, WAL journal,
     /// `synchronous=NORMAL`, foreign keys on, a busy timeout so writers queue instead of failing.
+    /// PostgreSQL: waits up to `database.connect_timeout_secs` for the server to answer (it may
+    /// be starting too), and each call on the store returned may take as long: it is for
+    /// start-up and the command line. The server answers requests with
+    /// [`Store::for_requests`].
     pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
         let url = settings.database.url.expose().to_owned();
         let shown = redact_url(&url);
@@ -105,11 +184,16 @@ impl Store {
             })?;
         }
         let mut opts = ConnectOptions::new(url);
-        let timeout = Duration::from_secs(settings.database.connect_timeout_secs);
+        let wait = Duration::from_secs(settings.database.connect_timeout_secs);
+        let sqlite = settings.database.is_sqlite();
+        // The limit a request's calls get; released connections are checked within it too.
+        let requests = Deadline::new(request_limit(settings));
+        // Calls wait for a connection (opening one included) as long as start-up would; on
+        // PostgreSQL a request's [`Deadline`] cuts that short.
         opts.max_connections(settings.database.pool_size())
             .min_connections(1)
-            .connect_timeout(timeout)
-            .acquire_timeout(timeout)
+            .connect_timeout(wait)
+            .acquire_timeout(wait)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
@@ -123,16 +207,30 @@ impl Store {
         // is never tested; a PostgreSQL connection only after it sat idle long enough for a
         // server restart, a proxy or a firewall to have dropped it.
         // docs/decisions/2026-11-29-no-ping-per-statement.md
-        let sqlite = settings.database.is_sqlite();
         if sqlite {
             opts.test_before_acquire(false);
         } else {
-            opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
+            // The pool opens connections on demand; start-up waits for the first below.
+            let hook = requests.clone();
+            opts.connect_lazy(true)
+                .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                .map_sqlx_postgres_pool_opts(move |pool| {
+                    let hook = hook.clone();
+                    pool.after_release(move |conn, _| {
+                        let hook = hook.clone();
+                        Box::pin(async move { hook.release_check(conn).await })
+                    })
+                });
         }
-        let db = Database::connect(opts).await.map_err(|e| ConnectError {
+        let refused = |e: DbErr| ConnectError {
             url: shown.clone(),
             reason: crate::config::redact_in_text(&e.to_string()),
-        })?;
+        };
+        let patient = requests.with_limit((!sqlite).then_some(wait));
+        let db = Timed::new(Database::connect(opts).await.map_err(refused)?, patient);
+        if !sqlite {
+            wait_for(&db, wait).await.map_err(refused)?;
+        }
         // Reads and writes share one pool: a dedicated single SQLite writer connection was
         // measured and lowered refresh and code-flow throughput by a third (BENCHMARKS.md).
         let writes = sqlite.then(|| Arc::new(tokio::sync::Semaphore::new(SQLITE_WRITERS)));
@@ -157,16 +255,33 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations; returns how many were applied.
+    /// The same pool, for the server's use cases: on PostgreSQL each call may take
+    /// `database.statement_timeout_ms` at most, waiting for a connection included, and past it
+    /// fails as [`StoreError::Unavailable`] (a request answered 503 instead of hanging while the
+    /// database is unreachable). SQLite: as [`Store::connect`] (no limit).
+    pub fn for_requests(&self, settings: &Settings) -> Store {
+        Store {
+            db: self.db.with_limit(request_limit(settings)),
+            writes: self.writes.clone(),
+        }
+    }
+
+    /// Whether a call lately went past its limit (the database may be unreachable): for work
+    /// that a request may skip waiting for, such as a cache refresh.
+    pub fn unavailable_lately(&self) -> bool {
+        self.db.suspect()
+    }
+
+    /// Applies pending migrations; returns how many were applied. Migrations are not requests:
+    /// they run without the [`Deadline`] (an index on a large table takes its time).
     pub async fn migrate(&self) -> Result<usize, DbErr> {
         use migration::MigratorTrait;
-        let pending = migration::Migrator::get_pending_migrations(&self.db)
-            .await?
-            .len();
+        let db = self.db.untimed();
+        let pending = migration::Migrator::get_pending_migrations(db).await?.len();
         // A server starting on a current schema (every start but the first) stops here: `up`
         // would create the bookkeeping table if missing and list the pending ones again.
         if pending > 0 {
-            migration::Migrator::up(&self.db, None).await?;
+            migration::Migrator::up(db, None).await?;
         }
         Ok(pending)
     }
@@ -174,16 +289,18 @@ impl Store {
     /// Names of the applied migrations, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<String>, DbErr> {
         use migration::MigratorTrait;
-        Ok(migration::Migrator::get_applied_migrations(&self.db)
-            .await?
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect())
+        Ok(
+            migration::Migrator::get_applied_migrations(self.db.untimed())
+                .await?
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect(),
+        )
     }
 
-    /// A trivial round trip, for `/readyz`.
-    pub async fn ping(&self) -> Result<(), DbErr> {
-        self.db.ping().await
+    /// A trivial round trip, for `/readyz` (within the [`Deadline`]).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
     }
 
     pub fn backend(&self) -> &'static str {
@@ -205,9 +322,10 @@ impl Store {
             }
         }
         // The backend is checked first: the pool getters panic on the other backend.
-        match self.db.get_database_backend() {
-            DbBackend::Sqlite => of(self.db.get_sqlite_connection_pool()),
-            DbBackend::Postgres => of(self.db.get_postgres_connection_pool()),
+        let db = self.db.untimed();
+        match db.get_database_backend() {
+            DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+            DbBackend::Postgres => of(db.get_postgres_connection_pool()),
             _ => PoolStats {
                 open: 0,
                 idle: 0,
@@ -217,11 +335,33 @@ impl Store {
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
-        self.db.close().await
+        self.db.untimed().clone().close().await
     }
 
-    pub(crate) fn conn(&self) -> &DatabaseConnection {
+    pub(crate) fn conn(&self) -> &Db {
         &self.db
+    }
+}
+
+/// The [`Deadline`] of a request's calls: `database.statement_timeout_ms` on PostgreSQL, none
+/// on SQLite (a connection is an in-process handle; a writer waiting for the lock is load).
+fn request_limit(settings: &Settings) -> Option<Duration> {
+    (!settings.database.is_sqlite())
+        .then(|| Duration::from_millis(settings.database.statement_timeout_ms))
+}
+
+/// Start-up: pings until the database answers, for up to `wait`. Only an unavailable database
+/// is waited for; another error (a wrong password, no such database) returns at once.
+async fn wait_for(db: &Db, wait: Duration) -> Result<(), DbErr> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match db.ping().await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_unavailable(&e) && tokio::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -317,10 +457,7 @@ impl Step {
 /// - Other backends: one statement after another; a guarded step is skipped here.
 ///
 /// A statement that fails part-way leaves the transaction open, and it is rolled back.
-async fn commit_steps(
-    tx: sea_orm::DatabaseTransaction,
-    steps: Vec<Step>,
-) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+async fn commit_steps(tx: Tx, steps: Vec<Step>) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
     let run = async {
         if tx.get_database_backend() == DbBackend::Sqlite {
             let mut batch = joined(steps.into_iter().map(|s| s.stmt));
@@ -384,8 +521,6 @@ fn stored_scope(raw: &str) -> crate::domain::ScopeSet {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use sea_orm::TransactionTrait;
-
     use super::*;
 
     /// A store on a fresh SQLite file; the directory lives as long as the returned guard.
@@ -396,6 +531,121 @@ mod tests {
             .await
             .unwrap();
         (dir, store)
+    }
+
+    fn sqlx_exec_err(e: sea_orm::sqlx::Error) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    #[test]
+    fn no_connection_a_broken_one_or_a_deadline_is_unavailable_and_a_bad_statement_is_not() {
+        use sea_orm::sqlx::Error;
+        let io = || Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let unavailable = [
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed),
+            DbErr::Conn(RuntimeErr::Internal("no answer within 500 ms".into())),
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(io()))),
+            sqlx_exec_err(io()),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(Error::PoolTimedOut))),
+        ];
+        for e in unavailable {
+            assert!(is_unavailable(&e), "{e:?}");
+            assert!(StoreError::from(e).is_unavailable());
+        }
+        let not = [
+            DbErr::Custom("x".into()),
+            DbErr::RecordNotFound("x".into()),
+            sqlx_exec_err(Error::RowNotFound),
+            sqlx_exec_err(Error::ColumnNotFound("c".into())),
+        ];
+        for e in not {
+            assert!(!is_unavailable(&e), "{e:?}");
+            assert!(matches!(StoreError::from(e), StoreError::Db(_)));
+        }
+    }
+
+    /// SQLite: a database that cannot be opened is unavailable (`SQLITE_CANTOPEN`); one whose
+    /// write lock another connection holds is busy, which is load, not an outage.
+    #[tokio::test]
+    async fn sqlite_cannot_open_is_unavailable_and_busy_is_not() {
+        use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+        use sea_orm::sqlx::{ConnectOptions as _, Executor};
+        let dir = tempfile::tempdir().unwrap();
+        let missing = SqliteConnectOptions::new().filename(dir.path().join("no/such/dir/t.db"));
+        let e = missing.connect().await.unwrap_err();
+        assert!(is_unavailable(&sqlx_exec_err(e)));
+
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .busy_timeout(Duration::ZERO);
+        let mut holder = opts.connect().await.unwrap();
+        holder.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+        let mut other = opts.connect().await.unwrap();
+        let e = other.execute("INSERT INTO t VALUES (1)").await.unwrap_err();
+        assert!(
+            e.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "5"),
+            "SQLITE_BUSY: {e:?}"
+        );
+        assert!(!is_unavailable(&sqlx_exec_err(e)));
+    }
+
+    /// PostgreSQL (`TEST_DATABASE_URL`): a request's call still running at the limit fails as
+    /// unavailable in about the limit; the connection of the statement it abandoned is checked
+    /// when it comes back and kept when it answers; and no pool slot is lost (the pool closes,
+    /// which waits for every connection to come back). The start-up store has no such limit.
+    #[tokio::test]
+    async fn a_postgresql_statement_past_the_limit_is_unavailable_and_the_pool_goes_on() {
+        use sea_orm::ConnectionTrait;
+        let url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(u) if u.starts_with("postgres") => u,
+            _ => {
+                // Under CI the PostgreSQL run has it; without a PostgreSQL to run it, fail.
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+                let reachable = std::net::TcpStream::connect(("127.0.0.1", 5432)).is_ok();
+                assert!(!ci || reachable, "CI=true: this test needs PostgreSQL");
+                return;
+            }
+        };
+        let mut settings = Settings::for_test("http://127.0.0.1:1", &url);
+        settings.database.statement_timeout_ms = 200;
+        let patient = Store::connect(&settings).await.unwrap();
+        patient
+            .conn()
+            .execute_unprepared("SELECT pg_sleep(0.3)")
+            .await
+            .unwrap();
+        let store = patient.for_requests(&settings);
+        for sleep in ["0.3", "5"] {
+            let started = std::time::Instant::now();
+            let e = store
+                .conn()
+                .execute_unprepared(&format!("SELECT pg_sleep({sleep})"))
+                .await
+                .unwrap_err();
+            let took = started.elapsed();
+            assert!(is_unavailable(&e), "{e:?}");
+            assert!(took < Duration::from_millis(800), "{took:?}");
+            // In a transaction too (dropped unfinished: sea-orm queues its rollback).
+            let tx = store.conn().begin().await.unwrap();
+            let e = tx
+                .execute_unprepared("SELECT pg_sleep(0.3)")
+                .await
+                .unwrap_err();
+            assert!(is_unavailable(&e), "{e:?}");
+            drop(tx);
+            for _ in 0..3 {
+                store.ping().await.unwrap();
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(8), store.close())
+            .await
+            .expect("every connection came back to the pool")
+            .unwrap();
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`; without it every

@@ -250,7 +250,6 @@ impl Store {
         now: UnixTime,
     ) -> Result<(String, User), StoreError> {
         use super::entities::email_token;
-        use sea_orm::TransactionTrait;
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
         let m = user::Entity::find_by_id(id.as_str().to_owned())

@@ -211,8 +211,9 @@ async fn an_unreachable_redis_leaves_each_instance_counting_alone_and_sign_ins_w
 
 /// The kid a server signs with now.
 async fn signing_kid(app: &TestApp) -> String {
+    use castellan::clock::Clock;
     let set = app.state.core.tokens.signing_keys().await;
-    set.signer.kid().to_owned()
+    set.signer_at(app.clock.time()).kid().to_owned()
 }
 
 #[tokio::test]

@@ -22,8 +22,12 @@ async fn server_signed_jwt(app: &TestApp, aud: &str) -> String {
     let claims = serde_json::json!({
         "iss": app.address, "sub": "user-1", "aud": aud, "iat": now, "exp": now + 300,
     });
-    castellan::crypto::jwt::sign(&set.signer, castellan::crypto::jwt::TYP_JWT, &claims)
-        .expect("sign")
+    castellan::crypto::jwt::sign(
+        set.signer_at(app.clock.time()),
+        castellan::crypto::jwt::TYP_JWT,
+        &claims,
+    )
+    .expect("sign")
 }
 
 async fn verify_with_openidconnect(app: &TestApp, jwt: &str, aud: &str) -> Result<String, String> {
@@ -103,6 +107,23 @@ async fn published(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Polls the JWK Set until `wanted` says yes (a running server re-reads the keys every
+/// `keys.reload_interval_ms`, in the background); panics after 5 s.
+async fn published_until(app: &TestApp, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let kids = published(app).await;
+        if wanted(&kids) {
+            return kids;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the JWK Set stayed {kids:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `keys list --json`: kid → state.
 fn states(app: &TestApp) -> std::collections::HashMap<String, String> {
     json_out(&app.castellan(&["keys", "list", "--json"]))
@@ -143,14 +164,12 @@ async fn a_rotated_key_is_published_ahead_then_signs_and_the_old_one_leaves_when
         .as_str()
         .expect("kid")
         .to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    published_until(&app, |kids| {
+        kids.contains(&new_kid) && kids.contains(&old_kid)
+    })
+    .await;
     let still_old = server_signed_jwt(&app, "rp").await;
     assert_eq!(kid_of(&still_old), old_kid, "the new key does not sign yet");
-    let kids = published(&app).await;
-    assert!(
-        kids.contains(&new_kid) && kids.contains(&old_kid),
-        "both are published: {kids:?}"
-    );
 
     // Its time comes: every instance switches by itself, no write needed.
     let ahead = castellan::services::keys::publish_ahead(&app.state.settings);
@@ -181,8 +200,7 @@ async fn a_rotated_key_is_published_ahead_then_signs_and_the_old_one_leaves_when
         + 61;
     app.clock.advance_secs(wait);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let _ = server_signed_jwt(&app, "rp").await; // a request after the deadline triggers the reload
-    assert_eq!(published(&app).await, vec![new_kid.clone()]);
+    published_until(&app, |kids| kids == [new_kid.clone()]).await;
     assert_eq!(maintain(&app).await.retired, 1);
     assert_eq!(states(&app)[&old_kid], "retired");
 }

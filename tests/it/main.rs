@@ -26,4 +26,5 @@ mod metrics;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;
+mod outage;
 mod registration;

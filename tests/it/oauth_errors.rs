@@ -894,9 +894,14 @@ async fn assert_invalid_token(app: &TestApp, token: &str, what: &str) {
 /// Signs `claims` as an access token with the server's current key (through the library, as
 /// keys.rs does): the positive control for the forgeries.
 async fn server_signed_access_token(app: &TestApp, claims: &serde_json::Value) -> String {
+    use castellan::clock::Clock;
     let set = app.state.core.tokens.signing_keys().await;
-    castellan::crypto::jwt::sign(&set.signer, castellan::crypto::jwt::TYP_AT_JWT, claims)
-        .expect("sign")
+    castellan::crypto::jwt::sign(
+        set.signer_at(app.clock.time()),
+        castellan::crypto::jwt::TYP_AT_JWT,
+        claims,
+    )
+    .expect("sign")
 }
 
 async fn served_jwk(app: &TestApp, kid: &str) -> serde_json::Value {

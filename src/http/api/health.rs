@@ -16,6 +16,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
     } else {
         HttpResponse::ServiceUnavailable()
+            .insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                crate::error::UNAVAILABLE_RETRY_AFTER_SECS,
+            ))
             .json(json!({"status": "unavailable", "database": "unreachable"}))
     }
 }

@@ -52,6 +52,9 @@ pub fn respond(r: &ClientResponse) -> HttpResponse {
 pub fn outcome_response(outcome: Outcome) -> HttpResponse {
     match outcome {
         Outcome::Fatal(message) => bad_request_page(&message),
+        Outcome::Unavailable => {
+            actix_web::ResponseError::error_response(&crate::error::AppError::Unavailable)
+        }
         Outcome::Respond(r) => respond(&r),
         Outcome::Login {
             return_to,

@@ -133,9 +133,8 @@ pub async fn userinfo(
             Some("insufficient_scope"),
             "the openid scope is required",
         ),
-        Err(UserInfoError::Store(e)) => {
-            tracing::error!(error = %e, "cannot check a token");
-            HttpResponse::ServiceUnavailable().finish()
-        }
+        // Not the token's fault: no challenge (RFC 6750 §3 is for token errors), the OAuth
+        // error object, and for an unavailable database 503 with `Retry-After`.
+        Err(UserInfoError::Store(e)) => crate::http::support::oauth_error(&e.into()),
     }
 }

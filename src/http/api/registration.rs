@@ -61,6 +61,9 @@ fn error(e: &RegistrationError) -> HttpResponse {
         RegistrationError::Disabled => {
             return actix_web::ResponseError::error_response(&crate::error::AppError::NotFound);
         }
+        RegistrationError::Store(err) if err.is_unavailable() => {
+            tracing::warn!(error = %err, "dynamic registration: the database is unavailable");
+        }
         RegistrationError::Store(err) => {
             tracing::error!(error = %err, "dynamic registration failed");
         }
@@ -81,6 +84,10 @@ fn error(e: &RegistrationError) -> HttpResponse {
         }
         RegistrationError::RateLimited(wait) => {
             b.insert_header((RETRY_AFTER, wait.to_string()));
+        }
+        // RFC 9110 §10.2.3.
+        RegistrationError::Store(err) if err.is_unavailable() => {
+            b.insert_header((RETRY_AFTER, crate::error::UNAVAILABLE_RETRY_AFTER_SECS));
         }
         _ => {}
     }

@@ -136,9 +136,13 @@ pub async fn submit(
             crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
             res
         }
-        SignInOutcome::Unavailable => again(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("Please try again in a moment."),
-        ),
+        SignInOutcome::Unavailable => {
+            let mut res = again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Please try again in a moment."),
+            );
+            crate::error::with_retry_after(&mut res, crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
+            res
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod browser;
 mod db;
 pub mod forms;
 pub mod jwt;
+pub mod proxy;
 pub mod rp;
 pub mod smtp;
 
@@ -53,6 +54,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_log();
     let db = Arc::new(TestDb::new().await);
     spawn_on(db, configure).await
+}
+
+/// A server on its own test database reached at another URL: `url_for` gets the test
+/// database's URL and gives the one the server uses (through a [`proxy::Proxy`], say). The
+/// CLI helpers and [`TestApp::count`] still go to the database directly.
+pub async fn spawn_app_reaching_db(
+    url_for: impl FnOnce(&str) -> String,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_test_log();
+    let db = Arc::new(TestDb::new().await);
+    let url = url_for(db.url());
+    spawn_on(db, move |s| {
+        s.database.url = castellan::config::Secret::new(url);
+        configure(s);
+    })
+    .await
 }
 
 /// A second instance on the database of `app` (what operators run behind a load balancer):

@@ -128,6 +128,8 @@ impl ApiProblem {
         }
     }
 
+    /// 503: the request could not be checked (the database is unavailable); every 503 carries
+    /// `Retry-After`.
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -148,6 +150,13 @@ impl From<AdminError> for ApiProblem {
             }
             AdminError::Conflict(msg) | AdminError::Refused(msg) => {
                 Self::new(StatusCode::CONFLICT, msg)
+            }
+            AdminError::Store(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "admin API: the database is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable; retry later",
+                )
             }
             e @ (AdminError::Store(_) | AdminError::Unexpected(_)) => {
                 tracing::error!(
@@ -181,6 +190,10 @@ impl ResponseError for ApiProblem {
         if let Some(c) = self.challenge {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3.
+            crate::error::with_retry_after(&mut res, crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
         }
         res
     }
