@@ -11,7 +11,11 @@ const ORIGIN: &str = "https://spa.example";
 /// The paths with CORS, a method their routes serve, and what their preflight allows.
 const CORS: &[(&str, &str, &str)] = &[
     ("/.well-known/openid-configuration", "GET", "GET, OPTIONS"),
-    ("/.well-known/oauth-authorization-server", "GET", "GET, OPTIONS"),
+    (
+        "/.well-known/oauth-authorization-server",
+        "GET",
+        "GET, OPTIONS",
+    ),
     ("/oauth2/jwks", "GET", "GET, OPTIONS"),
     ("/oauth2/token", "POST", "POST, OPTIONS"),
     ("/oauth2/userinfo", "GET", "GET, POST, OPTIONS"),
