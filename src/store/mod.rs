@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod clients;
 mod entities;
+pub mod factors;
 pub mod grants;
 pub mod housekeeping;
 pub mod jobs;
