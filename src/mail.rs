@@ -59,6 +59,8 @@ pub enum Mail {
     EmailChangeRequested { new_email: String },
     /// Tells the account's former address that the change to `new_email` took effect.
     EmailChanged { new_email: String },
+    /// Tells the owner that a recovery code was used to sign in, and how many are left.
+    RecoveryCodeUsed { remaining: u64 },
 }
 
 impl fmt::Debug for Mail {
@@ -96,6 +98,7 @@ impl Mail {
             Mail::EmailChangeVerify { .. } => "email_change_verify",
             Mail::EmailChangeRequested { .. } => "email_change_requested",
             Mail::EmailChanged { .. } => "email_changed",
+            Mail::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 
@@ -110,6 +113,7 @@ impl Mail {
                 "A change of your Castellan email address was requested"
             }
             Mail::EmailChanged { .. } => "Your Castellan email address was changed",
+            Mail::RecoveryCodeUsed { .. } => "A recovery code was used to sign in to Castellan",
         }
     }
 
@@ -151,6 +155,16 @@ impl Mail {
             Mail::EmailChanged { new_email } => (
                 EmailChangedText { new_email }.render(),
                 EmailChangedHtml { new_email }.render(),
+            ),
+            Mail::RecoveryCodeUsed { remaining } => (
+                RecoveryCodeUsedText {
+                    remaining: *remaining,
+                }
+                .render(),
+                RecoveryCodeUsedHtml {
+                    remaining: *remaining,
+                }
+                .render(),
             ),
         };
         let kind = self.kind();
@@ -198,6 +212,18 @@ struct AlreadyRegisteredText<'a> {
 struct AlreadyRegisteredHtml<'a> {
     login_link: &'a str,
     reset_link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/recovery_code_used.txt")]
+struct RecoveryCodeUsedText {
+    remaining: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/recovery_code_used.html")]
+struct RecoveryCodeUsedHtml {
+    remaining: u64,
 }
 
 #[derive(Template)]

@@ -22,6 +22,12 @@ pub const ADMIN_API: &str = "/admin/api/v1";
 pub const OPENAPI: &str = "/admin/api/openapi.json";
 
 pub const LOGIN: &str = "/login";
+/// The second step of a sign-in (a TOTP or recovery code), also the step-up page.
+pub const LOGIN_SECOND_FACTOR: &str = "/login/second-factor";
+/// TOTP enrolment (CONTRACT.md), removal, and a new set of recovery codes.
+pub const ACCOUNT_TOTP: &str = "/account/mfa/totp";
+pub const ACCOUNT_TOTP_REMOVE: &str = "/account/mfa/totp/remove";
+pub const ACCOUNT_RECOVERY_CODES: &str = "/account/mfa/recovery-codes";
 pub const CONSENT: &str = "/consent";
 pub const REGISTER: &str = "/register";
 pub const PASSWORD_FORGOT: &str = "/password/forgot";

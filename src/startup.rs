@@ -26,10 +26,12 @@ use crate::services::accounts::Accounts;
 use crate::services::admin::Admin;
 use crate::services::authn::Authn;
 use crate::services::background::Background;
+use crate::services::factors::Factors;
 use crate::services::housekeeping::Housekeeping;
 use crate::services::jobs::Jobs;
 use crate::services::keys::{self, KeyRing};
 use crate::services::metrics::Metrics;
+use crate::services::mfa::Mfa;
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Limits, RateLimiter};
 use crate::services::registration::ClientRegistration;
@@ -143,6 +145,8 @@ fn accounts_of(
     parts: &Parts,
     kek: &Option<Arc<Kek>>,
 ) -> (Authn, Jobs, Accounts) {
+    let jobs = Jobs::new(store.clone(), kek.clone());
+    let factors = Factors::new(store.clone(), kek.clone(), jobs.clone());
     let authn = Authn::new(
         store.clone(),
         parts.passwords.clone(),
@@ -150,8 +154,8 @@ fn accounts_of(
         clock.clone(),
         parts.limiter.clone(),
         metrics.clone(),
+        factors,
     );
-    let jobs = Jobs::new(store.clone(), kek.clone());
     let accounts = Accounts::new(
         store.clone(),
         parts.passwords.clone(),
@@ -375,6 +379,13 @@ pub async fn build_core(
         ),
         status: Status::new(store.clone(), metrics.clone(), clock.clone()),
         accounts: accounts.clone(),
+        mfa: Mfa::new(
+            store.clone(),
+            authn.factors().clone(),
+            authn.clone(),
+            settings.clone(),
+            clock.clone(),
+        ),
         authn,
         tokens,
     };

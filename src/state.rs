@@ -19,6 +19,7 @@ use crate::services::accounts::Accounts;
 use crate::services::admin::Admin;
 use crate::services::authn::Authn;
 use crate::services::metrics::Metrics;
+use crate::services::mfa::Mfa;
 use crate::services::registration::ClientRegistration;
 use crate::services::status::Status;
 use crate::services::tokens::Tokens;
@@ -30,6 +31,8 @@ pub struct Core {
     pub authn: Authn,
     /// Registration, verification, reset, and the account page's actions.
     pub accounts: Accounts,
+    /// Second factors on the account page: TOTP enrolment, recovery codes, removal.
+    pub mfa: Mfa,
     /// Users, clients, roles, keys and the audit log, for administrators.
     pub admin: Admin,
     /// Minting and checking tokens; the JWK Set.

@@ -6,3 +6,4 @@ pub mod keys;
 pub mod password;
 pub mod seal;
 pub mod token;
+pub mod totp;

@@ -16,6 +16,8 @@ pub mod prefix {
     pub const AUTHORIZATION_CODE: &str = "cas_ac_";
     pub const REFRESH_TOKEN: &str = "cas_rt_";
     pub const SESSION: &str = "cas_ss_";
+    /// A sign-in waiting for its second factor.
+    pub const PENDING_SIGN_IN: &str = "cas_ps_";
     pub const EMAIL_TOKEN: &str = "cas_et_";
     pub const CSRF: &str = "cas_cf_";
     /// RFC 7592 §1.2: the bearer token of a client's configuration endpoint.

@@ -46,10 +46,17 @@ pub enum AuditKind {
     KeysRewrapped,
     // Background work.
     MailGivenUp,
+    // Second factors.
+    FactorAdded,
+    FactorRemoved,
+    FactorUsed,
+    FactorFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 32] = [
+    pub const ALL: [AuditKind; 38] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -82,6 +89,12 @@ impl AuditKind {
         Self::KeyRotated,
         Self::KeysRewrapped,
         Self::MailGivenUp,
+        Self::FactorAdded,
+        Self::FactorRemoved,
+        Self::FactorUsed,
+        Self::FactorFailed,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
     ];
 
     /// The stored text.
@@ -119,6 +132,12 @@ impl AuditKind {
             Self::KeyRotated => "key_rotated",
             Self::KeysRewrapped => "keys_rewrapped",
             Self::MailGivenUp => "mail_given_up",
+            Self::FactorAdded => "factor_added",
+            Self::FactorRemoved => "factor_removed",
+            Self::FactorUsed => "factor_used",
+            Self::FactorFailed => "factor_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

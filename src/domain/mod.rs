@@ -1,6 +1,7 @@
 //! Pure protocol and account types: no I/O, no framework. Each value has one constructor that
 //! checks it, so a value of the type is known to be well formed ("parse, don't validate").
 
+pub mod acr;
 pub mod audit;
 mod client;
 pub mod lockout;
@@ -10,6 +11,7 @@ mod scope;
 mod time;
 mod user;
 
+pub use acr::Acr;
 pub use audit::{AuditEntry, AuditEvent, AuditKind, AuditQuery};
 pub use client::{
     ApplicationType, AuthMethod, Client, ClientId, ClientInfo, ClientSpec, GrantType, NewClient,

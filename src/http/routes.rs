@@ -3,7 +3,7 @@
 use actix_web::web;
 
 use super::api::{admin, health, metrics as metrics_api, oauth, oidc, registration};
-use super::pages::{account, consent, home, login, logout, password, register};
+use super::pages::{account, consent, home, login, logout, mfa, password, register, second_factor};
 use crate::paths;
 // Named apart from `api::admin` (the admin REST API).
 use super::pages::admin as admin_pages;
@@ -29,6 +29,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(paths::LOGOUT, web::post().to(logout::post))
         .route(paths::LOGIN, web::get().to(login::show))
         .route(paths::LOGIN, web::post().to(login::submit))
+        .route(
+            paths::LOGIN_SECOND_FACTOR,
+            web::get().to(second_factor::show),
+        )
+        .route(
+            paths::LOGIN_SECOND_FACTOR,
+            web::post().to(second_factor::submit),
+        )
+        .route(paths::ACCOUNT_TOTP, web::get().to(mfa::show))
+        .route(paths::ACCOUNT_TOTP, web::post().to(mfa::confirm))
+        .route(paths::ACCOUNT_TOTP_REMOVE, web::post().to(mfa::remove))
+        .route(
+            paths::ACCOUNT_RECOVERY_CODES,
+            web::post().to(mfa::regenerate),
+        )
         .route(paths::CONSENT, web::get().to(consent::show))
         .route(paths::CONSENT, web::post().to(consent::submit))
         .route(paths::REGISTER, web::get().to(register::show))

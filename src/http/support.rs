@@ -58,6 +58,25 @@ pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
     )
 }
 
+/// The cookie that binds a pending sign-in (a right password waiting for its second factor)
+/// to this browser.
+const PENDING_COOKIE: &str = "castellan_pending";
+
+pub fn pending_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let ttl = crate::services::authn::PENDING_TTL_SECS;
+    build_cookie(state, PENDING_COOKIE, value, Some(ttl))
+}
+
+pub fn clear_pending_cookie(state: &AppState) -> Cookie<'static> {
+    build_cookie(state, PENDING_COOKIE, String::new(), Some(0))
+}
+
+pub fn pending_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&cookie_name(state, PENDING_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 pub fn session_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&cookie_name(state, &state.settings.session.cookie_name))
         .map(|c| c.value().to_owned())

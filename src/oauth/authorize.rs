@@ -24,8 +24,8 @@ use std::borrow::Cow;
 use super::OAuthError;
 use super::params::{MAX_PARAMS, Params, TooManyParams};
 use super::primitives::ClientRegistrar;
+use crate::domain::{Acr, Client, GrantType, ScopeSet, UnixTime};
 use crate::domain::{AuditEntry, AuditKind};
-use crate::domain::{Client, GrantType, ScopeSet, UnixTime};
 use crate::paths;
 use crate::services::authn::Authenticated;
 use crate::services::tokens;
@@ -57,6 +57,12 @@ pub enum Outcome {
     },
     /// The consent page for this request.
     Consent { return_to: String },
+    /// The session is below the level `acr_values` asks for and its user has a second
+    /// factor: the second-step page (step-up), then back to `return_to`.
+    SecondFactor { return_to: String },
+    /// The session is below the level asked for and its user has no second factor: TOTP
+    /// enrolment ("taken to enrolment, not refused"), then back to `return_to`.
+    EnrolSecondFactor { return_to: String },
 }
 
 /// A response delivered to the client's redirect URI.
@@ -98,6 +104,9 @@ pub struct Request {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub id_token_hint: Option<String>,
+    /// The lowest level `acr_values` accepts (OpenID Connect Core 1.0 §3.1.2.1; a minimum,
+    /// as CONTRACT.md says), when it names one of ours.
+    pub min_acr: Option<Acr>,
 }
 
 /// OpenID Connect Core 1.0 §3.1.2.1 `prompt`.
@@ -468,9 +477,13 @@ async fn check_request(
         .one("id_token_hint")
         .map_err(&fail)?
         .map(str::to_owned);
-    for name in ["ui_locales", "acr_values", "claims_locales", "display"] {
+    for name in ["ui_locales", "claims_locales", "display"] {
         params.one(name).map_err(&fail)?;
     }
+    let min_acr = params
+        .one("acr_values")
+        .map_err(&fail)?
+        .and_then(Acr::minimum_of);
 
     Ok(Request {
         params,
@@ -485,6 +498,7 @@ async fn check_request(
         max_age,
         login_hint,
         id_token_hint,
+        min_acr,
     })
 }
 
@@ -585,6 +599,30 @@ impl Authorization {
                 };
             }
         };
+
+        // `acr_values` is a minimum (CONTRACT.md): a session below it steps up with a second
+        // factor, or, for a user who has none, enrols one; it does not log in again.
+        if let Some(min) = req.min_acr
+            && Acr::of(&session.session.amr) < min
+        {
+            if req.prompt.none {
+                return req.unprompted_error(
+                    issuer,
+                    &OAuthError::LoginRequired(
+                        "the session is below the requested authentication level".into(),
+                    ),
+                );
+            }
+            let return_to = return_to(&req, false, false);
+            return match self.store.has_totp(&session.user.id).await {
+                Ok(true) => Outcome::SecondFactor { return_to },
+                Ok(false) => Outcome::EnrolSecondFactor { return_to },
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the second factors");
+                    req.unprompted_error(issuer, &OAuthError::ServerError)
+                }
+            };
+        }
 
         // Consent (OpenID Connect Core 1.0 §3.1.2.4): first-party clients skip it unless asked for.
         let needs_consent = if req.prompt.consent {

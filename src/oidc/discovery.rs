@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::config::{RegistrationMode, Settings};
+use crate::domain::Acr;
 use crate::paths;
 
 #[derive(Debug)]
@@ -42,12 +43,14 @@ impl Discovery {
             // only demands a fresh login like `login` (oauth::authorize, OpenID Connect Core
             // 1.0 §3.1.2.1 lets the server do what it can).
             "prompt_values_supported": ["none", "login", "consent"],
-            // Discovery §3: the claims we can supply. `acr` is not listed until it is issued.
+            // Discovery §3: the claims we can supply.
             "claims_supported": [
-                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid",
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "at_hash", "sid",
                 "name", "preferred_username", "updated_at", "email", "email_verified",
                 settings.oauth.roles_claim
             ],
+            // Discovery §3: the levels a session can reach (passkeys' `phr` is not built yet).
+            "acr_values_supported": Acr::REACHABLE.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "claims_parameter_supported": false,
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,

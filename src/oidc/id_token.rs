@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::domain::{ScopeSet, UnixTime, User};
+use crate::domain::{Acr, ScopeSet, UnixTime, User};
 
 /// What an ID token says about one authentication of one user for one client.
 pub struct IdTokenFacts<'a> {
@@ -52,6 +52,9 @@ pub fn claims(f: &IdTokenFacts<'_>, now: UnixTime) -> serde_json::Value {
         }
         if !f.amr.is_empty() {
             obj.insert("amr".into(), f.amr.into());
+            // Core §2: `acr`, the level the authentication reached (CONTRACT.md's levels),
+            // follows from its methods.
+            obj.insert("acr".into(), Acr::of(f.amr).as_str().into());
         }
         for (k, v) in profile_claims(f.user, f.scope) {
             obj.insert(k.into(), v);

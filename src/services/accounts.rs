@@ -58,6 +58,9 @@ pub enum AccountsError {
     /// A mail of the outbox could not be delivered (the SMTP server's answer).
     #[error("mail delivery failed: {0}")]
     Mail(String),
+    /// A second factor could not be read (a seed that does not open).
+    #[error("second factor: {0}")]
+    Factor(String),
 }
 
 /// Field-level problems of a form, in plain words.
@@ -84,6 +87,7 @@ impl From<crate::services::authn::AuthnError> for AccountsError {
             AuthnError::Store(e) => AccountsError::Store(e),
             AuthnError::Busy => AccountsError::Busy,
             AuthnError::Join => AccountsError::Hash,
+            AuthnError::Factor(e) => AccountsError::Factor(e.to_string()),
         }
     }
 }
@@ -143,6 +147,10 @@ pub struct Accounts {
 pub struct AccountOverview {
     pub sessions: Vec<SessionSummary>,
     pub apps: Vec<ConnectedApp>,
+    /// Whether a confirmed TOTP factor is on.
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u64,
 }
 
 impl Accounts {
@@ -205,6 +213,8 @@ impl Accounts {
         Ok(AccountOverview {
             sessions: self.store.user_sessions(&user.id, now).await?,
             apps: self.store.user_consents(&user.id).await?,
+            totp: self.store.has_totp(&user.id).await?,
+            recovery_codes_left: self.store.count_recovery_codes(&user.id).await?,
         })
     }
 

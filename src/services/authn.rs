@@ -15,11 +15,14 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
+use crate::domain::acr::{password_and_otp, password_only};
 use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, UnixTime, User, UserId};
+use crate::services::factors::{FactorCheck, FactorError, Factors};
 use crate::services::metrics::{LoginOutcome, Metrics};
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
+use crate::store::factors::PendingSignIn;
 use crate::store::grants::{NewSession, SessionRecord};
 use crate::store::{Store, StoreError};
 
@@ -35,6 +38,8 @@ pub enum AuthnError {
     Busy,
     #[error("password verification did not complete")]
     Join,
+    #[error(transparent)]
+    Factor(#[from] FactorError),
 }
 
 impl From<crate::services::passwords::PoolError> for AuthnError {
@@ -117,6 +122,7 @@ impl std::fmt::Debug for SignInOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             SignInOutcome::SignedIn { .. } => "SignedIn",
+            SignInOutcome::SecondFactorNeeded { .. } => "SecondFactorNeeded",
             SignInOutcome::Refused => "Refused",
             SignInOutcome::Unverified => "Unverified",
             SignInOutcome::RateLimited(_) => "RateLimited",
@@ -130,6 +136,11 @@ impl std::fmt::Debug for SignInOutcome {
 pub enum SignInOutcome {
     /// A new session; `cookie` is its value for the browser (a secret, stored only hashed).
     SignedIn { cookie: String },
+    /// The password was right and the account has a second factor: no session yet. `pending`
+    /// is the value of the cookie that binds the pending sign-in to this browser (a secret,
+    /// stored only hashed); the second step ([`Authn::second_step`]) finishes it within
+    /// [`PENDING_TTL_SECS`].
+    SecondFactorNeeded { pending: String },
     /// Unknown email, wrong password, locked or disabled account: one answer for all.
     Refused,
     /// The right password for an account whose email is not verified yet (only someone who
@@ -163,6 +174,7 @@ pub struct Authn {
     clock: SharedClock,
     limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
+    factors: Factors,
 }
 
 impl Authn {
@@ -173,8 +185,10 @@ impl Authn {
         clock: SharedClock,
         limiter: Arc<RateLimiter>,
         metrics: Arc<Metrics>,
+        factors: Factors,
     ) -> Self {
         Self {
+            factors,
             store,
             passwords,
             settings,
@@ -248,6 +262,19 @@ impl Authn {
                 return SignInOutcome::Unverified;
             }
         };
+        match self.factors.has_totp(&user.id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return self
+                    .begin_second_step(&user, attempt.login_ticket, now)
+                    .await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the second factors");
+                self.metrics.count_login(LoginOutcome::Error);
+                return SignInOutcome::Unavailable;
+            }
+        }
         // A new session for every login (no session fixation); the previous one ends.
         if let Some(old) = &attempt.previous_session
             && let Err(e) = self.end_session(old).await
@@ -257,7 +284,7 @@ impl Authn {
         let started = self
             .start_session(
                 &user,
-                &["pwd"],
+                &password_only(),
                 ip.clone(),
                 attempt.user_agent,
                 attempt.login_ticket,
@@ -401,7 +428,7 @@ impl Authn {
     async fn start_session(
         &self,
         user: &User,
-        amr: &[&str],
+        amr: &[String],
         ip: Option<String>,
         user_agent: Option<String>,
         login_ticket: Option<String>,
@@ -410,7 +437,7 @@ impl Authn {
         let value = token::generate(SESSION_PREFIX);
         let sid = token::random_id();
         let expires_at = now.plus(self.settings.session.ttl_secs as i64);
-        let amr: Vec<String> = amr.iter().map(|s| (*s).to_owned()).collect();
+        let amr = amr.to_vec();
         let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
         self.store
             .create_session(
@@ -476,5 +503,236 @@ impl Authn {
     /// The user behind a user id, if enabled.
     pub async fn enabled_user(&self, id: &str) -> Result<Option<User>, AuthnError> {
         Ok(self.store.user_by_id(id).await?.filter(|u| !u.disabled))
+    }
+}
+
+/// How long a right password waits for its second factor (a pending sign-in).
+pub const PENDING_TTL_SECS: i64 = 300;
+
+/// A code from the second-step page: it finishes the browser's pending sign-in or, with no
+/// pending sign-in, raises the browser's session to two factors (step-up, when an
+/// authorization request asks for `urn:castellan:acr:mfa`).
+pub struct SecondStep {
+    /// The pending sign-in cookie of this browser.
+    pub pending: Option<String>,
+    /// The session cookie of this browser.
+    pub session: Option<String>,
+    /// A TOTP code or a recovery code.
+    pub code: String,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// What a second-step attempt came to.
+pub enum SecondStepOutcome {
+    /// A new session with both factors; `cookie` is its value.
+    SignedIn { cookie: String },
+    /// A wrong, replayed or used code, or a locked account: the page again.
+    Wrong,
+    /// No pending sign-in of this browser (expired, used, or never made here) and no session
+    /// with a factor to raise: start again at the login page.
+    Expired,
+    /// Too many failures from this address.
+    RateLimited(u64),
+    /// The database failed (logged).
+    Unavailable,
+}
+
+impl Authn {
+    /// Keeps a right password waiting for its second factor: a pending sign-in in the
+    /// database (any instance can finish it), bound to the browser by a cookie.
+    async fn begin_second_step(
+        &self,
+        user: &User,
+        login_ticket: Option<String>,
+        now: UnixTime,
+    ) -> SignInOutcome {
+        let value = token::generate(token::prefix::PENDING_SIGN_IN);
+        let pending = PendingSignIn {
+            user_id: user.id.clone(),
+            login_ticket,
+        };
+        let expires_at = now.plus(PENDING_TTL_SECS);
+        match self
+            .store
+            .insert_pending_sign_in(token::hash(&value), pending, expires_at, now)
+            .await
+        {
+            Ok(()) => {
+                self.metrics.count_login(LoginOutcome::SecondFactorNeeded);
+                SignInOutcome::SecondFactorNeeded { pending: value }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a pending sign-in");
+                self.metrics.count_login(LoginOutcome::Error);
+                SignInOutcome::Unavailable
+            }
+        }
+    }
+
+    /// The second step of a sign-in, or a step-up: the per-address limit, the account's lock,
+    /// the code (used up when right; a wrong one counts toward the lockout like a wrong
+    /// password), then a new session whose `amr` is `pwd otp mfa` (RFC 8176 §2), replacing the
+    /// browser's session; the audit rows and the login metric.
+    pub async fn second_step(&self, step: SecondStep) -> SecondStepOutcome {
+        let now = self.clock.time();
+        if let Some(ip) = step.ip
+            && let Err(wait) = self
+                .limiter
+                .would_allow(Action::Login, ip, self.clock.now_ms())
+                .await
+        {
+            self.metrics.count_login(LoginOutcome::RateLimited);
+            return SecondStepOutcome::RateLimited(wait);
+        }
+        match self.try_second_step(step, now).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "the second step of a sign-in failed unexpectedly");
+                self.metrics.count_login(LoginOutcome::Error);
+                SecondStepOutcome::Unavailable
+            }
+        }
+    }
+
+    async fn try_second_step(
+        &self,
+        step: SecondStep,
+        now: UnixTime,
+    ) -> Result<SecondStepOutcome, AuthnError> {
+        let ip = step.ip.map(|a| a.to_string());
+        // Whose code: the pending sign-in of this browser, or else the user of its session.
+        let pending_hash = step
+            .pending
+            .as_deref()
+            .filter(|v| v.starts_with(token::prefix::PENDING_SIGN_IN))
+            .map(token::hash);
+        let mut who = None;
+        if let Some(h) = &pending_hash
+            && let Some(p) = self.store.pending_sign_in(h, now).await?
+        {
+            who = Some((p.user_id, p.login_ticket, Some(h.clone())));
+        } else if let Some(cookie) = &step.session
+            && let Some(a) = self.current(cookie).await?
+        {
+            // A step-up keeps the ticket of the login the session was made by.
+            who = Some((a.user.id, a.session.login_ticket, None));
+        }
+        let Some((user_id, login_ticket, pending)) = who else {
+            return Ok(SecondStepOutcome::Expired);
+        };
+        let Some(c) = self.store.credentials_by_id(&user_id).await? else {
+            return Ok(SecondStepOutcome::Expired);
+        };
+        if c.user.disabled {
+            return Ok(SecondStepOutcome::Expired);
+        }
+        let user = c.user.clone();
+        let locked = c.locked_until.is_some_and(|t| t > now);
+        let check = if locked {
+            FactorCheck::Wrong
+        } else {
+            self.factors
+                .check(&user, &step.code, ip.clone(), now)
+                .await?
+        };
+        match check {
+            FactorCheck::Totp | FactorCheck::RecoveryCode { .. } => {}
+            FactorCheck::NoFactor => return Ok(SecondStepOutcome::Expired),
+            FactorCheck::Wrong | FactorCheck::Replayed => {
+                self.metrics.count_login(LoginOutcome::SecondFactorFailed);
+                self.count_failure(&user.id, locked, now).await?;
+                if let Some(addr) = step.ip {
+                    let _ = self
+                        .limiter
+                        .take(Action::Login, addr, self.clock.now_ms())
+                        .await;
+                }
+                let reason = if locked { "locked" } else { check.method() };
+                let entry = AuditEntry {
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip,
+                    detail: format!("reason={reason}"),
+                    ..AuditEntry::new(AuditKind::FactorFailed)
+                };
+                self.store.record(entry, now).await;
+                return Ok(SecondStepOutcome::Wrong);
+            }
+        }
+        // A lock set by a parallel failure since the read above still holds.
+        if (c.failed_logins > 0 || c.locked_until.is_some())
+            && !self.store.clear_password_failures(&user.id, now).await?
+        {
+            return Ok(SecondStepOutcome::Wrong);
+        }
+        // The pending sign-in serves once: of two right codes in parallel, one signs in.
+        if let Some(h) = &pending
+            && !self.store.take_pending_sign_in(h, now).await?
+        {
+            return Ok(SecondStepOutcome::Expired);
+        }
+        if let Some(old) = &step.session
+            && let Err(e) = self.end_session(old).await
+        {
+            tracing::warn!(error = %e, "cannot end the previous session");
+        }
+        let (cookie, session) = self
+            .start_session(
+                &user,
+                &password_and_otp(),
+                ip.clone(),
+                step.user_agent,
+                login_ticket,
+                now,
+            )
+            .await?;
+        self.store
+            .record(
+                AuditEntry {
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip: ip.clone(),
+                    detail: check.method().to_owned(),
+                    ..AuditEntry::new(AuditKind::FactorUsed)
+                },
+                now,
+            )
+            .await;
+        self.store
+            .record(
+                AuditEntry {
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip,
+                    detail: format!("sid {} mfa", session.sid),
+                    ..AuditEntry::new(AuditKind::LoginSucceeded)
+                },
+                now,
+            )
+            .await;
+        self.metrics.count_login(LoginOutcome::Success);
+        Ok(SecondStepOutcome::SignedIn { cookie })
+    }
+
+    /// Counts a wrong second-factor code toward the account's lockout, exactly as a wrong
+    /// password (`services::mfa` asks, for codes typed at enrolment).
+    pub(crate) async fn count_wrong_code(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<(), AuthnError> {
+        self.count_failure(user, false, now).await
+    }
+
+    /// Whether the account is locked now (too many wrong passwords or codes).
+    pub(crate) async fn locked(&self, user: &UserId, now: UnixTime) -> Result<bool, AuthnError> {
+        Ok(self
+            .store
+            .credentials_by_id(user)
+            .await?
+            .is_some_and(|c| c.locked_until.is_some_and(|t| t > now)))
+    }
+
+    /// The second-factor checks and stores.
+    pub fn factors(&self) -> &Factors {
+        &self.factors
     }
 }

@@ -75,10 +75,14 @@ pub enum LoginOutcome {
     RateLimited,
     /// Could not be decided (database or worker failure).
     Error,
+    /// The password was right; the account has a second factor, asked for next.
+    SecondFactorNeeded,
+    /// A wrong, replayed or used-up second-factor code.
+    SecondFactorFailed,
 }
 
 impl LoginOutcome {
-    pub const ALL: [LoginOutcome; 7] = [
+    pub const ALL: [LoginOutcome; 9] = [
         LoginOutcome::Success,
         LoginOutcome::BadCredentials,
         LoginOutcome::Locked,
@@ -86,6 +90,8 @@ impl LoginOutcome {
         LoginOutcome::Unverified,
         LoginOutcome::RateLimited,
         LoginOutcome::Error,
+        LoginOutcome::SecondFactorNeeded,
+        LoginOutcome::SecondFactorFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +103,8 @@ impl LoginOutcome {
             LoginOutcome::Unverified => "unverified",
             LoginOutcome::RateLimited => "rate_limited",
             LoginOutcome::Error => "error",
+            LoginOutcome::SecondFactorNeeded => "second_factor_needed",
+            LoginOutcome::SecondFactorFailed => "second_factor_failed",
         }
     }
 }

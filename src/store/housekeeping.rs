@@ -15,6 +15,7 @@ const EXPIRING: &[(&str, &str, &str)] = &[
     ("revoked_tokens", "id", "expires_at"),
     ("sessions", "id_hash", "expires_at"),
     ("email_tokens", "token_hash", "expires_at"),
+    ("pending_sign_ins", "id_hash", "expires_at"),
     ("audit_events", "id", "at"),
 ];
 

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod clients;
 mod deadline;
 mod entities;
+pub mod factors;
 pub mod grants;
 pub mod housekeeping;
 pub mod jobs;

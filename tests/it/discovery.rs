@@ -66,8 +66,13 @@ async fn discovery_advertises_only_the_prompt_values_and_claims_the_server_suppo
         .iter()
         .filter_map(serde_json::Value::as_str)
         .collect();
-    // No ID token carries `acr` yet.
-    assert!(!claims.contains(&"acr"), "{claims:?}");
+    // Every ID token carries `acr` (issue 17); the levels listed are the reachable ones: no
+    // `phr` until passkeys are built.
+    assert!(claims.contains(&"acr"), "{claims:?}");
+    assert_eq!(
+        doc["acr_values_supported"],
+        serde_json::json!(["urn:castellan:acr:1fa", "urn:castellan:acr:mfa"])
+    );
     for claim in [
         "sub",
         "iss",

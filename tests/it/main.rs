@@ -23,6 +23,7 @@ mod keys;
 mod limits;
 mod mail;
 mod metrics;
+mod mfa;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;

@@ -17,6 +17,9 @@ const TABLES: &[&str] = &[
     "audit_events",
     "jobs",
     "leases",
+    "totp_factors",
+    "recovery_codes",
+    "pending_sign_ins",
 ];
 
 #[tokio::test]

@@ -73,6 +73,18 @@ pub fn outcome_response(outcome: Outcome) -> HttpResponse {
                 .finish();
             see_other(&format!("{}?{}", paths::CONSENT, q))
         }
+        Outcome::SecondFactor { return_to } => {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .finish();
+            see_other(&format!("{}?{}", paths::LOGIN_SECOND_FACTOR, q))
+        }
+        Outcome::EnrolSecondFactor { return_to } => {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .finish();
+            see_other(&format!("{}?{}", paths::ACCOUNT_TOTP, q))
+        }
     }
 }
 

@@ -43,6 +43,8 @@ struct AccountPage<'a> {
     password_error: Option<&'a str>,
     sessions: Vec<SessionView>,
     apps: Vec<AppView>,
+    totp: bool,
+    recovery_codes_left: u64,
 }
 
 /// A short, human description of a user agent string.
@@ -99,6 +101,8 @@ async fn render(
         name_error: errors.name.as_deref(),
         email_error: errors.email.as_deref(),
         password_error: errors.password.as_deref(),
+        totp: overview.totp,
+        recovery_codes_left: overview.recovery_codes_left,
         sessions: overview
             .sessions
             .into_iter()

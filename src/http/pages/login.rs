@@ -10,9 +10,10 @@ use serde::Deserialize;
 use super::safe_return_to;
 use crate::http::extractors::CsrfChecked;
 use crate::http::support::{
-    Csrf, client_addr, csrf, page, see_other, session_cookie, session_cookie_value, too_many,
-    user_agent,
+    Csrf, client_addr, csrf, page, pending_cookie, see_other, session_cookie, session_cookie_value,
+    too_many, user_agent,
 };
+use crate::paths;
 use crate::services::authn::{SignIn, SignInOutcome};
 use crate::state::AppState;
 
@@ -110,6 +111,22 @@ pub async fn submit(
             });
             if let Err(e) = resp.add_cookie(&session_cookie(&state, cookie)) {
                 tracing::error!(error = %e, "cannot set the session cookie");
+            }
+            resp
+        }
+        SignInOutcome::SecondFactorNeeded { pending } => {
+            let mut target = paths::LOGIN_SECOND_FACTOR.to_owned();
+            if !return_to.is_empty() {
+                target.push('?');
+                target.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("return_to", &return_to)
+                        .finish(),
+                );
+            }
+            let mut resp = see_other(&target);
+            if let Err(e) = resp.add_cookie(&pending_cookie(&state, pending)) {
+                tracing::error!(error = %e, "cannot set the pending sign-in cookie");
             }
             resp
         }

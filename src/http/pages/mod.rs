@@ -6,8 +6,10 @@ pub mod consent;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod password;
 pub mod register;
+pub mod second_factor;
 
 /// A `return_to` we accept: our authorization endpoint (the only place a login or consent
 /// returns to), the account page or the admin pages — a local path, never another origin

@@ -1,0 +1,278 @@
+//! Second factors: TOTP seeds, recovery codes, and sign-ins waiting for their second factor.
+//!
+//! Each single-use value is taken by one conditional statement whose affected-row count
+//! decides the winner: a TOTP time step (`last_step < step`), a recovery code (its row is
+//! deleted), a pending sign-in (deleted while unexpired). Two racing requests, on one instance
+//! or several, cannot both use one.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
+};
+
+use super::entities::{pending_sign_in, recovery_code, session, totp_factor};
+use super::{Store, StoreError};
+use crate::domain::{UnixTime, UserId};
+
+/// A user's TOTP factor as stored.
+#[derive(Clone)]
+pub struct TotpRecord {
+    /// The seed as stored: sealed, or plain base32 (`services::factors` tells them apart).
+    pub secret: String,
+    /// `false` while enrolment waits for the first right code.
+    pub confirmed: bool,
+    pub last_step: i64,
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A right password waiting for its second factor.
+#[derive(Debug, Clone)]
+pub struct PendingSignIn {
+    pub user_id: UserId,
+    pub login_ticket: Option<String>,
+}
+
+impl Store {
+    pub async fn totp_factor(&self, user: &UserId) -> Result<Option<TotpRecord>, StoreError> {
+        Ok(totp_factor::Entity::find_by_id(user.as_str().to_owned())
+            .one(self.conn())
+            .await?
+            .map(|m| TotpRecord {
+                secret: m.secret,
+                confirmed: m.confirmed_at.is_some(),
+                last_step: m.last_step,
+                created_at: UnixTime::from_secs(m.created_at),
+            }))
+    }
+
+    /// Whether the user has a confirmed TOTP factor.
+    pub async fn has_totp(&self, user: &UserId) -> Result<bool, StoreError> {
+        Ok(totp_factor::Entity::find()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .count(self.conn())
+            .await?
+            > 0)
+    }
+
+    /// Stores a seed waiting for its first right code, replacing an unconfirmed one; a
+    /// confirmed factor is kept (`Conflict`).
+    pub async fn put_unconfirmed_totp(
+        &self,
+        user: &UserId,
+        secret: String,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
+        totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_null())
+            .exec(self.conn())
+            .await?;
+        totp_factor::ActiveModel {
+            user_id: Set(user.as_str().to_owned()),
+            secret: Set(secret),
+            confirmed_at: Set(None),
+            last_step: Set(0),
+            created_at: Set(now.secs()),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// Confirms an unconfirmed factor with the step of its first right code, and gives the
+    /// user a new set of recovery codes, in one transaction. `false`: nothing to confirm.
+    pub async fn confirm_totp(
+        &self,
+        user: &UserId,
+        step: i64,
+        code_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let r = totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::ConfirmedAt, Expr::value(now.secs()))
+            .col_expr(totp_factor::Column::LastStep, Expr::value(step))
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_null())
+            .exec(&tx)
+            .await?;
+        if r.rows_affected != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        replace_codes(&tx, user, code_hashes, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Takes a TOTP time step for the user's confirmed factor: one conditional UPDATE, so a
+    /// step at or below the last one used (a replay, here or on another instance) changes
+    /// nothing and is refused (RFC 6238 §5.2: a verifier MUST NOT accept the second attempt
+    /// of the same OTP after the successful validation).
+    pub async fn take_totp_step(&self, user: &UserId, step: i64) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let r = totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::LastStep, Expr::value(step))
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .filter(totp_factor::Column::LastStep.lt(step))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Removes the user's TOTP factor and recovery codes; whether there was a factor.
+    pub async fn remove_totp(&self, user: &UserId) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let r = totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?;
+        recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected > 0)
+    }
+
+    /// Replaces the user's recovery codes with a new set (the old set ends).
+    pub async fn replace_recovery_codes(
+        &self,
+        user: &UserId,
+        code_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        replace_codes(&tx, user, code_hashes, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Uses one recovery code: one DELETE, so of two parallel uses exactly one wins.
+    pub async fn take_recovery_code(
+        &self,
+        user: &UserId,
+        code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let r = recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user.as_str()))
+            .filter(recovery_code::Column::CodeHash.eq(code_hash))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    pub async fn count_recovery_codes(&self, user: &UserId) -> Result<u64, StoreError> {
+        Ok(recovery_code::Entity::find()
+            .filter(recovery_code::Column::UserId.eq(user.as_str()))
+            .count(self.conn())
+            .await?)
+    }
+
+    // --- pending sign-ins ------------------------------------------------------------------
+
+    pub async fn insert_pending_sign_in(
+        &self,
+        id_hash: String,
+        pending: PendingSignIn,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let _w = self.write_gate().await;
+        pending_sign_in::ActiveModel {
+            id_hash: Set(id_hash),
+            user_id: Set(pending.user_id.as_str().to_owned()),
+            login_ticket: Set(pending.login_ticket),
+            created_at: Set(now.secs()),
+            expires_at: Set(expires_at.secs()),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// The unexpired pending sign-in behind a cookie's hash.
+    pub async fn pending_sign_in(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PendingSignIn>, StoreError> {
+        Ok(pending_sign_in::Entity::find_by_id(id_hash.to_owned())
+            .filter(pending_sign_in::Column::ExpiresAt.gt(now.secs()))
+            .one(self.conn())
+            .await?
+            .map(|m| PendingSignIn {
+                user_id: UserId::from_stored(m.user_id),
+                login_ticket: m.login_ticket,
+            }))
+    }
+
+    /// Uses a pending sign-in: one DELETE of the unexpired row, so it serves once.
+    pub async fn take_pending_sign_in(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let r = pending_sign_in::Entity::delete_many()
+            .filter(pending_sign_in::Column::IdHash.eq(id_hash))
+            .filter(pending_sign_in::Column::ExpiresAt.gt(now.secs()))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Records in a live session that its user has now also used a second factor (TOTP
+    /// enrolment proves one): its methods become `amr`.
+    pub async fn set_session_amr(&self, sid: &str, amr: &[String]) -> Result<bool, StoreError> {
+        let _w = self.write_gate().await;
+        let r = session::Entity::update_many()
+            .col_expr(session::Column::Amr, Expr::value(amr.join(" ")))
+            .filter(session::Column::Sid.eq(sid))
+            .exec(self.conn())
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+}
+
+async fn replace_codes(
+    tx: &sea_orm::DatabaseTransaction,
+    user: &UserId,
+    code_hashes: &[String],
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    recovery_code::Entity::delete_many()
+        .filter(recovery_code::Column::UserId.eq(user.as_str()))
+        .exec(tx)
+        .await?;
+    if code_hashes.is_empty() {
+        return Ok(());
+    }
+    recovery_code::Entity::insert_many(code_hashes.iter().map(|h| recovery_code::ActiveModel {
+        code_hash: Set(h.clone()),
+        user_id: Set(user.as_str().to_owned()),
+        created_at: Set(now.secs()),
+    }))
+    .exec(tx)
+    .await
+    .map_err(StoreError::from_insert)?;
+    Ok(())
+}
