@@ -15,7 +15,7 @@ mod m20261123_000003_dynamic_registration;
 mod m20261129_000004_tokens_valid_after;
 mod m20261203_000005_jobs_and_login_tickets;
 mod m20261203_000006_key_lifecycle_and_leases;
-mod m20261210_000007_second_factors;
+mod m20261203_000007_second_factors;
 
 pub struct Migrator;
 
@@ -29,7 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_tokens_valid_after::Migration),
             Box::new(m20261203_000005_jobs_and_login_tickets::Migration),
             Box::new(m20261203_000006_key_lifecycle_and_leases::Migration),
-            Box::new(m20261210_000007_second_factors::Migration),
+            Box::new(m20261203_000007_second_factors::Migration),
         ]
     }
 }

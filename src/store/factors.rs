@@ -8,7 +8,6 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
 };
 
 use super::entities::{pending_sign_in, recovery_code, session, totp_factor};
@@ -254,7 +253,7 @@ impl Store {
 }
 
 async fn replace_codes(
-    tx: &sea_orm::DatabaseTransaction,
+    tx: &super::deadline::Tx,
     user: &UserId,
     code_hashes: &[String],
     now: UnixTime,
