@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{AdminCli, CliError, admin_error, now, print_json};
-use crate::store::accounts::AuditQuery;
+use crate::domain::AuditQuery;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{AdminCli, CliError, admin_error, print_json, usage};
 use crate::crypto::seal::Kek;
-use crate::store::keys::KeyRecord;
+use crate::domain::KeyRecord;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {

@@ -8,6 +8,7 @@ pub mod lockout;
 pub mod password;
 pub mod registration;
 mod scope;
+mod signing_key;
 mod time;
 mod user;
 
@@ -20,6 +21,7 @@ pub use client::{
 pub use lockout::LockoutPolicy;
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::{MAX_REQUESTED_SCOPE_BYTES, MAX_REQUESTED_SCOPE_TOKENS, ScopeSet};
+pub use signing_key::KeyRecord;
 pub use time::UnixTime;
 pub use user::{Email, NewUser, Role, RoleInfo, User, UserId};
 

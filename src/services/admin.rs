@@ -18,7 +18,7 @@ use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
 use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
 use crate::store::accounts::{AuditEvent, AuditQuery};
-use crate::store::keys::KeyRecord;
+use crate::domain::KeyRecord;
 use crate::store::{Store, StoreError};
 
 /// An administrator who passed [`Admin::authorize`]: only that function makes one, so every

@@ -12,33 +12,13 @@ use sea_orm::{
 
 use super::entities::signing_key;
 use super::{Store, StoreError};
+pub use crate::domain::KeyRecord;
 use crate::domain::UnixTime;
 
 pub const NEXT: &str = "next";
 pub const ACTIVE: &str = "active";
 pub const RETIRING: &str = "retiring";
 pub const RETIRED: &str = "retired";
-
-/// A stored signing key. `Debug` prints no key material.
-#[derive(Clone)]
-pub struct KeyRecord {
-    pub kid: String,
-    pub alg: String,
-    pub private_der: Vec<u8>,
-    pub public_jwk: String,
-    pub state: String,
-    pub created_at: UnixTime,
-    pub updated_at: UnixTime,
-    pub retire_at: Option<UnixTime>,
-    /// When it starts (or started) signing.
-    pub activate_at: UnixTime,
-}
-
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyRecord(kid={}, state={})", self.kid, self.state)
-    }
-}
 
 fn to_record(m: signing_key::Model) -> KeyRecord {
     KeyRecord {

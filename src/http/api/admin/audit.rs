@@ -9,7 +9,7 @@ use super::{AdminBearer, ApiProblem, Problem, json};
 use crate::domain::UnixTime;
 use crate::http::extractors::Then;
 use crate::state::AppState;
-use crate::store::accounts::{AuditEvent, AuditQuery};
+use crate::domain::{AuditEvent, AuditQuery};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventOut {

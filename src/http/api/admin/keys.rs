@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{AdminBearer, ApiProblem, Problem, json};
 use crate::state::AppState;
-use crate::store::keys::KeyRecord;
+use crate::domain::KeyRecord;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyOut {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::*;
 use crate::paths;
 use crate::state::AppState;
-use crate::store::accounts::AuditQuery;
+use crate::domain::AuditQuery;
 
 /// Audit events per page of the audit log.
 const EVENTS_PER_PAGE: u64 = 50;
