@@ -785,7 +785,7 @@ impl Settings {
             if crate::crypto::seal::Kek::from_base64(kek.expose()).is_err() {
                 return Err(invalid(
                     "keys.encryption_key",
-                    kek.expose(),
+                    "(hidden)",
                     "base64 of 32 random bytes (e.g. `openssl rand -base64 32`)",
                 ));
             }

@@ -290,9 +290,10 @@ pub async fn provision(settings: &Settings) -> anyhow::Result<Vec<String>> {
 }
 
 /// The administration use cases for the command line, over the migrated database.
-pub async fn admin_for_cli(settings: Settings) -> anyhow::Result<Admin> {
+/// `kek` is the configured key-encryption key ([`key_encryption_key`]), which the command
+/// line resolves once.
+pub async fn admin_for_cli(settings: Settings, kek: Option<Arc<Kek>>) -> anyhow::Result<Admin> {
     let store = open_store(&settings).await?;
-    let kek = key_encryption_key(&settings)?;
     build_admin(Arc::new(settings), store, Arc::new(SystemClock), kek)
 }
 

@@ -112,7 +112,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         Command::User(c) => user::run(c, &admin(settings).await?, json).await,
         Command::Keys(c) => {
             let configured = crate::startup::key_encryption_key(&settings)?;
-            keys::run(c, &admin(settings).await?, configured, json).await
+            let admin = admin_with(settings, configured.clone()).await?;
+            keys::run(c, &admin, configured, json).await
         }
         Command::Role(c) => role::run(c, &admin(settings).await?, json).await,
         Command::Audit(c) => audit::run(c, &admin(settings).await?, json).await,
@@ -126,7 +127,16 @@ pub(crate) struct AdminCli {
 }
 
 async fn admin(settings: Settings) -> Result<AdminCli, CliError> {
-    let admin = crate::startup::admin_for_cli(settings).await?;
+    let kek = crate::startup::key_encryption_key(&settings)?;
+    admin_with(settings, kek).await
+}
+
+/// The administration use cases with the configured key-encryption key, resolved by the caller.
+async fn admin_with(
+    settings: Settings,
+    kek: Option<std::sync::Arc<crate::crypto::seal::Kek>>,
+) -> Result<AdminCli, CliError> {
+    let admin = crate::startup::admin_for_cli(settings, kek).await?;
     let actor = admin
         .authorize(Caller::Cli)
         .await

@@ -23,4 +23,3 @@ impl std::fmt::Debug for KeyRecord {
         write!(f, "KeyRecord(kid={}, state={})", self.kid, self.state)
     }
 }
-

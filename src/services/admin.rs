@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::domain::KeyRecord;
 use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
 use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
 use crate::store::accounts::{AuditEvent, AuditQuery};
-use crate::domain::KeyRecord;
 use crate::store::{Store, StoreError};
 
 /// An administrator who passed [`Admin::authorize`]: only that function makes one, so every

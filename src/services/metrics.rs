@@ -324,39 +324,29 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
-        header(
-            &mut out,
-            "castellan_ratelimit_redis_fallbacks_total",
-            "counter",
-            "Rate-limit decisions this instance made alone because Redis could not answer.",
-        );
-        let _ = writeln!(
-            out,
-            "castellan_ratelimit_redis_fallbacks_total {}",
-            self.ratelimit_fallbacks.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "castellan_mail_given_up_total",
-            "counter",
-            "Mails this instance gave up on after their last delivery attempt.",
-        );
-        let _ = writeln!(
-            out,
-            "castellan_mail_given_up_total {}",
-            self.mails_given_up.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "castellan_signing_keys_encrypted",
-            "gauge",
-            "1 when signing keys are stored encrypted under a key-encryption key, 0 when not.",
-        );
-        let _ = writeln!(
-            out,
-            "castellan_signing_keys_encrypted {}",
-            self.keys_encrypted.load(Ordering::Relaxed)
-        );
+        for (name, kind, help, value) in [
+            (
+                "castellan_ratelimit_redis_fallbacks_total",
+                "counter",
+                "Rate-limit decisions this instance made alone because Redis could not answer.",
+                self.ratelimit_fallbacks.load(Ordering::Relaxed),
+            ),
+            (
+                "castellan_mail_given_up_total",
+                "counter",
+                "Mails this instance gave up on after their last delivery attempt.",
+                self.mails_given_up.load(Ordering::Relaxed),
+            ),
+            (
+                "castellan_signing_keys_encrypted",
+                "gauge",
+                "1 when signing keys are stored encrypted under a key-encryption key, 0 when not.",
+                u64::from(self.keys_encrypted.load(Ordering::Relaxed)),
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         if let Some(n) = live.sessions {
             header(
                 &mut out,

@@ -234,12 +234,28 @@ async fn keys_rotate_on_their_own_and_each_is_published_ahead_of_signing() {
         first_signed.len() >= 3,
         "two rotations within 30 s: {first_signed:?}"
     );
+    // Each key's schedule puts its signing at least publish_ahead_secs (2 s) after it was
+    // stored, and the server's JWK Set showed it before the server signed with it. (How long
+    // before, as seen by this loop, also depends on how quickly the loop's polls were answered
+    // on a busy machine: the schedule is the guarantee.)
+    let listed = json_out(&app.castellan(&["keys", "list", "--json"]));
     for (kid, signed_at) in &first_signed[1..] {
-        let published_at = first_published[kid];
-        let ahead = signed_at.duration_since(published_at);
+        let key = listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .expect("listed");
+        let scheduled = key["activate_at"].as_i64().expect("activate_at")
+            - key["created_at"].as_i64().expect("created_at");
         assert!(
-            ahead >= std::time::Duration::from_secs(2),
-            "key {kid} was published {ahead:?} before it signed"
+            scheduled >= 2,
+            "key {kid} was scheduled {scheduled} s ahead"
+        );
+        let published_at = first_published[kid];
+        assert!(
+            published_at < *signed_at,
+            "key {kid} signed before the JWK Set showed it"
         );
     }
     // The audit log says who made them.
@@ -270,6 +286,11 @@ async fn private_keys_are_stored_encrypted_and_a_missing_or_wrong_key_encryption
         })
         .await;
     assert_eq!(plain, 0, "a private key is stored in plaintext");
+    let metrics = app.get("/metrics").await.text().await.unwrap_or_default();
+    assert!(
+        metrics.contains("\ncastellan_signing_keys_encrypted 1\n"),
+        "{metrics}"
+    );
     // And it signs.
     let jwt = server_signed_jwt(&app, "rp").await;
     assert!(verify_with_openidconnect(&app, &jwt, "rp").await.is_ok());
@@ -419,4 +440,52 @@ fn kid_of(jwt: &str) -> String {
         .expect("b64");
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
     v["kid"].as_str().expect("kid").to_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_key_encryption_key_or_a_rewrap_without_a_new_key_is_a_usage_error() {
+    let db = crate::harness::TestDb::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = dir.path().join("short.kek");
+    std::fs::write(&short, "c2hvcnQ=\n").expect("write");
+    let short = short.to_str().expect("path").to_owned();
+    let cases: [(&[&str], Vec<(&str, &str)>, &str, i32); 4] = [
+        (
+            &["migrate"],
+            vec![("CASTELLAN_KEY_ENCRYPTION_KEY", "not base64 at all!")],
+            "keys.encryption_key",
+            2,
+        ),
+        (
+            &["migrate"],
+            vec![("CASTELLAN_KEY_ENCRYPTION_KEY_FILE", short.as_str())],
+            "does not hold a key-encryption key",
+            1,
+        ),
+        (
+            &["keys", "rewrap"],
+            vec![],
+            "needs the new key-encryption key",
+            2,
+        ),
+        (
+            &["keys", "rewrap", "--new-key-file", short.as_str()],
+            vec![],
+            "--new-key-file",
+            2,
+        ),
+    ];
+    for (args, env, expected, code) in cases {
+        let out = crate::harness::castellan_with(db.url(), args, None, &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        // One error line (on SQLite the log may also say where the default key file was made).
+        let errors = err.lines().filter(|l| l.starts_with("castellan:")).count();
+        assert_eq!(errors, 1, "one error line: {err}");
+        assert!(
+            !err.contains("not base64 at all") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
 }

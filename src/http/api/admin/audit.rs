@@ -7,9 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{AdminBearer, ApiProblem, Problem, json};
 use crate::domain::UnixTime;
+use crate::domain::{AuditEvent, AuditQuery};
 use crate::http::extractors::Then;
 use crate::state::AppState;
-use crate::domain::{AuditEvent, AuditQuery};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventOut {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{AdminBearer, ApiProblem, Problem, json};
-use crate::state::AppState;
 use crate::domain::KeyRecord;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyOut {

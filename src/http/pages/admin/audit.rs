@@ -6,9 +6,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::*;
+use crate::domain::AuditQuery;
 use crate::paths;
 use crate::state::AppState;
-use crate::domain::AuditQuery;
 
 /// Audit events per page of the audit log.
 const EVENTS_PER_PAGE: u64 = 50;
