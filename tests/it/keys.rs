@@ -449,7 +449,9 @@ async fn a_malformed_key_encryption_key_or_a_rewrap_without_a_new_key_is_a_usage
     let short = dir.path().join("short.kek");
     std::fs::write(&short, "c2hvcnQ=\n").expect("write");
     let short = short.to_str().expect("path").to_owned();
-    let cases: [(&[&str], Vec<(&str, &str)>, &str, i32); 4] = [
+    /// Arguments, environment, what the error says, the exit status.
+    type Case<'a> = (&'a [&'a str], Vec<(&'a str, &'a str)>, &'a str, i32);
+    let cases: [Case; 4] = [
         (
             &["migrate"],
             vec![("CASTELLAN_KEY_ENCRYPTION_KEY", "not base64 at all!")],
