@@ -279,3 +279,17 @@ pub fn accounts_failure(e: crate::services::accounts::AccountsError, what: &str)
         }
     }
 }
+
+/// `?return_to=…` for a page link that carries where the user was going, or nothing.
+pub fn return_to_query(return_to: &str) -> String {
+    if return_to.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", return_to)
+                .finish()
+        )
+    }
+}

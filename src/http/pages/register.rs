@@ -1,6 +1,7 @@
 //! Registration (`/register`), email verification links (`/register/verify`) and new links
 //! (`/register/resend`). The answers never reveal whether an email is registered.
 
+use crate::http::support::return_to_query;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -53,19 +54,6 @@ fn closed() -> HttpResponse {
     )
 }
 
-fn query_of(return_to: &str) -> String {
-    if return_to.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("return_to", return_to)
-                .finish()
-        )
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn render(
     status: StatusCode,
@@ -79,7 +67,7 @@ fn render(
     let view = RegisterPage {
         csrf: &token.token,
         return_to,
-        return_query: query_of(return_to),
+        return_query: return_to_query(return_to),
         email,
         name,
         min_length: state.settings.password.min_length,
@@ -199,7 +187,7 @@ pub async fn verify(state: web::Data<AppState>, q: web::Query<VerifyQuery>) -> H
     match state.core.accounts.verify_email(&token).await {
         Ok(Some(_)) => {
             let next = match safe_return_to(q.return_to.as_deref()) {
-                Some(r) => format!("/login{}", query_of(&r)),
+                Some(r) => format!("/login{}", return_to_query(&r)),
                 None => "/login".to_owned(),
             };
             page(

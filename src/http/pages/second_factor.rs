@@ -2,6 +2,7 @@
 //! or a recovery code. It finishes the browser's pending sign-in, or steps a signed-in session
 //! up to two factors. One call: `services::authn::Authn::second_step`.
 
+use crate::http::support::return_to_query;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -30,24 +31,11 @@ struct SecondFactorPage<'a> {
     error: Option<&'a str>,
 }
 
-fn query_of(return_to: &str) -> String {
-    if return_to.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("return_to", return_to)
-                .finish()
-        )
-    }
-}
-
 fn render(status: StatusCode, csrf: Csrf, return_to: &str, error: Option<&str>) -> HttpResponse {
     let view = SecondFactorPage {
         csrf: &csrf.token,
         return_to,
-        return_query: query_of(return_to),
+        return_query: return_to_query(return_to),
         error,
     };
     page(status, &view, Some(&csrf))
@@ -110,7 +98,7 @@ pub async fn submit(
         }
         SecondStepOutcome::Wrong => again(StatusCode::OK, Some(WRONG_CODE)),
         SecondStepOutcome::Expired => {
-            let mut resp = see_other(&format!("{}{}", paths::LOGIN, query_of(&return_to)));
+            let mut resp = see_other(&format!("{}{}", paths::LOGIN, return_to_query(&return_to)));
             let _ = resp.add_cookie(&clear_pending_cookie(&state));
             resp
         }
