@@ -600,6 +600,47 @@ mod tests {
     /// when it comes back and kept when it answers; and no pool slot is lost (the pool closes,
     /// which waits for every connection to come back). The start-up store has no such limit.
     #[tokio::test]
+    async fn a_call_waiting_past_the_limit_for_a_busy_pool_waits_on_while_the_database_answers() {
+        use sea_orm::ConnectionTrait;
+        let url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(u) if u.starts_with("postgres") => u,
+            _ => {
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+                let reachable = std::net::TcpStream::connect(("127.0.0.1", 5432)).is_ok();
+                assert!(!ci || reachable, "CI=true: this test needs PostgreSQL");
+                return;
+            }
+        };
+        let mut settings = Settings::for_test("http://127.0.0.1:1", &url);
+        settings.database.statement_timeout_ms = 200;
+        settings.database.max_connections = Some(1);
+        let patient = Store::connect(&settings).await.unwrap();
+        patient.ping().await.unwrap(); // the pool's one connection is open
+        let store = patient.for_requests(&settings);
+        // One connection, held by a transaction whose statements each answer within the limit.
+        let tx = store.conn().begin().await.unwrap();
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let r = store.ping().await;
+                (r, started.elapsed())
+            })
+        };
+        for _ in 0..4 {
+            tx.execute_unprepared("SELECT pg_sleep(0.1)").await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let (r, waited) = waiter.await.unwrap();
+        assert!(r.is_ok(), "a busy pool is load, not an outage: {r:?}");
+        assert!(
+            waited > Duration::from_millis(200),
+            "the wait went past the limit ({waited:?}), so the test tried what it says"
+        );
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_postgresql_statement_past_the_limit_is_unavailable_and_the_pool_goes_on() {
         use sea_orm::ConnectionTrait;
         let url = match std::env::var("TEST_DATABASE_URL") {
