@@ -28,6 +28,22 @@ pub const LOGIN_SECOND_FACTOR: &str = "/login/second-factor";
 pub const ACCOUNT_TOTP: &str = "/account/mfa/totp";
 pub const ACCOUNT_TOTP_REMOVE: &str = "/account/mfa/totp/remove";
 pub const ACCOUNT_RECOVERY_CODES: &str = "/account/mfa/recovery-codes";
+/// Passkeys (CONTRACT.md): the list with rename and remove forms, and registration.
+pub const ACCOUNT_PASSKEYS: &str = "/account/passkeys";
+/// Begins a passkey registration: the options for `navigator.credentials.create()` (JSON).
+pub const ACCOUNT_PASSKEYS_OPTIONS: &str = "/account/passkeys/options";
+pub const ACCOUNT_PASSKEY_RENAME: &str = "/account/passkeys/{id}/rename";
+pub const ACCOUNT_PASSKEY_REMOVE: &str = "/account/passkeys/{id}/remove";
+/// Removes the password of an account that has a passkey.
+pub const ACCOUNT_PASSWORD_REMOVE: &str = "/account/password/remove";
+/// Sign-in with a passkey alone: the options (JSON), and the answer (a form).
+pub const LOGIN_PASSKEY_OPTIONS: &str = "/login/passkey/options";
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// A passkey as the second step (or step-up): the options (JSON), and the answer (a form).
+pub const LOGIN_SECOND_FACTOR_PASSKEY_OPTIONS: &str = "/login/second-factor/passkey/options";
+pub const LOGIN_SECOND_FACTOR_PASSKEY: &str = "/login/second-factor/passkey";
+/// The passkey ceremonies' script.
+pub const PASSKEYS_SCRIPT: &str = "/static/js/passkeys.js";
 pub const CONSENT: &str = "/consent";
 pub const REGISTER: &str = "/register";
 pub const PASSWORD_FORGOT: &str = "/password/forgot";

@@ -146,7 +146,8 @@ fn accounts_of(
     kek: &Option<Arc<Kek>>,
 ) -> (Authn, Jobs, Accounts) {
     let jobs = Jobs::new(store.clone(), kek.clone());
-    let factors = Factors::new(store.clone(), kek.clone(), jobs.clone());
+    let passkeys = crate::services::passkeys::Passkeys::new(&settings.server.issuer, store.clone());
+    let factors = Factors::new(store.clone(), kek.clone(), jobs.clone(), passkeys);
     let authn = Authn::new(
         store.clone(),
         parts.passwords.clone(),

@@ -1,5 +1,5 @@
 //! Authentication methods and levels: `amr` values (RFC 8176 §2) and the `acr` levels of
-//! CONTRACT.md (`urn:castellan:acr:1fa` < `urn:castellan:acr:mfa`).
+//! CONTRACT.md (`urn:castellan:acr:1fa` < `urn:castellan:acr:mfa` < `phr`).
 //!
 //! A session stores its `amr`; its level follows from them ([`Acr::of`]), so the level a code,
 //! a refresh token or an ID token carries is always the one of the methods they record.
@@ -10,6 +10,11 @@ pub const AMR_PWD: &str = "pwd";
 pub const AMR_OTP: &str = "otp";
 /// RFC 8176 §2: multiple-factor authentication (with the methods that make it up).
 pub const AMR_MFA: &str = "mfa";
+/// RFC 8176 §2: proof of possession of a hardware-secured key (a device-bound passkey).
+pub const AMR_HWK: &str = "hwk";
+/// RFC 8176 §2: proof of possession of a software-secured key (a synced passkey: WebAuthn's
+/// backup-eligible flag is set, so the private key can leave the device).
+pub const AMR_SWK: &str = "swk";
 
 /// The methods of a sign-in with a password only.
 pub fn password_only() -> Vec<String> {
@@ -21,21 +26,37 @@ pub fn password_and_otp() -> Vec<String> {
     vec![AMR_PWD.to_owned(), AMR_OTP.to_owned(), AMR_MFA.to_owned()]
 }
 
+/// The methods of a sign-in with a passkey alone (`method` is `hwk` or `swk`). Every passkey
+/// ceremony requires user verification (a PIN or biometric on the device), so the key and
+/// what unlocks it are two factors: `mfa`.
+pub fn passkey_only(method: &str) -> Vec<String> {
+    vec![method.to_owned(), AMR_MFA.to_owned()]
+}
+
+/// The methods of a sign-in with a password and a passkey as the second factor.
+pub fn password_and_passkey(method: &str) -> Vec<String> {
+    vec![AMR_PWD.to_owned(), method.to_owned(), AMR_MFA.to_owned()]
+}
+
 /// The level an authentication reached, lowest first (the order compares levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Acr {
     OneFactor,
     Mfa,
+    /// Phishing-resistant (OpenID Enhanced Authentication Profile ACR Values 1.0, `phr`): a
+    /// passkey with user verification, bound to our origin by the browser.
+    Phr,
 }
 
 impl Acr {
-    /// Every level that can be reached today (discovery's `acr_values_supported`).
-    pub const REACHABLE: [Acr; 2] = [Acr::OneFactor, Acr::Mfa];
+    /// Every level there is (discovery's `acr_values_supported`).
+    pub const REACHABLE: [Acr; 3] = [Acr::OneFactor, Acr::Mfa, Acr::Phr];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Acr::OneFactor => "urn:castellan:acr:1fa",
             Acr::Mfa => "urn:castellan:acr:mfa",
+            Acr::Phr => "phr",
         }
     }
 
@@ -45,7 +66,9 @@ impl Acr {
 
     /// The level of an authentication with these methods.
     pub fn of(amr: &[String]) -> Acr {
-        if amr.iter().any(|m| m == AMR_MFA) {
+        if amr.iter().any(|m| m == AMR_HWK || m == AMR_SWK) {
+            Acr::Phr
+        } else if amr.iter().any(|m| m == AMR_MFA) {
             Acr::Mfa
         } else {
             Acr::OneFactor
@@ -70,6 +93,8 @@ mod tests {
         assert_eq!(Acr::of(&password_only()), Acr::OneFactor);
         assert_eq!(Acr::of(&password_and_otp()), Acr::Mfa);
         assert_eq!(Acr::of(&[]), Acr::OneFactor);
+        assert_eq!(Acr::of(&passkey_only(AMR_HWK)), Acr::Phr);
+        assert_eq!(Acr::of(&password_and_passkey(AMR_SWK)), Acr::Phr);
     }
 
     #[test]
@@ -80,8 +105,10 @@ mod tests {
             Some(Acr::OneFactor)
         );
         assert_eq!(Acr::minimum_of("phr urn:castellan:acr:mfa"), Some(Acr::Mfa));
+        assert_eq!(Acr::minimum_of("phr"), Some(Acr::Phr));
+        assert_eq!(Acr::minimum_of("phrh"), None);
         assert_eq!(Acr::minimum_of("something-else"), None);
         assert_eq!(Acr::minimum_of(""), None);
-        assert!(Acr::OneFactor < Acr::Mfa);
+        assert!(Acr::OneFactor < Acr::Mfa && Acr::Mfa < Acr::Phr);
     }
 }

@@ -53,10 +53,14 @@ pub enum AuditKind {
     FactorFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    /// A passkey renamed.
+    FactorUpdated,
+    /// The password of an account with a passkey removed (a passkey-only account).
+    PasswordRemoved,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 38] = [
+    pub const ALL: [AuditKind; 40] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -95,6 +99,8 @@ impl AuditKind {
         Self::FactorFailed,
         Self::RecoveryCodeUsed,
         Self::RecoveryCodesRegenerated,
+        Self::FactorUpdated,
+        Self::PasswordRemoved,
     ];
 
     /// The stored text.
@@ -138,6 +144,8 @@ impl AuditKind {
             Self::FactorFailed => "factor_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::FactorUpdated => "factor_updated",
+            Self::PasswordRemoved => "password_removed",
         }
     }
 }

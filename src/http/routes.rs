@@ -3,7 +3,9 @@
 use actix_web::web;
 
 use super::api::{admin, health, metrics as metrics_api, oauth, oidc, registration};
-use super::pages::{account, consent, home, login, logout, mfa, password, register, second_factor};
+use super::pages::{
+    account, consent, home, login, logout, mfa, passkeys, password, register, second_factor,
+};
 use crate::paths;
 // Named apart from `api::admin` (the admin REST API).
 use super::pages::admin as admin_pages;
@@ -36,6 +38,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             paths::LOGIN_SECOND_FACTOR,
             web::post().to(second_factor::submit),
+        )
+        .route(
+            paths::LOGIN_PASSKEY_OPTIONS,
+            web::post().to(passkeys::sign_in_options),
+        )
+        .route(paths::LOGIN_PASSKEY, web::post().to(passkeys::sign_in))
+        .route(
+            paths::LOGIN_SECOND_FACTOR_PASSKEY_OPTIONS,
+            web::post().to(passkeys::second_factor_options),
+        )
+        .route(
+            paths::LOGIN_SECOND_FACTOR_PASSKEY,
+            web::post().to(passkeys::second_factor),
+        )
+        .route(paths::ACCOUNT_PASSKEYS, web::get().to(passkeys::show))
+        .route(paths::ACCOUNT_PASSKEYS, web::post().to(passkeys::register))
+        .route(
+            paths::ACCOUNT_PASSKEYS_OPTIONS,
+            web::post().to(passkeys::register_options),
+        )
+        .route(
+            paths::ACCOUNT_PASSKEY_RENAME,
+            web::post().to(passkeys::rename),
+        )
+        .route(
+            paths::ACCOUNT_PASSKEY_REMOVE,
+            web::post().to(passkeys::remove),
+        )
+        .route(
+            paths::ACCOUNT_PASSWORD_REMOVE,
+            web::post().to(passkeys::remove_password),
         )
         .route(paths::ACCOUNT_TOTP, web::get().to(mfa::show))
         .route(paths::ACCOUNT_TOTP, web::post().to(mfa::confirm))
@@ -159,10 +192,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             paths::ADMIN_KEYS_ROTATE,
             web::post().to(admin_pages::keys::key_rotate),
         )
-        .service(web::scope(paths::STATIC).route(
-            "/css/castellan.css",
-            web::get().to(super::api::assets::stylesheet),
-        ));
+        .service(
+            web::scope(paths::STATIC)
+                .route(
+                    "/css/castellan.css",
+                    web::get().to(super::api::assets::stylesheet),
+                )
+                .route(
+                    "/js/passkeys.js",
+                    web::get().to(super::api::assets::passkeys_script),
+                ),
+        );
 }
 
 /// `/metrics`: registered on the main listener, or alone on the metrics listener (by

@@ -71,6 +71,24 @@ pub fn clear_pending_cookie(state: &AppState) -> Cookie<'static> {
     build_cookie(state, PENDING_COOKIE, String::new(), Some(0))
 }
 
+const CEREMONY_COOKIE: &str = "castellan_webauthn";
+
+/// The cookie that binds a passkey ceremony to this browser, for as long as the ceremony lives.
+pub fn ceremony_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let ttl = crate::services::passkeys::CEREMONY_TTL_SECS;
+    build_cookie(state, CEREMONY_COOKIE, value, Some(ttl))
+}
+
+pub fn clear_ceremony_cookie(state: &AppState) -> Cookie<'static> {
+    build_cookie(state, CEREMONY_COOKIE, String::new(), Some(0))
+}
+
+pub fn ceremony_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&cookie_name(state, CEREMONY_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 pub fn pending_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&cookie_name(state, PENDING_COOKIE))
         .map(|c| c.value().to_owned())

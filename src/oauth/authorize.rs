@@ -63,6 +63,9 @@ pub enum Outcome {
     /// The session is below the level asked for and its user has no second factor: TOTP
     /// enrolment ("taken to enrolment, not refused"), then back to `return_to`.
     EnrolSecondFactor { return_to: String },
+    /// The request asks for `phr` and the user has no passkey: passkey registration, then back
+    /// to `return_to`.
+    EnrolPasskey { return_to: String },
 }
 
 /// A response delivered to the client's redirect URI.
@@ -614,9 +617,17 @@ impl Authorization {
                 );
             }
             let return_to = return_to(&req, false, false);
-            return match self.store.has_totp(&session.user.id).await {
-                Ok(true) => Outcome::SecondFactor { return_to },
-                Ok(false) => Outcome::EnrolSecondFactor { return_to },
+            let factors = async {
+                let totp = self.store.has_totp(&session.user.id).await?;
+                let passkeys = self.store.count_passkeys(&session.user.id).await? > 0;
+                Ok::<_, crate::store::StoreError>((totp, passkeys))
+            };
+            return match factors.await {
+                // `phr` is reached with a passkey only (OpenID EAP ACR Values: phishing-resistant).
+                Ok((_, true)) => Outcome::SecondFactor { return_to },
+                Ok((_, false)) if min == Acr::Phr => Outcome::EnrolPasskey { return_to },
+                Ok((true, false)) => Outcome::SecondFactor { return_to },
+                Ok((false, false)) => Outcome::EnrolSecondFactor { return_to },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the second factors");
                     req.unprompted_error(issuer, &OAuthError::ServerError)

@@ -88,6 +88,7 @@ impl From<crate::services::authn::AuthnError> for AccountsError {
             AuthnError::Busy => AccountsError::Busy,
             AuthnError::Join => AccountsError::Hash,
             AuthnError::Factor(e) => AccountsError::Factor(e.to_string()),
+            AuthnError::Passkey(e) => AccountsError::Factor(e.to_string()),
         }
     }
 }

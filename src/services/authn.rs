@@ -15,11 +15,12 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
-use crate::domain::acr::{password_and_otp, password_only};
+use crate::domain::acr::{passkey_only, password_and_otp, password_and_passkey, password_only};
 use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, UnixTime, User, UserId};
 use crate::services::factors::{FactorCheck, FactorError, Factors};
 use crate::services::metrics::{LoginOutcome, Metrics};
+use crate::services::passkeys::{Begun, Binding, PasskeyError, Refusal, Verified};
 use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
 use crate::store::factors::PendingSignIn;
@@ -40,6 +41,8 @@ pub enum AuthnError {
     Join,
     #[error(transparent)]
     Factor(#[from] FactorError),
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
 }
 
 impl From<crate::services::passwords::PoolError> for AuthnError {
@@ -262,7 +265,7 @@ impl Authn {
                 return SignInOutcome::Unverified;
             }
         };
-        match self.factors.has_totp(&user.id).await {
+        match self.factors.has_any(&user.id).await {
             Ok(false) => {}
             Ok(true) => {
                 return self
@@ -638,8 +641,11 @@ impl Authn {
         };
         match check {
             FactorCheck::Totp | FactorCheck::RecoveryCode { .. } => {}
-            FactorCheck::NoFactor => return Ok(SecondStepOutcome::Expired),
-            FactorCheck::Wrong | FactorCheck::Replayed => {
+            // A user whose only second factor is a passkey typed a code: a wrong one.
+            FactorCheck::NoFactor if !self.factors.has_any(&user.id).await? => {
+                return Ok(SecondStepOutcome::Expired);
+            }
+            FactorCheck::Wrong | FactorCheck::Replayed | FactorCheck::NoFactor => {
                 self.metrics.count_login(LoginOutcome::SecondFactorFailed);
                 self.count_failure(&user.id, locked, now).await?;
                 if let Some(addr) = step.ip {
@@ -734,5 +740,411 @@ impl Authn {
     /// The second-factor checks and stores.
     pub fn factors(&self) -> &Factors {
         &self.factors
+    }
+}
+
+/// A sign-in with a passkey alone: the browser's answer to the options of
+/// [`Authn::begin_passkey_sign_in`].
+pub struct PasskeySignIn {
+    /// The ceremony cookie of this browser.
+    pub ceremony: Option<String>,
+    /// The `PublicKeyCredential` as JSON.
+    pub credential: String,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub previous_session: Option<String>,
+    pub login_ticket: Option<String>,
+}
+
+/// A passkey as the second step of a sign-in or a step-up.
+pub struct PasskeyStep {
+    pub ceremony: Option<String>,
+    pub credential: String,
+    pub pending: Option<String>,
+    pub session: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// What asking for passkey options came to.
+pub enum PasskeyOptions {
+    /// The options for the browser, and the ceremony cookie.
+    Begun(Begun),
+    /// Passkeys are unavailable here, or (second step) the user has none, or there is no
+    /// pending sign-in or session to step up.
+    NotOffered,
+    RateLimited(u64),
+    Unavailable,
+}
+
+/// Whose second step this browser is taking: the user, the ticket of the login, the pending
+/// sign-in's hash when there is one, and what a passkey ceremony binds to.
+struct SecondStepOf {
+    user_id: UserId,
+    login_ticket: Option<String>,
+    pending: Option<String>,
+    binding: Binding,
+}
+
+impl Authn {
+    async fn second_step_of(
+        &self,
+        pending: Option<&str>,
+        session: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Option<SecondStepOf>, AuthnError> {
+        let pending_hash = pending
+            .filter(|v| v.starts_with(token::prefix::PENDING_SIGN_IN))
+            .map(token::hash);
+        if let Some(h) = pending_hash
+            && let Some(p) = self.store.pending_sign_in(&h, now).await?
+        {
+            return Ok(Some(SecondStepOf {
+                user_id: p.user_id,
+                login_ticket: p.login_ticket,
+                binding: Binding::Pending(h.clone()),
+                pending: Some(h),
+            }));
+        }
+        if let Some(cookie) = session
+            && let Some(a) = self.current(cookie).await?
+        {
+            return Ok(Some(SecondStepOf {
+                user_id: a.user.id,
+                login_ticket: a.session.login_ticket,
+                pending: None,
+                binding: Binding::Session(a.session.sid),
+            }));
+        }
+        Ok(None)
+    }
+
+    async fn limited(&self, ip: Option<IpAddr>) -> Option<u64> {
+        let ip = ip?;
+        self.limiter
+            .would_allow(Action::Login, ip, self.clock.now_ms())
+            .await
+            .err()
+    }
+
+    async fn count_refusal(&self, ip: Option<IpAddr>) {
+        if let Some(addr) = ip {
+            let _ = self
+                .limiter
+                .take(Action::Login, addr, self.clock.now_ms())
+                .await;
+        }
+    }
+
+    /// Options for a sign-in with a passkey alone (the login page's button, and the browser's
+    /// autofill). Limited like failed sign-ins from the address, since each makes a ceremony.
+    pub async fn begin_passkey_sign_in(&self, ip: Option<IpAddr>) -> PasskeyOptions {
+        if let Some(wait) = self.limited(ip).await {
+            return PasskeyOptions::RateLimited(wait);
+        }
+        match self
+            .factors
+            .passkeys()
+            .begin_sign_in(self.clock.time())
+            .await
+        {
+            Ok(Some(b)) => PasskeyOptions::Begun(b),
+            Ok(None) => PasskeyOptions::NotOffered,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a passkey sign-in");
+                PasskeyOptions::Unavailable
+            }
+        }
+    }
+
+    /// Options for a passkey as the second step of this browser's pending sign-in, or to step
+    /// up its session.
+    pub async fn begin_passkey_step(
+        &self,
+        pending: Option<&str>,
+        session: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> PasskeyOptions {
+        if let Some(wait) = self.limited(ip).await {
+            return PasskeyOptions::RateLimited(wait);
+        }
+        let now = self.clock.time();
+        let begun = async {
+            let Some(of) = self.second_step_of(pending, session, now).await? else {
+                return Ok::<_, AuthnError>(None);
+            };
+            Ok(self
+                .factors
+                .passkeys()
+                .begin_second_factor(&of.user_id, &of.binding, now)
+                .await?)
+        };
+        match begun.await {
+            Ok(Some(b)) => PasskeyOptions::Begun(b),
+            Ok(None) => PasskeyOptions::NotOffered,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a passkey second step");
+                PasskeyOptions::Unavailable
+            }
+        }
+    }
+
+    /// Whether the user of this browser's second step has a passkey (the second-step page shows
+    /// its button then).
+    pub async fn second_step_has_passkey(
+        &self,
+        pending: Option<&str>,
+        session: Option<&str>,
+    ) -> bool {
+        if !self.factors.passkeys().available() {
+            return false;
+        }
+        let now = self.clock.time();
+        match self.second_step_of(pending, session, now).await {
+            Ok(Some(of)) => self
+                .factors
+                .passkeys()
+                .count(&of.user_id)
+                .await
+                .is_ok_and(|n| n > 0),
+            _ => false,
+        }
+    }
+
+    /// A sign-in with a passkey alone: the per-address limit, the ceremony (once), the
+    /// assertion (WebAuthn §7.2, user verification required), an enabled account, then a new
+    /// session whose `amr` is the key's kind and `mfa` (level `phr`); the audit rows and the
+    /// login metric. The account's password lockout does not stop it: the lock is against
+    /// guessing, and an assertion cannot be guessed.
+    pub async fn passkey_sign_in(&self, attempt: PasskeySignIn) -> SignInOutcome {
+        if let Some(wait) = self.limited(attempt.ip).await {
+            self.metrics.count_login(LoginOutcome::RateLimited);
+            return SignInOutcome::RateLimited(wait);
+        }
+        let now = self.clock.time();
+        let ip = attempt.ip.map(|a| a.to_string());
+        let verified = self
+            .factors
+            .passkeys()
+            .finish_sign_in(attempt.ceremony.as_deref(), &attempt.credential, now)
+            .await;
+        let refused = |why: Refusal, user: Option<&UserId>| {
+            (
+                why,
+                AuditEntry {
+                    user_id: user.map(|u| u.as_str().to_owned()),
+                    ip: ip.clone(),
+                    detail: format!("reason=passkey {}", why.as_str()),
+                    ..AuditEntry::new(AuditKind::LoginFailed)
+                },
+            )
+        };
+        let v: Verified = match verified {
+            Ok(Ok(v)) => v,
+            Ok(Err(why)) => {
+                let (_, entry) = refused(why, None);
+                self.store.record(entry, now).await;
+                self.metrics.count_login(LoginOutcome::BadCredentials);
+                self.count_refusal(attempt.ip).await;
+                return SignInOutcome::Refused;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a passkey sign-in failed unexpectedly");
+                self.metrics.count_login(LoginOutcome::Error);
+                return SignInOutcome::Unavailable;
+            }
+        };
+        let user = match self.store.user_by_id(v.user_id.as_str()).await {
+            Ok(Some(u)) if !u.disabled => u,
+            Ok(_) => {
+                let (_, mut entry) = refused(Refusal::UnknownCredential, Some(&v.user_id));
+                entry.detail = "reason=disabled passkey".into();
+                self.store.record(entry, now).await;
+                self.metrics.count_login(LoginOutcome::Disabled);
+                return SignInOutcome::Refused;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the user of a passkey");
+                self.metrics.count_login(LoginOutcome::Error);
+                return SignInOutcome::Unavailable;
+            }
+        };
+        self.finish_with_session(
+            &user,
+            passkey_only(v.method),
+            attempt.previous_session.as_deref(),
+            ip,
+            attempt.user_agent,
+            attempt.login_ticket,
+            &v,
+            now,
+        )
+        .await
+        .map_or(SignInOutcome::Unavailable, |cookie| {
+            SignInOutcome::SignedIn { cookie }
+        })
+    }
+
+    /// A passkey as the second step of this browser's pending sign-in, or to step its session
+    /// up: as [`Authn::second_step`], with an assertion for the code. A refused assertion of a
+    /// known user counts toward the account's lockout like a wrong code.
+    pub async fn passkey_second_step(&self, step: PasskeyStep) -> SecondStepOutcome {
+        if let Some(wait) = self.limited(step.ip).await {
+            self.metrics.count_login(LoginOutcome::RateLimited);
+            return SecondStepOutcome::RateLimited(wait);
+        }
+        match self.try_passkey_second_step(step).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "a passkey second step failed unexpectedly");
+                self.metrics.count_login(LoginOutcome::Error);
+                SecondStepOutcome::Unavailable
+            }
+        }
+    }
+
+    async fn try_passkey_second_step(
+        &self,
+        step: PasskeyStep,
+    ) -> Result<SecondStepOutcome, AuthnError> {
+        let now = self.clock.time();
+        let ip = step.ip.map(|a| a.to_string());
+        let Some(of) = self
+            .second_step_of(step.pending.as_deref(), step.session.as_deref(), now)
+            .await?
+        else {
+            return Ok(SecondStepOutcome::Expired);
+        };
+        let Some(c) = self.store.credentials_by_id(&of.user_id).await? else {
+            return Ok(SecondStepOutcome::Expired);
+        };
+        if c.user.disabled {
+            return Ok(SecondStepOutcome::Expired);
+        }
+        let locked = c.locked_until.is_some_and(|t| t > now);
+        let verified = if locked {
+            Err(Refusal::Invalid)
+        } else {
+            self.factors
+                .passkeys()
+                .finish_second_factor(
+                    &of.user_id,
+                    &of.binding,
+                    step.ceremony.as_deref(),
+                    &step.credential,
+                    now,
+                )
+                .await?
+        };
+        let v = match verified {
+            Ok(v) => v,
+            Err(why) => {
+                self.metrics.count_login(LoginOutcome::SecondFactorFailed);
+                self.count_failure(&of.user_id, locked, now).await?;
+                self.count_refusal(step.ip).await;
+                let reason = if locked { "locked" } else { why.as_str() };
+                self.store
+                    .record(
+                        AuditEntry {
+                            user_id: Some(of.user_id.as_str().to_owned()),
+                            ip,
+                            detail: format!("reason=passkey {reason}"),
+                            ..AuditEntry::new(AuditKind::FactorFailed)
+                        },
+                        now,
+                    )
+                    .await;
+                return Ok(SecondStepOutcome::Wrong);
+            }
+        };
+        if (c.failed_logins > 0 || c.locked_until.is_some())
+            && !self.store.clear_password_failures(&of.user_id, now).await?
+        {
+            return Ok(SecondStepOutcome::Wrong);
+        }
+        if let Some(h) = &of.pending
+            && !self.store.take_pending_sign_in(h, now).await?
+        {
+            return Ok(SecondStepOutcome::Expired);
+        }
+        // A step-up of a passkey-only session keeps no password among its methods.
+        let amr = if of.pending.is_some() || c.password_hash.is_some() {
+            password_and_passkey(v.method)
+        } else {
+            passkey_only(v.method)
+        };
+        match self
+            .finish_with_session(
+                &c.user,
+                amr,
+                step.session.as_deref(),
+                ip,
+                step.user_agent,
+                of.login_ticket,
+                &v,
+                now,
+            )
+            .await
+        {
+            Some(cookie) => Ok(SecondStepOutcome::SignedIn { cookie }),
+            None => Ok(SecondStepOutcome::Unavailable),
+        }
+    }
+
+    /// The end of every passkey sign-in: the previous session ends, a new one starts with
+    /// these methods, the passkey's use and the login are audited and counted. `None`: the
+    /// session could not be stored (logged).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_with_session(
+        &self,
+        user: &User,
+        amr: Vec<String>,
+        previous_session: Option<&str>,
+        ip: Option<String>,
+        user_agent: Option<String>,
+        login_ticket: Option<String>,
+        v: &Verified,
+        now: UnixTime,
+    ) -> Option<String> {
+        if let Some(old) = previous_session
+            && let Err(e) = self.end_session(old).await
+        {
+            tracing::warn!(error = %e, "cannot end the previous session");
+        }
+        let (cookie, session) = match self
+            .start_session(user, &amr, ip.clone(), user_agent, login_ticket, now)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a session");
+                self.metrics.count_login(LoginOutcome::Error);
+                return None;
+            }
+        };
+        self.store
+            .record(
+                AuditEntry {
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip: ip.clone(),
+                    detail: format!("passkey {} {}", v.method, v.passkey_id),
+                    ..AuditEntry::new(AuditKind::FactorUsed)
+                },
+                now,
+            )
+            .await;
+        self.store
+            .record(
+                AuditEntry {
+                    user_id: Some(user.id.as_str().to_owned()),
+                    ip,
+                    detail: format!("sid {} passkey", session.sid),
+                    ..AuditEntry::new(AuditKind::LoginSucceeded)
+                },
+                now,
+            )
+            .await;
+        self.metrics.count_login(LoginOutcome::Success);
+        Some(cookie)
     }
 }

@@ -17,6 +17,7 @@ use crate::crypto::totp;
 use crate::domain::{AuditEntry, AuditKind, UnixTime, User, UserId};
 use crate::mail::Mail;
 use crate::services::jobs::{Job, Jobs};
+use crate::services::passkeys::Passkeys;
 use crate::store::{Store, StoreError};
 
 /// The prefix of a sealed seed (base64 of the sealed bytes follows).
@@ -69,6 +70,7 @@ pub struct Factors {
     store: Store,
     kek: Option<Arc<Kek>>,
     jobs: Jobs,
+    passkeys: Passkeys,
 }
 
 fn aad(user: &UserId) -> Vec<u8> {
@@ -78,8 +80,24 @@ fn aad(user: &UserId) -> Vec<u8> {
 }
 
 impl Factors {
-    pub fn new(store: Store, kek: Option<Arc<Kek>>, jobs: Jobs) -> Self {
-        Self { store, kek, jobs }
+    pub fn new(store: Store, kek: Option<Arc<Kek>>, jobs: Jobs, passkeys: Passkeys) -> Self {
+        Self {
+            store,
+            kek,
+            jobs,
+            passkeys,
+        }
+    }
+
+    /// The passkey ceremonies.
+    pub fn passkeys(&self) -> &Passkeys {
+        &self.passkeys
+    }
+
+    /// Whether the user has a second factor: a confirmed TOTP factor or a passkey. The one
+    /// question behind the second step of a sign-in, step-up and enrolment.
+    pub async fn has_any(&self, user: &UserId) -> Result<bool, FactorError> {
+        Ok(self.store.has_totp(user).await? || self.store.count_passkeys(user).await? > 0)
     }
 
     /// The stored form of a seed.

@@ -14,6 +14,8 @@ use crate::domain::{AuditEntry, AuditKind, User};
 use crate::services::accounts::REAUTH_SECS;
 use crate::services::authn::{Authenticated, Authn, AuthnError, PasswordCheck};
 use crate::services::factors::{FactorError, Factors};
+use crate::services::passkeys::{Begun, PasskeyError, Registered};
+use crate::store::passkeys::{KeptWayIn, PasskeyRecord};
 use crate::store::{Store, StoreError};
 
 /// How long an unconfirmed seed is shown again (a reload of the enrolment page keeps the QR
@@ -28,6 +30,23 @@ pub enum MfaError {
     Factor(#[from] FactorError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+}
+
+/// What removing a passkey, or the password, came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WayInRemoval {
+    Removed,
+    /// A wrong current password (counted toward the lockout).
+    WrongPassword,
+    Locked,
+    /// No password given (or none to give) and the last sign-in is older than five minutes.
+    SignInAgain,
+    /// It is the last way to sign in (no password and no other passkey; or, for the password,
+    /// no passkey): refused.
+    LastWayIn,
+    NotFound,
 }
 
 /// What the enrolment page shows: the seed as text and as an `otpauth://` URI (for the QR
@@ -263,5 +282,187 @@ impl Mfa {
             )
             .await?;
         Ok(Removal::Removed)
+    }
+}
+
+impl Mfa {
+    /// Re-authentication for a change to how the account signs in: the current password (a
+    /// wrong one counts toward the lockout), or, with none given or none to give, a sign-in
+    /// within five minutes.
+    async fn recently_proven(
+        &self,
+        me: &Authenticated,
+        current_password: &str,
+    ) -> Result<Option<WayInRemoval>, MfaError> {
+        let now = self.clock.time();
+        if current_password.is_empty() || !me.user.has_password {
+            if now.since(me.session.auth_time) > REAUTH_SECS {
+                return Ok(Some(WayInRemoval::SignInAgain));
+            }
+            return Ok(None);
+        }
+        Ok(
+            match self
+                .authn
+                .check_user_password(&me.user.id, current_password, now)
+                .await?
+            {
+                PasswordCheck::Right => None,
+                PasswordCheck::Wrong => Some(WayInRemoval::WrongPassword),
+                PasswordCheck::Locked => Some(WayInRemoval::Locked),
+            },
+        )
+    }
+
+    async fn audit_factor(&self, me: &Authenticated, kind: AuditKind, detail: String) {
+        self.store
+            .record(
+                AuditEntry {
+                    user_id: Some(me.user.id.as_str().to_owned()),
+                    detail,
+                    ..AuditEntry::new(kind)
+                },
+                self.clock.time(),
+            )
+            .await;
+    }
+
+    /// The user's passkeys, oldest first.
+    pub async fn passkeys(&self, me: &Authenticated) -> Result<Vec<PasskeyRecord>, MfaError> {
+        Ok(self.factors.passkeys().list(&me.user.id).await?)
+    }
+
+    /// Whether passkeys can be used here (the issuer's host is a domain name).
+    pub fn passkeys_available(&self) -> bool {
+        self.factors.passkeys().available()
+    }
+
+    /// Begins registering a passkey in this session. `None`: passkeys are unavailable.
+    pub async fn begin_passkey(&self, me: &Authenticated) -> Result<Option<Begun>, MfaError> {
+        Ok(self
+            .factors
+            .passkeys()
+            .begin_registration(&me.user, &me.session.sid, self.clock.time())
+            .await?)
+    }
+
+    /// Finishes registering a passkey begun in this session; audited.
+    pub async fn finish_passkey(
+        &self,
+        me: &Authenticated,
+        ceremony: Option<&str>,
+        name: &str,
+        credential: &str,
+    ) -> Result<Registered, MfaError> {
+        let outcome = self
+            .factors
+            .passkeys()
+            .finish_registration(
+                &me.user,
+                &me.session.sid,
+                ceremony,
+                name,
+                credential,
+                self.clock.time(),
+            )
+            .await?;
+        match &outcome {
+            Registered::Added { id } => {
+                self.audit_factor(me, AuditKind::FactorAdded, format!("passkey {id}"))
+                    .await;
+            }
+            Registered::Refused(why) => {
+                self.audit_factor(
+                    me,
+                    AuditKind::FactorFailed,
+                    format!("reason=passkey {} registration", why.as_str()),
+                )
+                .await;
+            }
+            Registered::Duplicate | Registered::TooMany => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Renames one of the user's passkeys; `false` when there is none with this id.
+    pub async fn rename_passkey(
+        &self,
+        me: &Authenticated,
+        id: &str,
+        name: &str,
+    ) -> Result<bool, MfaError> {
+        let name = crate::services::passkeys::clean_name(name);
+        let done = self.store.rename_passkey(&me.user.id, id, &name).await?;
+        if done {
+            self.audit_factor(
+                me,
+                AuditKind::FactorUpdated,
+                format!("passkey {id} renamed"),
+            )
+            .await;
+        }
+        Ok(done)
+    }
+
+    /// Removes one of the user's passkeys, after re-authentication, unless it is the last way
+    /// to sign in; audited.
+    pub async fn remove_passkey(
+        &self,
+        me: &Authenticated,
+        id: &str,
+        current_password: &str,
+    ) -> Result<WayInRemoval, MfaError> {
+        if let Some(no) = self.recently_proven(me, current_password).await? {
+            return Ok(no);
+        }
+        Ok(
+            match self
+                .store
+                .remove_passkey_keeping_a_way_in(&me.user.id, id)
+                .await?
+            {
+                KeptWayIn::Done => {
+                    self.audit_factor(me, AuditKind::FactorRemoved, format!("passkey {id}"))
+                        .await;
+                    WayInRemoval::Removed
+                }
+                KeptWayIn::LastWayIn => WayInRemoval::LastWayIn,
+                KeptWayIn::NotFound => WayInRemoval::NotFound,
+            },
+        )
+    }
+
+    /// Removes the password of an account that has a passkey (a passkey-only account), after
+    /// the current password; audited. A password reset link sets one again.
+    pub async fn remove_password(
+        &self,
+        me: &Authenticated,
+        current_password: &str,
+    ) -> Result<WayInRemoval, MfaError> {
+        if !me.user.has_password {
+            return Ok(WayInRemoval::NotFound);
+        }
+        if current_password.is_empty() {
+            return Ok(WayInRemoval::WrongPassword);
+        }
+        if let Some(no) = self.recently_proven(me, current_password).await? {
+            return Ok(no);
+        }
+        let now = self.clock.time();
+        Ok(
+            match self
+                .store
+                .remove_password_keeping_a_way_in(&me.user.id, now)
+                .await?
+            {
+                KeptWayIn::Done => {
+                    self.audit_factor(me, AuditKind::PasswordRemoved, String::new())
+                        .await;
+                    WayInRemoval::Removed
+                }
+                KeptWayIn::LastWayIn => WayInRemoval::LastWayIn,
+                KeptWayIn::NotFound => WayInRemoval::NotFound,
+            },
+        )
     }
 }

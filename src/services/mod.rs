@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod mfa;
+pub mod passkeys;
 pub mod passwords;
 pub mod ratelimit;
 pub mod registration;

@@ -16,6 +16,7 @@ const EXPIRING: &[(&str, &str, &str)] = &[
     ("sessions", "id_hash", "expires_at"),
     ("email_tokens", "token_hash", "expires_at"),
     ("pending_sign_ins", "id_hash", "expires_at"),
+    ("webauthn_ceremonies", "id_hash", "expires_at"),
     ("audit_events", "id", "at"),
 ];
 

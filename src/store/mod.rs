@@ -14,6 +14,7 @@ pub mod housekeeping;
 pub mod jobs;
 pub mod keys;
 pub mod leases;
+pub mod passkeys;
 pub mod roles;
 pub mod standing;
 pub mod users;

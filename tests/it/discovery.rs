@@ -66,12 +66,11 @@ async fn discovery_advertises_only_the_prompt_values_and_claims_the_server_suppo
         .iter()
         .filter_map(serde_json::Value::as_str)
         .collect();
-    // Every ID token carries `acr` (issue 17); the levels listed are the reachable ones: no
-    // `phr` until passkeys are built.
+    // Every ID token carries `acr` (issue 17); the three levels of CONTRACT.md, lowest first.
     assert!(claims.contains(&"acr"), "{claims:?}");
     assert_eq!(
         doc["acr_values_supported"],
-        serde_json::json!(["urn:castellan:acr:1fa", "urn:castellan:acr:mfa"])
+        serde_json::json!(["urn:castellan:acr:1fa", "urn:castellan:acr:mfa", "phr"])
     );
     for claim in [
         "sub",

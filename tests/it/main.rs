@@ -28,4 +28,5 @@ mod migrations;
 mod oauth_errors;
 mod oidc_flow;
 mod outage;
+mod passkeys;
 mod registration;

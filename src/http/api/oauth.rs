@@ -85,6 +85,12 @@ pub fn outcome_response(outcome: Outcome) -> HttpResponse {
                 .finish();
             see_other(&format!("{}?{}", paths::ACCOUNT_TOTP, q))
         }
+        Outcome::EnrolPasskey { return_to } => {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .finish();
+            see_other(&format!("{}?{}", paths::ACCOUNT_PASSKEYS, q))
+        }
     }
 }
 

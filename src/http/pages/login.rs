@@ -28,9 +28,16 @@ struct LoginPage<'a> {
     return_query: String,
     email: &'a str,
     error: Option<&'a str>,
+    /// Whether to offer "Sign in with a passkey" (the issuer's host is a domain name).
+    passkeys: bool,
 }
 
-fn render(
+/// The message for a passkey that was not accepted.
+pub const PASSKEY_FAILURE: &str =
+    "That passkey could not be used. Try again, or sign in with your password.";
+
+pub(super) fn render(
+    state: &AppState,
     status: StatusCode,
     csrf: Csrf,
     return_to: &str,
@@ -53,6 +60,7 @@ fn render(
         return_query,
         email,
         error,
+        passkeys: state.core.mfa.passkeys_available(),
     };
     page(status, &view, Some(&csrf))
 }
@@ -70,7 +78,14 @@ pub async fn show(
 ) -> HttpResponse {
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
     let hint = q.login_hint.as_deref().unwrap_or_default();
-    render(StatusCode::OK, csrf(&req, &state), &return_to, hint, None)
+    render(
+        &state,
+        StatusCode::OK,
+        csrf(&req, &state),
+        &return_to,
+        hint,
+        None,
+    )
 }
 
 #[derive(Deserialize)]
@@ -87,10 +102,13 @@ pub async fn submit(
 ) -> HttpResponse {
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
     let email = form.email.unwrap_or_default();
-    let again = |status, message| render(status, csrf(&req, &state), &return_to, &email, message);
     if !valid {
-        return again(
+        return render(
+            &state,
             StatusCode::FORBIDDEN,
+            csrf(&req, &state),
+            &return_to,
+            &email,
             Some("This form has expired. Please sign in again."),
         );
     }
@@ -102,14 +120,26 @@ pub async fn submit(
         previous_session: session_cookie_value(&req, &state),
         login_ticket: crate::oauth::authorize::login_ticket_in(&return_to),
     };
-    match state.core.authn.sign_in(attempt).await {
+    let outcome = state.core.authn.sign_in(attempt).await;
+    respond(&req, &state, &return_to, &email, GENERIC_FAILURE, outcome)
+}
+
+/// The answer to a sign-in's outcome, with a password or a passkey: on to `return_to` with
+/// the session cookie, to the second step, or the login page again with `failure`.
+pub(super) fn respond(
+    req: &HttpRequest,
+    state: &AppState,
+    return_to: &str,
+    email: &str,
+    failure: &str,
+    outcome: SignInOutcome,
+) -> HttpResponse {
+    let again =
+        |status, message| render(state, status, csrf(req, state), return_to, email, message);
+    match outcome {
         SignInOutcome::SignedIn { cookie } => {
-            let mut resp = see_other(if return_to.is_empty() {
-                "/"
-            } else {
-                &return_to
-            });
-            if let Err(e) = resp.add_cookie(&session_cookie(&state, cookie)) {
+            let mut resp = see_other(if return_to.is_empty() { "/" } else { return_to });
+            if let Err(e) = resp.add_cookie(&session_cookie(state, cookie)) {
                 tracing::error!(error = %e, "cannot set the session cookie");
             }
             resp
@@ -120,24 +150,24 @@ pub async fn submit(
                 target.push('?');
                 target.push_str(
                     &url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("return_to", &return_to)
+                        .append_pair("return_to", return_to)
                         .finish(),
                 );
             }
             let mut resp = see_other(&target);
-            if let Err(e) = resp.add_cookie(&pending_cookie(&state, pending)) {
+            if let Err(e) = resp.add_cookie(&pending_cookie(state, pending)) {
                 tracing::error!(error = %e, "cannot set the pending sign-in cookie");
             }
             resp
         }
-        SignInOutcome::Refused => again(StatusCode::OK, Some(GENERIC_FAILURE)),
+        SignInOutcome::Refused => again(StatusCode::OK, Some(failure)),
         SignInOutcome::Unverified => {
             // Only someone who knows the password sees this page.
-            let token = csrf(&req, &state);
+            let token = csrf(req, state);
             let view = super::register::ResendPage {
                 csrf: &token.token,
-                email: &email,
-                return_to: &return_to,
+                email,
+                return_to,
                 notice: Some(
                     "Your email address is not verified yet. Follow the link we sent you, or ask for a new one below.",
                 ),

@@ -7,6 +7,7 @@ pub mod home;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod passkeys;
 pub mod password;
 pub mod register;
 pub mod second_factor;

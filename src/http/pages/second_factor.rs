@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::safe_return_to;
 use crate::http::extractors::CsrfChecked;
 use crate::http::support::{
-    Csrf, clear_pending_cookie, client_addr, csrf, page, pending_cookie_value, see_other,
-    session_cookie, session_cookie_value, too_many, user_agent,
+    clear_pending_cookie, client_addr, csrf, page, pending_cookie_value, see_other, session_cookie,
+    session_cookie_value, too_many, user_agent,
 };
 use crate::paths;
 use crate::services::authn::{SecondStep, SecondStepOutcome};
@@ -29,14 +29,32 @@ struct SecondFactorPage<'a> {
     return_to: &'a str,
     return_query: String,
     error: Option<&'a str>,
+    /// Whether to offer "Use a passkey" (the user has one).
+    passkey: bool,
 }
 
-fn render(status: StatusCode, csrf: Csrf, return_to: &str, error: Option<&str>) -> HttpResponse {
+pub(super) async fn render(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let passkey = state
+        .core
+        .authn
+        .second_step_has_passkey(
+            pending_cookie_value(req, state).as_deref(),
+            session_cookie_value(req, state).as_deref(),
+        )
+        .await;
+    let csrf = csrf(req, state);
     let view = SecondFactorPage {
         csrf: &csrf.token,
         return_to,
         return_query: return_to_query(return_to),
         error,
+        passkey,
     };
     page(status, &view, Some(&csrf))
 }
@@ -52,7 +70,7 @@ pub async fn show(
     q: web::Query<SecondFactorQuery>,
 ) -> HttpResponse {
     let return_to = safe_return_to(q.return_to.as_deref()).unwrap_or_default();
-    render(StatusCode::OK, csrf(&req, &state), &return_to, None)
+    render(&req, &state, StatusCode::OK, &return_to, None).await
 }
 
 #[derive(Deserialize)]
@@ -67,12 +85,15 @@ pub async fn submit(
     CsrfChecked { form, valid }: CsrfChecked<SecondFactorForm>,
 ) -> HttpResponse {
     let return_to = safe_return_to(form.return_to.as_deref()).unwrap_or_default();
-    let again = |status, message| render(status, csrf(&req, &state), &return_to, message);
     if !valid {
-        return again(
+        return render(
+            &req,
+            &state,
             StatusCode::FORBIDDEN,
+            &return_to,
             Some("This form has expired. Please try again."),
-        );
+        )
+        .await;
     }
     let step = SecondStep {
         pending: pending_cookie_value(&req, &state),
@@ -81,31 +102,47 @@ pub async fn submit(
         ip: client_addr(&req, &state),
         user_agent: user_agent(&req),
     };
-    match state.core.authn.second_step(step).await {
+    let outcome = state.core.authn.second_step(step).await;
+    respond(&req, &state, &return_to, WRONG_CODE, outcome).await
+}
+
+/// The answer to a second step's outcome, with a code or a passkey.
+pub(super) async fn respond(
+    req: &HttpRequest,
+    state: &AppState,
+    return_to: &str,
+    wrong: &str,
+    outcome: SecondStepOutcome,
+) -> HttpResponse {
+    match outcome {
         SecondStepOutcome::SignedIn { cookie } => {
-            let mut resp = see_other(if return_to.is_empty() {
-                "/"
-            } else {
-                &return_to
-            });
+            let mut resp = see_other(if return_to.is_empty() { "/" } else { return_to });
             if let Err(e) = resp
-                .add_cookie(&session_cookie(&state, cookie))
-                .and_then(|()| resp.add_cookie(&clear_pending_cookie(&state)))
+                .add_cookie(&session_cookie(state, cookie))
+                .and_then(|()| resp.add_cookie(&clear_pending_cookie(state)))
             {
                 tracing::error!(error = %e, "cannot set the session cookie");
             }
             resp
         }
-        SecondStepOutcome::Wrong => again(StatusCode::OK, Some(WRONG_CODE)),
+        SecondStepOutcome::Wrong => {
+            render(req, state, StatusCode::OK, return_to, Some(wrong)).await
+        }
         SecondStepOutcome::Expired => {
-            let mut resp = see_other(&format!("{}{}", paths::LOGIN, return_to_query(&return_to)));
-            let _ = resp.add_cookie(&clear_pending_cookie(&state));
+            let mut resp = see_other(&format!("{}{}", paths::LOGIN, return_to_query(return_to)));
+            let _ = resp.add_cookie(&clear_pending_cookie(state));
             resp
         }
         SecondStepOutcome::RateLimited(wait) => too_many(wait),
-        SecondStepOutcome::Unavailable => again(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("Please try again in a moment."),
-        ),
+        SecondStepOutcome::Unavailable => {
+            render(
+                req,
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                return_to,
+                Some("Please try again in a moment."),
+            )
+            .await
+        }
     }
 }

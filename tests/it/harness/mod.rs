@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod authenticator;
 pub mod browser;
 mod db;
 pub mod forms;
@@ -73,6 +74,22 @@ pub async fn spawn_app_reaching_db(
     .await
 }
 
+/// A server whose issuer is `http://localhost:PORT` (still bound to 127.0.0.1): WebAuthn needs
+/// a domain name as the relying party id, so passkeys are offered only on such an issuer.
+pub async fn spawn_app_at_localhost(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
+    let db = Arc::new(TestDb::new().await);
+    spawn_on_host(db, "localhost", configure).await
+}
+
+/// A second instance beside `app` with the same issuer host (`localhost`, for passkeys).
+pub async fn spawn_app_at_localhost_beside(
+    app: &TestApp,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_on_host(app.db.clone(), "localhost", configure).await
+}
+
 /// A second instance on the database of `app` (what operators run behind a load balancer):
 /// its own port, clock, state and background work, the same stored state.
 pub async fn spawn_app_beside(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -80,9 +97,17 @@ pub async fn spawn_app_beside(app: &TestApp, configure: impl FnOnce(&mut Setting
 }
 
 async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_on_host(db, "127.0.0.1", configure).await
+}
+
+async fn spawn_on_host(
+    db: Arc<TestDb>,
+    host: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let port = listener.local_addr().expect("local addr").port();
-    let address = format!("http://127.0.0.1:{port}");
+    let address = format!("http://{host}:{port}");
     let mut settings = Settings::for_test(&address, db.url());
     configure(&mut settings);
     settings.validate().expect("test settings are valid");
