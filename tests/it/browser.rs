@@ -330,3 +330,180 @@ async fn a_new_user_registers_verifies_the_email_and_signs_in_to_an_app_in_a_rea
         shots.display()
     );
 }
+
+/// Issue 17: a passkey in real Chromium through its WebDriver virtual authenticator. A user
+/// signed in with a password registers a passkey on the account page (the page's script runs
+/// `navigator.credentials.create()`). An app then asks for `acr_values=phr`: the password
+/// session steps up on the second-step page's "Use a passkey" button. Signed out, the user
+/// signs in to the app with the passkey alone: the login page's autofill request (conditional
+/// mediation) is answered by the authenticator, which consents on its own, so the page signs
+/// in without a click (a real user picks the passkey from the email field's suggestions).
+/// Both ID tokens say `acr` `phr`.
+#[tokio::test]
+async fn a_user_registers_a_passkey_steps_up_with_it_signs_out_and_signs_in_with_the_passkey_alone()
+{
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let shots = screenshots();
+    browser.screenshot_on_failure(shots.join("passkey-failure.png"));
+    let app = crate::harness::spawn_app_at_localhost(|_| {}).await;
+    let authenticator = browser.add_virtual_authenticator().await;
+    let email = "ada@example.com";
+    crate::harness::rp::create_user(&app, email, crate::harness::rp::PASSWORD);
+    let (redirect_uri, _landed) = start_app_listener().await;
+    let (client_id, secret) = create_client(
+        &app,
+        &[
+            "--name",
+            "Passkey app",
+            "--redirect-uri",
+            &redirect_uri,
+            "--scope",
+            "openid",
+            "--skip-consent",
+            "--token-endpoint-auth-method",
+            "client_secret_basic",
+        ],
+    );
+    let secret = secret.expect("a confidential client has a secret");
+    let on_path = |path: &'static str| {
+        let origin = app.address.clone();
+        move |u: &str| u.starts_with(&origin) && path_of(u) == path
+    };
+    // An authorization request (PKCE) and the exchange of the code it brings back.
+    let request = |extra: &[(&str, &str)]| {
+        let verifier = random_token(64);
+        let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("scope", "openid")
+            .append_pair("state", "s1")
+            .append_pair("nonce", "n1")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+        (
+            format!("{}?{}", app.url("/oauth2/authorize"), q.finish()),
+            verifier,
+        )
+    };
+    let exchange = |back: String, verifier: String| {
+        let (app, client_id, secret, redirect_uri) = (&app, &client_id, &secret, &redirect_uri);
+        async move {
+            let code = query_param(&back, "code").expect("a code");
+            let tokens: serde_json::Value = reqwest::Client::new()
+                .post(app.url("/oauth2/token"))
+                .header("authorization", basic_auth(client_id, secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect_uri.as_str()),
+                    ("code_verifier", verifier.as_str()),
+                ])
+                .send()
+                .await
+                .expect("the token request")
+                .json()
+                .await
+                .expect("a token response");
+            jwt::claims(tokens["id_token"].as_str().expect("an ID token"))
+        }
+    };
+
+    // Sign in with the password, then register a passkey.
+    browser.goto(&app.url("/login")).await;
+    browser
+        .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
+        .await;
+    browser
+        .type_into(
+            &format!("{LOGIN_FORM} input[name=password]"),
+            crate::harness::rp::PASSWORD,
+        )
+        .await;
+    browser
+        .click(&format!(
+            "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
+        ))
+        .await;
+    browser
+        .wait_for_url(|u| path_of(u) != "/login", STEP, "past the login page")
+        .await;
+    browser.goto(&app.url("/account/passkeys")).await;
+    browser.wait_for("#add-passkey", STEP).await;
+    browser.type_into("#passkey-name", "Chromium").await;
+    browser.click("#add-passkey").await;
+    let deadline = Instant::now() + STEP;
+    while !browser
+        .try_text("body")
+        .await
+        .unwrap_or_default()
+        .contains("Your passkey is added.")
+    {
+        if Instant::now() >= deadline {
+            panic!("{}", browser.failure("the passkey should be added").await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.screenshot(shots.join("passkey-added.png")).await;
+    let held = browser.virtual_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        held[0]["isResidentCredential"],
+        serde_json::json!(true),
+        "a discoverable credential: {held:?}"
+    );
+    assert_eq!(app.count("passkeys").await, 1);
+
+    // Step-up: the app asks for phr; the password session uses the passkey button.
+    let (url, verifier) = request(&[("acr_values", "phr")]);
+    browser.goto(&url).await;
+    browser
+        .wait_for_url(on_path("/login/second-factor"), STEP, "the step-up page")
+        .await;
+    browser.wait_for("#passkey-second-factor", STEP).await;
+    browser.screenshot(shots.join("passkey-step-up.png")).await;
+    browser.click("#passkey-second-factor").await;
+    let back = browser
+        .wait_for_url(
+            |u| u.starts_with(&redirect_uri),
+            STEP,
+            "the app, stepped up",
+        )
+        .await;
+    let claims = exchange(back, verifier).await;
+    assert_eq!(claims["acr"], "phr", "{claims}");
+    assert_eq!(claims["amr"][0], "pwd", "{claims}");
+    assert_eq!(claims["amr"][2], "mfa", "{claims}");
+
+    // Signed out (the cookies of the issuer's site go): the passkey alone, through the login
+    // page's autofill.
+    browser.goto(&app.url("/account")).await;
+    browser.delete_cookies().await;
+    let (url, verifier) = request(&[]);
+    browser.goto(&url).await;
+    let back = browser
+        .wait_for_url(
+            |u| u.starts_with(&redirect_uri),
+            STEP,
+            "the app, signed in with the passkey alone",
+        )
+        .await;
+    let claims = exchange(back, verifier).await;
+    assert_eq!(claims["acr"], "phr", "{claims}");
+    assert!(
+        claims["amr"] == serde_json::json!(["hwk", "mfa"])
+            || claims["amr"] == serde_json::json!(["swk", "mfa"]),
+        "{claims}"
+    );
+    assert!(
+        app.count("audit_events WHERE kind = 'login_succeeded' AND detail LIKE '% passkey'")
+            .await
+            >= 2
+    );
+}

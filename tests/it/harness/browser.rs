@@ -468,6 +468,51 @@ impl Browser {
         }
     }
 
+    /// Adds a WebDriver virtual authenticator (W3C WebAuthn Level 2 §11.3): a platform
+    /// authenticator (CTAP2, internal) with discoverable credentials and user verification,
+    /// consenting and verifying on its own. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let value = self
+            .cmd(
+                "POST",
+                "/webauthn/authenticator",
+                Some(json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserConsenting": true,
+                    "isUserVerified": true,
+                })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("add a virtual authenticator: {e}"));
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("the authenticator id: {value}"))
+            .to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds (§11.7).
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let value = self
+            .cmd(
+                "GET",
+                &format!("/webauthn/authenticator/{authenticator}/credentials"),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("read the virtual authenticator's credentials: {e}"));
+        value.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deletes every cookie of the current page's site (the browser signed out).
+    pub async fn delete_cookies(&self) {
+        self.cmd("DELETE", "/cookie", None)
+            .await
+            .unwrap_or_else(|e| panic!("delete the cookies: {e}"));
+    }
+
     /// Polls the current URL until `predicate` holds; returns it.
     pub async fn wait_for_url(
         &self,
