@@ -829,3 +829,53 @@ async fn an_account_can_drop_its_password_and_keep_signing_in_with_passkeys_but_
     let text = res.text().await.unwrap_or_default();
     assert!(text.contains("sign in again"), "{text}");
 }
+
+#[tokio::test]
+async fn of_two_parallel_removals_of_a_passwordless_accounts_last_two_passkeys_one_is_refused() {
+    let app = spawn_app_at_localhost(|_| {}).await;
+    let email = "race-remove@example.com";
+    let (client, _first) = user_with_passkey(&app, email).await;
+    let _second = register(&client, &app, "Second").await;
+    let body = page(&client, &app, "/account/passkeys").await;
+    let form =
+        passkey_form(&body, "/account/password/remove").on_page(&abs(&app, "/account/passkeys"));
+    let res = form
+        .submit_with(&client, &app, &[("current_password", PASSWORD)], None)
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+
+    let uid = castellan::domain::UserId::from_stored(user_id(&app, email).await);
+    let ids: Vec<String> = app
+        .store
+        .passkeys_of(&uid)
+        .await
+        .expect("passkeys")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let body = page(&client, &app, "/account/passkeys").await;
+    let forms: Vec<Form> = ids
+        .iter()
+        .map(|id| {
+            passkey_form(&body, &format!("/account/passkeys/{id}/remove"))
+                .on_page(&abs(&app, "/account/passkeys"))
+        })
+        .collect();
+    let removals = forms.iter().map(|f| {
+        let (client, app) = (&client, &app);
+        async move {
+            f.submit_with(client, app, &[], None)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(removals).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(app.count("passkeys").await, 1, "one way in is kept");
+}

@@ -1,0 +1,513 @@
+//! Sign-in throughput with each kind of authentication (issue 17): a whole authorization-code
+//! flow per iteration — authorization request, login page, the sign-in, the code, the token
+//! exchange — with a password, with a password and a TOTP code, and with a passkey alone.
+//! `bench/second-factors.sh` provisions a server and runs this against it.
+//!
+//! ```text
+//! signin_bench ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI SCENARIO CONCURRENCY SECONDS [USERS]
+//! ```
+//! SCENARIO: `password` (user `pw@bench.test`), `totp` (users `totp{N}@bench.test`, enrolled
+//! here through the pages; each may sign in at most three times per 30 s, the RFC 6238 steps
+//! the server accepts and never twice), `passkey` (user `pk@bench.test`, its passkey registered
+//! here; the software authenticator of the tests answers). Every user's password is
+//! `load-test-passphrase-42`. Prints one JSON line: flows per second, errors, latency
+//! percentiles (ms).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+#[path = "../tests/it/harness/authenticator.rs"]
+#[allow(dead_code)]
+mod authenticator;
+
+use authenticator::SoftPasskey;
+
+const PASSWORD: &str = "load-test-passphrase-42";
+const WARMUP: Duration = Duration::from_secs(2);
+
+type Res<T> = Result<T, String>;
+
+struct Target {
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    redirect_uri: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&#x3D;", "=")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of the first input named `name` on a page.
+fn field(html: &str, name: &str) -> Res<String> {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .ok_or_else(|| format!("no field {name}"))?;
+    let rest = &html[at + name.len() + 15..];
+    Ok(unescape(
+        &rest[..rest.find('"').ok_or("unterminated value")?],
+    ))
+}
+
+fn location(res: &reqwest::Response) -> Res<String> {
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no Location on {}", res.status()))
+}
+
+impl Target {
+    fn abs(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.issuer, path)
+        }
+    }
+
+    async fn get(&self, c: &reqwest::Client, path: &str) -> Res<reqwest::Response> {
+        c.get(self.abs(path))
+            .send()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn post(
+        &self,
+        c: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Res<reqwest::Response> {
+        c.post(self.abs(path))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn page(&self, c: &reqwest::Client, path: &str) -> Res<String> {
+        let res = self.get(c, path).await?;
+        if res.status() != 200 {
+            return Err(format!("GET {path}: {}", res.status()));
+        }
+        res.text().await.map_err(|e| e.to_string())
+    }
+
+    async fn password_login(&self, c: &reqwest::Client, email: &str) -> Res<String> {
+        let login = self.page(c, "/login").await?;
+        let csrf = field(&login, "csrf_token")?;
+        let res = self
+            .post(
+                c,
+                "/login",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", email),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await?;
+        location(&res)
+    }
+
+    /// Enrols TOTP for a user (through the account pages); the seed.
+    async fn enrol_totp(&self, email: &str) -> Res<Vec<u8>> {
+        let c = client();
+        self.password_login(&c, email).await?;
+        let page = self.page(&c, "/account/mfa/totp").await?;
+        let at = page
+            .find("data-totp-secret=\"")
+            .ok_or("no data-totp-secret")?;
+        let rest = &page[at + 18..];
+        let secret = base32(&rest[..rest.find('"').ok_or("unterminated")?]);
+        let csrf = field(&page, "csrf_token")?;
+        let step = unix() / 30;
+        let res = self
+            .post(
+                &c,
+                "/account/mfa/totp",
+                &[("csrf_token", &csrf), ("code", &totp(&secret, step))],
+            )
+            .await?;
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        if !text.contains("recovery-code") {
+            return Err("TOTP enrolment failed".into());
+        }
+        Ok(secret)
+    }
+
+    /// Registers a passkey for a user (through the account pages).
+    async fn register_passkey(&self, email: &str) -> Res<SoftPasskey> {
+        let c = client();
+        self.password_login(&c, email).await?;
+        let page = self.page(&c, "/account/passkeys").await?;
+        let csrf = field(&page, "csrf_token")?;
+        let opts: serde_json::Value = self
+            .post(&c, "/account/passkeys/options", &[("csrf_token", &csrf)])
+            .await?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (key, answer) = SoftPasskey::create(&opts, &self.issuer);
+        let res = self
+            .post(
+                &c,
+                "/account/passkeys",
+                &[
+                    ("csrf_token", &csrf),
+                    ("name", "bench"),
+                    ("credential", &answer),
+                ],
+            )
+            .await?;
+        if res.status() != 200 {
+            return Err(format!("passkey registration: {}", res.status()));
+        }
+        Ok(key)
+    }
+
+    /// One whole flow; `sign_in` runs on the login page (its CSRF token and `return_to`) and
+    /// returns where the browser goes next.
+    async fn flow(&self, how: &How) -> Res<()> {
+        let c = client();
+        let verifier = URL_SAFE_NO_PAD.encode(rand_bytes(32));
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", "openid")
+            .append_pair("state", "s")
+            .append_pair("nonce", "n")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let res = self
+            .get(&c, &format!("/oauth2/authorize?{}", q.finish()))
+            .await?;
+        let login_url = location(&res)?;
+        let login = self.page(&c, &login_url).await?;
+        let csrf = field(&login, "csrf_token")?;
+        let return_to = field(&login, "return_to")?;
+        let next = match how {
+            How::Password => {
+                let res = self
+                    .post(
+                        &c,
+                        "/login",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("email", "pw@bench.test"),
+                            ("password", PASSWORD),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+            How::Totp(pool) => {
+                let (email, code) = pool.take().await?;
+                let res = self
+                    .post(
+                        &c,
+                        "/login",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("email", &email),
+                            ("password", PASSWORD),
+                        ],
+                    )
+                    .await?;
+                let step_url = location(&res)?;
+                let step = self.page(&c, &step_url).await?;
+                let csrf = field(&step, "csrf_token")?;
+                let res = self
+                    .post(
+                        &c,
+                        "/login/second-factor",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("code", &code),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+            How::Passkey(key) => {
+                let opts: serde_json::Value = self
+                    .post(&c, "/login/passkey/options", &[("csrf_token", &csrf)])
+                    .await?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let challenge = opts["publicKey"]["challenge"]
+                    .as_str()
+                    .ok_or("no challenge")?;
+                // The counter stays 0 (as synced passkeys do): parallel uses are all valid.
+                let answer = key.assertion(challenge, &self.issuer);
+                let res = self
+                    .post(
+                        &c,
+                        "/login/passkey",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("credential", &answer),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+        };
+        let res = self.get(&c, &next).await?;
+        let back = location(&res)?;
+        let code = url::Url::parse(&back)
+            .map_err(|e| e.to_string())?
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| format!("no code in {back}"))?;
+        let res = c
+            .post(self.abs("/oauth2/token"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status() != 200 {
+            return Err(format!("token: {}", res.status()));
+        }
+        Ok(())
+    }
+}
+
+enum How {
+    Password,
+    Totp(Arc<TotpPool>),
+    Passkey(Arc<SoftPasskey>),
+}
+
+/// TOTP users and the last time step each has used: a code is taken for a step the server
+/// accepts now (the current one ±1) and above the user's last, as the server demands.
+struct TotpPool {
+    users: Mutex<VecDeque<(String, Vec<u8>, i64)>>,
+}
+
+impl TotpPool {
+    async fn take(&self) -> Res<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(35);
+        loop {
+            let now = unix() / 30;
+            {
+                let mut users = self.users.lock().map_err(|_| "poisoned")?;
+                for _ in 0..users.len() {
+                    let Some((email, seed, last)) = users.pop_front() else {
+                        break;
+                    };
+                    let step = (last + 1).max(now - 1);
+                    if step <= now + 1 {
+                        let code = totp(&seed, step);
+                        users.push_back((email.clone(), seed, step));
+                        return Ok((email, code));
+                    }
+                    users.push_back((email, seed, last));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("no TOTP user has a step left".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn rand_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut v).expect("random");
+    v
+}
+
+fn base32(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buf, mut bits, mut out) = (0u64, 0, Vec::new());
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let Some(v) = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase()) else {
+            continue;
+        };
+        buf = (buf << 5) | v as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// RFC 6238 (SHA-1, 6 digits) for a time step.
+fn totp(secret: &[u8], step: i64) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let mac = hmac::sign(&key, &step.to_be_bytes());
+    let m = mac.as_ref();
+    let o = (m[19] & 0x0f) as usize;
+    let bin = u32::from_be_bytes([m[o] & 0x7f, m[o + 1], m[o + 2], m[o + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 8 {
+        eprintln!(
+            "usage: signin_bench ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI SCENARIO CONCURRENCY SECONDS [USERS]"
+        );
+        std::process::exit(2);
+    }
+    let target = Arc::new(Target {
+        issuer: args[1].clone(),
+        client_id: args[2].clone(),
+        client_secret: args[3].clone(),
+        redirect_uri: args[4].clone(),
+    });
+    let scenario = args[5].as_str();
+    let concurrency: usize = args[6].parse().unwrap_or(32);
+    let seconds: u64 = args[7].parse().unwrap_or(10);
+    let users: usize = args.get(8).and_then(|a| a.parse().ok()).unwrap_or(256);
+    let how = match scenario {
+        "password" => How::Password,
+        "totp" => {
+            let mut pool = VecDeque::new();
+            for i in 0..users {
+                let email = format!("totp{i}@bench.test");
+                match target.enrol_totp(&email).await {
+                    Ok(seed) => pool.push_back((email, seed, unix() / 30)),
+                    Err(e) => {
+                        eprintln!("enrol {email}: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            How::Totp(Arc::new(TotpPool {
+                users: Mutex::new(pool),
+            }))
+        }
+        "passkey" => match target.register_passkey("pk@bench.test").await {
+            Ok(k) => How::Passkey(Arc::new(k)),
+            Err(e) => {
+                eprintln!("register the passkey: {e}");
+                std::process::exit(1);
+            }
+        },
+        other => {
+            eprintln!("unknown scenario {other}");
+            std::process::exit(2);
+        }
+    };
+    let how = Arc::new(how);
+    let start = Instant::now();
+    let measure_from = start + WARMUP;
+    let end = measure_from + Duration::from_secs(seconds);
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new((0u64, None::<String>)));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (target, how, latencies, errors) = (
+            target.clone(),
+            how.clone(),
+            latencies.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let t0 = Instant::now();
+                let r = target.flow(&how).await;
+                let t1 = Instant::now();
+                if t0 < measure_from || t1 > end {
+                    continue;
+                }
+                match r {
+                    Ok(()) => {
+                        if let Ok(mut l) = latencies.lock() {
+                            l.push((t1 - t0).as_secs_f64() * 1000.0);
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut er) = errors.lock() {
+                            er.0 += 1;
+                            er.1.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_by(|a, b| a.total_cmp(b));
+    let (errs, first_error) = errors
+        .lock()
+        .map(|e| (e.0, e.1.clone()))
+        .unwrap_or((0, None));
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": scenario,
+            "concurrency": concurrency,
+            "seconds": seconds,
+            "flows": l.len(),
+            "flows_per_sec": (l.len() as f64 / seconds as f64 * 10.0).round() / 10.0,
+            "errors": errs,
+            "first_error": first_error,
+            "p50_ms": (percentile(&l, 0.5) * 10.0).round() / 10.0,
+            "p95_ms": (percentile(&l, 0.95) * 10.0).round() / 10.0,
+            "p99_ms": (percentile(&l, 0.99) * 10.0).round() / 10.0,
+        })
+    );
+}
