@@ -764,6 +764,7 @@ mod properties {
             public: false,
             skip_consent: false,
             introspect_any: false,
+            require_mfa: false,
             created_at: UnixTime::from_secs(0),
             application_type: ApplicationType::Web,
             info: ClientInfo::default(),
