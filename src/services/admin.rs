@@ -3,11 +3,12 @@
 //!
 //! Who may call them is decided here too: every action takes an [`Actor`], and the only way to
 //! get one is [`Admin::authorize`], which checks the caller (the command line on the server; a
-//! signed-in user who holds the `admin` role now; a bearer token granted the `admin` scope by a
-//! client that may still hold it, for a user who holds the role now or for that client itself).
+//! signed-in user who holds the `admin` role now, in a session that used a second factor when
+//! their roles require one; a bearer token granted the `admin` scope by a client that may still
+//! hold it, for a user who holds the role now or for that client itself).
 
 use crate::crypto::token;
-use crate::domain::{AuditEntry, AuditKind, PasswordProblem, UnixTime};
+use crate::domain::{Acr, AuditEntry, AuditKind, PasswordProblem, UnixTime};
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::keys;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::config::Settings;
 use crate::domain::KeyRecord;
 use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
+use crate::services::factors::{FactorError, Factors};
 use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
 use crate::store::accounts::{AuditEvent, AuditQuery};
 use crate::store::{Store, StoreError};
@@ -74,6 +76,11 @@ pub enum Denied {
     /// A valid caller without the right (RFC 6750 §3.1 `insufficient_scope`; 403).
     #[error("not an administrator")]
     NotAdmin,
+    /// An administrator whose roles require a second factor (`mfa.required_for_roles`), in a
+    /// session that has not used one: a step-up first, or enrolment when `enrolled` is false
+    /// (never a refusal, as at the authorization endpoint).
+    #[error("a second factor is required")]
+    SecondFactorRequired { enrolled: bool },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,6 +90,8 @@ pub enum Denied {
 pub struct Admin {
     store: Store,
     accounts: Accounts,
+    /// Second factors: whether a user has one.
+    factors: Factors,
     settings: Arc<Settings>,
     clock: SharedClock,
     /// The key-encryption key new signing keys are sealed under.
@@ -93,6 +102,7 @@ impl Admin {
     pub fn new(
         store: Store,
         accounts: Accounts,
+        factors: Factors,
         settings: Arc<Settings>,
         clock: SharedClock,
         kek: Option<Arc<crate::crypto::seal::Kek>>,
@@ -100,6 +110,7 @@ impl Admin {
         Self {
             store,
             accounts,
+            factors,
             settings,
             clock,
             kek,
@@ -118,6 +129,18 @@ impl Admin {
             // A disabled account is signed out already (`Authn::current`); checked again here
             // so this does not depend on it.
             Caller::Session(me) if !me.user.disabled && me.user.has_role(Role::ADMIN) => {
+                // The policy holds here as at the authorization endpoint: a session of a user
+                // whose roles require a second factor must have used one.
+                if self.settings.mfa.policy().required_for(&me.user)
+                    && Acr::of(&me.session.amr) < Acr::Mfa
+                {
+                    let enrolled = match self.factors.has_any(&me.user.id).await {
+                        Ok(has) => has,
+                        Err(FactorError::Store(e)) => return Err(Denied::Store(e)),
+                        Err(e) => return Err(Denied::Store(StoreError::Corrupt(e.to_string()))),
+                    };
+                    return Err(Denied::SecondFactorRequired { enrolled });
+                }
                 Ok(Actor(ActorKind::User(me.user.id.as_str().to_owned())))
             }
             Caller::Session(_) => Err(Denied::NotAdmin),

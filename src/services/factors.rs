@@ -103,8 +103,18 @@ impl Factors {
             .ok_or(FactorError::Malformed)
     }
 
-    pub async fn has_totp(&self, user: &UserId) -> Result<bool, FactorError> {
-        Ok(self.store.has_totp(user).await?)
+    /// Whether the user has a second factor that counts (today: a confirmed TOTP factor). The
+    /// one question every decision asks — a sign-in's second step, step-up or enrolment at the
+    /// authorization endpoint, the policy — so a new kind of factor is added in one place
+    /// (`Store::count_second_factors`).
+    pub async fn has_any(&self, user: &UserId) -> Result<bool, FactorError> {
+        Ok(self.count(user).await? > 0)
+    }
+
+    /// How many second factors the user has that count (the rule that the last one stays
+    /// while the policy requires one).
+    pub async fn count(&self, user: &UserId) -> Result<u64, FactorError> {
+        Ok(self.store.count_second_factors(user).await?)
     }
 
     /// Checks a code against the user's confirmed TOTP factor (a six-digit code: RFC 6238,

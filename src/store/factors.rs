@@ -53,7 +53,20 @@ impl Store {
             }))
     }
 
-    /// Whether the user has a confirmed TOTP factor.
+    /// How many second factors the user has that count (a confirmed TOTP factor, today): the
+    /// one query every policy decision reads (`services::factors::Factors::has_any`, the rule
+    /// that the last factor stays). A new kind of factor (passkeys) is added here.
+    pub async fn count_second_factors(&self, user: &UserId) -> Result<u64, StoreError> {
+        totp_factor::Entity::find()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .count(self.conn())
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Whether the user has a confirmed TOTP factor (the TOTP pages; policy decisions ask
+    /// [`Store::count_second_factors`]).
     pub async fn has_totp(&self, user: &UserId) -> Result<bool, StoreError> {
         Ok(totp_factor::Entity::find()
             .filter(totp_factor::Column::UserId.eq(user.as_str()))
