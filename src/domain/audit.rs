@@ -53,10 +53,12 @@ pub enum AuditKind {
     FactorFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    /// An administrator removed every second factor of a user (the actor is recorded).
+    MfaReset,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 38] = [
+    pub const ALL: [AuditKind; 39] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -95,6 +97,7 @@ impl AuditKind {
         Self::FactorFailed,
         Self::RecoveryCodeUsed,
         Self::RecoveryCodesRegenerated,
+        Self::MfaReset,
     ];
 
     /// The stored text.
@@ -138,6 +141,7 @@ impl AuditKind {
             Self::FactorFailed => "factor_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::MfaReset => "mfa_reset",
         }
     }
 }

@@ -33,6 +33,17 @@ impl std::fmt::Debug for TotpRecord {
     }
 }
 
+/// What [`Store::reset_second_factors`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactorsReset {
+    /// Confirmed second factors removed (a TOTP factor today).
+    pub factors: u64,
+    /// Recovery codes removed.
+    pub recovery_codes: u64,
+    /// Sign-ins that were waiting for a second factor, ended.
+    pub pending_sign_ins: u64,
+}
+
 /// A right password waiting for its second factor.
 #[derive(Debug, Clone)]
 pub struct PendingSignIn {
@@ -63,6 +74,41 @@ impl Store {
             .count(self.conn())
             .await
             .map_err(Into::into)
+    }
+
+    /// An administrator's reset of the user's second factors, in one transaction: every
+    /// factor (a TOTP factor, confirmed or still enrolling), every recovery code, and every
+    /// sign-in waiting for a second factor. Sessions, tokens and the password stay. A new
+    /// kind of factor (passkeys) is removed here too.
+    pub async fn reset_second_factors(&self, user: &UserId) -> Result<FactorsReset, StoreError> {
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let factors = totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?;
+        let recovery_codes = recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        let pending_sign_ins = pending_sign_in::Entity::delete_many()
+            .filter(pending_sign_in::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        tx.commit().await?;
+        Ok(FactorsReset {
+            factors,
+            recovery_codes,
+            pending_sign_ins,
+        })
     }
 
     /// Whether the user has a confirmed TOTP factor (the TOTP pages; policy decisions ask
