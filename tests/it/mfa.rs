@@ -19,14 +19,14 @@ use crate::harness::rp::{
 use crate::harness::smtp::SmtpSink;
 use crate::harness::{TestApp, browser, spawn_app, spawn_app_with};
 
-const WAIT: Duration = Duration::from_secs(10);
-const MFA: &str = "urn:castellan:acr:mfa";
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MFA: &str = "urn:castellan:acr:mfa";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
 /// RFC 4648 base32 decoding, for the secret the page shows.
-fn base32(text: &str) -> Vec<u8> {
+pub(crate) fn base32(text: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut buf, mut bits, mut out) = (0u64, 0, Vec::new());
     for c in text.bytes().filter(|c| *c != b'=') {
@@ -45,7 +45,7 @@ fn base32(text: &str) -> Vec<u8> {
 }
 
 /// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) at a Unix time.
-fn totp(secret: &[u8], unix: i64) -> String {
+pub(crate) fn totp(secret: &[u8], unix: i64) -> String {
     use aws_lc_rs::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let mac = hmac::sign(&key, &(unix / 30).to_be_bytes());
@@ -56,12 +56,12 @@ fn totp(secret: &[u8], unix: i64) -> String {
 }
 
 /// The code for the server's clock now.
-fn code_now(app: &TestApp, secret: &[u8]) -> String {
+pub(crate) fn code_now(app: &TestApp, secret: &[u8]) -> String {
     totp(secret, app.clock.now())
 }
 
 /// A code that is not right now (nor in the steps either side).
-fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
+pub(crate) fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
     let t = app.clock.now();
     let right: Vec<String> = [-30, 0, 30].iter().map(|d| totp(secret, t + d)).collect();
     (0..)
@@ -71,11 +71,11 @@ fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
 }
 
 /// A path or URL made absolute on the app.
-fn abs(app: &TestApp, url: &str) -> String {
+pub(crate) fn abs(app: &TestApp, url: &str) -> String {
     resolve_against(&app.url("/"), url)
 }
 
-async fn get(client: &reqwest::Client, app: &TestApp, url: &str) -> reqwest::Response {
+pub(crate) async fn get(client: &reqwest::Client, app: &TestApp, url: &str) -> reqwest::Response {
     client
         .get(resolve_against(&app.url("/"), url))
         .send()
@@ -83,12 +83,12 @@ async fn get(client: &reqwest::Client, app: &TestApp, url: &str) -> reqwest::Res
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
-async fn page(client: &reqwest::Client, app: &TestApp, url: &str) -> String {
+pub(crate) async fn page(client: &reqwest::Client, app: &TestApp, url: &str) -> String {
     expect_page(get(client, app, url).await, &format!("GET {url}")).await
 }
 
 /// Posts the login form from `login_url`; returns the response.
-async fn login(
+pub(crate) async fn login(
     client: &reqwest::Client,
     app: &TestApp,
     login_url: &str,
@@ -108,7 +108,7 @@ async fn login(
 }
 
 /// Signs in with the password; asserts the second-step page comes next; returns its URL.
-async fn password_step(client: &reqwest::Client, app: &TestApp, email: &str) -> String {
+pub(crate) async fn password_step(client: &reqwest::Client, app: &TestApp, email: &str) -> String {
     let res = login(client, app, "/login", email, PASSWORD).await;
     assert_eq!(res.status().as_u16(), 303, "the login POST");
     let loc = location(&res);
@@ -117,7 +117,7 @@ async fn password_step(client: &reqwest::Client, app: &TestApp, email: &str) -> 
 }
 
 /// Posts a code on the second-step page at `url`.
-async fn second_step(
+pub(crate) async fn second_step(
     client: &reqwest::Client,
     app: &TestApp,
     url: &str,
@@ -131,12 +131,12 @@ async fn second_step(
 }
 
 /// Whether the browser is signed in (the account page answers instead of a redirect).
-async fn signed_in(client: &reqwest::Client, app: &TestApp) -> bool {
+pub(crate) async fn signed_in(client: &reqwest::Client, app: &TestApp) -> bool {
     get(client, app, "/account").await.status().as_u16() == 200
 }
 
 /// The `data-totp-secret` of the enrolment page.
-fn secret_of(page: &str) -> String {
+pub(crate) fn secret_of(page: &str) -> String {
     let at = page
         .find("data-totp-secret=\"")
         .unwrap_or_else(|| panic!("no data-totp-secret:\n{page}"));
@@ -145,7 +145,7 @@ fn secret_of(page: &str) -> String {
 }
 
 /// The texts of the elements with class `recovery-code`.
-fn recovery_codes_of(page: &str) -> Vec<String> {
+pub(crate) fn recovery_codes_of(page: &str) -> Vec<String> {
     page.split("class=\"recovery-code\">")
         .skip(1)
         .map(|s| s[..s.find('<').expect("element end")].trim().to_owned())
@@ -155,14 +155,18 @@ fn recovery_codes_of(page: &str) -> Vec<String> {
 /// A user signed in with the password in `client`, then TOTP enrolment with a right code;
 /// returns the seed and the recovery codes. The clock then moves to the next time step, so the
 /// enrolment's code is not the next one to be asked for.
-async fn enrolled(client: &reqwest::Client, app: &TestApp, email: &str) -> (Vec<u8>, Vec<String>) {
+pub(crate) async fn enrolled(
+    client: &reqwest::Client,
+    app: &TestApp,
+    email: &str,
+) -> (Vec<u8>, Vec<String>) {
     create_user(app, email, PASSWORD);
     let res = login(client, app, "/login", email, PASSWORD).await;
     assert_eq!(res.status().as_u16(), 303, "the password sign-in");
     enrol(client, app).await
 }
 
-async fn enrol(client: &reqwest::Client, app: &TestApp) -> (Vec<u8>, Vec<String>) {
+pub(crate) async fn enrol(client: &reqwest::Client, app: &TestApp) -> (Vec<u8>, Vec<String>) {
     let body = page(client, app, "/account/mfa/totp").await;
     let secret = base32(&secret_of(&body));
     let res = Form::with_input(&body, "code")
@@ -176,12 +180,12 @@ async fn enrol(client: &reqwest::Client, app: &TestApp) -> (Vec<u8>, Vec<String>
     (secret, codes)
 }
 
-async fn audits(app: &TestApp, kind: &str) -> i64 {
+pub(crate) async fn audits(app: &TestApp, kind: &str) -> i64 {
     app.count(&format!("audit_events WHERE kind = '{kind}'"))
         .await
 }
 
-async fn rp_for(app: &TestApp) -> Rp {
+pub(crate) async fn rp_for(app: &TestApp) -> Rp {
     let (id, secret) = create_client(
         app,
         &[
@@ -197,7 +201,11 @@ async fn rp_for(app: &TestApp) -> Rp {
 
 /// Follows internal redirects with `client` from `url` until a page (returned with its URL) or
 /// the client's redirect URI (returned as the URL, with no page).
-async fn follow(client: &reqwest::Client, app: &TestApp, url: &str) -> (String, Option<String>) {
+pub(crate) async fn follow(
+    client: &reqwest::Client,
+    app: &TestApp,
+    url: &str,
+) -> (String, Option<String>) {
     let mut url = url.to_owned();
     for _ in 0..10 {
         if url.starts_with(REDIRECT_URI) {
@@ -568,7 +576,7 @@ async fn the_id_token_says_pwd_and_1fa_or_pwd_otp_mfa_and_mfa() {
     assert_eq!(verified.auth_context_ref().map(|a| a.as_str()), Some(MFA));
 }
 
-fn claims_of(tokens: &openidconnect::core::CoreTokenResponse) -> serde_json::Value {
+pub(crate) fn claims_of(tokens: &openidconnect::core::CoreTokenResponse) -> serde_json::Value {
     let jwt = tokens.id_token().expect("an ID token").to_string();
     crate::harness::jwt::claims(&jwt)
 }
