@@ -13,6 +13,9 @@
 //! `load-test-passphrase-42`. Prints one JSON line: flows per second, errors, latency
 //! percentiles (ms).
 
+// A benchmark driver, like the tests: a broken setup panics with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -195,18 +198,17 @@ impl Target {
         let c = client();
         let verifier = URL_SAFE_NO_PAD.encode(rand_bytes(32));
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("response_type", "code")
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
             .append_pair("client_id", &self.client_id)
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("scope", "openid")
             .append_pair("state", "s")
             .append_pair("nonce", "n")
             .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
-        let res = self
-            .get(&c, &format!("/oauth2/authorize?{}", q.finish()))
-            .await?;
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let res = self.get(&c, &format!("/oauth2/authorize?{query}")).await?;
         let login_url = location(&res)?;
         let login = self.page(&c, &login_url).await?;
         let csrf = field(&login, "csrf_token")?;

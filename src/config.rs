@@ -75,6 +75,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub session: SessionSettings,
     pub login: LoginSettings,
+    pub mfa: MfaSettings,
     pub registration: RegistrationSettings,
     pub dynamic_registration: DynamicRegistrationSettings,
     pub mail: MailSettings,
@@ -313,6 +314,24 @@ impl Default for LoginSettings {
             lockout_base_secs: 60,
             lockout_max_secs: 3600,
         }
+    }
+}
+
+/// The second-factor policy (CONTRACT.md: `mfa.required_for_roles`); a client's own
+/// requirement is its `require_mfa` flag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaSettings {
+    /// Roles whose holders must use a second factor: signed in with the password alone, they
+    /// are taken to enrolment (or asked for their factor by the authorization endpoint), and
+    /// they cannot remove their last factor.
+    pub required_for_roles: Vec<String>,
+}
+
+impl MfaSettings {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> crate::domain::MfaPolicy {
+        crate::domain::MfaPolicy::new(self.required_for_roles.clone())
     }
 }
 
@@ -780,6 +799,17 @@ impl Settings {
         }
         if self.login.max_failures == 0 {
             return Err(invalid("login.max_failures", 0, "at least 1"));
+        }
+        // Role names as the catalogue spells them; whether each exists is the database's to
+        // say (a role created later takes effect when it is given to someone).
+        for role in &self.mfa.required_for_roles {
+            if !crate::domain::Role::parse(role).is_ok_and(|r| r.as_str() == role) {
+                return Err(invalid(
+                    "mfa.required_for_roles",
+                    role,
+                    "role names: lower-case letters, digits, `-` and `_`",
+                ));
+            }
         }
         if let Some(kek) = &self.keys.encryption_key {
             if crate::crypto::seal::Kek::from_base64(kek.expose()).is_err() {
@@ -1317,6 +1347,27 @@ mod tests {
         assert_eq!(s.metrics.listen.as_deref(), Some("0.0.0.0:9090"));
         assert!(!s.metrics.enabled);
         assert!(!format!("{s:?}").contains("a-long-enough-scrape-token"));
+    }
+
+    #[test]
+    fn mfa_roles_come_from_the_environment_and_are_checked() {
+        assert!(Settings::default().mfa.required_for_roles.is_empty());
+        let s = Settings::load(
+            None,
+            env(&[("CASTELLAN_MFA__REQUIRED_FOR_ROLES", "admin,finance")]),
+        )
+        .unwrap();
+        assert_eq!(s.mfa.required_for_roles, ["admin", "finance"]);
+        let e = Settings::load(
+            None,
+            env(&[("CASTELLAN_MFA__REQUIRED_FOR_ROLES", "admin,Finance!")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mfa.required_for_roles") && e.contains("Finance!"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub enum Mail {
     EmailChanged { new_email: String },
     /// Tells the owner that a recovery code was used to sign in, and how many are left.
     RecoveryCodeUsed { remaining: u64 },
+    /// Tells the owner that an administrator removed the account's second factors.
+    SecondFactorsReset,
 }
 
 impl fmt::Debug for Mail {
@@ -99,6 +101,7 @@ impl Mail {
             Mail::EmailChangeRequested { .. } => "email_change_requested",
             Mail::EmailChanged { .. } => "email_changed",
             Mail::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Mail::SecondFactorsReset => "second_factors_reset",
         }
     }
 
@@ -114,6 +117,7 @@ impl Mail {
             }
             Mail::EmailChanged { .. } => "Your Castellan email address was changed",
             Mail::RecoveryCodeUsed { .. } => "A recovery code was used to sign in to Castellan",
+            Mail::SecondFactorsReset => "Two-step verification of your Castellan account was reset",
         }
     }
 
@@ -165,6 +169,10 @@ impl Mail {
                     remaining: *remaining,
                 }
                 .render(),
+            ),
+            Mail::SecondFactorsReset => (
+                SecondFactorsResetText.render(),
+                SecondFactorsResetHtml.render(),
             ),
         };
         let kind = self.kind();
@@ -225,6 +233,14 @@ struct RecoveryCodeUsedText {
 struct RecoveryCodeUsedHtml {
     remaining: u64,
 }
+
+#[derive(Template)]
+#[template(path = "mail/second_factors_reset.txt")]
+struct SecondFactorsResetText;
+
+#[derive(Template)]
+#[template(path = "mail/second_factors_reset.html")]
+struct SecondFactorsResetHtml;
 
 #[derive(Template)]
 #[template(path = "mail/password_changed.txt")]
@@ -599,6 +615,9 @@ mod tests {
         }
         let r = Mail::PasswordChanged.render().unwrap();
         assert!(r.text.contains("Castellan"));
+        let r = Mail::SecondFactorsReset.render().unwrap();
+        assert!(r.text.contains("administrator") && r.html.contains("administrator"));
+        assert_eq!(Mail::SecondFactorsReset.kind(), "second_factors_reset");
         for mail in [
             Mail::EmailChangeRequested {
                 new_email: "new<b>@example.com".into(),

@@ -65,6 +65,8 @@ pub const ADMIN_USER_STATUS: &str = "/admin/users/{id}/status";
 pub const ADMIN_USER_SESSIONS_END: &str = "/admin/users/{id}/sessions/end";
 pub const ADMIN_USER_PASSWORD_RESET: &str = "/admin/users/{id}/password-reset";
 pub const ADMIN_USER_DELETE: &str = "/admin/users/{id}/delete";
+/// Reset a user's second factors (a confirmation page, then the POST).
+pub const ADMIN_USER_MFA_RESET: &str = "/admin/users/{id}/mfa-reset";
 pub const ADMIN_CLIENTS: &str = "/admin/clients";
 pub const ADMIN_CLIENT: &str = "/admin/clients/{id}";
 pub const ADMIN_CLIENT_SECRET: &str = "/admin/clients/{id}/secret";

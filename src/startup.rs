@@ -308,8 +308,9 @@ pub fn build_admin(
 ) -> anyhow::Result<Admin> {
     let metrics = Arc::new(Metrics::new(clock.now()));
     let parts = parts(&settings, &metrics, false)?;
-    let (_, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts, &kek);
-    Ok(Admin::new(store, accounts, settings, clock, kek))
+    let (authn, _, accounts) = accounts_of(&settings, &store, &clock, &metrics, &parts, &kek);
+    let factors = authn.factors().clone();
+    Ok(Admin::new(store, accounts, factors, settings, clock, kek))
 }
 
 /// Builds every use case with what it needs (the server; the command line takes
@@ -353,6 +354,7 @@ pub async fn build_core(
         admin: Admin::new(
             store.clone(),
             accounts.clone(),
+            authn.factors().clone(),
             settings.clone(),
             clock.clone(),
             kek.clone(),
@@ -360,6 +362,7 @@ pub async fn build_core(
         authorization: Authorization::new(
             store.clone(),
             tokens.clone(),
+            authn.factors().clone(),
             settings.clone(),
             clock.clone(),
         ),

@@ -16,6 +16,7 @@ mod m20261129_000004_tokens_valid_after;
 mod m20261203_000005_jobs_and_login_tickets;
 mod m20261203_000006_key_lifecycle_and_leases;
 mod m20261203_000007_second_factors;
+mod m20261203_000008_mfa_policy;
 mod m20261203_000009_passkeys;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_jobs_and_login_tickets::Migration),
             Box::new(m20261203_000006_key_lifecycle_and_leases::Migration),
             Box::new(m20261203_000007_second_factors::Migration),
+            Box::new(m20261203_000008_mfa_policy::Migration),
             Box::new(m20261203_000009_passkeys::Migration),
         ]
     }

@@ -1,4 +1,4 @@
-//! `castellan client create|list|show|delete`.
+//! `castellan client create|list|show|update|rotate-secret|delete`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -56,6 +56,10 @@ pub struct CreateArgs {
     /// May introspect every token (a resource server), not only its own.
     #[arg(long)]
     introspect_any: bool,
+    /// Sign-ins to this client must use a second factor (acr urn:castellan:acr:mfa): a user
+    /// signed in with the password alone is asked for it, or taken to enrolment.
+    #[arg(long)]
+    require_mfa: bool,
 }
 
 pub fn client_json(c: &Client) -> serde_json::Value {
@@ -71,6 +75,7 @@ pub fn client_json(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_methods": c.auth_method.as_str().split(' ').collect::<Vec<_>>(),
         "skip_consent": c.skip_consent,
         "introspect_any": c.introspect_any,
+        "require_mfa": c.require_mfa,
         "application_type": c.application_type.as_str(),
         "dynamically_registered": c.dynamically_registered,
         "created_at": c.created_at.secs(),
@@ -88,6 +93,7 @@ fn spec_of(a: CreateArgs) -> ClientSpec {
         token_endpoint_auth_method: a.token_endpoint_auth_method,
         skip_consent: a.skip_consent,
         introspect_any: a.introspect_any,
+        require_mfa: a.require_mfa,
     }
 }
 

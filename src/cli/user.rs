@@ -1,4 +1,4 @@
-//! `castellan user create|list|set-role|disable|delete`.
+//! `castellan user create|list|set-role|disable|update|end-sessions|reset-mfa|delete`.
 
 use std::io::Read;
 
@@ -51,6 +51,13 @@ pub enum UserCommand {
     },
     /// End every session and refresh token of a user (signs them out everywhere).
     EndSessions {
+        /// User id or email.
+        user: String,
+    },
+    /// Remove a user's second factors (TOTP, recovery codes) for a user who lost them: they
+    /// sign in with the password alone next, or enrol again where policy requires. Audited;
+    /// the user is mailed.
+    ResetMfa {
         /// User id or email.
         user: String,
     },
@@ -229,6 +236,29 @@ pub async fn run(cmd: UserCommand, cli: &AdminCli, json_out: bool) -> Result<(),
                 print_json(&json!({"user_id": u.id.as_str(), "ended": ended}));
             } else {
                 println!("ended {ended} session(s) of {}", u.email);
+            }
+        }
+        UserCommand::ResetMfa { user } => {
+            let u = admin.find_user(actor, &user).await.map_err(failed(&user))?;
+            let reset = admin
+                .reset_mfa(actor, u.id.as_str())
+                .await
+                .map_err(failed(&user))?;
+            if json_out {
+                print_json(&json!({
+                    "user_id": u.id.as_str(),
+                    "factors_removed": reset.factors,
+                    "recovery_codes_removed": reset.recovery_codes,
+                    "pending_sign_ins_ended": reset.pending_sign_ins,
+                }));
+            } else if reset.factors == 0 {
+                println!("{} had no second factor; nothing to reset", u.email);
+            } else {
+                println!(
+                    "reset the second factors of {} ({} factor(s), {} recovery code(s) removed); \
+                     a mail tells them",
+                    u.email, reset.factors, reset.recovery_codes
+                );
             }
         }
         UserCommand::Delete { user } => {

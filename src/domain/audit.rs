@@ -53,6 +53,8 @@ pub enum AuditKind {
     FactorFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    /// An administrator removed every second factor of a user (the actor is recorded).
+    MfaReset,
     /// A passkey renamed.
     FactorUpdated,
     /// The password of an account with a passkey removed (a passkey-only account).
@@ -60,7 +62,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 40] = [
+    pub const ALL: [AuditKind; 41] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -99,6 +101,7 @@ impl AuditKind {
         Self::FactorFailed,
         Self::RecoveryCodeUsed,
         Self::RecoveryCodesRegenerated,
+        Self::MfaReset,
         Self::FactorUpdated,
         Self::PasswordRemoved,
     ];
@@ -144,6 +147,7 @@ impl AuditKind {
             Self::FactorFailed => "factor_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::MfaReset => "mfa_reset",
             Self::FactorUpdated => "factor_updated",
             Self::PasswordRemoved => "password_removed",
         }

@@ -237,6 +237,9 @@ pub struct Client {
     pub public: bool,
     pub skip_consent: bool,
     pub introspect_any: bool,
+    /// Sign-ins to this client must reach `urn:castellan:acr:mfa` (CONTRACT.md:
+    /// `client create --require-mfa`): a session below it steps up or enrols a second factor.
+    pub require_mfa: bool,
     pub created_at: UnixTime,
     pub application_type: ApplicationType,
     pub info: ClientInfo,
@@ -300,6 +303,7 @@ pub struct NewClient {
     pub public: bool,
     pub skip_consent: bool,
     pub introspect_any: bool,
+    pub require_mfa: bool,
     pub application_type: ApplicationType,
     pub info: ClientInfo,
     /// Hex SHA-256 of the registration access token (RFC 7592), for dynamically registered
@@ -323,6 +327,8 @@ pub struct ClientSpec {
     pub token_endpoint_auth_method: Option<String>,
     pub skip_consent: bool,
     pub introspect_any: bool,
+    /// Sign-ins to the client must use a second factor.
+    pub require_mfa: bool,
 }
 
 impl ClientSpec {
@@ -410,6 +416,7 @@ impl ClientSpec {
             public,
             skip_consent: self.skip_consent,
             introspect_any: self.introspect_any,
+            require_mfa: self.require_mfa,
             application_type: ApplicationType::Web,
             info: ClientInfo::default(),
             registration_token_hash: None,
@@ -515,6 +522,7 @@ mod tests {
             public: true,
             skip_consent: false,
             introspect_any: false,
+            require_mfa: false,
             created_at: UnixTime::from_secs(0),
             application_type: app,
             info: ClientInfo::default(),
@@ -585,6 +593,7 @@ mod properties {
             public: true,
             skip_consent: false,
             introspect_any: false,
+            require_mfa: false,
             created_at: UnixTime::from_secs(0),
             application_type: app,
             info: ClientInfo::default(),

@@ -5,6 +5,7 @@ pub mod acr;
 pub mod audit;
 mod client;
 pub mod lockout;
+pub mod mfa_policy;
 pub mod password;
 pub mod registration;
 mod scope;
@@ -19,6 +20,7 @@ pub use client::{
     RedirectUri,
 };
 pub use lockout::LockoutPolicy;
+pub use mfa_policy::MfaPolicy;
 pub use password::{PasswordPolicy, PasswordProblem, normalize};
 pub use scope::{MAX_REQUESTED_SCOPE_BYTES, MAX_REQUESTED_SCOPE_TOKENS, ScopeSet};
 pub use signing_key::KeyRecord;

@@ -142,6 +142,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin_pages::users::user_password_reset),
         )
         .route(
+            paths::ADMIN_USER_MFA_RESET,
+            web::get().to(admin_pages::users::user_mfa_reset_confirm),
+        )
+        .route(
+            paths::ADMIN_USER_MFA_RESET,
+            web::post().to(admin_pages::users::user_mfa_reset),
+        )
+        .route(
             paths::ADMIN_USER_DELETE,
             web::get().to(admin_pages::users::user_delete_confirm),
         )

@@ -24,10 +24,11 @@ use std::borrow::Cow;
 use super::OAuthError;
 use super::params::{MAX_PARAMS, Params, TooManyParams};
 use super::primitives::ClientRegistrar;
-use crate::domain::{Acr, Client, GrantType, ScopeSet, UnixTime};
+use crate::domain::{Acr, Client, GrantType, MfaPolicy, ScopeSet, UnixTime};
 use crate::domain::{AuditEntry, AuditKind};
 use crate::paths;
 use crate::services::authn::Authenticated;
+use crate::services::factors::{FactorError, Factors};
 use crate::services::tokens;
 use std::sync::Arc;
 
@@ -510,15 +511,23 @@ async fn check_request(
 pub struct Authorization {
     store: Store,
     tokens: Tokens,
+    factors: Factors,
     settings: Arc<Settings>,
     clock: SharedClock,
 }
 
 impl Authorization {
-    pub fn new(store: Store, tokens: Tokens, settings: Arc<Settings>, clock: SharedClock) -> Self {
+    pub fn new(
+        store: Store,
+        tokens: Tokens,
+        factors: Factors,
+        settings: Arc<Settings>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             store,
             tokens,
+            factors,
             settings,
             clock,
         }
@@ -603,24 +612,36 @@ impl Authorization {
             }
         };
 
-        // `acr_values` is a minimum (CONTRACT.md): a session below it steps up with a second
-        // factor, or, for a user who has none, enrols one; it does not log in again.
-        if let Some(min) = req.min_acr
+        // The level the session must reach: `acr_values` is a minimum (CONTRACT.md), raised to
+        // `urn:castellan:acr:mfa` when the client requires a second factor or the user's roles
+        // do (`mfa.required_for_roles`). A session below it steps up with a second factor, or,
+        // for a user who has none, enrols one; it is never refused and does not log in again.
+        let policy = self
+            .settings
+            .mfa
+            .policy()
+            .minimum(&session.user, req.client.require_mfa);
+        if let Some(min) = MfaPolicy::combine(req.min_acr, policy)
             && Acr::of(&session.session.amr) < min
         {
             if req.prompt.none {
+                // OpenID Connect Core 1.0 §3.1.2.6: `login_required` ("the Authorization Server
+                // requires End-User authentication"), not the general `interaction_required`:
+                // what is missing is authentication at a higher level, which the user gives on
+                // our pages (a second factor, or enrolling one and proving it). The RP learns
+                // the same whether or not the user has a factor yet.
                 return req.unprompted_error(
                     issuer,
                     &OAuthError::LoginRequired(
-                        "the session is below the requested authentication level".into(),
+                        "the session is below the required authentication level".into(),
                     ),
                 );
             }
             let return_to = return_to(&req, false, false);
             let factors = async {
-                let totp = self.store.has_totp(&session.user.id).await?;
-                let passkeys = self.store.count_passkeys(&session.user.id).await? > 0;
-                Ok::<_, crate::store::StoreError>((totp, passkeys))
+                let any = self.factors.has_any(&session.user.id).await?;
+                let passkeys = self.factors.has_passkey(&session.user.id).await?;
+                Ok::<_, FactorError>((any, passkeys))
             };
             return match factors.await {
                 // `phr` is reached with a passkey only (OpenID EAP ACR Values: phishing-resistant).
@@ -628,6 +649,7 @@ impl Authorization {
                 Ok((_, false)) if min == Acr::Phr => Outcome::EnrolPasskey { return_to },
                 Ok((true, false)) => Outcome::SecondFactor { return_to },
                 Ok((false, false)) => Outcome::EnrolSecondFactor { return_to },
+                Err(FactorError::Store(e)) => req.unprompted_error(issuer, &OAuthError::from(e)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the second factors");
                     req.unprompted_error(issuer, &OAuthError::ServerError)
@@ -775,6 +797,7 @@ mod properties {
             public: false,
             skip_consent: false,
             introspect_any: false,
+            require_mfa: false,
             created_at: UnixTime::from_secs(0),
             application_type: ApplicationType::Web,
             info: ClientInfo::default(),

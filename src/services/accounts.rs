@@ -152,6 +152,8 @@ pub struct AccountOverview {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: u64,
+    /// The user's roles require a second factor (`mfa.required_for_roles`).
+    pub second_factor_required: bool,
 }
 
 impl Accounts {
@@ -216,6 +218,7 @@ impl Accounts {
             apps: self.store.user_consents(&user.id).await?,
             totp: self.store.has_totp(&user.id).await?,
             recovery_codes_left: self.store.count_recovery_codes(&user.id).await?,
+            second_factor_required: self.settings.mfa.policy().required_for(user),
         })
     }
 

@@ -1,13 +1,15 @@
-//! Administration use cases shared by the admin API, the admin pages and the CLI: users,
-//! clients, roles, signing keys and the audit log. Every change is audited with its actor.
+//! Administration use cases shared by the admin API, the admin pages and the CLI: users (and
+//! a reset of their second factors), clients, roles, signing keys and the audit log. Every
+//! change is audited with its actor.
 //!
 //! Who may call them is decided here too: every action takes an [`Actor`], and the only way to
 //! get one is [`Admin::authorize`], which checks the caller (the command line on the server; a
-//! signed-in user who holds the `admin` role now; a bearer token granted the `admin` scope by a
-//! client that may still hold it, for a user who holds the role now or for that client itself).
+//! signed-in user who holds the `admin` role now, in a session that used a second factor when
+//! their roles require one; a bearer token granted the `admin` scope by a client that may still
+//! hold it, for a user who holds the role now or for that client itself).
 
 use crate::crypto::token;
-use crate::domain::{AuditEntry, AuditKind, PasswordProblem, UnixTime};
+use crate::domain::{Acr, AuditEntry, AuditKind, PasswordProblem, UnixTime};
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};
 use crate::services::keys;
 use std::sync::Arc;
@@ -15,10 +17,13 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::domain::KeyRecord;
+use crate::mail::Mail;
 use crate::services::accounts::Accounts;
 use crate::services::authn::Authenticated;
+use crate::services::factors::{FactorError, Factors};
 use crate::services::tokens::{ADMIN_SCOPE, AccessClaims};
 use crate::store::accounts::{AuditEvent, AuditQuery};
+use crate::store::factors::FactorsReset;
 use crate::store::{Store, StoreError};
 
 /// An administrator who passed [`Admin::authorize`]: only that function makes one, so every
@@ -74,6 +79,11 @@ pub enum Denied {
     /// A valid caller without the right (RFC 6750 §3.1 `insufficient_scope`; 403).
     #[error("not an administrator")]
     NotAdmin,
+    /// An administrator whose roles require a second factor (`mfa.required_for_roles`), in a
+    /// session that has not used one: a step-up first, or enrolment when `enrolled` is false
+    /// (never a refusal, as at the authorization endpoint).
+    #[error("a second factor is required")]
+    SecondFactorRequired { enrolled: bool },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,6 +93,8 @@ pub enum Denied {
 pub struct Admin {
     store: Store,
     accounts: Accounts,
+    /// Second factors: whether a user has one, and the mail a reset sends.
+    factors: Factors,
     settings: Arc<Settings>,
     clock: SharedClock,
     /// The key-encryption key new signing keys are sealed under.
@@ -93,6 +105,7 @@ impl Admin {
     pub fn new(
         store: Store,
         accounts: Accounts,
+        factors: Factors,
         settings: Arc<Settings>,
         clock: SharedClock,
         kek: Option<Arc<crate::crypto::seal::Kek>>,
@@ -100,6 +113,7 @@ impl Admin {
         Self {
             store,
             accounts,
+            factors,
             settings,
             clock,
             kek,
@@ -118,6 +132,18 @@ impl Admin {
             // A disabled account is signed out already (`Authn::current`); checked again here
             // so this does not depend on it.
             Caller::Session(me) if !me.user.disabled && me.user.has_role(Role::ADMIN) => {
+                // The policy holds here as at the authorization endpoint: a session of a user
+                // whose roles require a second factor must have used one.
+                if self.settings.mfa.policy().required_for(&me.user)
+                    && Acr::of(&me.session.amr) < Acr::Mfa
+                {
+                    let enrolled = match self.factors.has_any(&me.user.id).await {
+                        Ok(has) => has,
+                        Err(FactorError::Store(e)) => return Err(Denied::Store(e)),
+                        Err(e) => return Err(Denied::Store(StoreError::Corrupt(e.to_string()))),
+                    };
+                    return Err(Denied::SecondFactorRequired { enrolled });
+                }
                 Ok(Actor(ActorKind::User(me.user.id.as_str().to_owned())))
             }
             Caller::Session(_) => Err(Denied::NotAdmin),
@@ -173,6 +199,13 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Unexpected(String),
+}
+
+fn factor_error(e: FactorError) -> AdminError {
+    match e {
+        FactorError::Store(e) => AdminError::Store(e),
+        other => AdminError::Unexpected(other.to_string()),
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AdminError {
@@ -551,6 +584,42 @@ impl Admin {
         )
         .await;
         Ok(ended)
+    }
+
+    /// Whether the user has a second factor (the admin user page shows it).
+    pub async fn has_second_factor(&self, actor: &Actor, id: &str) -> Result<bool, AdminError> {
+        let user = self.user(actor, id).await?;
+        self.factors.has_any(&user.id).await.map_err(factor_error)
+    }
+
+    /// Removes every second factor of the user (TOTP and recovery codes) and every sign-in
+    /// waiting for one, in one transaction (`Store::reset_second_factors`), for a user who
+    /// lost them: they sign in with the password alone next, or, when their roles require a
+    /// second factor, are taken to enrolment. Nothing else ends (sessions, tokens and the
+    /// password stay). Audited with the actor; the user is mailed when a factor was removed.
+    pub async fn reset_mfa(&self, actor: &Actor, id: &str) -> Result<FactorsReset, AdminError> {
+        let now = self.clock.time();
+        let user = self.user(actor, id).await?;
+        let reset = self.store.reset_second_factors(&user.id).await?;
+        self.record(
+            actor,
+            AuditEntry {
+                user_id: Some(user.id.as_str().to_owned()),
+                detail: format!(
+                    "factors={} recovery_codes={} pending_sign_ins={}",
+                    reset.factors, reset.recovery_codes, reset.pending_sign_ins
+                ),
+                ..AuditEntry::new(AuditKind::MfaReset)
+            },
+            now,
+        )
+        .await;
+        if reset.factors > 0 {
+            self.factors
+                .send_mail(&user.email, Mail::SecondFactorsReset, now)
+                .await;
+        }
+        Ok(reset)
     }
 
     pub async fn list_clients(&self, _actor: &Actor) -> Result<Vec<Client>, AdminError> {

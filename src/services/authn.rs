@@ -125,6 +125,7 @@ impl std::fmt::Debug for SignInOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             SignInOutcome::SignedIn { .. } => "SignedIn",
+            SignInOutcome::EnrolSecondFactor { .. } => "EnrolSecondFactor",
             SignInOutcome::SecondFactorNeeded { .. } => "SecondFactorNeeded",
             SignInOutcome::Refused => "Refused",
             SignInOutcome::Unverified => "Unverified",
@@ -139,6 +140,10 @@ impl std::fmt::Debug for SignInOutcome {
 pub enum SignInOutcome {
     /// A new session; `cookie` is its value for the browser (a secret, stored only hashed).
     SignedIn { cookie: String },
+    /// The password was right, the account has no second factor and its roles require one
+    /// (`mfa.required_for_roles`): a new session with the password alone (one factor, as
+    /// `SignedIn`), and the browser goes to TOTP enrolment next, not refused (CONTRACT.md).
+    EnrolSecondFactor { cookie: String },
     /// The password was right and the account has a second factor: no session yet. `pending`
     /// is the value of the cookie that binds the pending sign-in to this browser (a secret,
     /// stored only hashed); the second step ([`Authn::second_step`]) finishes it within
@@ -278,6 +283,10 @@ impl Authn {
                 return SignInOutcome::Unavailable;
             }
         }
+        // No second factor: a user whose roles require one is signed in with the password
+        // alone and taken to enrolment (the authorization endpoint still asks for the level
+        // its client needs).
+        let enrol = self.settings.mfa.policy().required_for(&user);
         // A new session for every login (no session fixation); the previous one ends.
         if let Some(old) = &attempt.previous_session
             && let Err(e) = self.end_session(old).await
@@ -309,6 +318,11 @@ impl Authn {
             ..AuditEntry::new(AuditKind::LoginSucceeded)
         };
         self.store.record(entry, now).await;
+        if enrol {
+            self.metrics
+                .count_login(LoginOutcome::SecondFactorEnrolment);
+            return SignInOutcome::EnrolSecondFactor { cookie };
+        }
         self.metrics.count_login(LoginOutcome::Success);
         SignInOutcome::SignedIn { cookie }
     }

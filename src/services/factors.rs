@@ -94,12 +94,6 @@ impl Factors {
         &self.passkeys
     }
 
-    /// Whether the user has a second factor: a confirmed TOTP factor or a passkey. The one
-    /// question behind the second step of a sign-in, step-up and enrolment.
-    pub async fn has_any(&self, user: &UserId) -> Result<bool, FactorError> {
-        Ok(self.store.has_totp(user).await? || self.store.count_passkeys(user).await? > 0)
-    }
-
     /// The stored form of a seed.
     pub fn seal_secret(&self, user: &UserId, secret: &[u8]) -> Result<String, FactorError> {
         Ok(match &self.kek {
@@ -121,8 +115,23 @@ impl Factors {
             .ok_or(FactorError::Malformed)
     }
 
-    pub async fn has_totp(&self, user: &UserId) -> Result<bool, FactorError> {
-        Ok(self.store.has_totp(user).await?)
+    /// Whether the user has a second factor that counts (a confirmed TOTP factor, a passkey). The
+    /// one question every decision asks — a sign-in's second step, step-up or enrolment at the
+    /// authorization endpoint, the policy — so a new kind of factor is added in one place
+    /// (`Store::count_second_factors`).
+    pub async fn has_any(&self, user: &UserId) -> Result<bool, FactorError> {
+        Ok(self.count(user).await? > 0)
+    }
+
+    /// Whether the user has a passkey (what `phr` needs).
+    pub async fn has_passkey(&self, user: &UserId) -> Result<bool, FactorError> {
+        Ok(self.store.count_passkeys(user).await? > 0)
+    }
+
+    /// How many second factors the user has that count (the rule that the last one stays
+    /// while the policy requires one).
+    pub async fn count(&self, user: &UserId) -> Result<u64, FactorError> {
+        Ok(self.store.count_second_factors(user).await?)
     }
 
     /// Checks a code against the user's confirmed TOTP factor (a six-digit code: RFC 6238,

@@ -79,10 +79,13 @@ pub enum LoginOutcome {
     SecondFactorNeeded,
     /// A wrong, replayed or used-up second-factor code.
     SecondFactorFailed,
+    /// The password was right; the account has no second factor and its roles require one:
+    /// signed in with one factor and taken to enrolment.
+    SecondFactorEnrolment,
 }
 
 impl LoginOutcome {
-    pub const ALL: [LoginOutcome; 9] = [
+    pub const ALL: [LoginOutcome; 10] = [
         LoginOutcome::Success,
         LoginOutcome::BadCredentials,
         LoginOutcome::Locked,
@@ -92,6 +95,7 @@ impl LoginOutcome {
         LoginOutcome::Error,
         LoginOutcome::SecondFactorNeeded,
         LoginOutcome::SecondFactorFailed,
+        LoginOutcome::SecondFactorEnrolment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +109,7 @@ impl LoginOutcome {
             LoginOutcome::Error => "error",
             LoginOutcome::SecondFactorNeeded => "second_factor_needed",
             LoginOutcome::SecondFactorFailed => "second_factor_failed",
+            LoginOutcome::SecondFactorEnrolment => "second_factor_enrolment",
         }
     }
 }

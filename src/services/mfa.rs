@@ -1,6 +1,7 @@
 //! The account page's second-factor use cases: TOTP enrolment (confirmed by a right code
 //! before it counts, then ten recovery codes shown once), a new set of recovery codes, and
-//! removal (the current password, or a sign-in within five minutes, like an email change).
+//! removal (the current password, or a sign-in within five minutes, like an email change;
+//! never the last factor while the user's roles require one).
 //!
 //! Checking codes at sign-in is `services::authn`'s second step; both use `services::factors`.
 
@@ -46,6 +47,8 @@ pub enum WayInRemoval {
     /// It is the last way to sign in (no password and no other passkey; or, for the password,
     /// no passkey): refused.
     LastWayIn,
+    /// It is the last second factor, and the user's roles require one: refused.
+    Required,
     NotFound,
 }
 
@@ -86,6 +89,10 @@ pub enum Removal {
     /// No password given and the last sign-in is older than five minutes.
     SignInAgain,
     NotOn,
+    /// It is the user's last second factor and their roles require one
+    /// (`mfa.required_for_roles`): it stays. Checked before the password, so nothing counts
+    /// toward the lockout.
+    Required,
 }
 
 /// The second factors of the signed-in user.
@@ -242,7 +249,9 @@ impl Mfa {
     }
 
     /// Removes TOTP and the recovery codes: with the current password (a wrong one counts
-    /// toward the lockout), or, with none given, a sign-in within five minutes.
+    /// toward the lockout), or, with none given, a sign-in within five minutes. Refused
+    /// ([`Removal::Required`]) when it is the last second factor of a user whose roles
+    /// require one.
     pub async fn remove_totp(
         &self,
         me: &Authenticated,
@@ -252,6 +261,12 @@ impl Mfa {
         let user = &me.user;
         if !self.store.has_totp(&user.id).await? {
             return Ok(Removal::NotOn);
+        }
+        // The last factor stays while the user's roles require one (a client's requirement
+        // applies at its sign-ins only: such a user is asked to enrol again there).
+        if self.settings.mfa.policy().required_for(user) && self.factors.count(&user.id).await? <= 1
+        {
+            return Ok(Removal::Required);
         }
         if current_password.is_empty() || !user.has_password {
             if now.since(me.session.auth_time) > REAUTH_SECS {
@@ -415,10 +430,11 @@ impl Mfa {
         if let Some(no) = self.recently_proven(me, current_password).await? {
             return Ok(no);
         }
+        let keep_a_factor = self.settings.mfa.policy().required_for(&me.user);
         Ok(
             match self
                 .store
-                .remove_passkey_keeping_a_way_in(&me.user.id, id)
+                .remove_passkey_keeping_a_way_in(&me.user.id, id, keep_a_factor)
                 .await?
             {
                 KeptWayIn::Done => {
@@ -427,6 +443,7 @@ impl Mfa {
                     WayInRemoval::Removed
                 }
                 KeptWayIn::LastWayIn => WayInRemoval::LastWayIn,
+                KeptWayIn::LastFactor => WayInRemoval::Required,
                 KeptWayIn::NotFound => WayInRemoval::NotFound,
             },
         )
@@ -460,7 +477,7 @@ impl Mfa {
                         .await;
                     WayInRemoval::Removed
                 }
-                KeptWayIn::LastWayIn => WayInRemoval::LastWayIn,
+                KeptWayIn::LastWayIn | KeptWayIn::LastFactor => WayInRemoval::LastWayIn,
                 KeptWayIn::NotFound => WayInRemoval::NotFound,
             },
         )

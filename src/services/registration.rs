@@ -171,6 +171,8 @@ fn new_client(
         // Never first-party, never a resource server: only an administrator grants those.
         skip_consent: false,
         introspect_any: false,
+        // Only an administrator sets it (and a client's own update keeps it: see `update`).
+        require_mfa: false,
         application_type: m.application_type,
         info: m.info,
         registration_token_hash,
@@ -410,7 +412,9 @@ impl ClientRegistration {
                 (Some(token::hash(&s)), Some(s))
             }
         };
-        let new = new_client(client.id.clone(), metadata, secret_hash, None);
+        let mut new = new_client(client.id.clone(), metadata, secret_hash, None);
+        // A requirement an administrator set is not the client's to drop.
+        new.require_mfa = client.require_mfa;
         let updated = match self.store.update_client(new, now).await {
             Ok(c) => c,
             // Deleted by a concurrent request: the token no longer names a client.

@@ -78,6 +78,7 @@ fn to_domain(m: client::Model) -> Result<Client, StoreError> {
         public: m.public,
         skip_consent: m.skip_consent,
         introspect_any: m.introspect_any,
+        require_mfa: m.require_mfa,
         created_at: UnixTime::from_secs(m.created_at),
     })
 }
@@ -109,6 +110,7 @@ fn metadata_columns(new: &NewClient) -> client::ActiveModel {
         public: Set(new.public),
         skip_consent: Set(new.skip_consent),
         introspect_any: Set(new.introspect_any),
+        require_mfa: Set(new.require_mfa),
         application_type: Set(new.application_type.as_str().to_owned()),
         metadata: Set(info_json(&new.info)),
         ..Default::default()

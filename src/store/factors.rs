@@ -10,7 +10,9 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
 
-use super::entities::{pending_sign_in, recovery_code, session, totp_factor};
+use super::entities::{
+    passkey, pending_sign_in, recovery_code, session, totp_factor, webauthn_ceremony,
+};
 use super::{Store, StoreError};
 use crate::domain::{UnixTime, UserId};
 
@@ -33,6 +35,17 @@ impl std::fmt::Debug for TotpRecord {
     }
 }
 
+/// What [`Store::reset_second_factors`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactorsReset {
+    /// Confirmed second factors removed (a TOTP factor, passkeys).
+    pub factors: u64,
+    /// Recovery codes removed.
+    pub recovery_codes: u64,
+    /// Sign-ins that were waiting for a second factor, ended.
+    pub pending_sign_ins: u64,
+}
+
 /// A right password waiting for its second factor.
 #[derive(Debug, Clone)]
 pub struct PendingSignIn {
@@ -53,7 +66,68 @@ impl Store {
             }))
     }
 
-    /// Whether the user has a confirmed TOTP factor.
+    /// How many second factors the user has that count (a confirmed TOTP factor, each
+    /// passkey): the one query every policy decision reads (`services::factors::Factors::has_any`,
+    /// the rule that the last factor stays). A new kind of factor is added here.
+    pub async fn count_second_factors(&self, user: &UserId) -> Result<u64, StoreError> {
+        let totp = totp_factor::Entity::find()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .count(self.conn())
+            .await?;
+        let passkeys = passkey::Entity::find()
+            .filter(passkey::Column::UserId.eq(user.as_str()))
+            .count(self.conn())
+            .await?;
+        Ok(totp + passkeys)
+    }
+
+    /// An administrator's reset of the user's second factors, in one transaction: every
+    /// factor (a TOTP factor, confirmed or still enrolling; every passkey), every recovery code,
+    /// every sign-in waiting for a second factor, and the user's passkey ceremonies. Sessions,
+    /// tokens and the password stay.
+    pub async fn reset_second_factors(&self, user: &UserId) -> Result<FactorsReset, StoreError> {
+        let _w = self.write_gate().await;
+        let tx = self.conn().begin().await?;
+        let factors = totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?;
+        let passkeys = passkey::Entity::delete_many()
+            .filter(passkey::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        webauthn_ceremony::Entity::delete_many()
+            .filter(webauthn_ceremony::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?;
+        let recovery_codes = recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        let pending_sign_ins = pending_sign_in::Entity::delete_many()
+            .filter(pending_sign_in::Column::UserId.eq(user.as_str()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        tx.commit().await?;
+        Ok(FactorsReset {
+            factors: factors + passkeys,
+            recovery_codes,
+            pending_sign_ins,
+        })
+    }
+
+    /// Whether the user has a confirmed TOTP factor (the TOTP pages; policy decisions ask
+    /// [`Store::count_second_factors`]).
     pub async fn has_totp(&self, user: &UserId) -> Result<bool, StoreError> {
         Ok(totp_factor::Entity::find()
             .filter(totp_factor::Column::UserId.eq(user.as_str()))

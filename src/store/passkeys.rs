@@ -12,7 +12,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entities::{passkey, user, webauthn_ceremony};
+use super::entities::{passkey, totp_factor, user, webauthn_ceremony};
 use super::{Store, StoreError};
 use crate::domain::{UnixTime, UserId};
 
@@ -231,12 +231,15 @@ impl Store {
     }
 
     /// Removes one of the user's passkeys unless it is the last way to sign in (no password,
-    /// no other passkey). The user's row is locked first (PostgreSQL: `FOR UPDATE`; SQLite
-    /// has one writer), so two parallel removals of the last two passkeys cannot both win.
+    /// no other passkey), or, with `keep_a_factor` (the user's roles require a second factor),
+    /// the last second factor (no other passkey, no TOTP). The user's row is locked first
+    /// (PostgreSQL: `FOR UPDATE`; SQLite has one writer), so two parallel removals of the last
+    /// two passkeys cannot both win.
     pub async fn remove_passkey_keeping_a_way_in(
         &self,
         user_id: &UserId,
         id: &str,
+        keep_a_factor: bool,
     ) -> Result<KeptWayIn, StoreError> {
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
@@ -252,6 +255,17 @@ impl Store {
         if u.password_hash.is_none() && others == 0 {
             tx.rollback().await?;
             return Ok(KeptWayIn::LastWayIn);
+        }
+        if keep_a_factor && others == 0 {
+            let totp = totp_factor::Entity::find()
+                .filter(totp_factor::Column::UserId.eq(user_id.as_str()))
+                .filter(totp_factor::Column::ConfirmedAt.is_not_null())
+                .count(&tx)
+                .await?;
+            if totp == 0 {
+                tx.rollback().await?;
+                return Ok(KeptWayIn::LastFactor);
+            }
         }
         let r = passkey::Entity::delete_many()
             .filter(passkey::Column::Id.eq(id))
@@ -311,6 +325,8 @@ pub enum KeptWayIn {
     Done,
     /// It is the last way to sign in: refused.
     LastWayIn,
+    /// It is the last second factor of a user whose roles require one: refused.
+    LastFactor,
     /// No such passkey (or password) of this user.
     NotFound,
 }

@@ -147,6 +147,7 @@ const ROUTES: &[(&str, &str, u16)] = &[
     ("GET", "/users/{user}", 200),
     ("PATCH", "/users/{user}", 200),
     ("POST", "/users/{user}/password-reset", 202),
+    ("POST", "/users/{user}/mfa-reset", 200),
     // On a fresh user: ending Bob's sessions would end his access token, used by later rows.
     ("DELETE", "/users/{victim}/sessions", 200),
     ("DELETE", "/users/{victim}", 204),
@@ -278,6 +279,7 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_serves_ad
         "role_deleted",
         "key_rotated",
         "password_reset_requested",
+        "mfa_reset",
     ] {
         assert_eq!(
             app.count(&format!(

@@ -24,6 +24,7 @@ mod limits;
 mod mail;
 mod metrics;
 mod mfa;
+mod mfa_policy;
 mod migrations;
 mod oauth_errors;
 mod oidc_flow;

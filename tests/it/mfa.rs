@@ -19,8 +19,8 @@ use crate::harness::rp::{
 use crate::harness::smtp::SmtpSink;
 use crate::harness::{TestApp, browser, spawn_app, spawn_app_with};
 
-const WAIT: Duration = Duration::from_secs(10);
-const MFA: &str = "urn:castellan:acr:mfa";
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MFA: &str = "urn:castellan:acr:mfa";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -45,7 +45,7 @@ pub(crate) fn base32(text: &str) -> Vec<u8> {
 }
 
 /// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) at a Unix time.
-fn totp(secret: &[u8], unix: i64) -> String {
+pub(crate) fn totp(secret: &[u8], unix: i64) -> String {
     use aws_lc_rs::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let mac = hmac::sign(&key, &(unix / 30).to_be_bytes());
@@ -61,7 +61,7 @@ pub(crate) fn code_now(app: &TestApp, secret: &[u8]) -> String {
 }
 
 /// A code that is not right now (nor in the steps either side).
-fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
+pub(crate) fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
     let t = app.clock.now();
     let right: Vec<String> = [-30, 0, 30].iter().map(|d| totp(secret, t + d)).collect();
     (0..)
@@ -145,7 +145,7 @@ pub(crate) fn secret_of(page: &str) -> String {
 }
 
 /// The texts of the elements with class `recovery-code`.
-fn recovery_codes_of(page: &str) -> Vec<String> {
+pub(crate) fn recovery_codes_of(page: &str) -> Vec<String> {
     page.split("class=\"recovery-code\">")
         .skip(1)
         .map(|s| s[..s.find('<').expect("element end")].trim().to_owned())

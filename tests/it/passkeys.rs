@@ -879,3 +879,48 @@ async fn of_two_parallel_removals_of_a_passwordless_accounts_last_two_passkeys_o
     );
     assert_eq!(app.count("passkeys").await, 1, "one way in is kept");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Policy and an administrator's reset.
+
+#[tokio::test]
+async fn a_role_that_requires_a_second_factor_keeps_the_last_passkey_and_an_admin_reset_removes_them()
+ {
+    let app = spawn_app_at_localhost(|s| s.mfa.required_for_roles = vec!["finance".into()]).await;
+    crate::harness::json_out(&app.castellan(&["role", "create", "finance", "--json"]));
+    let email = "fin-pk@example.com";
+    let (client, mut key) = user_with_passkey(&app, email).await;
+    crate::harness::json_out(&app.castellan(&["user", "set-role", email, "finance", "--json"]));
+
+    // The passkey is the last second factor: kept, though the password remains.
+    let uid = castellan::domain::UserId::from_stored(user_id(&app, email).await);
+    let id = app.store.passkeys_of(&uid).await.expect("passkeys")[0]
+        .id
+        .clone();
+    let body = page(&client, &app, "/account/passkeys").await;
+    let remove = passkey_form(&body, &format!("/account/passkeys/{id}/remove"))
+        .on_page(&abs(&app, "/account/passkeys"));
+    let res = remove
+        .submit_with(&client, &app, &[("current_password", PASSWORD)], None)
+        .await;
+    let text = res.text().await.unwrap_or_default();
+    assert!(text.contains("must have a second factor"), "{text}");
+    assert_eq!(app.count("passkeys").await, 1);
+
+    // The passkey counts as the required factor: the password leads to the second step.
+    let other = browser();
+    let step = password_step(&other, &app, email).await;
+    let res = second_factor_answer(&other, &app, &step, &mut key).await;
+    assert_eq!(res.status().as_u16(), 303);
+
+    // An administrator's reset removes the passkeys with the other factors.
+    let out = crate::harness::json_out(&app.castellan(&["user", "reset-mfa", email, "--json"]));
+    assert_eq!(out["factors_removed"], 1, "{out}");
+    assert_eq!(app.count("passkeys").await, 0);
+    let res = passkey_sign_in(&browser(), &app, "/login", &mut key).await;
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "the reset passkey no longer signs in"
+    );
+}

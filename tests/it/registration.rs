@@ -7,7 +7,7 @@ use crate::harness::rp::{
     Auth, PASSWORD, Raw, Rp, assert_token_error, code_of, create_client, create_user,
     introspect_raw, login_through_pages_location, rp_http, sign_in, token_request,
 };
-use crate::harness::{TestApp, castellan_with, spawn_app, spawn_app_with, stderr};
+use crate::harness::{TestApp, castellan_with, json_out, spawn_app, spawn_app_with, stderr};
 
 const INITIAL_TOKEN: &str = "initial-access-token-for-tests-0123";
 const WEB_REDIRECT: &str = "https://app.example.com/cb";
@@ -508,6 +508,49 @@ async fn the_admin_scope_can_never_be_registered() {
     .await;
     raw.assert_oauth_error(400, "invalid_client_metadata");
     assert_eq!(app.count("clients WHERE scopes LIKE '%admin%'").await, 0);
+}
+
+#[tokio::test]
+async fn a_clients_own_update_keeps_the_second_factor_requirement_an_administrator_set() {
+    let app = open_app().await;
+    let info = registered(
+        &app,
+        json!({"client_name": "Self", "redirect_uris": [WEB_REDIRECT]}),
+    )
+    .await;
+    let client_id = s(&info, "client_id");
+    // Registered through RFC 7591: no requirement of its own.
+    let shown = json_out(&app.castellan(&["client", "show", client_id, "--json"]));
+    assert_eq!(shown["require_mfa"], false, "{shown}");
+    // An administrator requires a second factor for it.
+    let updated = json_out(&app.castellan(&[
+        "client",
+        "update",
+        client_id,
+        "--name",
+        "Self",
+        "--redirect-uri",
+        WEB_REDIRECT,
+        "--require-mfa",
+        "--json",
+    ]));
+    assert_eq!(updated["require_mfa"], true, "{updated}");
+    // The client replaces its metadata (RFC 7592 §2.2): the requirement is not its to drop.
+    let raw = manage(
+        reqwest::Method::PUT,
+        s(&info, "registration_client_uri"),
+        Some(s(&info, "registration_access_token")),
+        Some(json!({
+            "client_id": client_id,
+            "client_name": "Self renamed",
+            "redirect_uris": [WEB_REDIRECT],
+        })),
+    )
+    .await;
+    assert_eq!(raw.status, 200, "{}", raw.text);
+    let shown = json_out(&app.castellan(&["client", "show", client_id, "--json"]));
+    assert_eq!(shown["name"], "Self renamed");
+    assert_eq!(shown["require_mfa"], true, "{shown}");
 }
 
 #[tokio::test]

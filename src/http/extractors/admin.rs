@@ -8,7 +8,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::forms::Pending;
-use super::session::{SessionRefusal, SignedIn};
+use super::session::{SessionRefusal, SignedIn, come_back_to};
 use crate::error::AppError;
 use crate::http::api::admin::ApiProblem;
 use crate::services::admin::{Actor, Caller, Denied};
@@ -44,7 +44,17 @@ impl FromRequest for AdminSession {
                     tracing::error!(error = %e, "cannot check an administrator");
                     Err(AppError::Unavailable.into())
                 }
-                Err(_) => Err(SessionRefusal::Page(AppError::Forbidden(
+                // The second factor first (step-up, or enrolment), then back here.
+                Err(Denied::SecondFactorRequired { enrolled }) => {
+                    let step = if enrolled {
+                        crate::paths::LOGIN_SECOND_FACTOR
+                    } else {
+                        crate::paths::ACCOUNT_TOTP
+                    };
+                    let back = crate::http::support::return_to_query(&come_back_to(&req));
+                    Err(SessionRefusal::Redirect(format!("{step}{back}")))
+                }
+                Err(Denied::NotAdmin) => Err(SessionRefusal::Page(AppError::Forbidden(
                     "Administrators only",
                     "Your account does not have the admin role. Ask an administrator if you need it.",
                 ))),
@@ -90,7 +100,11 @@ impl FromRequest for AdminBearer {
             };
             match core.admin.authorize(caller).await {
                 Ok(actor) => Ok(AdminBearer(actor)),
-                Err(Denied::NotAdmin) => Err(ApiProblem::forbidden()),
+                // (A token's level was settled where it was issued: the authorization
+                // endpoint applies the same policy.)
+                Err(Denied::NotAdmin | Denied::SecondFactorRequired { .. }) => {
+                    Err(ApiProblem::forbidden())
+                }
                 Err(Denied::Store(e)) => {
                     tracing::error!(error = %e, "admin API: cannot check the token");
                     Err(ApiProblem::unavailable())

@@ -19,6 +19,9 @@ pub enum SessionRefusal {
     /// No live session: to the login page, coming back to `return_to` afterwards.
     #[error("not signed in")]
     SignIn { return_to: String },
+    /// Somewhere else first (a step-up or enrolment), which comes back afterwards.
+    #[error("another step first")]
+    Redirect(String),
     #[error(transparent)]
     Page(#[from] AppError),
 }
@@ -32,6 +35,7 @@ impl ResponseError for SessionRefusal {
                     .finish();
                 crate::http::support::see_other(&format!("{}?{q}", crate::paths::LOGIN))
             }
+            SessionRefusal::Redirect(to) => crate::http::support::see_other(to),
             SessionRefusal::Page(e) => e.error_response(),
         }
     }

@@ -45,6 +45,9 @@ struct AccountPage<'a> {
     apps: Vec<AppView>,
     totp: bool,
     recovery_codes_left: u64,
+    second_factor_required: bool,
+    /// Why the last action was refused (shown at the top, `role="alert"`).
+    problem: Option<&'a str>,
 }
 
 /// A short, human description of a user agent string.
@@ -86,6 +89,31 @@ async fn render(
     notice: Option<&str>,
     errors: &FieldErrors,
 ) -> HttpResponse {
+    render_with(state, token, me, notice, errors, None, StatusCode::OK).await
+}
+
+/// The account page with a refusal of the last action at the top (the second-factor
+/// actions, `http::pages::mfa`, use it).
+pub(super) async fn refused(
+    state: &AppState,
+    token: &Csrf,
+    me: &Authenticated,
+    status: StatusCode,
+    problem: &str,
+) -> HttpResponse {
+    let errors = FieldErrors::default();
+    render_with(state, token, me, None, &errors, Some(problem), status).await
+}
+
+async fn render_with(
+    state: &AppState,
+    token: &Csrf,
+    me: &Authenticated,
+    notice: Option<&str>,
+    errors: &FieldErrors,
+    problem: Option<&str>,
+    status: StatusCode,
+) -> HttpResponse {
     let now = state.clock.time();
     let overview = match state.core.accounts.overview(&me.user).await {
         Ok(o) => o,
@@ -103,6 +131,8 @@ async fn render(
         password_error: errors.password.as_deref(),
         totp: overview.totp,
         recovery_codes_left: overview.recovery_codes_left,
+        second_factor_required: overview.second_factor_required,
+        problem,
         sessions: overview
             .sessions
             .into_iter()
@@ -124,7 +154,7 @@ async fn render(
             })
             .collect(),
     };
-    page(StatusCode::OK, &view, Some(token))
+    page(status, &view, Some(token))
 }
 
 /// The page again after an action: its notice, or the form's errors.

@@ -1,5 +1,7 @@
 //! The login page (`/login`): `email`, `password`, a CSRF token, and one generic message for
-//! any failure. The sign-in itself is one call: `services::authn::Authn::sign_in`.
+//! any failure. The sign-in itself is one call: `services::authn::Authn::sign_in`; its outcome
+//! sends the browser on: where the login was going, the second step, or (a user whose roles
+//! require a second factor and who has none) TOTP enrolment, then where it was going.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,8 +12,8 @@ use serde::Deserialize;
 use super::safe_return_to;
 use crate::http::extractors::CsrfChecked;
 use crate::http::support::{
-    Csrf, client_addr, csrf, page, pending_cookie, see_other, session_cookie, session_cookie_value,
-    too_many, user_agent,
+    Csrf, client_addr, csrf, page, pending_cookie, return_to_query, see_other, session_cookie,
+    session_cookie_value, too_many, user_agent,
 };
 use crate::paths;
 use crate::services::authn::{SignIn, SignInOutcome};
@@ -44,20 +46,10 @@ pub(super) fn render(
     email: &str,
     error: Option<&str>,
 ) -> HttpResponse {
-    let return_query = if return_to.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("return_to", return_to)
-                .finish()
-        )
-    };
     let view = LoginPage {
         csrf: &csrf.token,
         return_to,
-        return_query,
+        return_query: return_to_query(return_to),
         email,
         error,
         passkeys: state.core.mfa.passkeys_available(),
@@ -144,16 +136,21 @@ pub(super) fn respond(
             }
             resp
         }
-        SignInOutcome::SecondFactorNeeded { pending } => {
-            let mut target = paths::LOGIN_SECOND_FACTOR.to_owned();
-            if !return_to.is_empty() {
-                target.push('?');
-                target.push_str(
-                    &url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("return_to", return_to)
-                        .finish(),
-                );
+        SignInOutcome::EnrolSecondFactor { cookie } => {
+            // Signed in with one factor; enrolment comes next, then where the login was going.
+            let target = format!("{}{}", paths::ACCOUNT_TOTP, return_to_query(return_to));
+            let mut resp = see_other(&target);
+            if let Err(e) = resp.add_cookie(&session_cookie(state, cookie)) {
+                tracing::error!(error = %e, "cannot set the session cookie");
             }
+            resp
+        }
+        SignInOutcome::SecondFactorNeeded { pending } => {
+            let target = format!(
+                "{}{}",
+                paths::LOGIN_SECOND_FACTOR,
+                return_to_query(return_to)
+            );
             let mut resp = see_other(&target);
             if let Err(e) = resp.add_cookie(&pending_cookie(state, pending)) {
                 tracing::error!(error = %e, "cannot set the pending sign-in cookie");

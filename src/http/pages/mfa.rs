@@ -211,13 +211,23 @@ pub struct RemoveForm {
     current_password: Option<String>,
 }
 
+/// What the account page says when the last factor is kept by the policy.
+pub const REMOVAL_REQUIRED: &str = "Two-step verification stays on: your role requires a second \
+     factor, and this is your last one. Ask an administrator if you have lost it.";
+
 pub async fn remove(
+    req: HttpRequest,
     Then(SignedIn(me), form): Then<SignedIn, CsrfForm<RemoveForm>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let password = form.into_inner().current_password.unwrap_or_default();
     match state.core.mfa.remove_totp(&me, &password).await {
         Ok(Removal::Removed | Removal::NotOn) => see_other(paths::ACCOUNT),
+        Ok(Removal::Required) => {
+            let token = csrf(&req, &state);
+            super::account::refused(&state, &token, &me, StatusCode::CONFLICT, REMOVAL_REQUIRED)
+                .await
+        }
         Ok(Removal::WrongPassword) => {
             bad_request("Your current password is not right; two-step verification is still on.")
         }

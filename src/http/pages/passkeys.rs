@@ -388,6 +388,9 @@ fn removal_message(r: WayInRemoval, what: &str) -> Option<String> {
         WayInRemoval::LastWayIn => Some(format!(
             "The {what} is the last way to sign in to your account, so it is kept."
         )),
+        WayInRemoval::Required => Some(format!(
+            "Your account must have a second factor, and the {what} is the last one, so it is kept."
+        )),
         WayInRemoval::NotFound => Some(format!("There is no such {what}.")),
     }
 }

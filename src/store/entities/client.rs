@@ -25,6 +25,8 @@ pub struct Model {
     pub application_type: String,
     /// JSON object of informational metadata (RFC 7591 §2).
     pub metadata: String,
+    /// Sign-ins to this client must reach `urn:castellan:acr:mfa`.
+    pub require_mfa: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,8 @@ pub struct ClientOut {
     pub token_endpoint_auth_method: String,
     pub skip_consent: bool,
     pub introspect_any: bool,
+    /// Sign-ins to this client must use a second factor (`urn:castellan:acr:mfa`).
+    pub require_mfa: bool,
     pub created_at: i64,
     /// Only in the answer that created the client or rotated its secret: shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +44,7 @@ impl ClientOut {
             token_endpoint_auth_method: c.auth_method.metadata_name().to_owned(),
             skip_consent: c.skip_consent,
             introspect_any: c.introspect_any,
+            require_mfa: c.require_mfa,
             created_at: c.created_at.secs(),
             client_secret: secret,
         }
@@ -71,6 +74,10 @@ pub struct ClientIn {
     pub skip_consent: bool,
     #[serde(default)]
     pub introspect_any: bool,
+    /// Sign-ins to this client must use a second factor: a user signed in with the password
+    /// alone is asked for it, or taken to enrolment. Default: false.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl From<ClientIn> for ClientSpec {
@@ -87,6 +94,7 @@ impl From<ClientIn> for ClientSpec {
             token_endpoint_auth_method: c.token_endpoint_auth_method,
             skip_consent: c.skip_consent,
             introspect_any: c.introspect_any,
+            require_mfa: c.require_mfa,
         }
     }
 }

@@ -285,7 +285,7 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Castellan admin API", version = "1",
         description = "Users, clients, roles, signing keys and the audit log. Errors are RFC 9457 problem details."),
     paths(users::list_users, users::create_user, users::get_user, users::update_user,
-        users::delete_user, users::send_password_reset, users::end_sessions,
+        users::delete_user, users::send_password_reset, users::end_sessions, users::reset_mfa,
         clients::list_clients, clients::create_client, clients::get_client, clients::update_client,
         clients::delete_client, clients::rotate_client_secret,
         roles::list_roles, roles::create_role, roles::delete_role,

@@ -1,4 +1,5 @@
-//! `/admin/api/v1/users`: list, create, read, update, delete; a reset mail; ending sessions.
+//! `/admin/api/v1/users`: list, create, read, update, delete; a reset mail; ending sessions; a
+//! reset of the user's second factors.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -86,6 +87,17 @@ pub struct UserPatchIn {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionsEnded {
     pub ended: u64,
+}
+
+/// What a reset of a user's second factors removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaResetOut {
+    pub user_id: String,
+    /// Confirmed second factors removed (0: the user had none; nothing was mailed).
+    pub factors_removed: u64,
+    pub recovery_codes_removed: u64,
+    /// Sign-ins that were waiting for a second factor, ended.
+    pub pending_sign_ins_ended: u64,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/users", tag = "users", params(UserListQuery),
@@ -209,6 +221,33 @@ pub async fn end_sessions(
     Ok(json(StatusCode::OK, &SessionsEnded { ended }))
 }
 
+/// Resets the user's second factors.
+///
+/// Removes the user's second factors (TOTP and recovery codes) and any sign-in waiting for
+/// one, in one transaction; sessions, tokens and the password stay. Audited (`mfa_reset`, with
+/// the actor); the user is mailed when a factor was removed.
+#[utoipa::path(post, path = "/admin/api/v1/users/{id}/mfa-reset", tag = "users",
+    params(("id" = String, Path)),
+    responses((status = 200, body = MfaResetOut), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reset_mfa(
+    AdminBearer(actor): AdminBearer,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiProblem> {
+    let reset = state.core.admin.reset_mfa(&actor, &id).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MfaResetOut {
+            user_id: id.into_inner(),
+            factors_removed: reset.factors,
+            recovery_codes_removed: reset.recovery_codes,
+            pending_sign_ins_ended: reset.pending_sign_ins,
+        },
+    ))
+}
+
 /// This resource's routes, under `/admin/api/v1`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list_users))
@@ -220,5 +259,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/users/{id}/password-reset",
             web::post().to(send_password_reset),
         )
-        .route("/users/{id}/sessions", web::delete().to(end_sessions));
+        .route("/users/{id}/sessions", web::delete().to(end_sessions))
+        .route("/users/{id}/mfa-reset", web::post().to(reset_mfa));
 }

@@ -45,6 +45,7 @@ struct ClientForm {
     auth_methods: Vec<Choice>,
     skip_consent: bool,
     introspect_any: bool,
+    require_mfa: bool,
 }
 
 const AUTH_METHODS: [(&str, &str); 4] = [
@@ -86,6 +87,7 @@ impl ClientForm {
                 .collect(),
             skip_consent: spec.skip_consent,
             introspect_any: spec.introspect_any,
+            require_mfa: spec.require_mfa,
         }
     }
 
@@ -117,6 +119,7 @@ fn spec_of(c: &Client) -> ClientSpec {
         token_endpoint_auth_method: method,
         skip_consent: c.skip_consent,
         introspect_any: c.introspect_any,
+        require_mfa: c.require_mfa,
     }
 }
 
@@ -147,6 +150,7 @@ fn spec_from(f: &Fields) -> ClientSpec {
             .map(str::to_owned),
         skip_consent: f.flag("skip_consent"),
         introspect_any: f.flag("introspect_any"),
+        require_mfa: f.flag("require_mfa"),
     }
 }
 
@@ -268,6 +272,7 @@ struct ClientPage {
     id: String,
     name: String,
     public: bool,
+    require_mfa: bool,
     created: String,
     form: ClientForm,
     errors: Errors,
@@ -314,6 +319,7 @@ async fn render_client(
         ),
         id: cid.to_owned(),
         public: client.public,
+        require_mfa: client.require_mfa,
         created: datetime(client.created_at),
         name: client.name,
     };

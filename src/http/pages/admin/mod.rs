@@ -170,6 +170,8 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "enabled" => "The account is enabled.",
         "sessions-ended" => "Every session and refresh token of this user has ended.",
         "reset-sent" => "A password-reset link is on its way to the user.",
+        "mfa-reset" => "The user's second factors are removed; a mail tells them.",
+        "mfa-none" => "The user had no second factor: nothing was removed.",
         "user-deleted" => "The user is deleted.",
         "client-saved" => "The client is saved.",
         "client-deleted" => "The client is deleted.",

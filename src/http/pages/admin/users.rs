@@ -1,5 +1,6 @@
 //! `/admin/users`: the user list and search, a user's page (roles, status, sessions, a reset
-//! mail), deleting a user after a confirmation page.
+//! mail), resetting a user's second factors and deleting a user, each after a confirmation
+//! page.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -111,6 +112,7 @@ struct UserActions {
     status: String,
     sessions: String,
     reset: String,
+    mfa_reset: String,
     delete: String,
     audit: String,
 }
@@ -125,6 +127,8 @@ struct UserPage {
     verified: bool,
     disabled: bool,
     created: String,
+    /// The user has a second factor.
+    second_factor: bool,
     /// The administrator looking at their own account.
     is_self: bool,
     roles: Vec<RoleCheck>,
@@ -142,12 +146,13 @@ async fn render_user(
     errors: Errors,
     checked: Option<Vec<String>>,
 ) -> HttpResponse {
-    let (user, catalogue) = match (
+    let (user, catalogue, second_factor) = match (
         state.core.admin.user(&a.actor, id).await,
         state.core.admin.list_roles(&a.actor).await,
+        state.core.admin.has_second_factor(&a.actor, id).await,
     ) {
-        (Ok(u), Ok(c)) => (u, c),
-        (Err(e), _) | (_, Err(e)) => return failure(e),
+        (Ok(u), Ok(c), Ok(f)) => (u, c, f),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failure(e),
     };
     let checked = checked.unwrap_or_else(|| user.roles.clone());
     let uid = user.id.as_str();
@@ -168,6 +173,7 @@ async fn render_user(
             status: fill(paths::ADMIN_USER_STATUS, uid),
             sessions: fill(paths::ADMIN_USER_SESSIONS_END, uid),
             reset: fill(paths::ADMIN_USER_PASSWORD_RESET, uid),
+            mfa_reset: fill(paths::ADMIN_USER_MFA_RESET, uid),
             delete: fill(paths::ADMIN_USER_DELETE, uid),
             audit: format!(
                 "{}?{}",
@@ -183,6 +189,7 @@ async fn render_user(
         verified: user.email_verified,
         disabled: user.disabled,
         created: datetime(user.created_at),
+        second_factor,
         email: user.email,
     };
     page(status, &view, Some(&a.csrf))
@@ -299,6 +306,51 @@ pub async fn user_password_reset(
 ) -> HttpResponse {
     match state.core.admin.send_password_reset(&a.actor, &id).await {
         Ok(()) => with_notice(&fill(paths::ADMIN_USER, &id), "reset-sent"),
+        Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
+            user_conflict(&state, &a, &id, m).await
+        }
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn user_mfa_reset_confirm(
+    a: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let user = match state.core.admin.user(&a.actor, &id).await {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let view = ConfirmPage {
+        frame: a.frame("users", None),
+        title: "Reset this user's second factors?",
+        subject: &user.email,
+        consequence: "Their authenticator app, passkeys and recovery codes stop working for this account; \
+                      they sign in with their password alone next, or set up a second factor \
+                      again where their role requires one. Their sessions and password stay. \
+                      They are told by mail.",
+        action: fill(paths::ADMIN_USER_MFA_RESET, user.id.as_str()),
+        button: "Reset second factors",
+        cancel: fill(paths::ADMIN_USER, user.id.as_str()),
+    };
+    page(StatusCode::OK, &view, Some(&a.csrf))
+}
+
+pub async fn user_mfa_reset(
+    Then(a, _): AdminPost,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    match state.core.admin.reset_mfa(&a.actor, &id).await {
+        Ok(reset) => with_notice(
+            &fill(paths::ADMIN_USER, &id),
+            if reset.factors > 0 {
+                "mfa-reset"
+            } else {
+                "mfa-none"
+            },
+        ),
         Err(AdminError::Conflict(m) | AdminError::Refused(m)) => {
             user_conflict(&state, &a, &id, m).await
         }
