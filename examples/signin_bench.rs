@@ -8,7 +8,8 @@
 //! ```
 //! SCENARIO: `password` (user `pw@bench.test`), `totp` (users `totp{N}@bench.test`, enrolled
 //! here through the pages; each may sign in at most three times per 30 s, the RFC 6238 steps
-//! the server accepts and never twice), `passkey` (user `pk@bench.test`, its passkey registered
+//! the server accepts and never twice; `TOTP_OFFSET=N` starts at `totp{N}`), `passkey` (user
+//! `pk@bench.test` or `PASSKEY_USER`, its passkey registered
 //! here; the software authenticator of the tests answers). Every user's password is
 //! `load-test-passphrase-42`. Prints one JSON line: flows per second, errors, latency
 //! percentiles (ms).
@@ -50,17 +51,40 @@ fn client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// HTML character references (named ones askama writes, and numeric ones) decoded.
 fn unescape(s: &str) -> String {
-    s.replace("&#x2f;", "/")
-        .replace("&#x2F;", "/")
-        .replace("&#x3d;", "=")
-        .replace("&#x3D;", "=")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else { break };
+        let entity = &rest[1..end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The value of the first input named `name` on a page.
@@ -192,10 +216,105 @@ impl Target {
         Ok(key)
     }
 
+    /// The sign-in on a login page (its CSRF token and `return_to`): where the browser goes
+    /// next.
+    async fn sign_in(
+        &self,
+        c: &reqwest::Client,
+        how: &How,
+        csrf: &str,
+        return_to: &str,
+    ) -> Res<String> {
+        let (csrf, return_to) = (csrf.to_owned(), return_to.to_owned());
+        Ok(match how {
+            How::Password => {
+                let res = self
+                    .post(
+                        c,
+                        "/login",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("email", "pw@bench.test"),
+                            ("password", PASSWORD),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+            How::Totp(pool) => {
+                let (email, code) = pool.take().await?;
+                let res = self
+                    .post(
+                        c,
+                        "/login",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("email", &email),
+                            ("password", PASSWORD),
+                        ],
+                    )
+                    .await?;
+                let step_url = location(&res)?;
+                let step = self.page(c, &step_url).await?;
+                let csrf = field(&step, "csrf_token")?;
+                let res = self
+                    .post(
+                        c,
+                        "/login/second-factor",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("code", &code),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+            How::Passkey(key) => {
+                let opts: serde_json::Value = self
+                    .post(c, "/login/passkey/options", &[("csrf_token", &csrf)])
+                    .await?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let challenge = opts["publicKey"]["challenge"]
+                    .as_str()
+                    .ok_or("no challenge")?;
+                // The counter stays 0 (as synced passkeys do): parallel uses are all valid.
+                let answer = key.assertion(challenge, &self.issuer);
+                let res = self
+                    .post(
+                        c,
+                        "/login/passkey",
+                        &[
+                            ("csrf_token", &csrf),
+                            ("return_to", &return_to),
+                            ("credential", &answer),
+                        ],
+                    )
+                    .await?;
+                location(&res)?
+            }
+        })
+    }
+
     /// One whole flow; `sign_in` runs on the login page (its CSRF token and `return_to`) and
     /// returns where the browser goes next.
-    async fn flow(&self, how: &How) -> Res<()> {
+    async fn flow(&self, how: &How, whole: bool) -> Res<()> {
         let c = client();
+        if !whole {
+            // The sign-in alone: the login page, the sign-in, a session.
+            let login = self.page(&c, "/login").await?;
+            let csrf = field(&login, "csrf_token")?;
+            let next = self.sign_in(&c, how, &csrf, "").await?;
+            return if next == "/" {
+                Ok(())
+            } else {
+                Err(format!("the sign-in went to {next}"))
+            };
+        }
         let verifier = URL_SAFE_NO_PAD.encode(rand_bytes(32));
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let query = url::form_urlencoded::Serializer::new(String::new())
@@ -213,78 +332,7 @@ impl Target {
         let login = self.page(&c, &login_url).await?;
         let csrf = field(&login, "csrf_token")?;
         let return_to = field(&login, "return_to")?;
-        let next = match how {
-            How::Password => {
-                let res = self
-                    .post(
-                        &c,
-                        "/login",
-                        &[
-                            ("csrf_token", &csrf),
-                            ("return_to", &return_to),
-                            ("email", "pw@bench.test"),
-                            ("password", PASSWORD),
-                        ],
-                    )
-                    .await?;
-                location(&res)?
-            }
-            How::Totp(pool) => {
-                let (email, code) = pool.take().await?;
-                let res = self
-                    .post(
-                        &c,
-                        "/login",
-                        &[
-                            ("csrf_token", &csrf),
-                            ("return_to", &return_to),
-                            ("email", &email),
-                            ("password", PASSWORD),
-                        ],
-                    )
-                    .await?;
-                let step_url = location(&res)?;
-                let step = self.page(&c, &step_url).await?;
-                let csrf = field(&step, "csrf_token")?;
-                let res = self
-                    .post(
-                        &c,
-                        "/login/second-factor",
-                        &[
-                            ("csrf_token", &csrf),
-                            ("return_to", &return_to),
-                            ("code", &code),
-                        ],
-                    )
-                    .await?;
-                location(&res)?
-            }
-            How::Passkey(key) => {
-                let opts: serde_json::Value = self
-                    .post(&c, "/login/passkey/options", &[("csrf_token", &csrf)])
-                    .await?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let challenge = opts["publicKey"]["challenge"]
-                    .as_str()
-                    .ok_or("no challenge")?;
-                // The counter stays 0 (as synced passkeys do): parallel uses are all valid.
-                let answer = key.assertion(challenge, &self.issuer);
-                let res = self
-                    .post(
-                        &c,
-                        "/login/passkey",
-                        &[
-                            ("csrf_token", &csrf),
-                            ("return_to", &return_to),
-                            ("credential", &answer),
-                        ],
-                    )
-                    .await?;
-                location(&res)?
-            }
-        };
+        let next = self.sign_in(&c, how, &csrf, &return_to).await?;
         let res = self.get(&c, &next).await?;
         let back = location(&res)?;
         let code = url::Url::parse(&back)
@@ -424,7 +472,12 @@ async fn main() {
         "password" => How::Password,
         "totp" => {
             let mut pool = VecDeque::new();
-            for i in 0..users {
+            // TOTP_OFFSET=N: users totp{N}.. (a second run needs users not enrolled yet).
+            let offset: usize = std::env::var("TOTP_OFFSET")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            for i in offset..offset + users {
                 let email = format!("totp{i}@bench.test");
                 match target.enrol_totp(&email).await {
                     Ok(seed) => pool.push_back((email, seed, unix() / 30)),
@@ -438,7 +491,12 @@ async fn main() {
                 users: Mutex::new(pool),
             }))
         }
-        "passkey" => match target.register_passkey("pk@bench.test").await {
+        "passkey" => match target
+            .register_passkey(
+                &std::env::var("PASSKEY_USER").unwrap_or_else(|_| "pk@bench.test".into()),
+            )
+            .await
+        {
             Ok(k) => How::Passkey(Arc::new(k)),
             Err(e) => {
                 eprintln!("register the passkey: {e}");
@@ -451,6 +509,8 @@ async fn main() {
         }
     };
     let how = Arc::new(how);
+    // SIGNIN_ONLY=1: the sign-in alone (login page to session), no authorization request.
+    let whole = std::env::var("SIGNIN_ONLY").map_or(true, |v| v.is_empty() || v == "0");
     let start = Instant::now();
     let measure_from = start + WARMUP;
     let end = measure_from + Duration::from_secs(seconds);
@@ -467,7 +527,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let t0 = Instant::now();
-                let r = target.flow(&how).await;
+                let r = target.flow(&how, whole).await;
                 let t1 = Instant::now();
                 if t0 < measure_from || t1 > end {
                     continue;
@@ -501,6 +561,7 @@ async fn main() {
         "{}",
         serde_json::json!({
             "scenario": scenario,
+            "measured": if whole { "whole code flow" } else { "sign-in only" },
             "concurrency": concurrency,
             "seconds": seconds,
             "flows": l.len(),

@@ -707,24 +707,21 @@ impl Authn {
             )
             .await?;
         self.store
-            .record(
-                AuditEntry {
-                    user_id: Some(user.id.as_str().to_owned()),
-                    ip: ip.clone(),
-                    detail: check.method().to_owned(),
-                    ..AuditEntry::new(AuditKind::FactorUsed)
-                },
-                now,
-            )
-            .await;
-        self.store
-            .record(
-                AuditEntry {
-                    user_id: Some(user.id.as_str().to_owned()),
-                    ip,
-                    detail: format!("sid {} mfa", session.sid),
-                    ..AuditEntry::new(AuditKind::LoginSucceeded)
-                },
+            .record_all(
+                vec![
+                    AuditEntry {
+                        user_id: Some(user.id.as_str().to_owned()),
+                        ip: ip.clone(),
+                        detail: check.method().to_owned(),
+                        ..AuditEntry::new(AuditKind::FactorUsed)
+                    },
+                    AuditEntry {
+                        user_id: Some(user.id.as_str().to_owned()),
+                        ip,
+                        detail: format!("sid {} mfa", session.sid),
+                        ..AuditEntry::new(AuditKind::LoginSucceeded)
+                    },
+                ],
                 now,
             )
             .await;
@@ -1137,24 +1134,21 @@ impl Authn {
             }
         };
         self.store
-            .record(
-                AuditEntry {
-                    user_id: Some(user.id.as_str().to_owned()),
-                    ip: ip.clone(),
-                    detail: format!("passkey {} {}", v.method, v.passkey_id),
-                    ..AuditEntry::new(AuditKind::FactorUsed)
-                },
-                now,
-            )
-            .await;
-        self.store
-            .record(
-                AuditEntry {
-                    user_id: Some(user.id.as_str().to_owned()),
-                    ip,
-                    detail: format!("sid {} passkey", session.sid),
-                    ..AuditEntry::new(AuditKind::LoginSucceeded)
-                },
+            .record_all(
+                vec![
+                    AuditEntry {
+                        user_id: Some(user.id.as_str().to_owned()),
+                        ip: ip.clone(),
+                        detail: format!("passkey {} {}", v.method, v.passkey_id),
+                        ..AuditEntry::new(AuditKind::FactorUsed)
+                    },
+                    AuditEntry {
+                        user_id: Some(user.id.as_str().to_owned()),
+                        ip,
+                        detail: format!("sid {} passkey", session.sid),
+                        ..AuditEntry::new(AuditKind::LoginSucceeded)
+                    },
+                ],
                 now,
             )
             .await;
