@@ -5,7 +5,8 @@
 #
 # CASTELLAN_ISSUER must be set to the public https URL clients see (the default,
 # http://localhost:8080, is only right for local trials). Templates (askama) and the CSS
-# (include_str!) are compiled into the binary, so the runtime image needs nothing else.
+# (include_str!) are compiled into the binary; the runtime image needs only libssl3, which
+# webauthn-rs (passkeys) links to.
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
@@ -21,7 +22,7 @@ RUN cargo build --release --locked --bin castellan
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/castellan --no-create-home castellan \
  && mkdir -p /var/lib/castellan /etc/castellan \

@@ -788,6 +788,20 @@ pub enum PasskeyOptions {
     Unavailable,
 }
 
+impl PasskeyOptions {
+    /// The options a begun ceremony gives, or why there are none (a failure is logged).
+    fn of<E: std::fmt::Display>(begun: Result<Option<Begun>, E>, what: &str) -> Self {
+        match begun {
+            Ok(Some(b)) => PasskeyOptions::Begun(b),
+            Ok(None) => PasskeyOptions::NotOffered,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin {what}");
+                PasskeyOptions::Unavailable
+            }
+        }
+    }
+}
+
 /// Whose second step this browser is taking: the user, the ticket of the login, the pending
 /// sign-in's hash when there is one, and what a passkey ceremony binds to.
 struct SecondStepOf {
@@ -853,19 +867,12 @@ impl Authn {
         if let Some(wait) = self.limited(ip).await {
             return PasskeyOptions::RateLimited(wait);
         }
-        match self
+        let begun = self
             .factors
             .passkeys()
             .begin_sign_in(self.clock.time())
-            .await
-        {
-            Ok(Some(b)) => PasskeyOptions::Begun(b),
-            Ok(None) => PasskeyOptions::NotOffered,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a passkey sign-in");
-                PasskeyOptions::Unavailable
-            }
-        }
+            .await;
+        PasskeyOptions::of(begun, "a passkey sign-in")
     }
 
     /// Options for a passkey as the second step of this browser's pending sign-in, or to step
@@ -890,14 +897,7 @@ impl Authn {
                 .begin_second_factor(&of.user_id, &of.binding, now)
                 .await?)
         };
-        match begun.await {
-            Ok(Some(b)) => PasskeyOptions::Begun(b),
-            Ok(None) => PasskeyOptions::NotOffered,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a passkey second step");
-                PasskeyOptions::Unavailable
-            }
-        }
+        PasskeyOptions::of(begun.await, "a passkey second step")
     }
 
     /// Whether the user of this browser's second step has a passkey (the second-step page shows

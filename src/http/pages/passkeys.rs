@@ -395,6 +395,27 @@ fn removal_message(r: WayInRemoval, what: &str) -> Option<String> {
     }
 }
 
+/// The passkeys page again, saying why a removal was refused (400).
+async fn refused(
+    state: &AppState,
+    me: &crate::services::authn::Authenticated,
+    token: &Csrf,
+    r: WayInRemoval,
+    what: &str,
+) -> HttpResponse {
+    let message = removal_message(r, what).unwrap_or_default();
+    render(
+        state,
+        me,
+        token,
+        StatusCode::BAD_REQUEST,
+        "",
+        None,
+        Some(&message),
+    )
+    .await
+}
+
 /// `POST /account/passkeys/{id}/remove`.
 pub async fn remove(
     req: HttpRequest,
@@ -405,20 +426,7 @@ pub async fn remove(
     let password = form.into_inner().current_password.unwrap_or_default();
     match state.core.mfa.remove_passkey(&me, &id, &password).await {
         Ok(WayInRemoval::Removed) => see_other(paths::ACCOUNT_PASSKEYS),
-        Ok(r) => {
-            let token = csrf(&req, &state);
-            let message = removal_message(r, "passkey").unwrap_or_default();
-            render(
-                &state,
-                &me,
-                &token,
-                StatusCode::BAD_REQUEST,
-                "",
-                None,
-                Some(&message),
-            )
-            .await
-        }
+        Ok(r) => refused(&state, &me, &csrf(&req, &state), r, "passkey").await,
         Err(e) => failure(e),
     }
 }
@@ -446,19 +454,7 @@ pub async fn remove_password(
             )
             .await
         }
-        Ok(r) => {
-            let message = removal_message(r, "password").unwrap_or_default();
-            render(
-                &state,
-                &me,
-                &token,
-                StatusCode::BAD_REQUEST,
-                "",
-                None,
-                Some(&message),
-            )
-            .await
-        }
+        Ok(r) => refused(&state, &me, &token, r, "password").await,
         Err(e) => failure(e),
     }
 }
