@@ -16,6 +16,7 @@ use crate::services::accounts::REAUTH_SECS;
 use crate::services::authn::{Authenticated, Authn, AuthnError, PasswordCheck};
 use crate::services::factors::{FactorError, Factors};
 use crate::services::passkeys::{Begun, PasskeyError, Registered};
+use crate::store::factors::TotpRemoval;
 use crate::store::passkeys::{KeptWayIn, PasskeyRecord};
 use crate::store::{Store, StoreError};
 
@@ -283,8 +284,11 @@ impl Mfa {
                 PasswordCheck::Locked => return Ok(Removal::Locked),
             }
         }
-        if !self.store.remove_totp(&user.id).await? {
-            return Ok(Removal::NotOn);
+        let required = self.settings.mfa.policy().required_for(user);
+        match self.store.remove_totp(&user.id, required).await? {
+            TotpRemoval::Removed => {}
+            TotpRemoval::NotOn => return Ok(Removal::NotOn),
+            TotpRemoval::LastFactor => return Ok(Removal::Required),
         }
         self.store
             .audit(

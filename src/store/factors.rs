@@ -46,6 +46,15 @@ pub struct FactorsReset {
     pub pending_sign_ins: u64,
 }
 
+/// What removing a TOTP factor came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpRemoval {
+    Removed,
+    NotOn,
+    /// It is the last second factor (no passkey) and the policy requires one: kept.
+    LastFactor,
+}
+
 /// A right password waiting for its second factor.
 #[derive(Debug, Clone)]
 pub struct PendingSignIn {
@@ -207,10 +216,32 @@ impl Store {
         Ok(r.rows_affected == 1)
     }
 
-    /// Removes the user's TOTP factor and recovery codes; whether there was a factor.
-    pub async fn remove_totp(&self, user: &UserId) -> Result<bool, StoreError> {
+    /// Removes the user's TOTP factor and recovery codes, unless `keep_a_factor` (the policy
+    /// requires a second factor) and the user has no passkey left to be it.
+    pub async fn remove_totp(
+        &self,
+        user: &UserId,
+        keep_a_factor: bool,
+    ) -> Result<TotpRemoval, StoreError> {
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
+        // The user's row locked first (PostgreSQL: `FOR UPDATE`; SQLite has one writer), as
+        // for a passkey's removal: of a parallel removal of the last TOTP factor and the last
+        // passkey, one is refused while the policy requires a factor.
+        if super::passkeys::lock_user(&tx, user).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(TotpRemoval::NotOn);
+        }
+        if keep_a_factor {
+            let passkeys = passkey::Entity::find()
+                .filter(passkey::Column::UserId.eq(user.as_str()))
+                .count(&tx)
+                .await?;
+            if passkeys == 0 {
+                tx.rollback().await?;
+                return Ok(TotpRemoval::LastFactor);
+            }
+        }
         let r = totp_factor::Entity::delete_many()
             .filter(totp_factor::Column::UserId.eq(user.as_str()))
             .exec(&tx)
@@ -220,7 +251,11 @@ impl Store {
             .exec(&tx)
             .await?;
         tx.commit().await?;
-        Ok(r.rows_affected > 0)
+        Ok(if r.rows_affected > 0 {
+            TotpRemoval::Removed
+        } else {
+            TotpRemoval::NotOn
+        })
     }
 
     /// Replaces the user's recovery codes with a new set (the old set ends).

@@ -331,7 +331,7 @@ pub enum KeptWayIn {
     NotFound,
 }
 
-async fn lock_user(
+pub(super) async fn lock_user(
     tx: &super::deadline::Tx,
     id: &UserId,
 ) -> Result<Option<user::Model>, StoreError> {

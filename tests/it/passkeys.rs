@@ -924,3 +924,41 @@ async fn a_role_that_requires_a_second_factor_keeps_the_last_passkey_and_an_admi
         "the reset passkey no longer signs in"
     );
 }
+
+#[tokio::test]
+async fn under_a_role_policy_a_parallel_removal_of_the_last_totp_and_the_last_passkey_keeps_one() {
+    let app = spawn_app_at_localhost(|s| s.mfa.required_for_roles = vec!["finance".into()]).await;
+    crate::harness::json_out(&app.castellan(&["role", "create", "finance", "--json"]));
+    let email = "both@example.com";
+    let (client, _key) = user_with_passkey(&app, email).await;
+    let _ = crate::mfa::enrol(&client, &app).await;
+    crate::harness::json_out(&app.castellan(&["user", "set-role", email, "finance", "--json"]));
+    let uid = castellan::domain::UserId::from_stored(user_id(&app, email).await);
+    let id = app.store.passkeys_of(&uid).await.expect("passkeys")[0]
+        .id
+        .clone();
+    let account = page(&client, &app, "/account").await;
+    let totp_form =
+        passkey_form(&account, "/account/mfa/totp/remove").on_page(&abs(&app, "/account"));
+    let body = page(&client, &app, "/account/passkeys").await;
+    let pk_form = passkey_form(&body, &format!("/account/passkeys/{id}/remove"))
+        .on_page(&abs(&app, "/account/passkeys"));
+    let fields = [("current_password", PASSWORD)];
+    let (a, b) = tokio::join!(
+        totp_form.submit_with(&client, &app, &fields, None),
+        pk_form.submit_with(&client, &app, &fields, None),
+    );
+    let removed = [a.status().as_u16(), b.status().as_u16()]
+        .iter()
+        .filter(|s| **s == 303)
+        .count();
+    assert_eq!(removed, 1, "{} {}", a.status(), b.status());
+    assert_eq!(
+        app.store
+            .count_second_factors(&uid)
+            .await
+            .expect("the count"),
+        1,
+        "one second factor is kept"
+    );
+}
