@@ -18,6 +18,7 @@ mod m20261203_000006_key_lifecycle_and_leases;
 mod m20261203_000007_second_factors;
 mod m20261203_000008_mfa_policy;
 mod m20261203_000009_passkeys;
+mod m20261203_000010_upstreams;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_second_factors::Migration),
             Box::new(m20261203_000008_mfa_policy::Migration),
             Box::new(m20261203_000009_passkeys::Migration),
+            Box::new(m20261203_000010_upstreams::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod client;
 mod keys;
 mod role;
 mod serve;
+mod upstream;
 mod user;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Manage upstream identity providers (sign-in with another OpenID provider, GitHub, Google).
+    #[command(subcommand)]
+    Upstream(upstream::UpstreamCommand),
 }
 
 /// A failed command: how it is reported and with which exit status.
@@ -117,6 +121,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         }
         Command::Role(c) => role::run(c, &admin(settings).await?, json).await,
         Command::Audit(c) => audit::run(c, &admin(settings).await?, json).await,
+        Command::Upstream(c) => {
+            let issuer = settings.server.issuer.clone();
+            upstream::run(c, &admin(settings).await?, &issuer, json).await
+        }
     }
 }
 

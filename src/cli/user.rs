@@ -91,10 +91,16 @@ pub fn user_json(u: &User) -> serde_json::Value {
 
 /// `--password-stdin`: all of standard input, without one trailing newline.
 fn read_password() -> Result<String, CliError> {
+    read_secret("the password")
+}
+
+/// A secret from standard input (`--password-stdin`, `--client-secret-stdin`): all of it,
+/// without one trailing newline.
+pub(super) fn read_secret(what: &str) -> Result<String, CliError> {
     let mut buf = String::new();
     std::io::stdin()
         .read_to_string(&mut buf)
-        .map_err(|e| usage(format!("cannot read the password from standard input: {e}")))?;
+        .map_err(|e| usage(format!("cannot read {what} from standard input: {e}")))?;
     if let Some(s) = buf.strip_suffix("\r\n").or_else(|| buf.strip_suffix('\n')) {
         buf.truncate(s.len());
     }

@@ -59,10 +59,13 @@ pub enum AuditKind {
     FactorUpdated,
     /// The password of an account with a passkey removed (a passkey-only account).
     PasswordRemoved,
+    // Upstream identity providers.
+    UpstreamCreated,
+    UpstreamDeleted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 41] = [
+    pub const ALL: [AuditKind; 43] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -104,6 +107,8 @@ impl AuditKind {
         Self::MfaReset,
         Self::FactorUpdated,
         Self::PasswordRemoved,
+        Self::UpstreamCreated,
+        Self::UpstreamDeleted,
     ];
 
     /// The stored text.
@@ -150,6 +155,8 @@ impl AuditKind {
             Self::MfaReset => "mfa_reset",
             Self::FactorUpdated => "factor_updated",
             Self::PasswordRemoved => "password_removed",
+            Self::UpstreamCreated => "upstream_created",
+            Self::UpstreamDeleted => "upstream_deleted",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod registration;
 mod scope;
 mod signing_key;
 mod time;
+pub mod upstream;
 mod user;
 
 pub use acr::Acr;

@@ -8,6 +8,8 @@
 //! their roles require one; a bearer token granted the `admin` scope by a client that may still
 //! hold it, for a user who holds the role now or for that client itself).
 
+mod upstreams;
+
 use crate::crypto::token;
 use crate::domain::{Acr, AuditEntry, AuditKind, PasswordProblem, UnixTime};
 use crate::domain::{Client, ClientId, ClientSpec, Email, Invalid, NewUser, Role, RoleInfo, User};

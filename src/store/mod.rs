@@ -17,6 +17,7 @@ pub mod leases;
 pub mod passkeys;
 pub mod roles;
 pub mod standing;
+pub mod upstreams;
 pub mod users;
 
 use std::sync::Arc;

@@ -31,3 +31,4 @@ mod oidc_flow;
 mod outage;
 mod passkeys;
 mod registration;
+mod upstreams;

@@ -17,5 +17,6 @@ pub mod role;
 pub mod session;
 pub mod signing_key;
 pub mod totp_factor;
+pub mod upstream_provider;
 pub mod user;
 pub mod webauthn_ceremony;
