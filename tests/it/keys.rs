@@ -184,9 +184,9 @@ async fn a_rotated_key_is_published_ahead_then_signs_and_the_old_one_leaves_when
     for jwt in [&old_jwt, &new_jwt] {
         assert!(verify_with_openidconnect(&app, jwt, "rp").await.is_ok());
     }
-    // The lifecycle pass records it: the old key retires.
-    let done = maintain(&app).await;
-    assert_eq!(done.promoted.as_deref(), Some(new_kid.as_str()));
+    // The lifecycle pass records it: the old key retires. (The server's own pass, under the
+    // `keys` lease, may have done it first: what is checked is the state it leaves.)
+    maintain(&app).await;
     let listed = states(&app);
     assert_eq!(listed[&old_kid], "retiring");
     assert_eq!(listed[&new_kid], "active");
@@ -201,7 +201,7 @@ async fn a_rotated_key_is_published_ahead_then_signs_and_the_old_one_leaves_when
     app.clock.advance_secs(wait);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     published_until(&app, |kids| kids == [new_kid.clone()]).await;
-    assert_eq!(maintain(&app).await.retired, 1);
+    maintain(&app).await;
     assert_eq!(states(&app)[&old_kid], "retired");
 }
 
