@@ -25,6 +25,7 @@ use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
 use crate::store::factors::PendingSignIn;
 use crate::store::grants::{NewSession, SessionRecord};
+use crate::store::users::Credentials;
 use crate::store::{Store, StoreError};
 
 /// Prefix of session cookies.
@@ -220,12 +221,7 @@ impl Authn {
     /// use it up.
     pub async fn sign_in(&self, attempt: SignIn) -> SignInOutcome {
         let now = self.clock.time();
-        if let Some(ip) = attempt.ip
-            && let Err(wait) = self
-                .limiter
-                .would_allow(Action::Login, ip, self.clock.now_ms())
-                .await
-        {
+        if let Some(wait) = self.limited(attempt.ip).await {
             self.metrics.count_login(LoginOutcome::RateLimited);
             return SignInOutcome::RateLimited(wait);
         }
@@ -248,14 +244,9 @@ impl Authn {
             LoginResult::Ok(u) => u,
             LoginResult::Failed(why, user_id) => {
                 self.metrics.count_login(why.metric());
-                if let Some(addr) = attempt.ip {
-                    // A failure uses up one of the address's attempts; whether this one was
-                    // the last is told on the next attempt.
-                    let _ = self
-                        .limiter
-                        .take(Action::Login, addr, self.clock.now_ms())
-                        .await;
-                }
+                // A failure uses up one of the address's attempts; whether this one was the
+                // last is told on the next attempt.
+                self.count_refusal(attempt.ip).await;
                 let entry = AuditEntry {
                     user_id: user_id.map(|u| u.as_str().to_owned()),
                     ip,
@@ -593,12 +584,7 @@ impl Authn {
     /// browser's session; the audit rows and the login metric.
     pub async fn second_step(&self, step: SecondStep) -> SecondStepOutcome {
         let now = self.clock.time();
-        if let Some(ip) = step.ip
-            && let Err(wait) = self
-                .limiter
-                .would_allow(Action::Login, ip, self.clock.now_ms())
-                .await
-        {
+        if let Some(wait) = self.limited(step.ip).await {
             self.metrics.count_login(LoginOutcome::RateLimited);
             return SecondStepOutcome::RateLimited(wait);
         }
@@ -618,115 +604,119 @@ impl Authn {
         now: UnixTime,
     ) -> Result<SecondStepOutcome, AuthnError> {
         let ip = step.ip.map(|a| a.to_string());
-        // Whose code: the pending sign-in of this browser, or else the user of its session.
-        let pending_hash = step
-            .pending
-            .as_deref()
-            .filter(|v| v.starts_with(token::prefix::PENDING_SIGN_IN))
-            .map(token::hash);
-        let mut who = None;
-        if let Some(h) = &pending_hash
-            && let Some(p) = self.store.pending_sign_in(h, now).await?
-        {
-            who = Some((p.user_id, p.login_ticket, Some(h.clone())));
-        } else if let Some(cookie) = &step.session
-            && let Some(a) = self.current(cookie).await?
-        {
-            // A step-up keeps the ticket of the login the session was made by.
-            who = Some((a.user.id, a.session.login_ticket, None));
-        }
-        let Some((user_id, login_ticket, pending)) = who else {
+        let Some(of) = self
+            .second_step_of(step.pending.as_deref(), step.session.as_deref(), now)
+            .await?
+        else {
             return Ok(SecondStepOutcome::Expired);
         };
-        let Some(c) = self.store.credentials_by_id(&user_id).await? else {
+        let Some(c) = self.store.credentials_by_id(&of.user_id).await? else {
             return Ok(SecondStepOutcome::Expired);
         };
         if c.user.disabled {
             return Ok(SecondStepOutcome::Expired);
         }
-        let user = c.user.clone();
         let locked = c.locked_until.is_some_and(|t| t > now);
         let check = if locked {
             FactorCheck::Wrong
         } else {
             self.factors
-                .check(&user, &step.code, ip.clone(), now)
+                .check(&c.user, &step.code, ip.clone(), now)
                 .await?
         };
         match check {
             FactorCheck::Totp | FactorCheck::RecoveryCode { .. } => {}
             // A user whose only second factor is a passkey typed a code: a wrong one.
-            FactorCheck::NoFactor if !self.factors.has_any(&user.id).await? => {
+            FactorCheck::NoFactor if !self.factors.has_any(&c.user.id).await? => {
                 return Ok(SecondStepOutcome::Expired);
             }
             FactorCheck::Wrong | FactorCheck::Replayed | FactorCheck::NoFactor => {
-                self.metrics.count_login(LoginOutcome::SecondFactorFailed);
-                self.count_failure(&user.id, locked, now).await?;
-                if let Some(addr) = step.ip {
-                    let _ = self
-                        .limiter
-                        .take(Action::Login, addr, self.clock.now_ms())
-                        .await;
-                }
-                let reason = if locked { "locked" } else { check.method() };
-                let entry = AuditEntry {
-                    user_id: Some(user.id.as_str().to_owned()),
-                    ip,
-                    detail: format!("reason={reason}"),
-                    ..AuditEntry::new(AuditKind::FactorFailed)
-                };
-                self.store.record(entry, now).await;
-                return Ok(SecondStepOutcome::Wrong);
+                return self
+                    .refuse_second_factor(&c.user.id, locked, step.ip, ip, check.method(), now)
+                    .await;
             }
         }
-        // A lock set by a parallel failure since the read above still holds.
+        let detail = check.method().to_owned();
+        self.finish_second_step(
+            &c,
+            of,
+            password_and_otp(),
+            step.session.as_deref(),
+            (ip, step.user_agent),
+            detail,
+            "mfa",
+            now,
+        )
+        .await
+    }
+
+    /// A refused second factor (a wrong, replayed or used code; an assertion that did not
+    /// verify; a locked account): counted like a wrong password, toward the account's lockout
+    /// and the address's failures; audited with `reason`; the login metric.
+    async fn refuse_second_factor(
+        &self,
+        user: &UserId,
+        locked: bool,
+        addr: Option<IpAddr>,
+        ip: Option<String>,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<SecondStepOutcome, AuthnError> {
+        self.metrics.count_login(LoginOutcome::SecondFactorFailed);
+        self.count_failure(user, locked, now).await?;
+        self.count_refusal(addr).await;
+        let reason = if locked { "locked" } else { reason };
+        let entry = AuditEntry {
+            user_id: Some(user.as_str().to_owned()),
+            ip,
+            detail: format!("reason={reason}"),
+            ..AuditEntry::new(AuditKind::FactorFailed)
+        };
+        self.store.record(entry, now).await;
+        Ok(SecondStepOutcome::Wrong)
+    }
+
+    /// The end of a second step whose factor was right: a lock set by a parallel failure since
+    /// the account was read still holds; the pending sign-in serves once (of two right answers
+    /// in parallel, one signs in); then the new session ([`Authn::finish_with_session`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_second_step(
+        &self,
+        c: &Credentials,
+        of: SecondStepOf,
+        amr: Vec<String>,
+        previous_session: Option<&str>,
+        (ip, user_agent): (Option<String>, Option<String>),
+        factor_detail: String,
+        how: &str,
+        now: UnixTime,
+    ) -> Result<SecondStepOutcome, AuthnError> {
         if (c.failed_logins > 0 || c.locked_until.is_some())
-            && !self.store.clear_password_failures(&user.id, now).await?
+            && !self.store.clear_password_failures(&c.user.id, now).await?
         {
             return Ok(SecondStepOutcome::Wrong);
         }
-        // The pending sign-in serves once: of two right codes in parallel, one signs in.
-        if let Some(h) = &pending
+        if let Some(h) = &of.pending
             && !self.store.take_pending_sign_in(h, now).await?
         {
             return Ok(SecondStepOutcome::Expired);
         }
-        if let Some(old) = &step.session
-            && let Err(e) = self.end_session(old).await
-        {
-            tracing::warn!(error = %e, "cannot end the previous session");
-        }
-        let (cookie, session) = self
-            .start_session(
-                &user,
-                &password_and_otp(),
-                ip.clone(),
-                step.user_agent,
-                login_ticket,
-                now,
-            )
-            .await?;
-        self.store
-            .record_all(
-                vec![
-                    AuditEntry {
-                        user_id: Some(user.id.as_str().to_owned()),
-                        ip: ip.clone(),
-                        detail: check.method().to_owned(),
-                        ..AuditEntry::new(AuditKind::FactorUsed)
-                    },
-                    AuditEntry {
-                        user_id: Some(user.id.as_str().to_owned()),
-                        ip,
-                        detail: format!("sid {} mfa", session.sid),
-                        ..AuditEntry::new(AuditKind::LoginSucceeded)
-                    },
-                ],
+        let started = self
+            .finish_with_session(
+                &c.user,
+                amr,
+                previous_session,
+                (ip, user_agent),
+                of.login_ticket,
+                factor_detail,
+                how,
                 now,
             )
             .await;
-        self.metrics.count_login(LoginOutcome::Success);
-        Ok(SecondStepOutcome::SignedIn { cookie })
+        Ok(match started {
+            Some(cookie) => SecondStepOutcome::SignedIn { cookie },
+            None => SecondStepOutcome::Unavailable,
+        })
     }
 
     /// Counts a wrong second-factor code toward the account's lockout, exactly as a wrong
@@ -844,6 +834,8 @@ impl Authn {
         Ok(None)
     }
 
+    /// How long the address must wait, when it has used up its failed sign-ins
+    /// (`rate_limit.login_per_minute`); nothing is taken.
     async fn limited(&self, ip: Option<IpAddr>) -> Option<u64> {
         let ip = ip?;
         self.limiter
@@ -852,6 +844,7 @@ impl Authn {
             .err()
     }
 
+    /// Uses up one of the address's failed sign-ins.
     async fn count_refusal(&self, ip: Option<IpAddr>) {
         if let Some(addr) = ip {
             let _ = self
@@ -912,12 +905,7 @@ impl Authn {
         }
         let now = self.clock.time();
         match self.second_step_of(pending, session, now).await {
-            Ok(Some(of)) => self
-                .factors
-                .passkeys()
-                .count(&of.user_id)
-                .await
-                .is_ok_and(|n| n > 0),
+            Ok(Some(of)) => self.factors.has_passkey(&of.user_id).await.unwrap_or(false),
             _ => false,
         }
     }
@@ -939,21 +927,16 @@ impl Authn {
             .passkeys()
             .finish_sign_in(attempt.ceremony.as_deref(), &attempt.credential, now)
             .await;
-        let refused = |why: Refusal, user: Option<&UserId>| {
-            (
-                why,
-                AuditEntry {
-                    user_id: user.map(|u| u.as_str().to_owned()),
-                    ip: ip.clone(),
-                    detail: format!("reason=passkey {}", why.as_str()),
-                    ..AuditEntry::new(AuditKind::LoginFailed)
-                },
-            )
+        let refused = |user: Option<&UserId>, detail: String| AuditEntry {
+            user_id: user.map(|u| u.as_str().to_owned()),
+            ip: ip.clone(),
+            detail,
+            ..AuditEntry::new(AuditKind::LoginFailed)
         };
         let v: Verified = match verified {
             Ok(Ok(v)) => v,
             Ok(Err(why)) => {
-                let (_, entry) = refused(why, None);
+                let entry = refused(None, format!("reason=passkey {}", why.as_str()));
                 self.store.record(entry, now).await;
                 self.metrics.count_login(LoginOutcome::BadCredentials);
                 self.count_refusal(attempt.ip).await;
@@ -968,8 +951,7 @@ impl Authn {
         let user = match self.store.user_by_id(v.user_id.as_str()).await {
             Ok(Some(u)) if !u.disabled => u,
             Ok(_) => {
-                let (_, mut entry) = refused(Refusal::UnknownCredential, Some(&v.user_id));
-                entry.detail = "reason=disabled passkey".into();
+                let entry = refused(Some(&v.user_id), "reason=disabled passkey".into());
                 self.store.record(entry, now).await;
                 self.metrics.count_login(LoginOutcome::Disabled);
                 return SignInOutcome::Refused;
@@ -984,10 +966,10 @@ impl Authn {
             &user,
             passkey_only(v.method),
             attempt.previous_session.as_deref(),
-            ip,
-            attempt.user_agent,
+            (ip, attempt.user_agent),
             attempt.login_ticket,
-            &v,
+            v.audit_detail(),
+            "passkey",
             now,
         )
         .await
@@ -1050,60 +1032,34 @@ impl Authn {
         let v = match verified {
             Ok(v) => v,
             Err(why) => {
-                self.metrics.count_login(LoginOutcome::SecondFactorFailed);
-                self.count_failure(&of.user_id, locked, now).await?;
-                self.count_refusal(step.ip).await;
-                let reason = if locked { "locked" } else { why.as_str() };
-                self.store
-                    .record(
-                        AuditEntry {
-                            user_id: Some(of.user_id.as_str().to_owned()),
-                            ip,
-                            detail: format!("reason=passkey {reason}"),
-                            ..AuditEntry::new(AuditKind::FactorFailed)
-                        },
-                        now,
-                    )
+                let reason = format!("passkey {}", why.as_str());
+                return self
+                    .refuse_second_factor(&of.user_id, locked, step.ip, ip, &reason, now)
                     .await;
-                return Ok(SecondStepOutcome::Wrong);
             }
         };
-        if (c.failed_logins > 0 || c.locked_until.is_some())
-            && !self.store.clear_password_failures(&of.user_id, now).await?
-        {
-            return Ok(SecondStepOutcome::Wrong);
-        }
-        if let Some(h) = &of.pending
-            && !self.store.take_pending_sign_in(h, now).await?
-        {
-            return Ok(SecondStepOutcome::Expired);
-        }
         // A step-up of a passkey-only session keeps no password among its methods.
         let amr = if of.pending.is_some() || c.password_hash.is_some() {
             password_and_passkey(v.method)
         } else {
             passkey_only(v.method)
         };
-        match self
-            .finish_with_session(
-                &c.user,
-                amr,
-                step.session.as_deref(),
-                ip,
-                step.user_agent,
-                of.login_ticket,
-                &v,
-                now,
-            )
-            .await
-        {
-            Some(cookie) => Ok(SecondStepOutcome::SignedIn { cookie }),
-            None => Ok(SecondStepOutcome::Unavailable),
-        }
+        self.finish_second_step(
+            &c,
+            of,
+            amr,
+            step.session.as_deref(),
+            (ip, step.user_agent),
+            v.audit_detail(),
+            "passkey",
+            now,
+        )
+        .await
     }
 
-    /// The end of every passkey sign-in: the previous session ends, a new one starts with
-    /// these methods, the passkey's use and the login are audited and counted. `None`: the
+    /// The end of every sign-in with a second factor or a passkey: the previous session ends,
+    /// a new one starts with these methods, the factor's use and the login are audited (one
+    /// INSERT; the login's detail names the session and `how`) and counted. `None`: the
     /// session could not be stored (logged).
     #[allow(clippy::too_many_arguments)]
     async fn finish_with_session(
@@ -1111,10 +1067,10 @@ impl Authn {
         user: &User,
         amr: Vec<String>,
         previous_session: Option<&str>,
-        ip: Option<String>,
-        user_agent: Option<String>,
+        (ip, user_agent): (Option<String>, Option<String>),
         login_ticket: Option<String>,
-        v: &Verified,
+        factor_detail: String,
+        how: &str,
         now: UnixTime,
     ) -> Option<String> {
         if let Some(old) = previous_session
@@ -1139,13 +1095,13 @@ impl Authn {
                     AuditEntry {
                         user_id: Some(user.id.as_str().to_owned()),
                         ip: ip.clone(),
-                        detail: format!("passkey {} {}", v.method, v.passkey_id),
+                        detail: factor_detail,
                         ..AuditEntry::new(AuditKind::FactorUsed)
                     },
                     AuditEntry {
                         user_id: Some(user.id.as_str().to_owned()),
                         ip,
-                        detail: format!("sid {} passkey", session.sid),
+                        detail: format!("sid {} {how}", session.sid),
                         ..AuditEntry::new(AuditKind::LoginSucceeded)
                     },
                 ],

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    CreationChallengeResponse, CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey,
     PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
@@ -99,6 +99,13 @@ pub struct Verified {
     pub method: &'static str,
     /// The stored id of the passkey used.
     pub passkey_id: String,
+}
+
+impl Verified {
+    /// The audit detail of the passkey's use: its kind and stored id.
+    pub fn audit_detail(&self) -> String {
+        format!("passkey {} {}", self.method, self.passkey_id)
+    }
 }
 
 /// Why an answer from the browser was not accepted (the audit log's reason; the user sees one
@@ -212,18 +219,17 @@ impl Passkeys {
         Ok(self.store.passkeys_of(user).await?)
     }
 
-    pub async fn count(&self, user: &UserId) -> Result<u64, PasskeyError> {
-        Ok(self.store.count_passkeys(user).await?)
-    }
-
+    /// Keeps a ceremony's state in the database and gives the browser its options and the
+    /// cookie that finds it again.
     async fn keep(
         &self,
         purpose: &'static str,
         user_id: Option<UserId>,
         binding: Option<String>,
-        state: String,
+        state: &impl serde::Serialize,
+        options: &impl serde::Serialize,
         now: UnixTime,
-    ) -> Result<String, PasskeyError> {
+    ) -> Result<Begun, PasskeyError> {
         let value = token::generate(CEREMONY_PREFIX);
         self.store
             .insert_ceremony(
@@ -232,13 +238,16 @@ impl Passkeys {
                     purpose,
                     user_id,
                     binding,
-                    state,
+                    state: serde_json::to_string(state)?,
                     expires_at: now.plus(CEREMONY_TTL_SECS),
                 },
                 now,
             )
             .await?;
-        Ok(value)
+        Ok(Begun {
+            options: serde_json::to_value(options)?,
+            ceremony: value,
+        })
     }
 
     /// Takes the ceremony behind a cookie when it has this purpose and binding; the ceremony
@@ -281,12 +290,15 @@ impl Passkeys {
         let (Some(rp), Some(handle)) = (self.rp(), user_handle(&user.id)) else {
             return Ok(None);
         };
-        let existing = self.store.passkeys_of(&user.id).await?;
-        let mut exclude = Vec::with_capacity(existing.len());
-        for p in &existing {
-            let key: Passkey = serde_json::from_str(&p.data)?;
-            exclude.push(key.cred_id().clone());
-        }
+        // §5.4.3 `excludeCredentials`: the ids are in their own column; no credential is parsed.
+        let exclude = self
+            .store
+            .passkeys_of(&user.id)
+            .await?
+            .iter()
+            .filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok())
+            .map(CredentialID::from)
+            .collect();
         let display = user.name.as_deref().unwrap_or(&user.email);
         let (mut ccr, state): (CreationChallengeResponse, PasskeyRegistration) = rp
             .start_passkey_registration(handle, &user.email, display, Some(exclude))
@@ -296,19 +308,17 @@ impl Passkeys {
             sel.require_resident_key = true;
             sel.resident_key = Some(ResidentKeyRequirement::Required);
         }
-        let ceremony = self
+        let begun = self
             .keep(
                 PURPOSE_REGISTER,
                 Some(user.id.clone()),
                 Some(sid.to_owned()),
-                serde_json::to_string(&state)?,
+                &state,
+                &ccr,
                 now,
             )
             .await?;
-        Ok(Some(Begun {
-            options: serde_json::to_value(&ccr)?,
-            ceremony,
-        }))
+        Ok(Some(begun))
     }
 
     /// Finishes a registration (WebAuthn §7.1): the ceremony must be this session's; the
@@ -375,19 +385,10 @@ impl Passkeys {
         let (rcr, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
             .start_discoverable_authentication()
             .map_err(PasskeyError::Webauthn)?;
-        let ceremony = self
-            .keep(
-                PURPOSE_SIGN_IN,
-                None,
-                None,
-                serde_json::to_string(&state)?,
-                now,
-            )
+        let begun = self
+            .keep(PURPOSE_SIGN_IN, None, None, &state, &rcr, now)
             .await?;
-        Ok(Some(Begun {
-            options: serde_json::to_value(&rcr)?,
-            ceremony,
-        }))
+        Ok(Some(begun))
     }
 
     /// Finishes a sign-in with a passkey alone: the credential named by the answer must be
@@ -461,19 +462,17 @@ impl Passkeys {
         let (rcr, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
             .start_passkey_authentication(&keys)
             .map_err(PasskeyError::Webauthn)?;
-        let ceremony = self
+        let begun = self
             .keep(
                 PURPOSE_SECOND_FACTOR,
                 Some(user.clone()),
                 Some(binding.stored()),
-                serde_json::to_string(&state)?,
+                &state,
+                &rcr,
                 now,
             )
             .await?;
-        Ok(Some(Begun {
-            options: serde_json::to_value(&rcr)?,
-            ceremony,
-        }))
+        Ok(Some(begun))
     }
 
     /// Finishes a passkey as the second factor: the ceremony must be bound to `binding` and

@@ -219,17 +219,6 @@ impl Store {
         Ok(r.rows_affected == 1)
     }
 
-    /// Removes one of the user's passkeys; `false` when the user has none with this id.
-    pub async fn remove_passkey(&self, user: &UserId, id: &str) -> Result<bool, StoreError> {
-        let _w = self.write_gate().await;
-        let r = passkey::Entity::delete_many()
-            .filter(passkey::Column::Id.eq(id))
-            .filter(passkey::Column::UserId.eq(user.as_str()))
-            .exec(self.conn())
-            .await?;
-        Ok(r.rows_affected == 1)
-    }
-
     /// Removes one of the user's passkeys unless it is the last way to sign in (no password,
     /// no other passkey), or, with `keep_a_factor` (the user's roles require a second factor),
     /// the last second factor (no other passkey, no TOTP). The user's row is locked first

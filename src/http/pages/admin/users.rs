@@ -318,20 +318,42 @@ pub async fn user_mfa_reset_confirm(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let user = match state.core.admin.user(&a.actor, &id).await {
+    confirm_on_user(
+        &a,
+        &state,
+        &id,
+        "Reset this user's second factors?",
+        "Their authenticator app, passkeys and recovery codes stop working for this account; \
+         they sign in with their password alone next, or set up a second factor \
+         again where their role requires one. Their sessions and password stay. \
+         They are told by mail.",
+        paths::ADMIN_USER_MFA_RESET,
+        "Reset second factors",
+    )
+    .await
+}
+
+/// The confirmation page of an action on one user (posting to `action`, a path with `{id}`).
+async fn confirm_on_user(
+    a: &Admin,
+    state: &AppState,
+    id: &str,
+    title: &str,
+    consequence: &str,
+    action: &str,
+    button: &str,
+) -> HttpResponse {
+    let user = match state.core.admin.user(&a.actor, id).await {
         Ok(u) => u,
         Err(e) => return failure(e),
     };
     let view = ConfirmPage {
         frame: a.frame("users", None),
-        title: "Reset this user's second factors?",
+        title,
         subject: &user.email,
-        consequence: "Their authenticator app, passkeys and recovery codes stop working for this account; \
-                      they sign in with their password alone next, or set up a second factor \
-                      again where their role requires one. Their sessions and password stay. \
-                      They are told by mail.",
-        action: fill(paths::ADMIN_USER_MFA_RESET, user.id.as_str()),
-        button: "Reset second factors",
+        consequence,
+        action: fill(action, user.id.as_str()),
+        button,
         cancel: fill(paths::ADMIN_USER, user.id.as_str()),
     };
     page(StatusCode::OK, &view, Some(&a.csrf))
@@ -363,21 +385,17 @@ pub async fn user_delete_confirm(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let user = match state.core.admin.user(&a.actor, &id).await {
-        Ok(u) => u,
-        Err(e) => return failure(e),
-    };
-    let view = ConfirmPage {
-        frame: a.frame("users", None),
-        title: "Delete this user?",
-        subject: &user.email,
-        consequence: "Their sessions, refresh tokens, consents and pending email links go with \
-                      the account. This cannot be undone.",
-        action: fill(paths::ADMIN_USER_DELETE, user.id.as_str()),
-        button: "Delete the user",
-        cancel: fill(paths::ADMIN_USER, user.id.as_str()),
-    };
-    page(StatusCode::OK, &view, Some(&a.csrf))
+    confirm_on_user(
+        &a,
+        &state,
+        &id,
+        "Delete this user?",
+        "Their sessions, refresh tokens, consents and pending email links go with \
+         the account. This cannot be undone.",
+        paths::ADMIN_USER_DELETE,
+        "Delete the user",
+    )
+    .await
 }
 
 pub async fn user_delete(
