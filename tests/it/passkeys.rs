@@ -962,3 +962,99 @@ async fn under_a_role_policy_a_parallel_removal_of_the_last_totp_and_the_last_pa
         "one second factor is kept"
     );
 }
+
+#[tokio::test]
+async fn a_credential_registered_already_a_second_step_with_nothing_to_step_up_and_a_wrong_password_are_refused()
+ {
+    let app = spawn_app_at_localhost(|_| {}).await;
+    let email = "errs@example.com";
+    let (client, key) = user_with_passkey(&app, email).await;
+
+    // The same credential again by its user: refused against the options' excludeCredentials
+    // (WebAuthn §5.4.3), not stored twice.
+    let body = page(&client, &app, "/account/passkeys").await;
+    let form = passkey_form(&body, "/account/passkeys").on_page(&abs(&app, "/account/passkeys"));
+    let (_, opts) = options(&client, &app, "/account/passkeys/options", &csrf_of(&form)).await;
+    let excluded = opts["publicKey"]["excludeCredentials"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(excluded, Some(1), "{opts}");
+    let challenge = opts["publicKey"]["challenge"].as_str().expect("challenge");
+    let again = key.attestation(challenge, &origin(&app));
+    let res = form
+        .submit_with(&client, &app, &[("credential", &again)], None)
+        .await;
+    assert_eq!(res.status().as_u16(), 400);
+    let text = res.text().await.unwrap_or_default();
+    assert!(text.contains("could not be added"), "{text}");
+    assert_eq!(app.count("passkeys").await, 1);
+
+    // Its credential id claimed by another account (a forged attestation with a key of its
+    // own): refused by the unique credential id, not stored.
+    let (other, _) = user_with_passkey(&app, "claimer@example.com").await;
+    let body = page(&other, &app, "/account/passkeys").await;
+    let form = passkey_form(&body, "/account/passkeys").on_page(&abs(&app, "/account/passkeys"));
+    let (_, opts) = options(&other, &app, "/account/passkeys/options", &csrf_of(&form)).await;
+    let (mut forged, _) = SoftPasskey::create(&opts, &origin(&app));
+    forged.credential_id = key.credential_id.clone();
+    let challenge = opts["publicKey"]["challenge"].as_str().expect("challenge");
+    let res = form
+        .submit_with(
+            &other,
+            &app,
+            &[("credential", &forged.attestation(challenge, &origin(&app)))],
+            None,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 400);
+    let text = res.text().await.unwrap_or_default();
+    assert!(text.contains("registered already"), "{text}");
+    assert_eq!(app.count("passkeys").await, 2, "one each, none twice");
+
+    // Passkey options for a second step with no pending sign-in and no session: none.
+    let stranger = browser();
+    let step = page(&stranger, &app, "/login/second-factor").await;
+    let code_form = Form::with_input(&step, "code");
+    let (status, _) = options(
+        &stranger,
+        &app,
+        "/login/second-factor/passkey/options",
+        &csrf_of(&code_form),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.count("webauthn_ceremonies").await, 0);
+
+    // A wrong current password keeps the passkey and counts toward the lockout.
+    let uid = castellan::domain::UserId::from_stored(user_id(&app, email).await);
+    let id = app.store.passkeys_of(&uid).await.expect("passkeys")[0]
+        .id
+        .clone();
+    let body = page(&client, &app, "/account/passkeys").await;
+    let remove = passkey_form(&body, &format!("/account/passkeys/{id}/remove"))
+        .on_page(&abs(&app, "/account/passkeys"));
+    let res = remove
+        .submit_with(
+            &client,
+            &app,
+            &[("current_password", "not the password")],
+            None,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 400);
+    let text = res.text().await.unwrap_or_default();
+    assert!(text.contains("current password is not right"), "{text}");
+    assert_eq!(
+        app.count(&format!("passkeys WHERE user_id = '{}'", uid.as_str()))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "users WHERE id = '{}' AND failed_logins = 1",
+            uid.as_str()
+        ))
+        .await,
+        1
+    );
+}
