@@ -451,6 +451,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // reqwest has rustls without a provider of its own (the server brings aws-lc-rs).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 8 {
         eprintln!(

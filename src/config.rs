@@ -76,6 +76,7 @@ pub struct Settings {
     pub session: SessionSettings,
     pub login: LoginSettings,
     pub mfa: MfaSettings,
+    pub upstream: UpstreamSettings,
     pub registration: RegistrationSettings,
     pub dynamic_registration: DynamicRegistrationSettings,
     pub mail: MailSettings,
@@ -313,6 +314,35 @@ impl Default for LoginSettings {
             failure_window_secs: 900,
             lockout_base_secs: 60,
             lockout_max_secs: 3600,
+        }
+    }
+}
+
+/// Sign-in through upstream identity providers (the providers themselves are in the
+/// database: `castellan upstream create`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// Seconds each back-channel call to an upstream (discovery, keys, token, UserInfo,
+    /// GitHub's API) may take, connecting included.
+    pub timeout_secs: u64,
+    /// Seconds a provider's discovery document and keys are kept before they are fetched
+    /// again (a signature by a key not in the kept set fetches them at once).
+    pub metadata_ttl_secs: u64,
+    /// GitHub's web origin (authorization and token endpoints). Changed only to test against
+    /// a stand-in.
+    pub github_url: String,
+    /// GitHub's REST API origin. Changed only to test against a stand-in.
+    pub github_api_url: String,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 10,
+            metadata_ttl_secs: 300,
+            github_url: "https://github.com".into(),
+            github_api_url: "https://api.github.com".into(),
         }
     }
 }
@@ -650,6 +680,25 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_issuer(&self.server.issuer)?;
         self.listen_addr()?;
+        if !(1..=120).contains(&self.upstream.timeout_secs) {
+            return Err(invalid(
+                "upstream.timeout_secs",
+                &self.upstream.timeout_secs.to_string(),
+                "1 to 120 seconds",
+            ));
+        }
+        for (key, value) in [
+            ("upstream.github_url", &self.upstream.github_url),
+            ("upstream.github_api_url", &self.upstream.github_api_url),
+        ] {
+            if crate::domain::upstream::issuer_problem(value).is_some() {
+                return Err(invalid(
+                    key,
+                    value,
+                    "an absolute https URL (http only on a loopback host)",
+                ));
+            }
+        }
         let db = self.database.url.expose();
         if !(self.database.is_sqlite()
             || db.starts_with("postgres://")

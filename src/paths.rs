@@ -44,6 +44,16 @@ pub const LOGIN_SECOND_FACTOR_PASSKEY_OPTIONS: &str = "/login/second-factor/pass
 pub const LOGIN_SECOND_FACTOR_PASSKEY: &str = "/login/second-factor/passkey";
 /// The passkey ceremonies' script.
 pub const PASSKEYS_SCRIPT: &str = "/static/js/passkeys.js";
+/// Sign-in through an upstream provider (CONTRACT.md): begins at `/login/upstream/{id}`, comes
+/// back to `/login/upstream/{id}/callback` (the redirect URI registered at the provider).
+pub const LOGIN_UPSTREAM: &str = "/login/upstream/{id}";
+pub const LOGIN_UPSTREAM_CALLBACK: &str = "/login/upstream/{id}/callback";
+/// Proves an existing account (inputs `email`, `password`) before an upstream identity is
+/// linked to it.
+pub const LOGIN_LINK_ACCOUNT: &str = "/login/link-account";
+/// The account page's link (a form naming `upstream`) and unlink (a submit `name="unlink"`).
+pub const ACCOUNT_IDENTITY_LINK: &str = "/account/identities/link";
+pub const ACCOUNT_IDENTITY_UNLINK: &str = "/account/identities/unlink";
 pub const CONSENT: &str = "/consent";
 pub const REGISTER: &str = "/register";
 pub const PASSWORD_FORGOT: &str = "/password/forgot";

@@ -375,6 +375,14 @@ pub async fn build_core(
             clock.clone(),
         ),
         userinfo: UserInfo::new(tokens.clone(), clock.clone()),
+        federation: crate::services::federation::Federation::new(
+            store.clone(),
+            settings.clone(),
+            clock.clone(),
+            kek.clone(),
+            authn.clone(),
+        )
+        .context("building the client for upstream providers")?,
         logout: Logout::new(store.clone(), tokens.clone(), authn.clone()),
         registration: ClientRegistration::new(
             store.clone(),

@@ -43,6 +43,8 @@ pub struct Core {
     pub token_endpoint: TokenEndpoint,
     /// OpenID Connect UserInfo.
     pub userinfo: UserInfo,
+    /// Sign-in through upstream identity providers; linked identities.
+    pub federation: crate::services::federation::Federation,
     /// RP-Initiated Logout.
     pub logout: Logout,
     /// Dynamic client registration (RFC 7591, RFC 7592).

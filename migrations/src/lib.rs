@@ -19,6 +19,7 @@ mod m20261203_000007_second_factors;
 mod m20261203_000008_mfa_policy;
 mod m20261203_000009_passkeys;
 mod m20261203_000010_upstreams;
+mod m20261203_000011_upstream_sign_in;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_mfa_policy::Migration),
             Box::new(m20261203_000009_passkeys::Migration),
             Box::new(m20261203_000010_upstreams::Migration),
+            Box::new(m20261203_000011_upstream_sign_in::Migration),
         ]
     }
 }

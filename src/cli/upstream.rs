@@ -63,7 +63,7 @@ fn upstream_json(u: &Upstream, issuer: &str) -> serde_json::Value {
         "jit": u.jit,
         "trust_email": u.trust_email,
         "client_secret_encrypted": u.secret_sealed,
-        "redirect_uri": format!("{}/login/upstream/{}/callback", issuer.trim_end_matches('/'), u.id),
+        "redirect_uri": crate::domain::upstream::callback_uri(issuer, &u.id),
         "created_at": u.created_at.secs(),
     })
 }

@@ -18,6 +18,10 @@ pub mod prefix {
     pub const SESSION: &str = "cas_ss_";
     /// A sign-in waiting for its second factor.
     pub const PENDING_SIGN_IN: &str = "cas_ps_";
+    /// Binds a sign-in through an upstream provider to the browser that began it.
+    pub const UPSTREAM_BINDING: &str = "cas_ub_";
+    /// Finds an upstream identity waiting for its account to be proven.
+    pub const UPSTREAM_LINK: &str = "cas_ul_";
     pub const EMAIL_TOKEN: &str = "cas_et_";
     pub const CSRF: &str = "cas_cf_";
     /// RFC 7592 §1.2: the bearer token of a client's configuration endpoint.

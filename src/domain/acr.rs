@@ -16,6 +16,23 @@ pub const AMR_HWK: &str = "hwk";
 /// backup-eligible flag is set, so the private key can leave the device).
 pub const AMR_SWK: &str = "swk";
 
+/// Signed in at an upstream identity provider (issue 18). Not an RFC 8176 value: no registered
+/// value says "another provider authenticated the user", and claiming `pwd` would assert a
+/// password this server never saw (docs/decisions/2026-12-03-upstream-sign-in.md). The same
+/// value Microsoft's identity platform uses for federated sign-ins.
+pub const AMR_FED: &str = "fed";
+
+/// The methods of a sign-in through an upstream provider alone.
+pub fn upstream_only() -> Vec<String> {
+    vec![AMR_FED.to_owned()]
+}
+
+/// The methods of a sign-in whose first factor was `first` (`pwd` or `fed`) and whose second
+/// was `second` (`otp`, `hwk`, `swk`).
+pub fn first_and_second(first: &str, second: &str) -> Vec<String> {
+    vec![first.to_owned(), second.to_owned(), AMR_MFA.to_owned()]
+}
+
 /// The methods of a sign-in with a password only.
 pub fn password_only() -> Vec<String> {
     vec![AMR_PWD.to_owned()]
@@ -95,6 +112,9 @@ mod tests {
         assert_eq!(Acr::of(&[]), Acr::OneFactor);
         assert_eq!(Acr::of(&passkey_only(AMR_HWK)), Acr::Phr);
         assert_eq!(Acr::of(&password_and_passkey(AMR_SWK)), Acr::Phr);
+        assert_eq!(Acr::of(&upstream_only()), Acr::OneFactor);
+        assert_eq!(Acr::of(&first_and_second(AMR_FED, AMR_OTP)), Acr::Mfa);
+        assert_eq!(Acr::of(&first_and_second(AMR_FED, AMR_HWK)), Acr::Phr);
     }
 
     #[test]

@@ -62,10 +62,13 @@ pub enum AuditKind {
     // Upstream identity providers.
     UpstreamCreated,
     UpstreamDeleted,
+    UpstreamLinked,
+    UpstreamUnlinked,
+    UpstreamLoginFailed,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 43] = [
+    pub const ALL: [AuditKind; 46] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -109,6 +112,9 @@ impl AuditKind {
         Self::PasswordRemoved,
         Self::UpstreamCreated,
         Self::UpstreamDeleted,
+        Self::UpstreamLinked,
+        Self::UpstreamUnlinked,
+        Self::UpstreamLoginFailed,
     ];
 
     /// The stored text.
@@ -157,6 +163,9 @@ impl AuditKind {
             Self::PasswordRemoved => "password_removed",
             Self::UpstreamCreated => "upstream_created",
             Self::UpstreamDeleted => "upstream_deleted",
+            Self::UpstreamLinked => "upstream_linked",
+            Self::UpstreamUnlinked => "upstream_unlinked",
+            Self::UpstreamLoginFailed => "upstream_login_failed",
         }
     }
 }

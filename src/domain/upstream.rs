@@ -73,6 +73,58 @@ pub struct Upstream {
     pub created_at: super::UnixTime,
 }
 
+/// The redirect URI to register at a provider: this server's callback for it.
+pub fn callback_uri(issuer: &str, id: &str) -> String {
+    format!(
+        "{}/login/upstream/{id}/callback",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The associated data a provider's sealed client secret is bound to (its id), so a sealed
+/// secret copied onto another provider's row does not open.
+pub fn secret_aad(id: &str) -> Vec<u8> {
+    let mut a = id.as_bytes().to_vec();
+    a.extend_from_slice(b"\0upstream client secret");
+    a
+}
+
+/// What an upstream asserted about the person who signed in there, after every check (the
+/// ID token's signature, issuer, audience and nonce; or GitHub's API answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamProfile {
+    /// The provider's stable identifier of the person (`sub`; GitHub's numeric user id).
+    pub subject: String,
+    pub email: Option<String>,
+    /// Whether the provider says it verified `email` (`email_verified`; GitHub's `verified`).
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// An upstream identity: which provider, and who at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub upstream_id: String,
+    pub subject: String,
+    /// The email the provider gave when it was linked (shown on the account page).
+    pub email: Option<String>,
+}
+
+/// An upstream identity linked to a local account, as the account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    pub upstream_id: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: super::UnixTime,
+    pub last_used_at: Option<super::UnixTime>,
+}
+
+/// The longest subject, email and name taken from an upstream (longer: refused, not cut).
+pub const MAX_SUBJECT: usize = 255;
+pub const MAX_PROFILE_EMAIL: usize = 254;
+pub const MAX_PROFILE_NAME: usize = 128;
+
 /// What an administrator asks for (`castellan upstream create`).
 #[derive(Clone)]
 pub struct UpstreamSpec {
@@ -137,7 +189,7 @@ const MAX_ISSUER: usize = 512;
 /// Whether an issuer URL is acceptable: `https` (OpenID Connect Discovery 1.0 §4.3 and RFC
 /// 8414 §2: the issuer uses the https scheme, with no query or fragment), or `http` on a
 /// loopback host for development.
-fn issuer_problem(issuer: &str) -> Option<String> {
+pub fn issuer_problem(issuer: &str) -> Option<String> {
     if issuer.len() > MAX_ISSUER {
         return Some(format!("must be at most {MAX_ISSUER} characters"));
     }

@@ -5,6 +5,7 @@ use actix_web::web;
 use super::api::{admin, health, metrics as metrics_api, oauth, oidc, registration};
 use super::pages::{
     account, consent, home, login, logout, mfa, passkeys, password, register, second_factor,
+    upstream,
 };
 use crate::paths;
 // Named apart from `api::admin` (the admin REST API).
@@ -44,6 +45,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(passkeys::sign_in_options),
         )
         .route(paths::LOGIN_PASSKEY, web::post().to(passkeys::sign_in))
+        .route(paths::LOGIN_UPSTREAM, web::get().to(upstream::begin))
+        .route(
+            paths::LOGIN_UPSTREAM_CALLBACK,
+            web::get().to(upstream::callback),
+        )
+        .route(
+            paths::LOGIN_LINK_ACCOUNT,
+            web::get().to(upstream::link_page),
+        )
+        .route(paths::LOGIN_LINK_ACCOUNT, web::post().to(upstream::prove))
+        .route(paths::ACCOUNT_IDENTITY_LINK, web::post().to(upstream::link))
+        .route(
+            paths::ACCOUNT_IDENTITY_UNLINK,
+            web::post().to(upstream::unlink),
+        )
         .route(
             paths::LOGIN_SECOND_FACTOR_PASSKEY_OPTIONS,
             web::post().to(passkeys::second_factor_options),

@@ -71,6 +71,42 @@ pub fn clear_pending_cookie(state: &AppState) -> Cookie<'static> {
     build_cookie(state, PENDING_COOKIE, String::new(), Some(0))
 }
 
+const UPSTREAM_COOKIE: &str = "castellan_upstream";
+const LINK_COOKIE: &str = "castellan_upstream_link";
+
+/// The cookie that binds a sign-in through an upstream provider to this browser. SameSite=Lax:
+/// the provider's redirect back to the callback is a top-level GET, which Lax lets through.
+pub fn upstream_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let ttl = crate::services::federation::FLOW_TTL_SECS;
+    build_cookie(state, UPSTREAM_COOKIE, value, Some(ttl))
+}
+
+pub fn clear_upstream_cookie(state: &AppState) -> Cookie<'static> {
+    build_cookie(state, UPSTREAM_COOKIE, String::new(), Some(0))
+}
+
+pub fn upstream_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&cookie_name(state, UPSTREAM_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The cookie that finds an upstream identity waiting for its account to be proven.
+pub fn link_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let ttl = crate::services::federation::LINK_TTL_SECS;
+    build_cookie(state, LINK_COOKIE, value, Some(ttl))
+}
+
+pub fn clear_link_cookie(state: &AppState) -> Cookie<'static> {
+    build_cookie(state, LINK_COOKIE, String::new(), Some(0))
+}
+
+pub fn link_cookie_value(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&cookie_name(state, LINK_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 const CEREMONY_COOKIE: &str = "castellan_webauthn";
 
 /// The cookie that binds a passkey ceremony to this browser, for as long as the ceremony lives.

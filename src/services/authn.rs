@@ -15,7 +15,11 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::crypto::token;
-use crate::domain::acr::{passkey_only, password_and_otp, password_and_passkey, password_only};
+use crate::domain::acr::{
+    AMR_FED, AMR_OTP, AMR_PWD, first_and_second, passkey_only, password_and_passkey, password_only,
+    upstream_only,
+};
+use crate::domain::upstream::IdentityLink;
 use crate::domain::{AuditEntry, AuditKind};
 use crate::domain::{Email, UnixTime, User, UserId};
 use crate::services::factors::{FactorCheck, FactorError, Factors};
@@ -25,6 +29,7 @@ use crate::services::passwords::PasswordPool;
 use crate::services::ratelimit::{Action, RateLimiter};
 use crate::store::factors::PendingSignIn;
 use crate::store::grants::{NewSession, SessionRecord};
+use crate::store::upstreams::Linked;
 use crate::store::users::Credentials;
 use crate::store::{Store, StoreError};
 
@@ -102,6 +107,44 @@ impl LoginFailure {
             Self::UnknownEmail | Self::BadCredentials => LoginOutcome::BadCredentials,
             Self::Locked => LoginOutcome::Locked,
             Self::Disabled => LoginOutcome::Disabled,
+        }
+    }
+}
+
+/// A sign-in through an upstream provider, for the account its identity belongs to.
+#[derive(Debug)]
+pub struct UpstreamSignIn {
+    pub user: UserId,
+    /// The provider's id.
+    pub upstream: String,
+    /// An identity to link to the account as part of this sign-in.
+    pub link: Option<IdentityLink>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub previous_session: Option<String>,
+    pub login_ticket: Option<String>,
+}
+
+/// How a sign-in began: the first factor.
+#[derive(Debug, Clone)]
+enum FirstFactor {
+    Password,
+    /// The person signed in at this upstream provider.
+    Upstream(String),
+}
+
+impl FirstFactor {
+    fn amr(&self) -> Vec<String> {
+        match self {
+            Self::Password => password_only(),
+            Self::Upstream(_) => upstream_only(),
+        }
+    }
+
+    fn upstream(&self) -> Option<String> {
+        match self {
+            Self::Password => None,
+            Self::Upstream(u) => Some(u.clone()),
         }
     }
 }
@@ -220,6 +263,18 @@ impl Authn {
     /// sign-ins from one address (an office behind one NAT, every user behind a proxy) never
     /// use it up.
     pub async fn sign_in(&self, attempt: SignIn) -> SignInOutcome {
+        self.sign_in_linking(attempt, None).await
+    }
+
+    /// A sign-in with a password that, with `link`, proves the account an upstream identity is
+    /// to be linked to (`services::federation`): the password must be that account's (another
+    /// account's right password is refused like a wrong one), and the identity is linked when
+    /// the sign-in completes (after the second step, where there is one).
+    pub async fn sign_in_linking(
+        &self,
+        attempt: SignIn,
+        link: Option<(UserId, IdentityLink)>,
+    ) -> SignInOutcome {
         let now = self.clock.time();
         if let Some(wait) = self.limited(attempt.ip).await {
             self.metrics.count_login(LoginOutcome::RateLimited);
@@ -239,6 +294,12 @@ impl Authn {
                 tracing::error!(error = %e, "login failed unexpectedly");
                 return SignInOutcome::Unavailable;
             }
+        };
+        let checked = match (checked, &link) {
+            (LoginResult::Ok(u), Some((owner, _))) if &u.id != owner => {
+                LoginResult::Failed(LoginFailure::BadCredentials, Some(u.id))
+            }
+            (other, _) => other,
         };
         let user = match checked {
             LoginResult::Ok(u) => u,
@@ -261,11 +322,76 @@ impl Authn {
                 return SignInOutcome::Unverified;
             }
         };
+        self.after_first_factor(
+            &user,
+            FirstFactor::Password,
+            link.map(|(_, l)| l),
+            (ip, attempt.user_agent),
+            attempt.previous_session.as_deref(),
+            attempt.login_ticket,
+            now,
+        )
+        .await
+    }
+
+    /// A sign-in through an upstream identity provider whose answer passed every check
+    /// (`services::federation`), for this local account; `link`, when set, is linked to the
+    /// account as part of the sign-in (after the second step, where there is one). Then as a
+    /// password sign-in: the account's second factor, or the policy's enrolment, or a session
+    /// whose `amr` is `fed` ([`crate::domain::acr::AMR_FED`]).
+    pub async fn upstream_sign_in(&self, attempt: UpstreamSignIn) -> SignInOutcome {
+        let now = self.clock.time();
+        let ip = attempt.ip.map(|a| a.to_string());
+        let user = match self.store.user_by_id(attempt.user.as_str()).await {
+            Ok(Some(u)) if !u.disabled => u,
+            Ok(_) => {
+                let entry = AuditEntry {
+                    user_id: Some(attempt.user.as_str().to_owned()),
+                    ip,
+                    detail: format!("reason=disabled upstream={}", attempt.upstream),
+                    ..AuditEntry::new(AuditKind::LoginFailed)
+                };
+                self.store.record(entry, now).await;
+                self.metrics.count_login(LoginOutcome::Disabled);
+                return SignInOutcome::Refused;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the user of an upstream sign-in");
+                self.metrics.count_login(LoginOutcome::Error);
+                return SignInOutcome::Unavailable;
+            }
+        };
+        self.after_first_factor(
+            &user,
+            FirstFactor::Upstream(attempt.upstream),
+            attempt.link,
+            (ip, attempt.user_agent),
+            attempt.previous_session.as_deref(),
+            attempt.login_ticket,
+            now,
+        )
+        .await
+    }
+
+    /// After the first factor: the second step when the account has a factor, else a new
+    /// session (the browser's previous one ends), the `link` made first; the audit row and
+    /// the login metric; enrolment next when the account's roles require a second factor.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_first_factor(
+        &self,
+        user: &User,
+        first: FirstFactor,
+        link: Option<IdentityLink>,
+        (ip, user_agent): (Option<String>, Option<String>),
+        previous_session: Option<&str>,
+        login_ticket: Option<String>,
+        now: UnixTime,
+    ) -> SignInOutcome {
         match self.factors.has_any(&user.id).await {
             Ok(false) => {}
             Ok(true) => {
                 return self
-                    .begin_second_step(&user, attempt.login_ticket, now)
+                    .begin_second_step(user, login_ticket, first.upstream(), link, now)
                     .await;
             }
             Err(e) => {
@@ -274,23 +400,26 @@ impl Authn {
                 return SignInOutcome::Unavailable;
             }
         }
-        // No second factor: a user whose roles require one is signed in with the password
+        if let Some(link) = &link {
+            self.link(link, &user.id, ip.clone(), now).await;
+        }
+        // No second factor: a user whose roles require one is signed in with the first factor
         // alone and taken to enrolment (the authorization endpoint still asks for the level
         // its client needs).
-        let enrol = self.settings.mfa.policy().required_for(&user);
+        let enrol = self.settings.mfa.policy().required_for(user);
         // A new session for every login (no session fixation); the previous one ends.
-        if let Some(old) = &attempt.previous_session
+        if let Some(old) = previous_session
             && let Err(e) = self.end_session(old).await
         {
             tracing::warn!(error = %e, "cannot end the previous session");
         }
         let started = self
             .start_session(
-                &user,
-                &password_only(),
+                user,
+                &first.amr(),
                 ip.clone(),
-                attempt.user_agent,
-                attempt.login_ticket,
+                user_agent,
+                (login_ticket, first.upstream()),
                 now,
             )
             .await;
@@ -302,10 +431,14 @@ impl Authn {
                 return SignInOutcome::Unavailable;
             }
         };
+        let detail = match first.upstream() {
+            Some(u) => format!("sid {} upstream={u}", session.sid),
+            None => format!("sid {}", session.sid),
+        };
         let entry = AuditEntry {
             user_id: Some(user.id.as_str().to_owned()),
             ip,
-            detail: format!("sid {}", session.sid),
+            detail,
             ..AuditEntry::new(AuditKind::LoginSucceeded)
         };
         self.store.record(entry, now).await;
@@ -316,6 +449,26 @@ impl Authn {
         }
         self.metrics.count_login(LoginOutcome::Success);
         SignInOutcome::SignedIn { cookie }
+    }
+
+    /// Links an upstream identity to the account, audited; a link lost to a parallel one is
+    /// logged (the sign-in goes on: the person proved the account).
+    async fn link(&self, link: &IdentityLink, user: &UserId, ip: Option<String>, now: UnixTime) {
+        match self.store.link_identity(link, user, now).await {
+            Ok(Linked::Done) => {
+                let entry = AuditEntry {
+                    user_id: Some(user.as_str().to_owned()),
+                    ip,
+                    detail: format!("upstream={}", link.upstream_id),
+                    ..AuditEntry::new(AuditKind::UpstreamLinked)
+                };
+                self.store.record(entry, now).await;
+            }
+            Ok(other) => {
+                tracing::warn!(upstream = %link.upstream_id, outcome = ?other, "an upstream identity was not linked");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot link an upstream identity"),
+        }
     }
 
     /// Verifies email and password, with per-account throttling ([`crate::domain::LockoutPolicy`]):
@@ -439,7 +592,7 @@ impl Authn {
         amr: &[String],
         ip: Option<String>,
         user_agent: Option<String>,
-        login_ticket: Option<String>,
+        (login_ticket, upstream): (Option<String>, Option<String>),
         now: UnixTime,
     ) -> Result<(String, SessionRecord), AuthnError> {
         let value = token::generate(SESSION_PREFIX);
@@ -459,6 +612,7 @@ impl Authn {
                     user_agent: user_agent.clone(),
                     expires_at,
                     login_ticket: login_ticket.clone(),
+                    upstream: upstream.clone(),
                 },
                 now,
             )
@@ -474,6 +628,7 @@ impl Authn {
             last_seen: now,
             expires_at,
             login_ticket,
+            upstream,
         };
         Ok((value, record))
     }
@@ -553,12 +708,16 @@ impl Authn {
         &self,
         user: &User,
         login_ticket: Option<String>,
+        upstream: Option<String>,
+        link: Option<IdentityLink>,
         now: UnixTime,
     ) -> SignInOutcome {
         let value = token::generate(token::prefix::PENDING_SIGN_IN);
         let pending = PendingSignIn {
             user_id: user.id.clone(),
             login_ticket,
+            upstream,
+            link,
         };
         let expires_at = now.plus(PENDING_TTL_SECS);
         match self
@@ -637,10 +796,11 @@ impl Authn {
             }
         }
         let detail = check.method().to_owned();
+        let amr = first_and_second(of.first_amr(), AMR_OTP);
         self.finish_second_step(
             &c,
             of,
-            password_and_otp(),
+            amr,
             step.session.as_deref(),
             (ip, step.user_agent),
             detail,
@@ -701,13 +861,16 @@ impl Authn {
         {
             return Ok(SecondStepOutcome::Expired);
         }
+        if let Some(link) = &of.link {
+            self.link(link, &c.user.id, ip.clone(), now).await;
+        }
         let started = self
             .finish_with_session(
                 &c.user,
                 amr,
                 previous_session,
                 (ip, user_agent),
-                of.login_ticket,
+                (of.login_ticket, of.upstream),
                 factor_detail,
                 how,
                 now,
@@ -799,6 +962,21 @@ struct SecondStepOf {
     login_ticket: Option<String>,
     pending: Option<String>,
     binding: Binding,
+    /// The pending sign-in began at this upstream provider (`None`: a password, or a step-up).
+    upstream: Option<String>,
+    /// An identity to link when the step succeeds.
+    link: Option<IdentityLink>,
+}
+
+impl SecondStepOf {
+    /// The `amr` value of the first factor: `fed` after an upstream, else `pwd`.
+    fn first_amr(&self) -> &'static str {
+        if self.upstream.is_some() {
+            AMR_FED
+        } else {
+            AMR_PWD
+        }
+    }
 }
 
 impl Authn {
@@ -819,6 +997,8 @@ impl Authn {
                 login_ticket: p.login_ticket,
                 binding: Binding::Pending(h.clone()),
                 pending: Some(h),
+                upstream: p.upstream,
+                link: p.link,
             }));
         }
         if let Some(cookie) = session
@@ -829,6 +1009,8 @@ impl Authn {
                 login_ticket: a.session.login_ticket,
                 pending: None,
                 binding: Binding::Session(a.session.sid),
+                upstream: None,
+                link: None,
             }));
         }
         Ok(None)
@@ -967,7 +1149,7 @@ impl Authn {
             passkey_only(v.method),
             attempt.previous_session.as_deref(),
             (ip, attempt.user_agent),
-            attempt.login_ticket,
+            (attempt.login_ticket, None),
             v.audit_detail(),
             "passkey",
             now,
@@ -1039,7 +1221,9 @@ impl Authn {
             }
         };
         // A step-up of a passkey-only session keeps no password among its methods.
-        let amr = if of.pending.is_some() || c.password_hash.is_some() {
+        let amr = if of.pending.is_some() {
+            first_and_second(of.first_amr(), v.method)
+        } else if c.password_hash.is_some() {
             password_and_passkey(v.method)
         } else {
             passkey_only(v.method)
@@ -1068,7 +1252,7 @@ impl Authn {
         amr: Vec<String>,
         previous_session: Option<&str>,
         (ip, user_agent): (Option<String>, Option<String>),
-        login_ticket: Option<String>,
+        (login_ticket, upstream): (Option<String>, Option<String>),
         factor_detail: String,
         how: &str,
         now: UnixTime,
@@ -1079,7 +1263,14 @@ impl Authn {
             tracing::warn!(error = %e, "cannot end the previous session");
         }
         let (cookie, session) = match self
-            .start_session(user, &amr, ip.clone(), user_agent, login_ticket, now)
+            .start_session(
+                user,
+                &amr,
+                ip.clone(),
+                user_agent,
+                (login_ticket, upstream),
+                now,
+            )
             .await
         {
             Ok(v) => v,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authn;
 pub mod background;
 pub mod factors;
+pub mod federation;
 pub mod housekeeping;
 pub mod jobs;
 pub mod keys;

@@ -14,6 +14,7 @@ use super::entities::{
     passkey, pending_sign_in, recovery_code, session, totp_factor, webauthn_ceremony,
 };
 use super::{Store, StoreError};
+use crate::domain::upstream::IdentityLink;
 use crate::domain::{UnixTime, UserId};
 
 /// A user's TOTP factor as stored.
@@ -60,6 +61,24 @@ pub enum TotpRemoval {
 pub struct PendingSignIn {
     pub user_id: UserId,
     pub login_ticket: Option<String>,
+    /// The first factor was this upstream provider (`None`: a password).
+    pub upstream: Option<String>,
+    /// An upstream identity to link to the account when the second step succeeds.
+    pub link: Option<IdentityLink>,
+}
+
+fn link_to_json(l: &IdentityLink) -> String {
+    serde_json::json!({"upstream_id": l.upstream_id, "subject": l.subject, "email": l.email})
+        .to_string()
+}
+
+fn link_from_json(s: &str) -> Option<IdentityLink> {
+    let v: serde_json::Value = serde_json::from_str(s).ok()?;
+    Some(IdentityLink {
+        upstream_id: v.get("upstream_id")?.as_str()?.to_owned(),
+        subject: v.get("subject")?.as_str()?.to_owned(),
+        email: v.get("email").and_then(|e| e.as_str()).map(str::to_owned),
+    })
 }
 
 impl Store {
@@ -308,6 +327,8 @@ impl Store {
             id_hash: Set(id_hash),
             user_id: Set(pending.user_id.as_str().to_owned()),
             login_ticket: Set(pending.login_ticket),
+            upstream: Set(pending.upstream),
+            link: Set(pending.link.as_ref().map(link_to_json)),
             created_at: Set(now.secs()),
             expires_at: Set(expires_at.secs()),
         }
@@ -330,6 +351,8 @@ impl Store {
             .map(|m| PendingSignIn {
                 user_id: UserId::from_stored(m.user_id),
                 login_ticket: m.login_ticket,
+                upstream: m.upstream,
+                link: m.link.as_deref().and_then(link_from_json),
             }))
     }
 

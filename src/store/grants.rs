@@ -30,6 +30,8 @@ pub struct SessionRecord {
     /// The ticket of the authorization request this session's login was made for, until a
     /// code is issued for that request.
     pub login_ticket: Option<String>,
+    /// The upstream provider the session was signed in through (`None`: a local method).
+    pub upstream: Option<String>,
 }
 
 pub struct NewSession {
@@ -42,6 +44,7 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub expires_at: UnixTime,
     pub login_ticket: Option<String>,
+    pub upstream: Option<String>,
 }
 
 /// What an authorization code stands for.
@@ -158,6 +161,7 @@ impl Store {
             last_seen: Set(now.secs()),
             expires_at: Set(s.expires_at.secs()),
             login_ticket: Set(s.login_ticket),
+            upstream: Set(s.upstream),
         }
         .insert(self.conn())
         .await
@@ -187,6 +191,7 @@ impl Store {
             last_seen: UnixTime::from_secs(m.last_seen),
             expires_at: UnixTime::from_secs(m.expires_at),
             login_ticket: m.login_ticket,
+            upstream: m.upstream,
         }))
     }
 

@@ -17,6 +17,8 @@ const EXPIRING: &[(&str, &str, &str)] = &[
     ("email_tokens", "token_hash", "expires_at"),
     ("pending_sign_ins", "id_hash", "expires_at"),
     ("webauthn_ceremonies", "id_hash", "expires_at"),
+    ("upstream_flows", "id_hash", "expires_at"),
+    ("upstream_link_requests", "id_hash", "expires_at"),
     ("audit_events", "id", "at"),
 ];
 

@@ -12,7 +12,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entities::{passkey, totp_factor, user, webauthn_ceremony};
+use super::entities::{passkey, totp_factor, upstream_identity, user, webauthn_ceremony};
 use super::{Store, StoreError};
 use crate::domain::{UnixTime, UserId};
 
@@ -220,7 +220,7 @@ impl Store {
     }
 
     /// Removes one of the user's passkeys unless it is the last way to sign in (no password,
-    /// no other passkey), or, with `keep_a_factor` (the user's roles require a second factor),
+    /// no other passkey, no linked upstream identity), or, with `keep_a_factor` (the user's roles require a second factor),
     /// the last second factor (no other passkey, no TOTP). The user's row is locked first
     /// (PostgreSQL: `FOR UPDATE`; SQLite has one writer), so two parallel removals of the last
     /// two passkeys cannot both win.
@@ -241,7 +241,7 @@ impl Store {
             .filter(passkey::Column::Id.ne(id))
             .count(&tx)
             .await?;
-        if u.password_hash.is_none() && others == 0 {
+        if u.password_hash.is_none() && others == 0 && identities(&tx, user_id).await? == 0 {
             tx.rollback().await?;
             return Ok(KeptWayIn::LastWayIn);
         }
@@ -269,8 +269,8 @@ impl Store {
         })
     }
 
-    /// Removes the user's password when the user has a passkey to sign in with (a
-    /// passkey-only account), under the same lock as [`Store::remove_passkey_keeping_a_way_in`].
+    /// Removes the user's password when the user has a passkey or a linked upstream identity
+    /// to sign in with, under the same lock as [`Store::remove_passkey_keeping_a_way_in`].
     pub async fn remove_password_keeping_a_way_in(
         &self,
         user_id: &UserId,
@@ -290,7 +290,7 @@ impl Store {
             .filter(passkey::Column::UserId.eq(user_id.as_str()))
             .count(&tx)
             .await?;
-        if passkeys == 0 {
+        if passkeys == 0 && identities(&tx, user_id).await? == 0 {
             tx.rollback().await?;
             return Ok(KeptWayIn::LastWayIn);
         }
@@ -318,6 +318,28 @@ pub enum KeptWayIn {
     LastFactor,
     /// No such passkey (or password) of this user.
     NotFound,
+}
+
+/// How many passkeys the account has.
+pub(super) async fn passkey_count(
+    tx: &super::deadline::Tx,
+    user_id: &UserId,
+) -> Result<u64, StoreError> {
+    Ok(passkey::Entity::find()
+        .filter(passkey::Column::UserId.eq(user_id.as_str()))
+        .count(tx)
+        .await?)
+}
+
+/// How many upstream identities can sign in to the account (each is a way in).
+pub(super) async fn identities(
+    tx: &super::deadline::Tx,
+    user_id: &UserId,
+) -> Result<u64, StoreError> {
+    Ok(upstream_identity::Entity::find()
+        .filter(upstream_identity::Column::UserId.eq(user_id.as_str()))
+        .count(tx)
+        .await?)
 }
 
 pub(super) async fn lock_user(

@@ -52,29 +52,33 @@ pub struct PasswordFailure {
     pub locked_until: Option<UnixTime>,
 }
 
+/// The row of a new account (a fresh id, no failures, not disabled).
+pub(super) fn new_user_model(new: NewUser, now: UnixTime) -> user::ActiveModel {
+    let mut roles: Vec<String> = new.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    roles.sort();
+    roles.dedup();
+    user::ActiveModel {
+        id: Set(UserId::generate().as_str().to_owned()),
+        email: Set(new.email.as_str().to_owned()),
+        email_lower: Set(new.email.key()),
+        email_verified: Set(new.email_verified),
+        password_hash: Set(new.password_hash),
+        name: Set(new.name),
+        roles: Set(roles.join(" ")),
+        disabled: Set(false),
+        failed_logins: Set(0),
+        failed_window_start: Set(None),
+        locked_until: Set(None),
+        created_at: Set(now.secs()),
+        updated_at: Set(now.secs()),
+        tokens_valid_after: Set(None),
+    }
+}
+
 impl Store {
     pub async fn create_user(&self, new: NewUser, now: UnixTime) -> Result<User, StoreError> {
         let _w = self.write_gate().await;
-        let mut roles: Vec<String> = new.roles.iter().map(|r| r.as_str().to_owned()).collect();
-        roles.sort();
-        roles.dedup();
-        let model = user::ActiveModel {
-            id: Set(UserId::generate().as_str().to_owned()),
-            email: Set(new.email.as_str().to_owned()),
-            email_lower: Set(new.email.key()),
-            email_verified: Set(new.email_verified),
-            password_hash: Set(new.password_hash),
-            name: Set(new.name),
-            roles: Set(roles.join(" ")),
-            disabled: Set(false),
-            failed_logins: Set(0),
-            failed_window_start: Set(None),
-            locked_until: Set(None),
-            created_at: Set(now.secs()),
-            updated_at: Set(now.secs()),
-            tokens_valid_after: Set(None),
-        };
-        let m = model
+        let m = new_user_model(new, now)
             .insert(self.conn())
             .await
             .map_err(StoreError::from_insert)?;

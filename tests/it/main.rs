@@ -15,6 +15,7 @@ mod cli;
 mod config_errors;
 mod cors;
 mod discovery;
+mod federation;
 mod health;
 mod hostile_input;
 mod housekeeping;

@@ -48,6 +48,15 @@ struct AccountPage<'a> {
     second_factor_required: bool,
     /// Why the last action was refused (shown at the top, `role="alert"`).
     problem: Option<&'a str>,
+    identities: Vec<IdentityView>,
+    linkable: Vec<crate::services::federation::Provider>,
+}
+
+struct IdentityView {
+    upstream_id: String,
+    provider: String,
+    email: String,
+    linked: String,
 }
 
 /// A short, human description of a user agent string.
@@ -119,7 +128,25 @@ async fn render_with(
         Ok(o) => o,
         Err(e) => return accounts_failure(e, "cannot load the account page"),
     };
+    let identities = match state.core.federation.identities(&me.user.id).await {
+        Ok(i) => i,
+        Err(_) => {
+            use actix_web::ResponseError;
+            return crate::error::AppError::Unavailable.error_response();
+        }
+    };
     let view = AccountPage {
+        identities: identities
+            .linked
+            .into_iter()
+            .map(|(i, provider)| IdentityView {
+                provider,
+                email: i.email.unwrap_or_default(),
+                linked: when(now, i.created_at),
+                upstream_id: i.upstream_id,
+            })
+            .collect(),
+        linkable: identities.linkable,
         csrf: &token.token,
         notice,
         name: me.user.name.as_deref().unwrap_or_default(),

@@ -17,6 +17,7 @@ use crate::http::support::{
 };
 use crate::paths;
 use crate::services::authn::{SignIn, SignInOutcome};
+use crate::services::federation::Provider;
 use crate::state::AppState;
 
 /// The one message for any failed login: it must not reveal whether the email exists.
@@ -32,13 +33,15 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     /// Whether to offer "Sign in with a passkey" (the issuer's host is a domain name).
     passkeys: bool,
+    /// A button for each upstream provider.
+    upstreams: Vec<Provider>,
 }
 
 /// The message for a passkey that was not accepted.
 pub const PASSKEY_FAILURE: &str =
     "That passkey could not be used. Try again, or sign in with your password.";
 
-pub(super) fn render(
+pub(super) async fn render(
     state: &AppState,
     status: StatusCode,
     csrf: Csrf,
@@ -53,6 +56,7 @@ pub(super) fn render(
         email,
         error,
         passkeys: state.core.mfa.passkeys_available(),
+        upstreams: state.core.federation.providers().await,
     };
     page(status, &view, Some(&csrf))
 }
@@ -78,6 +82,7 @@ pub async fn show(
         hint,
         None,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -102,7 +107,8 @@ pub async fn submit(
             &return_to,
             &email,
             Some("This form has expired. Please sign in again."),
-        );
+        )
+        .await;
     }
     let attempt = SignIn {
         email: email.clone(),
@@ -113,12 +119,12 @@ pub async fn submit(
         login_ticket: crate::oauth::authorize::login_ticket_in(&return_to),
     };
     let outcome = state.core.authn.sign_in(attempt).await;
-    respond(&req, &state, &return_to, &email, GENERIC_FAILURE, outcome)
+    respond(&req, &state, &return_to, &email, GENERIC_FAILURE, outcome).await
 }
 
 /// The answer to a sign-in's outcome, with a password or a passkey: on to `return_to` with
 /// the session cookie, to the second step, or the login page again with `failure`.
-pub(super) fn respond(
+pub(super) async fn respond(
     req: &HttpRequest,
     state: &AppState,
     return_to: &str,
@@ -126,8 +132,9 @@ pub(super) fn respond(
     failure: &str,
     outcome: SignInOutcome,
 ) -> HttpResponse {
-    let again =
-        |status, message| render(state, status, csrf(req, state), return_to, email, message);
+    let again = |status, message| async move {
+        render(state, status, csrf(req, state), return_to, email, message).await
+    };
     match outcome {
         SignInOutcome::SignedIn { cookie } => {
             let mut resp = see_other(if return_to.is_empty() { "/" } else { return_to });
@@ -157,7 +164,7 @@ pub(super) fn respond(
             }
             resp
         }
-        SignInOutcome::Refused => again(StatusCode::OK, Some(failure)),
+        SignInOutcome::Refused => again(StatusCode::OK, Some(failure)).await,
         SignInOutcome::Unverified => {
             // Only someone who knows the password sees this page.
             let token = csrf(req, state);
@@ -176,7 +183,8 @@ pub(super) fn respond(
             let mut res = again(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some("Many people are signing in at this moment. Please try again in a second."),
-            );
+            )
+            .await;
             crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
             res
         }
@@ -184,7 +192,8 @@ pub(super) fn respond(
             let mut res = again(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some("Please try again in a moment."),
-            );
+            )
+            .await;
             crate::error::with_retry_after(&mut res, crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
             res
         }

@@ -11,6 +11,7 @@ pub mod passkeys;
 pub mod password;
 pub mod register;
 pub mod second_factor;
+pub mod upstream;
 
 /// A `return_to` we accept: our authorization endpoint (the only place a login or consent
 /// returns to), the account page or the admin pages — a local path, never another origin

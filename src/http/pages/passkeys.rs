@@ -92,7 +92,8 @@ pub async fn sign_in(
             &return_to,
             "",
             Some("This form has expired. Please sign in again."),
-        );
+        )
+        .await;
     }
     let attempt = PasskeySignIn {
         ceremony: ceremony_cookie_value(&req, &state),
@@ -110,7 +111,8 @@ pub async fn sign_in(
         "",
         super::login::PASSKEY_FAILURE,
         outcome,
-    );
+    )
+    .await;
     let _ = resp.add_cookie(&clear_ceremony_cookie(&state));
     resp
 }

@@ -27,6 +27,7 @@ struct RegisterPage<'a> {
     email_error: Option<&'a str>,
     password_error: Option<&'a str>,
     name_error: Option<&'a str>,
+    upstreams: Vec<crate::services::federation::Provider>,
 }
 
 #[derive(Template)]
@@ -55,7 +56,7 @@ fn closed() -> HttpResponse {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render(
+async fn render(
     status: StatusCode,
     token: &Csrf,
     state: &AppState,
@@ -74,6 +75,7 @@ fn render(
         email_error: errors.email.as_deref(),
         password_error: errors.password.as_deref(),
         name_error: errors.name.as_deref(),
+        upstreams: state.core.federation.providers().await,
     };
     page(status, &view, Some(token))
 }
@@ -101,6 +103,7 @@ pub async fn show(
         "",
         &FieldErrors::default(),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -138,7 +141,8 @@ pub async fn submit(
             &email,
             &name,
             &errors,
-        );
+        )
+        .await;
     }
     let rt = (!return_to.is_empty()).then_some(return_to.as_str());
     match state
@@ -162,15 +166,18 @@ pub async fn submit(
             },
             None,
         ),
-        Ok(Err(errors)) => render(
-            StatusCode::OK,
-            &token,
-            &state,
-            &return_to,
-            &email,
-            &name,
-            &errors,
-        ),
+        Ok(Err(errors)) => {
+            render(
+                StatusCode::OK,
+                &token,
+                &state,
+                &return_to,
+                &email,
+                &name,
+                &errors,
+            )
+            .await
+        }
         Err(e) => crate::http::support::accounts_failure(e, "registration failed"),
     }
 }

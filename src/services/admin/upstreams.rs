@@ -7,16 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{Actor, Admin, AdminError};
-use crate::domain::upstream::{Upstream, UpstreamSpec};
+use crate::domain::upstream::{Upstream, UpstreamSpec, secret_aad};
 use crate::domain::{AuditEntry, AuditKind, Invalid};
 use crate::store::StoreError;
 use crate::store::upstreams::{PLAIN_PREFIX, SEALED_PREFIX};
-
-fn aad(id: &str) -> Vec<u8> {
-    let mut a = id.as_bytes().to_vec();
-    a.extend_from_slice(b"\0upstream client secret");
-    a
-}
 
 impl Admin {
     /// Registers an upstream provider.
@@ -38,7 +32,7 @@ impl Admin {
             Some(kek) => format!(
                 "{SEALED_PREFIX}{}",
                 STANDARD.encode(
-                    kek.seal(valid.client_secret.as_bytes(), &aad(&valid.id))
+                    kek.seal(valid.client_secret.as_bytes(), &secret_aad(&valid.id))
                         .map_err(|e| AdminError::Unexpected(e.to_string()))?
                 )
             ),

@@ -9,6 +9,10 @@ pub struct Model {
     pub id_hash: String,
     pub user_id: String,
     pub login_ticket: Option<String>,
+    /// The first factor was this upstream provider (null: a password).
+    pub upstream: Option<String>,
+    /// An upstream identity to link when the second step succeeds (JSON).
+    pub link: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }

@@ -19,6 +19,8 @@ pub struct Model {
     /// The authorization request's ticket this session's login was made for, until a code
     /// is issued for it (`oauth::authorize`).
     pub login_ticket: Option<String>,
+    /// The upstream provider the session was signed in through (null: a local method).
+    pub upstream: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod proxy;
 pub mod rp;
 pub mod smtp;
+pub mod upstream;
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
@@ -133,8 +134,15 @@ async fn spawn_on_host(
     }
 }
 
+/// reqwest is built with rustls and no crypto provider of its own (the server's back channel
+/// brings its own, aws-lc-rs): the test clients use the same one, set once for the process.
+pub fn tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// A client like a browser's: keeps cookies, does not follow redirects (tests look at them).
 pub fn browser() -> reqwest::Client {
+    tls_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -281,6 +289,7 @@ pub fn repeat_panic_messages() {
 /// Server logs stay silent unless `TEST_LOG` is set.
 fn init_test_log() {
     repeat_panic_messages();
+    tls_provider();
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         if let Ok(filter) = std::env::var("TEST_LOG") {

@@ -36,6 +36,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The RP's back channel: no cookies, no redirects followed.
 pub fn rp_http() -> openidconnect::reqwest::Client {
+    super::tls_provider();
     openidconnect::reqwest::Client::builder()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()

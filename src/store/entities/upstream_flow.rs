@@ -1,0 +1,23 @@
+//! Row of `upstream_flows`.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "upstream_flows")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id_hash: String,
+    pub upstream_id: String,
+    pub binding_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub link_user_id: Option<String>,
+    pub return_to: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
