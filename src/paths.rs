@@ -22,6 +22,9 @@ pub const ADMIN_API: &str = "/admin/api/v1";
 pub const OPENAPI: &str = "/admin/api/openapi.json";
 
 pub const LOGIN: &str = "/login";
+/// Where an upstream identity provider sends the browser back (issue 18): the redirect URI
+/// an administrator registers at the provider, `{id}` being the upstream's id.
+pub const LOGIN_UPSTREAM_CALLBACK: &str = "/login/upstream/{id}/callback";
 /// The second step of a sign-in (a TOTP or recovery code), also the step-up page.
 pub const LOGIN_SECOND_FACTOR: &str = "/login/second-factor";
 /// TOTP enrolment (CONTRACT.md), removal, and a new set of recovery codes.

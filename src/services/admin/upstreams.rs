@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::{Actor, Admin, AdminError};
 use crate::domain::upstream::{Upstream, UpstreamSpec};
 use crate::domain::{AuditEntry, AuditKind, Invalid};
+use crate::paths;
 use crate::store::StoreError;
 use crate::store::upstreams::{PLAIN_PREFIX, SEALED_PREFIX};
 
@@ -18,7 +19,24 @@ fn aad(id: &str) -> Vec<u8> {
     a
 }
 
+/// The redirect URI to register at the provider for the upstream `id`: this server's issuer
+/// followed by [`paths::LOGIN_UPSTREAM_CALLBACK`]. Ids are `a-z`, `0-9` and `-`
+/// ([`UpstreamSpec::validate`]), so they go into the path as they are.
+pub fn upstream_redirect_uri(issuer: &str, id: &str) -> String {
+    format!(
+        "{}{}",
+        issuer.trim_end_matches('/'),
+        paths::LOGIN_UPSTREAM_CALLBACK.replace("{id}", id)
+    )
+}
+
 impl Admin {
+    /// The redirect URI to register at `upstream` ([`upstream_redirect_uri`] under this
+    /// server's issuer): the CLI, the admin API and the admin pages all show this one.
+    pub fn upstream_redirect_uri(&self, upstream: &Upstream) -> String {
+        upstream_redirect_uri(&self.settings.server.issuer, &upstream.id)
+    }
+
     /// Registers an upstream provider.
     pub async fn create_upstream(
         &self,
@@ -96,5 +114,24 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_redirect_uri;
+
+    #[test]
+    fn the_redirect_uri_is_the_issuer_and_the_callback_path() {
+        for issuer in ["https://id.example.com", "https://id.example.com/"] {
+            assert_eq!(
+                upstream_redirect_uri(issuer, "corp"),
+                "https://id.example.com/login/upstream/corp/callback"
+            );
+        }
+        assert_eq!(
+            upstream_redirect_uri("https://example.com/sso", "gh"),
+            "https://example.com/sso/login/upstream/gh/callback"
+        );
     }
 }
