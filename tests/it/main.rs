@@ -32,3 +32,4 @@ mod outage;
 mod passkeys;
 mod registration;
 mod upstreams;
+mod upstreams_admin;
