@@ -83,6 +83,10 @@ pub const ADMIN_CLIENT_SECRET: &str = "/admin/clients/{id}/secret";
 pub const ADMIN_CLIENT_DELETE: &str = "/admin/clients/{id}/delete";
 pub const ADMIN_ROLES: &str = "/admin/roles";
 pub const ADMIN_ROLE_DELETE: &str = "/admin/roles/{name}/delete";
+/// Upstream identity providers: the list with the form to register one, and a delete (a
+/// confirmation page, then the POST).
+pub const ADMIN_UPSTREAMS: &str = "/admin/upstreams";
+pub const ADMIN_UPSTREAM_DELETE: &str = "/admin/upstreams/{id}/delete";
 pub const ADMIN_AUDIT: &str = "/admin/audit";
 pub const ADMIN_KEYS: &str = "/admin/keys";
 pub const ADMIN_KEYS_ROTATE: &str = "/admin/keys/rotate";

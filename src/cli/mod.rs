@@ -121,10 +121,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
         }
         Command::Role(c) => role::run(c, &admin(settings).await?, json).await,
         Command::Audit(c) => audit::run(c, &admin(settings).await?, json).await,
-        Command::Upstream(c) => {
-            let issuer = settings.server.issuer.clone();
-            upstream::run(c, &admin(settings).await?, &issuer, json).await
-        }
+        Command::Upstream(c) => upstream::run(c, &admin(settings).await?, json).await,
     }
 }
 

@@ -52,7 +52,17 @@ pub struct CreateArgs {
     trust_email: bool,
 }
 
-fn upstream_json(u: &Upstream, issuer: &str) -> serde_json::Value {
+/// The flag that sets an [`UpstreamSpec`] field.
+fn flag_of(field: &str) -> String {
+    match field {
+        "client_id" => "client-id",
+        "client_secret" => "client-secret-stdin",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn upstream_json(u: &Upstream, redirect_uri: &str) -> serde_json::Value {
     json!({
         "id": u.id,
         "kind": u.kind.as_str(),
@@ -63,27 +73,22 @@ fn upstream_json(u: &Upstream, issuer: &str) -> serde_json::Value {
         "jit": u.jit,
         "trust_email": u.trust_email,
         "client_secret_encrypted": u.secret_sealed,
-        "redirect_uri": crate::domain::upstream::callback_uri(issuer, &u.id),
+        "redirect_uri": redirect_uri,
         "created_at": u.created_at.secs(),
     })
 }
 
-pub async fn run(
-    cmd: UpstreamCommand,
-    cli: &AdminCli,
-    issuer: &str,
-    json_out: bool,
-) -> Result<(), CliError> {
+pub async fn run(cmd: UpstreamCommand, cli: &AdminCli, json_out: bool) -> Result<(), CliError> {
     let (admin, actor) = (&cli.admin, &cli.actor);
     let failed = |id: &str| {
         let what = format!("with the id {id:?}");
-        move |e| admin_error(e, &what, str::to_owned)
+        move |e| admin_error(e, &what, flag_of)
     };
+    let json_of = |u: &Upstream| upstream_json(u, &admin.upstream_redirect_uri(u));
     let show = |u: &Upstream| {
         if json_out {
-            print_json(&upstream_json(u, issuer));
+            print_json(&json_of(u));
         } else {
-            let v = upstream_json(u, issuer);
             println!(
                 "{} ({}) {:?}\n  issuer: {}\n  client id: {}\n  scope: {}\n  just-in-time accounts: {}\n  trusted email: {}\n  redirect URI to register: {}",
                 u.id,
@@ -94,7 +99,7 @@ pub async fn run(
                 u.scope,
                 u.jit,
                 u.trust_email,
-                v["redirect_uri"].as_str().unwrap_or_default(),
+                admin.upstream_redirect_uri(u),
             );
         }
     };
@@ -126,11 +131,7 @@ pub async fn run(
         UpstreamCommand::List => {
             let all = admin.list_upstreams(actor).await.map_err(failed(""))?;
             if json_out {
-                print_json(&json!(
-                    all.iter()
-                        .map(|u| upstream_json(u, issuer))
-                        .collect::<Vec<_>>()
-                ));
+                print_json(&json!(all.iter().map(json_of).collect::<Vec<_>>()));
             } else {
                 for u in &all {
                     println!("{:<32} {:<7} {}", u.id, u.kind, u.name);

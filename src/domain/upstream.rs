@@ -75,6 +75,7 @@ pub struct Upstream {
 
 /// The redirect URI to register at a provider: this server's callback for it.
 pub fn callback_uri(issuer: &str, id: &str) -> String {
+    // Ids are a-z, 0-9 and '-' ([`UpstreamSpec::validate`]): they go into the path as they are.
     format!(
         "{}/login/upstream/{id}/callback",
         issuer.trim_end_matches('/')
@@ -125,7 +126,7 @@ pub const MAX_SUBJECT: usize = 255;
 pub const MAX_PROFILE_EMAIL: usize = 254;
 pub const MAX_PROFILE_NAME: usize = 128;
 
-/// What an administrator asks for (`castellan upstream create`).
+/// What an administrator asks for (`castellan upstream create`, the admin API and page).
 #[derive(Clone)]
 pub struct UpstreamSpec {
     pub id: String,
@@ -164,7 +165,8 @@ pub struct ValidUpstream {
     pub trust_email: bool,
 }
 
-/// One wrong field: its name (as the CLI flag) and why.
+/// One wrong field: its name (the [`UpstreamSpec`] field, as the admin API's JSON spells it;
+/// the CLI names its flag) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecProblem {
     pub field: &'static str,
@@ -286,15 +288,15 @@ impl UpstreamSpec {
         let client_id = clean(&self.client_id).filter(|c| c.len() <= MAX_CLIENT_ID);
         if client_id.is_none() {
             problems.push(problem(
-                "client-id",
+                "client_id",
                 format!("must be 1 to {MAX_CLIENT_ID} characters, no control characters"),
             ));
         }
         let secret = self.client_secret.trim_end_matches(['\r', '\n']).to_owned();
         if secret.is_empty() || secret.len() > MAX_SECRET || secret.chars().any(char::is_control) {
             problems.push(problem(
-                "client-secret-stdin",
-                format!("must be 1 to {MAX_SECRET} bytes on standard input, one line"),
+                "client_secret",
+                format!("must be 1 to {MAX_SECRET} bytes, one line, no control characters"),
             ));
         }
         let scope = match &self.scope {
@@ -412,7 +414,7 @@ mod tests {
         s.id = "Bad Id".into();
         s.client_secret = "\n".into();
         s.name = " ".into();
-        assert_eq!(fields(s.validate()), ["id", "name", "client-secret-stdin"]);
+        assert_eq!(fields(s.validate()), ["id", "name", "client_secret"]);
         let mut s = spec("oidc", Some("https://id.example.com"));
         s.scope = Some("email profile".into());
         assert_eq!(fields(s.validate()), ["scope"]);

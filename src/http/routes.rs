@@ -210,6 +210,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             paths::ADMIN_ROLE_DELETE,
             web::post().to(admin_pages::roles::role_delete),
         )
+        .route(
+            paths::ADMIN_UPSTREAMS,
+            web::get().to(admin_pages::upstreams::upstreams),
+        )
+        .route(
+            paths::ADMIN_UPSTREAMS,
+            web::post().to(admin_pages::upstreams::upstream_create),
+        )
+        .route(
+            paths::ADMIN_UPSTREAM_DELETE,
+            web::get().to(admin_pages::upstreams::upstream_delete_confirm),
+        )
+        .route(
+            paths::ADMIN_UPSTREAM_DELETE,
+            web::post().to(admin_pages::upstreams::upstream_delete),
+        )
         .route(paths::ADMIN_AUDIT, web::get().to(admin_pages::audit::audit))
         .route(paths::ADMIN_KEYS, web::get().to(admin_pages::keys::keys))
         .route(

@@ -19,9 +19,9 @@ fn with_mail(sink: &SmtpSink) -> impl FnOnce(&mut castellan::Settings) {
     move |s| s.mail.smtp_url = Some(castellan::config::Secret::new(url))
 }
 
-const API: &str = "/admin/api/v1";
+pub(crate) const API: &str = "/admin/api/v1";
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -88,16 +88,16 @@ async fn client_token(app: &TestApp, scope: &str) -> String {
 }
 
 /// Tokens of every kind of caller.
-struct Callers {
-    admin: String,
-    admin_id: String,
-    user: String,
-    user_id: String,
-    automation: String,
-    other_client: String,
+pub(crate) struct Callers {
+    pub admin: String,
+    pub admin_id: String,
+    pub user: String,
+    pub user_id: String,
+    pub automation: String,
+    pub other_client: String,
 }
 
-async fn callers(app: &TestApp) -> Callers {
+pub(crate) async fn callers(app: &TestApp) -> Callers {
     let admin_id = create_user(app, "root@example.com", PASSWORD);
     set_roles(app, "root@example.com", &["admin"]);
     let user_id = create_user(app, "bob@example.com", PASSWORD);
@@ -140,7 +140,7 @@ async fn callers(app: &TestApp) -> Callers {
 }
 
 /// Every route of the API, with a request an administrator may make. `{user}`, `{client}`,
-/// `{role}` and `{victim}` are filled in with objects made for the purpose.
+/// `{role}`, `{victim}` and `{upstream}` are filled in with objects made for the purpose.
 const ROUTES: &[(&str, &str, u16)] = &[
     ("GET", "/users", 200),
     ("POST", "/users", 201),
@@ -163,6 +163,10 @@ const ROUTES: &[(&str, &str, u16)] = &[
     ("GET", "/keys", 200),
     ("POST", "/keys/rotate", 201),
     ("GET", "/audit", 200),
+    ("GET", "/upstreams", 200),
+    ("POST", "/upstreams", 201),
+    ("GET", "/upstreams/{upstream}", 200),
+    ("DELETE", "/upstreams/{upstream}", 204),
 ];
 
 fn body_for(method: &str, route: &str, n: usize) -> Option<Value> {
@@ -176,6 +180,10 @@ fn body_for(method: &str, route: &str, n: usize) -> Option<Value> {
         ("POST", "/roles") => {
             Some(json!({"name": format!("role-{n}"), "description": "made in a test"}))
         }
+        ("POST", "/upstreams") => Some(json!({
+            "id": format!("made-{n}"), "kind": "github", "name": "GitHub",
+            "client_id": "Iv1.abc", "client_secret": "upstream-secret",
+        })),
         _ => None,
     }
 }
@@ -192,6 +200,26 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_serves_ad
         let (client, _) = create_client(&app, &["--redirect-uri", REDIRECT_URI]);
         let role = format!("temp-{i}");
         json_out(&app.castellan(&["role", "create", &role, "--json"]));
+        let upstream = format!("up-{i}");
+        if route.contains("{upstream}") {
+            json_out(&app.castellan_stdin(
+                &[
+                    "upstream",
+                    "create",
+                    "--id",
+                    &upstream,
+                    "--kind",
+                    "google",
+                    "--name",
+                    "Google",
+                    "--client-id",
+                    "castellan",
+                    "--client-secret-stdin",
+                    "--json",
+                ],
+                "upstream-secret\n",
+            ));
+        }
         let path = format!(
             "{API}{}",
             route
@@ -199,6 +227,7 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_serves_ad
                 .replace("{victim}", &victim)
                 .replace("{client}", &client)
                 .replace("{role}", &role)
+                .replace("{upstream}", &upstream)
         );
         let body = || body_for(method, route, i);
 
@@ -250,7 +279,14 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_serves_ad
             res.text
         );
     }
-    for path in ["/users", "/clients", "/roles", "/keys", "/audit"] {
+    for path in [
+        "/users",
+        "/clients",
+        "/roles",
+        "/keys",
+        "/audit",
+        "/upstreams",
+    ] {
         let res = call(
             &app,
             "GET",
@@ -280,6 +316,8 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_serves_ad
         "key_rotated",
         "password_reset_requested",
         "mfa_reset",
+        "upstream_created",
+        "upstream_deleted",
     ] {
         assert_eq!(
             app.count(&format!(
@@ -319,7 +357,7 @@ async fn the_openapi_document_is_3_1_and_lists_exactly_the_routes() {
     let routed: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(m, r, _)| {
-            let r = ["{user}", "{victim}", "{client}", "{role}"]
+            let r = ["{user}", "{victim}", "{client}", "{role}", "{upstream}"]
                 .iter()
                 .fold(r.to_string(), |acc, p| acc.replace(p, "{x}"));
             (m.to_string(), r)

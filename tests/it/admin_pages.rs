@@ -50,7 +50,7 @@ async fn login(app: &TestApp, client: &reqwest::Client, email: &str, return_to: 
 }
 
 /// A server with an administrator signed in with the app's browser; returns the admin's id.
-async fn admin_app() -> (TestApp, String) {
+pub(crate) async fn admin_app() -> (TestApp, String) {
     let app = spawn_app().await;
     let id = create_admin(&app, ADMIN_EMAIL);
     assert_eq!(
@@ -61,20 +61,20 @@ async fn admin_app() -> (TestApp, String) {
 }
 
 /// GET with the app's browser: status and body.
-async fn get(app: &TestApp, path: &str) -> (u16, String) {
+pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, String) {
     let res = app.get(path).await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
 /// GET that must be a 200 page.
-async fn page(app: &TestApp, path: &str) -> String {
+pub(crate) async fn page(app: &TestApp, path: &str) -> String {
     let (status, body) = get(app, path).await;
     assert_eq!(status, 200, "GET {path}:\n{body}");
     body
 }
 
 /// Submits the form of `page_path` that posts to `action`, as the browser would.
-async fn submit(
+pub(crate) async fn submit(
     app: &TestApp,
     page_path: &str,
     action: &str,
@@ -88,7 +88,7 @@ async fn submit(
         .await
 }
 
-async fn see_other(res: reqwest::Response) -> String {
+pub(crate) async fn see_other(res: reqwest::Response) -> String {
     let status = res.status().as_u16();
     if status != 303 {
         panic!("expected 303, got {status}:\n{}", res.text().await.unwrap());
@@ -97,13 +97,13 @@ async fn see_other(res: reqwest::Response) -> String {
 }
 
 /// The text of the element with this id (`<code id="...">text</code>`), unescaped.
-fn element(html: &str, id: &str) -> Option<String> {
+pub(crate) fn element(html: &str, id: &str) -> Option<String> {
     let start = html.find(&format!("id=\"{id}\">"))? + id.len() + 6;
     let end = html[start..].find('<')? + start;
     Some(unescape(&html[start..end]))
 }
 
-async fn audit_rows(app: &TestApp, kind: &str, actor: &str) -> i64 {
+pub(crate) async fn audit_rows(app: &TestApp, kind: &str, actor: &str) -> i64 {
     app.count(&format!(
         "audit_events WHERE kind = '{kind}' AND actor = 'user:{actor}'"
     ))
@@ -121,6 +121,7 @@ async fn anonymous_visitors_are_sent_to_login_and_back_to_the_admin_page_they_as
         "/admin/users?q=ada",
         "/admin/keys",
         "/admin/audit",
+        "/admin/upstreams",
     ] {
         let res = app.get(path).await;
         assert_eq!(res.status(), 303, "{path}");
@@ -165,6 +166,8 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_page_and_form() {
         "/admin/roles".to_owned(),
         "/admin/audit".to_owned(),
         "/admin/keys".to_owned(),
+        "/admin/upstreams".to_owned(),
+        "/admin/upstreams/nosuch/delete".to_owned(),
     ] {
         let (status, body) = get(&app, &path).await;
         assert_eq!(status, 403, "GET {path}");
@@ -193,6 +196,17 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_page_and_form() {
         ("/admin/clients".to_owned(), vec![("name", "Evil")]),
         (format!("/admin/clients/{client_id}/secret"), vec![]),
         (format!("/admin/clients/{client_id}/delete"), vec![]),
+        (
+            "/admin/upstreams".to_owned(),
+            vec![
+                ("id", "evil"),
+                ("kind", "google"),
+                ("name", "Evil"),
+                ("client_id", "c"),
+                ("client_secret", "s"),
+            ],
+        ),
+        ("/admin/upstreams/nosuch/delete".to_owned(), vec![]),
     ] {
         let mut form = vec![("csrf_token", csrf.as_str())];
         form.extend(extra);
@@ -208,6 +222,7 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_page_and_form() {
     assert_eq!(app.count("signing_keys").await, keys);
     assert_eq!(app.count("roles").await, roles);
     assert_eq!(app.count("clients").await, 1);
+    assert_eq!(app.count("upstream_providers").await, 0);
     assert_eq!(
         app.count(&format!(
             "users WHERE id = '{admin_id}' AND disabled = false AND roles LIKE '%admin%'"

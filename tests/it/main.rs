@@ -33,3 +33,4 @@ mod outage;
 mod passkeys;
 mod registration;
 mod upstreams;
+mod upstreams_admin;

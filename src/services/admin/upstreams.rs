@@ -13,6 +13,12 @@ use crate::store::StoreError;
 use crate::store::upstreams::{PLAIN_PREFIX, SEALED_PREFIX};
 
 impl Admin {
+    /// The redirect URI to register at `upstream` (`domain::upstream::callback_uri` under this
+    /// server's issuer): the CLI, the admin API and the admin pages all show this one.
+    pub fn upstream_redirect_uri(&self, upstream: &Upstream) -> String {
+        crate::domain::upstream::callback_uri(&self.settings.server.issuer, &upstream.id)
+    }
+
     /// Registers an upstream provider.
     pub async fn create_upstream(
         &self,
@@ -90,5 +96,24 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::upstream::callback_uri as upstream_redirect_uri;
+
+    #[test]
+    fn the_redirect_uri_is_the_issuer_and_the_callback_path() {
+        for issuer in ["https://id.example.com", "https://id.example.com/"] {
+            assert_eq!(
+                upstream_redirect_uri(issuer, "corp"),
+                "https://id.example.com/login/upstream/corp/callback"
+            );
+        }
+        assert_eq!(
+            upstream_redirect_uri("https://example.com/sso", "gh"),
+            "https://example.com/sso/login/upstream/gh/callback"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The admin REST API (`/admin/api/v1`): users, clients, roles, signing keys and the audit
-//! log, over the use cases of [`crate::services::admin`], one file per resource. Its OpenAPI
+//! The admin REST API (`/admin/api/v1`): users, clients, roles, signing keys, the audit log
+//! and upstream identity providers, over the use cases of [`crate::services::admin`], one file per resource. Its OpenAPI
 //! 3.1 document is generated from the annotations ([`ApiDoc`]) and served at
 //! `/admin/api/openapi.json`.
 //!
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod roles;
+pub mod upstreams;
 pub mod users;
 
 use actix_web::http::StatusCode;
@@ -283,16 +284,19 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Castellan admin API", version = "1",
-        description = "Users, clients, roles, signing keys and the audit log. Errors are RFC 9457 problem details."),
+        description = "Users, clients, roles, signing keys, the audit log and upstream identity providers. Errors are RFC 9457 problem details."),
     paths(users::list_users, users::create_user, users::get_user, users::update_user,
         users::delete_user, users::send_password_reset, users::end_sessions, users::reset_mfa,
         clients::list_clients, clients::create_client, clients::get_client, clients::update_client,
         clients::delete_client, clients::rotate_client_secret,
         roles::list_roles, roles::create_role, roles::delete_role,
-        keys::list_keys, keys::rotate_key, audit::audit),
+        keys::list_keys, keys::rotate_key, audit::audit,
+        upstreams::list_upstreams, upstreams::create_upstream, upstreams::get_upstream,
+        upstreams::delete_upstream),
     components(schemas(Problem, FieldProblem)),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "clients"), (name = "roles"), (name = "keys"), (name = "audit"))
+    tags((name = "users"), (name = "clients"), (name = "roles"), (name = "keys"), (name = "audit"),
+        (name = "upstreams"))
 )]
 pub struct ApiDoc;
 
@@ -323,6 +327,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(roles::routes)
                 .configure(keys::routes)
                 .configure(audit::routes)
+                .configure(upstreams::routes)
                 .default_service(web::to(|| async {
                     problem(StatusCode::NOT_FOUND, "no such resource or method", vec![])
                 })),

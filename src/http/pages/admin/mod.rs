@@ -1,4 +1,5 @@
-//! The admin pages (`/admin`): users, clients, roles, the audit log and signing keys, for a
+//! The admin pages (`/admin`): users, clients, roles, the audit log, signing keys and upstream
+//! identity providers, for a
 //! signed-in user with the `admin` role, one file per resource. Server-rendered, no JavaScript.
 //!
 //! - Not signed in: 303 to the login page, which comes back here (`return_to`).
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod roles;
+pub mod upstreams;
 pub mod users;
 
 use actix_web::dev::Payload;
@@ -178,6 +180,10 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "role-created" => "The role is created.",
         "role-deleted" => "The role is deleted.",
         "key-rotated" => "A new signing key is published; it signs from the time shown.",
+        "upstream-created" => {
+            "The upstream provider is registered. Register its redirect URI at the provider."
+        }
+        "upstream-deleted" => "The upstream provider is deleted.",
         _ => return None,
     })
 }
