@@ -683,7 +683,7 @@ impl Settings {
         if !(1..=120).contains(&self.upstream.timeout_secs) {
             return Err(invalid(
                 "upstream.timeout_secs",
-                &self.upstream.timeout_secs.to_string(),
+                self.upstream.timeout_secs.to_string(),
                 "1 to 120 seconds",
             ));
         }

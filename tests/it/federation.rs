@@ -509,3 +509,231 @@ async fn an_unknown_provider_and_an_unreachable_one_end_on_a_page() {
         "an unreachable provider"
     );
 }
+
+// --- GitHub, against a stand-in that answers as GitHub documents ---------------------------
+
+use crate::harness::github::{CLIENT_ID, CLIENT_SECRET, Github, GithubUser};
+
+async fn with_github(secret: &str) -> (crate::harness::TestApp, Github) {
+    let gh = Github::start().await;
+    let (web_url, api_url) = (gh.address.clone(), gh.address.clone());
+    let app = crate::harness::spawn_app_with(move |s| {
+        s.upstream.github_url = web_url;
+        s.upstream.github_api_url = api_url;
+    })
+    .await;
+    let out = app.castellan_stdin(
+        &[
+            "upstream",
+            "create",
+            "--id",
+            "github",
+            "--kind",
+            "github",
+            "--name",
+            "GitHub",
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret-stdin",
+        ],
+        &format!("{secret}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (app, gh)
+}
+
+/// Start at the app, through the stand-in (which answers at once), back at the callback.
+async fn github_round(app: &crate::harness::TestApp) -> reqwest::Response {
+    let res = app
+        .client
+        .get(app.url("/login/upstream/github"))
+        .send()
+        .await
+        .expect("start");
+    let to_github = expect_redirect(app, res, "start").await;
+    assert!(to_github.contains("/login/oauth/authorize?"), "{to_github}");
+    assert_eq!(
+        query_param(&to_github, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&to_github, "scope").as_deref(),
+        Some("read:user user:email")
+    );
+    let res = browser().get(&to_github).send().await.expect("github");
+    let back = crate::harness::forms::location(&res);
+    app.client.get(&back).send().await.expect("callback")
+}
+
+fn octocat(emails: Vec<(String, bool, bool)>) -> GithubUser {
+    GithubUser {
+        id: 583231,
+        login: "octocat".into(),
+        name: Some("The Octocat".into()),
+        emails,
+    }
+}
+
+#[tokio::test]
+async fn github_signs_in_with_the_verified_primary_email_and_the_numeric_id() {
+    let (app, gh) = with_github(CLIENT_SECRET).await;
+    gh.sign_in_as(octocat(vec![
+        ("old@example.com".into(), false, true),
+        ("octo@example.com".into(), true, true),
+    ]));
+    let res = github_round(&app).await;
+    let to = expect_redirect(&app, res, "callback").await;
+    assert_eq!(path_of(&to), "/");
+    assert_eq!(
+        app.count("users WHERE email = 'octo@example.com' AND email_verified = true AND name = 'The Octocat'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("upstream_identities WHERE upstream_id = 'github' AND subject = '583231'")
+            .await,
+        1
+    );
+    // The login can change at GitHub; the id cannot: the same account signs in.
+    let mut renamed = octocat(vec![("octo@example.com".into(), true, true)]);
+    renamed.login = "octo-renamed".into();
+    gh.sign_in_as(renamed);
+    let mut app = app;
+    app.client = browser();
+    let res = github_round(&app).await;
+    expect_redirect(&app, res, "callback").await;
+    assert_eq!(app.count("users").await, 1);
+    // Castellan called the token endpoint and both API paths.
+    let seen = gh.seen();
+    assert!(seen.iter().any(|p| p == "/user/emails"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_github_account_whose_only_email_is_unverified_makes_no_account_and_links_nothing() {
+    let (app, gh) = with_github(CLIENT_SECRET).await;
+    // Someone claims another person's address at GitHub without verifying it.
+    create_user(&app, "victim@example.com", PASSWORD);
+    gh.sign_in_as(octocat(vec![("victim@example.com".into(), true, false)]));
+    let res = github_round(&app).await;
+    assert_eq!(failure(res, 403).await, "no_email");
+    assert_eq!(app.count("users").await, 1, "no account made");
+    assert_eq!(
+        app.count("upstream_identities").await,
+        0,
+        "nothing linked to the victim"
+    );
+    assert_eq!(
+        app.count("upstream_link_requests").await,
+        0,
+        "not even a proof page"
+    );
+}
+
+#[tokio::test]
+async fn github_refusing_the_code_ends_on_a_clear_page() {
+    let (app, gh) = with_github("not-the-secret-github-knows").await;
+    gh.sign_in_as(octocat(vec![("octo@example.com".into(), true, true)]));
+    let res = github_round(&app).await;
+    assert_eq!(failure(res, 502).await, "provider_error");
+    assert_eq!(app.count("users").await, 0);
+}
+
+#[tokio::test]
+async fn an_id_token_with_a_bad_signature_is_refused() {
+    use crate::harness::tamper::{Tamper, bind};
+    let app = spawn_app().await;
+    let (listener, proxy_address) = bind();
+    let issuer = proxy_address.clone();
+    let idp = crate::harness::spawn_app_with(move |s| s.server.issuer = issuer).await;
+    let proxy = Tamper::start(listener, proxy_address.clone(), &idp.address);
+    create_user(&idp, "sig@example.com", PASSWORD);
+    let (client_id, secret) = crate::harness::rp::create_client(
+        &idp,
+        &[
+            "--redirect-uri",
+            &callback_of(&app, "corp"),
+            "--skip-consent",
+        ],
+    );
+    let out = app.castellan_stdin(
+        &[
+            "upstream",
+            "create",
+            "--id",
+            "corp",
+            "--kind",
+            "oidc",
+            "--name",
+            "Corp",
+            "--issuer",
+            &proxy_address,
+            "--client-id",
+            &client_id,
+            "--client-secret-stdin",
+        ],
+        &format!("{}\n", secret.expect("secret")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Unspoiled, through the proxy: signed in (the proxy itself changes nothing).
+    let res = proxied_round(&app, &proxy, false).await;
+    assert_eq!(res.status().as_u16(), 303, "{:?}", res.text().await);
+    let mut app = app;
+    app.client = browser();
+    let res = proxied_round(&app, &proxy, true).await;
+    assert_eq!(failure(res, 502).await, "bad_answer");
+    assert_eq!(
+        app.count(
+            "audit_events WHERE kind = 'upstream_login_failed' AND detail LIKE '%reason=bad_answer'"
+        )
+        .await,
+        1
+    );
+}
+
+/// Start at the app; through the proxy with a browser of its own (the idp's login); then the
+/// app's callback, with the proxy spoiling ID tokens from then on when `spoil`.
+async fn proxied_round(
+    app: &crate::harness::TestApp,
+    proxy: &crate::harness::tamper::Tamper,
+    spoil: bool,
+) -> reqwest::Response {
+    use crate::harness::forms::{location, resolve_against};
+    let ua = browser();
+    let res = app.client.get(app.url(START)).send().await.expect("start");
+    let mut loc = expect_redirect(app, res, "start").await;
+    for _ in 0..6 {
+        if loc.starts_with(&format!("{}/", app.address)) {
+            break;
+        }
+        let url = resolve_against(&proxy.address, &loc);
+        let res = if path_of(&url) == "/login" {
+            let page = expect_page(ua.get(&url).send().await.expect("login"), "login").await;
+            let form = Form::with_input(&page, "password").on_page(&url);
+            let body = form.body(
+                &[("email", "sig@example.com"), ("password", PASSWORD)],
+                None,
+            );
+            ua.post(resolve_against(&url, &form.action))
+                .form(&body)
+                .send()
+                .await
+                .expect("login POST")
+        } else {
+            ua.get(&url).send().await.expect("idp")
+        };
+        loc = location(&res);
+    }
+    if spoil {
+        proxy.spoil_id_tokens();
+    }
+    app.client.get(&loc).send().await.expect("callback")
+}

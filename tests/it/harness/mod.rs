@@ -7,10 +7,12 @@ pub mod authenticator;
 pub mod browser;
 mod db;
 pub mod forms;
+pub mod github;
 pub mod jwt;
 pub mod proxy;
 pub mod rp;
 pub mod smtp;
+pub mod tamper;
 pub mod upstream;
 
 use std::net::TcpListener;
