@@ -507,3 +507,116 @@ async fn a_user_registers_a_passkey_steps_up_with_it_signs_out_and_signs_in_with
             >= 2
     );
 }
+
+#[tokio::test]
+async fn a_user_signs_in_to_an_app_through_an_upstream_castellan_in_a_real_browser() {
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let shots = screenshots();
+    browser.screenshot_on_failure(shots.join("upstream-failure.png"));
+    // The server under test on `localhost`, the upstream on `127.0.0.1`: two sites to the
+    // browser, so their same-named cookies stay apart.
+    let app = crate::harness::spawn_app_at_localhost(|_| {}).await;
+    let idp = crate::harness::spawn_app().await;
+    crate::harness::upstream::register(&app, &idp, "corp", &[], false);
+    let email = "ada@example.com";
+    crate::harness::rp::create_user(&idp, email, crate::harness::rp::PASSWORD);
+    let (redirect_uri, _landed) = start_app_listener().await;
+    let (client_id, secret) = create_client(
+        &app,
+        &[
+            "--name",
+            "Brokered app",
+            "--redirect-uri",
+            &redirect_uri,
+            "--scope",
+            "openid email",
+            "--skip-consent",
+        ],
+    );
+    let secret = secret.expect("a confidential client has a secret");
+    let verifier = random_token(64);
+    let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("scope", "openid email")
+        .append_pair("state", "s1")
+        .append_pair("nonce", "n1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    browser
+        .goto(&format!("{}?{}", app.url("/oauth2/authorize"), q.finish()))
+        .await;
+    let app_origin = app.address.clone();
+    browser
+        .wait_for_url(
+            move |u| u.starts_with(&app_origin) && path_of(u) == "/login",
+            STEP,
+            "the login page",
+        )
+        .await;
+    browser
+        .wait_for(r#"a[href^="/login/upstream/corp"]"#, STEP)
+        .await;
+    browser.screenshot(shots.join("upstream-login.png")).await;
+    browser.click(r#"a[href^="/login/upstream/corp"]"#).await;
+    // At the upstream's own login page.
+    let idp_origin = idp.address.clone();
+    browser
+        .wait_for_url(
+            move |u| u.starts_with(&idp_origin) && path_of(u) == "/login",
+            STEP,
+            "the upstream's login page",
+        )
+        .await;
+    browser
+        .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
+        .await;
+    browser
+        .type_into(
+            &format!("{LOGIN_FORM} input[name=password]"),
+            crate::harness::rp::PASSWORD,
+        )
+        .await;
+    browser
+        .click(&format!(
+            "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
+        ))
+        .await;
+    let back = browser
+        .wait_for_url(
+            |u| u.starts_with(&redirect_uri),
+            STEP,
+            "back at the app, signed in through the upstream",
+        )
+        .await;
+    let code = query_param(&back, "code").expect("a code");
+    let tokens: serde_json::Value = reqwest::Client::new()
+        .post(app.url("/oauth2/token"))
+        .header("authorization", basic_auth(&client_id, &secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .expect("the token request")
+        .json()
+        .await
+        .expect("a token response");
+    let claims = jwt::claims(tokens["id_token"].as_str().expect("an ID token"));
+    assert_eq!(claims["amr"], serde_json::json!(["fed"]), "{claims}");
+    assert_eq!(claims["email"], email, "{claims}");
+    assert_eq!(app.count("upstream_identities").await, 1);
+    // The account page lists the provider, with its unlink button.
+    browser.goto(&app.url("/account")).await;
+    browser
+        .wait_for(r#"button[name="unlink"][value="corp"]"#, STEP)
+        .await;
+    browser.screenshot(shots.join("upstream-account.png")).await;
+}

@@ -88,6 +88,7 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
         let driver_url = format!("http://127.0.0.1:{port}");
+        super::tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
