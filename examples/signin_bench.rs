@@ -10,7 +10,10 @@
 //! here through the pages; each may sign in at most three times per 30 s, the RFC 6238 steps
 //! the server accepts and never twice; `TOTP_OFFSET=N` starts at `totp{N}`), `passkey` (user
 //! `pk@bench.test` or `PASSKEY_USER`, its passkey registered
-//! here; the software authenticator of the tests answers). Every user's password is
+//! here; the software authenticator of the tests answers), `brokered` (through the upstream
+//! provider `corp`, a second Castellan, with a password sign-in there in every flow) and
+//! `brokered-sso` (the same with one session at the upstream, `UPSTREAM` its issuer, as when
+//! the person is signed in there already). Every user's password is
 //! `load-test-passphrase-42`. Prints one JSON line: flows per second, errors, latency
 //! percentiles (ms).
 
@@ -272,6 +275,46 @@ impl Target {
                     .await?;
                 location(&res)?
             }
+            How::Brokered(session) => {
+                let start = format!(
+                    "/login/upstream/corp?return_to={}",
+                    url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+                );
+                let res = self.get(c, &start).await?;
+                let mut loc = location(&res)?;
+                let idp = session.clone().unwrap_or_else(client);
+                for _ in 0..6 {
+                    if loc.starts_with(&self.issuer) {
+                        break;
+                    }
+                    let res = idp.get(&loc).send().await.map_err(|e| e.to_string())?;
+                    if res.status() == 200 {
+                        // The upstream's login page.
+                        let origin = url::Url::parse(&loc).map_err(|e| e.to_string())?;
+                        let page = res.text().await.map_err(|e| e.to_string())?;
+                        let res = idp
+                            .post(origin.join("/login").map_err(|e| e.to_string())?)
+                            .form(&[
+                                ("csrf_token", field(&page, "csrf_token")?),
+                                ("return_to", field(&page, "return_to")?),
+                                ("email", "pw@bench.test".into()),
+                                ("password", PASSWORD.into()),
+                            ])
+                            .send()
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        loc = origin.join(&location(&res)?).map_err(|e| e.to_string())?.to_string();
+                    } else {
+                        let origin = url::Url::parse(&loc).map_err(|e| e.to_string())?;
+                        loc = origin.join(&location(&res)?).map_err(|e| e.to_string())?.to_string();
+                    }
+                }
+                let res = c.get(&loc).send().await.map_err(|e| e.to_string())?;
+                if res.status() != 303 {
+                    return Err(format!("the callback answered {}", res.status()));
+                }
+                location(&res)?
+            }
             How::Passkey(key) => {
                 let opts: serde_json::Value = self
                     .post(c, "/login/passkey/options", &[("csrf_token", &csrf)])
@@ -364,6 +407,10 @@ enum How {
     Password,
     Totp(Arc<TotpPool>),
     Passkey(Arc<SoftPasskey>),
+    /// Through the upstream provider `corp` (a second Castellan): with `Some`, the browser's
+    /// session at the upstream (signed in once, shared); with `None`, a password sign-in at
+    /// the upstream in every flow.
+    Brokered(Option<reqwest::Client>),
 }
 
 /// TOTP users and the last time step each has used: a code is taken for a step the server
@@ -505,6 +552,32 @@ async fn main() {
                 std::process::exit(1);
             }
         },
+        "brokered" => How::Brokered(None),
+        "brokered-sso" => {
+            // Signed in at the upstream once (UPSTREAM names it); every flow reuses that session.
+            let upstream = std::env::var("UPSTREAM").expect("UPSTREAM: the upstream's issuer");
+            let idp = client();
+            let login = idp
+                .get(format!("{upstream}/login"))
+                .send()
+                .await
+                .expect("the upstream's login page")
+                .text()
+                .await
+                .expect("a page");
+            let res = idp
+                .post(format!("{upstream}/login"))
+                .form(&[
+                    ("csrf_token", field(&login, "csrf_token").expect("csrf")),
+                    ("email", "pw@bench.test".into()),
+                    ("password", PASSWORD.into()),
+                ])
+                .send()
+                .await
+                .expect("sign in at the upstream");
+            assert_eq!(res.status(), 303, "signed in at the upstream");
+            How::Brokered(Some(idp))
+        }
         other => {
             eprintln!("unknown scenario {other}");
             std::process::exit(2);
