@@ -303,10 +303,16 @@ impl Target {
                             .send()
                             .await
                             .map_err(|e| e.to_string())?;
-                        loc = origin.join(&location(&res)?).map_err(|e| e.to_string())?.to_string();
+                        loc = origin
+                            .join(&location(&res)?)
+                            .map_err(|e| e.to_string())?
+                            .to_string();
                     } else {
                         let origin = url::Url::parse(&loc).map_err(|e| e.to_string())?;
-                        loc = origin.join(&location(&res)?).map_err(|e| e.to_string())?.to_string();
+                        loc = origin
+                            .join(&location(&res)?)
+                            .map_err(|e| e.to_string())?
+                            .to_string();
                     }
                 }
                 let res = c.get(&loc).send().await.map_err(|e| e.to_string())?;

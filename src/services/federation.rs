@@ -901,3 +901,87 @@ fn answer_code(c: &Callback) -> Result<String, Failure> {
         .filter(|code| !code.is_empty() && code.len() <= 2048)
         .ok_or_else(|| Failure::BadAnswer("no code".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callback(code: Option<&str>, error: Option<&str>) -> Callback {
+        Callback {
+            code: code.map(str::to_owned),
+            error: error.map(str::to_owned),
+            ..Callback::default()
+        }
+    }
+
+    #[test]
+    fn the_answer_is_a_code_or_what_the_provider_said_instead() {
+        assert_eq!(answer_code(&callback(Some("c"), None)), Ok("c".to_owned()));
+        assert_eq!(
+            answer_code(&callback(Some("c"), Some("access_denied"))),
+            Err(Failure::Denied)
+        );
+        // An error wins over a code; its text is cut to visible ASCII before it is logged.
+        assert_eq!(
+            answer_code(&callback(None, Some("server_error\r\nX-Injected: 1"))),
+            Err(Failure::ProviderError(
+                "error=server_errorX-Injected:1".into()
+            ))
+        );
+        assert!(matches!(
+            answer_code(&callback(None, None)),
+            Err(Failure::BadAnswer(_))
+        ));
+        assert!(matches!(
+            answer_code(&callback(Some(""), None)),
+            Err(Failure::BadAnswer(_))
+        ));
+        let long = "c".repeat(2049);
+        assert!(matches!(
+            answer_code(&callback(Some(&long), None)),
+            Err(Failure::BadAnswer(_))
+        ));
+    }
+
+    fn profile(subject: &str, email: Option<&str>, name: Option<&str>) -> UpstreamProfile {
+        UpstreamProfile {
+            subject: subject.into(),
+            email: email.map(str::to_owned),
+            email_verified: true,
+            name: name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn claims_from_a_provider_are_bounded() {
+        assert!(truncate_claim(profile("", None, None)).is_err());
+        assert!(truncate_claim(profile(&"s".repeat(MAX_SUBJECT + 1), None, None)).is_err());
+        // Not an email: dropped, and so is its verified flag.
+        let p = truncate_claim(profile("s", Some("not an email"), None)).expect("ok");
+        assert_eq!((p.email, p.email_verified), (None, false));
+        let p =
+            truncate_claim(profile("s", Some("a@example.com"), Some(" Ada\u{7}\n "))).expect("ok");
+        assert_eq!(p.email.as_deref(), Some("a@example.com"));
+        assert_eq!(p.name.as_deref(), Some("Ada"));
+        let p = truncate_claim(profile("s", None, Some(&"n".repeat(500)))).expect("ok");
+        assert_eq!(p.name.map(|n| n.chars().count()), Some(MAX_PROFILE_NAME));
+        let p = truncate_claim(profile("s", None, Some(" \t "))).expect("ok");
+        assert_eq!(p.name, None);
+    }
+
+    #[test]
+    fn every_failure_has_a_page_message_and_an_audit_reason_without_its_detail() {
+        let secretish = "code=abc123";
+        for f in [
+            Failure::ProviderError(secretish.into()),
+            Failure::State(secretish.into()),
+            Failure::Mixup(secretish.into()),
+            Failure::BadAnswer(secretish.into()),
+            Failure::Unreachable(secretish.into()),
+        ] {
+            assert!(!f.message().contains(secretish));
+            assert!(!f.reason().contains(secretish));
+            assert!(!f.message().is_empty());
+        }
+    }
+}

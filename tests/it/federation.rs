@@ -737,3 +737,69 @@ async fn proxied_round(
     }
     app.client.get(&loc).send().await.expect("callback")
 }
+
+#[tokio::test]
+async fn a_provider_that_accepts_but_never_answers_times_out_on_a_clear_page() {
+    use crate::harness::proxy::{Mode, Proxy};
+    let app = crate::harness::spawn_app_with(|s| s.upstream.timeout_secs = 1).await;
+    let idp = spawn_app().await;
+    let proxy = Proxy::start(format!("127.0.0.1:{}", idp.port).parse().expect("addr")).await;
+    proxy.set(Mode::Blackhole);
+    let (client_id, secret) =
+        crate::harness::rp::create_client(&idp, &["--redirect-uri", &callback_of(&app, "corp")]);
+    let issuer = format!("http://127.0.0.1:{}", proxy.port());
+    let out = app.castellan_stdin(
+        &[
+            "upstream",
+            "create",
+            "--id",
+            "corp",
+            "--kind",
+            "oidc",
+            "--name",
+            "Corp",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            &client_id,
+            "--client-secret-stdin",
+        ],
+        &format!("{}\n", secret.expect("secret")),
+    );
+    assert!(out.status.success());
+    let t0 = std::time::Instant::now();
+    let res = app.client.get(app.url(START)).send().await.expect("start");
+    assert_eq!(failure(res, 504).await, "unreachable");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "bounded by upstream.timeout_secs"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_requires_a_second_factor_still_gets_one_after_the_provider() {
+    let f = federated(&[]).await;
+    create_user(&f.idp, "strict@example.com", PASSWORD);
+    let rp = confidential_rp(&f.app, &["--skip-consent", "--require-mfa"]).await;
+    let (url, _state, _nonce, _verifier) = rp.authorize_url(&["openid"], true);
+    let login = expect_redirect(&f.app, browse(&f.app, &url).await, "authorize").await;
+    let return_to = query_param(&login, "return_to").expect("return_to");
+    let start = format!(
+        "{START}?return_to={}",
+        url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+    );
+    let back = f.signs_in(&start, "strict@example.com").await;
+    // Signed in through the provider with one factor; the app needs two: enrolment next.
+    let next = expect_redirect(&f.app, browse(&f.app, &back).await, "authorize again").await;
+    assert!(
+        !next.starts_with(REDIRECT_URI),
+        "no code for a one-factor session: {next}"
+    );
+    assert!(
+        matches!(
+            path_of(&next).as_str(),
+            "/account/mfa/totp" | "/login/second-factor"
+        ),
+        "{next}"
+    );
+}
