@@ -381,6 +381,7 @@ pub async fn build_core(
             clock.clone(),
             kek.clone(),
             authn.clone(),
+            parts.limiter.clone(),
         )
         .context("building the client for upstream providers")?,
         logout: Logout::new(store.clone(), tokens.clone(), authn.clone()),

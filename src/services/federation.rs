@@ -52,6 +52,7 @@ use crate::domain::upstream::{
 };
 use crate::domain::{AuditEntry, AuditKind, Email, NewUser, Role, UnixTime, UserId};
 use crate::services::authn::{Authn, SignIn, SignInOutcome, UpstreamSignIn};
+use crate::services::ratelimit::{Action, RateLimiter};
 use crate::store::passkeys::KeptWayIn;
 use crate::store::upstreams::{LinkRequest, PLAIN_PREFIX, SEALED_PREFIX, UpstreamFlow};
 use crate::store::{Store, StoreError};
@@ -96,6 +97,11 @@ pub enum Failure {
     SessionChanged,
     /// The account is disabled.
     Disabled,
+    /// Too many sign-ins begun from this address; retry after this many seconds.
+    RateLimited(u64),
+    /// Linking from the account page needs a recent sign-in (a stolen, old session must not
+    /// be able to add a way in).
+    Stale,
     /// Our side failed (logged).
     Unavailable,
 }
@@ -124,6 +130,12 @@ impl Failure {
             }
             Self::SessionChanged => "You are no longer signed in as the account you were linking.",
             Self::Disabled => "This account is disabled.",
+            Self::RateLimited(_) => {
+                "Too many sign-ins were begun from your address. Please wait a moment."
+            }
+            Self::Stale => {
+                "For your safety, sign in again before you link a provider to your account."
+            }
             Self::Unavailable => "Something went wrong on our side. Please try again in a moment.",
         }
     }
@@ -145,6 +157,8 @@ impl Failure {
             Self::ProviderTaken => "provider_taken",
             Self::SessionChanged => "session_changed",
             Self::Disabled => "disabled",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Stale => "stale_session",
             Self::Unavailable => "unavailable",
         }
     }
@@ -209,8 +223,13 @@ pub struct Begin {
     pub upstream_id: String,
     /// Where the browser goes after (checked by the page: `safe_return_to`).
     pub return_to: String,
-    pub link_for: Option<UserId>,
+    /// The signed-in account to link, and when its session signed in.
+    pub link_for: Option<(UserId, UnixTime)>,
+    pub ip: Option<IpAddr>,
 }
+
+/// How recent a sign-in must be to link a provider from the account page.
+pub const LINK_FRESH_SECS: i64 = 600;
 
 /// What beginning came to.
 #[derive(Debug)]
@@ -307,6 +326,7 @@ pub struct Federation {
     clock: SharedClock,
     kek: Option<Arc<Kek>>,
     authn: Authn,
+    limiter: Arc<RateLimiter>,
     http: BackChannel,
     /// Discovery documents and key sets by provider id: the provider's, not our state, so an
     /// instance may keep its own copy for `upstream.metadata_ttl_secs`.
@@ -326,6 +346,7 @@ impl Federation {
         clock: SharedClock,
         kek: Option<Arc<Kek>>,
         authn: Authn,
+        limiter: Arc<RateLimiter>,
     ) -> anyhow::Result<Self> {
         let http = BackChannel::new(Duration::from_secs(settings.upstream.timeout_secs))?;
         Ok(Self {
@@ -334,6 +355,7 @@ impl Federation {
             clock,
             kek,
             authn,
+            limiter,
             http,
             metadata: Arc::default(),
         })
@@ -379,6 +401,20 @@ impl Federation {
 
     async fn try_begin(&self, b: Begin) -> Result<Begun, Failure> {
         let now = self.clock.time();
+        if let Some(ip) = b.ip
+            && let Err(wait) = self
+                .limiter
+                .take(Action::UpstreamStart, ip, self.clock.now_ms())
+                .await
+        {
+            return Err(Failure::RateLimited(wait));
+        }
+        if b.link_for
+            .as_ref()
+            .is_some_and(|(_, signed_in)| now.since(*signed_in) > LINK_FRESH_SECS)
+        {
+            return Err(Failure::Stale);
+        }
         let upstream = self
             .store
             .upstream(&b.upstream_id)
@@ -418,7 +454,7 @@ impl Federation {
             binding_hash: token::hash(&binding),
             nonce,
             pkce_verifier: verifier,
-            link_user_id: b.link_for,
+            link_user_id: b.link_for.map(|(u, _)| u),
             return_to: b.return_to,
             expires_at: now.plus(FLOW_TTL_SECS),
         };

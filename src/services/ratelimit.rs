@@ -38,6 +38,9 @@ pub enum Action {
     /// Open dynamic client registration (RFC 7591); as many per minute as `Register`, in a
     /// bucket of its own so that neither starves the other.
     RegisterClient,
+    /// Sign-ins begun at an upstream provider (each stores a flow): as many per minute as
+    /// `Login`, in a bucket of its own.
+    UpstreamStart,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +89,7 @@ pub struct Limits {
 impl Limits {
     fn per_minute(&self, action: Action) -> u32 {
         match action {
-            Action::Login => self.login_failures,
+            Action::Login | Action::UpstreamStart => self.login_failures,
             Action::Register | Action::RegisterClient => self.register,
             Action::ForgotPassword => self.forgot_password,
             Action::ClientAuthFailure => self.client_auth_failures,
@@ -103,6 +106,7 @@ impl Action {
             Action::RegisterClient => "register_client",
             Action::ForgotPassword => "forgot_password",
             Action::ClientAuthFailure => "client_auth_failure",
+            Action::UpstreamStart => "upstream_start",
         }
     }
 }
@@ -111,6 +115,7 @@ impl LocalBuckets {
     pub fn new(login: u32, register: u32, forgot: u32, client_auth_failures: u32) -> Self {
         let per_minute = HashMap::from([
             (Action::Login, login),
+            (Action::UpstreamStart, login),
             (Action::Register, register),
             (Action::RegisterClient, register),
             (Action::ForgotPassword, forgot),

@@ -803,3 +803,38 @@ async fn a_client_that_requires_a_second_factor_still_gets_one_after_the_provide
         "{next}"
     );
 }
+
+#[tokio::test]
+async fn beginning_is_limited_per_address_and_linking_needs_a_recent_sign_in() {
+    let app = crate::harness::spawn_app_with(|s| s.rate_limit.login_per_minute = 3).await;
+    let idp = spawn_app().await;
+    register(&app, &idp, "corp", &[], false);
+    for _ in 0..3 {
+        let res = app.client.get(app.url(START)).send().await.expect("start");
+        assert_eq!(res.status().as_u16(), 303);
+    }
+    let res = app.client.get(app.url(START)).send().await.expect("start");
+    assert!(res.headers().get("retry-after").is_some(), "Retry-After");
+    assert_eq!(failure(res, 429).await, "rate_limited");
+    assert_eq!(
+        app.count("upstream_flows").await,
+        3,
+        "no flow stored past the limit"
+    );
+
+    // A session older than ten minutes cannot link a provider (a stolen session must not add
+    // a way in); a fresh sign-in can.
+    let f = federated(&[]).await;
+    create_user(&f.app, "old@example.com", PASSWORD);
+    let res = crate::mfa::login(&f.app.client, &f.app, "/login", "old@example.com", PASSWORD).await;
+    assert_eq!(res.status().as_u16(), 303);
+    f.app.clock.advance_secs(11 * 60);
+    let account = expect_page(browse(&f.app, "/account").await, "account").await;
+    let res = Form::find(&account, |fm| fm.has_button("upstream", "corp"))
+        .expect("a link button")
+        .on_page(&f.app.url("/account"))
+        .submit(&f.app, &[], Some(("upstream", "corp")))
+        .await;
+    assert_eq!(failure(res, 403).await, "stale_session");
+    assert_eq!(f.app.count("upstream_flows").await, 0);
+}

@@ -48,7 +48,9 @@ fn status_of(f: &Failure) -> StatusCode {
     match f {
         Failure::UnknownProvider => StatusCode::NOT_FOUND,
         Failure::State(_) => StatusCode::BAD_REQUEST,
+        Failure::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Failure::Denied
+        | Failure::Stale
         | Failure::NoEmail
         | Failure::NoAccount
         | Failure::SessionChanged
@@ -72,6 +74,12 @@ async fn failed(state: &AppState, f: &Failure, return_to: &str) -> HttpResponse 
         upstreams: state.core.federation.providers().await,
     };
     let mut resp = page(status_of(f), &view, None);
+    if let Failure::RateLimited(wait) = f
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&wait.to_string())
+    {
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
     let _ = resp.add_cookie(&clear_upstream_cookie(state));
     resp
 }
@@ -83,6 +91,7 @@ pub struct BeginQuery {
 
 /// `GET /login/upstream/{id}`: on to the provider.
 pub async fn begin(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<BeginQuery>,
@@ -92,6 +101,7 @@ pub async fn begin(
         upstream_id: id.into_inner(),
         return_to: return_to.clone(),
         link_for: None,
+        ip: client_addr(&req, &state),
     };
     redirect(&state, state.core.federation.begin(b).await, &return_to).await
 }
@@ -258,13 +268,15 @@ pub struct LinkFromAccount {
 
 /// `POST /account/identities/link`: on to the provider, to link it to this account.
 pub async fn link(
+    req: HttpRequest,
     Then(SignedIn(me), form): Then<SignedIn, CsrfForm<LinkFromAccount>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let b = Begin {
         upstream_id: form.into_inner().upstream.unwrap_or_default(),
         return_to: paths::ACCOUNT.to_owned(),
-        link_for: Some(me.user.id),
+        link_for: Some((me.user.id, me.session.auth_time)),
+        ip: client_addr(&req, &state),
     };
     redirect(&state, state.core.federation.begin(b).await, paths::ACCOUNT).await
 }
