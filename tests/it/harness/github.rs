@@ -170,9 +170,9 @@ async fn access_token(
     }))
 }
 
-fn caller(req: &HttpRequest, s: &State) -> Result<GithubUser, HttpResponse> {
+fn caller(req: &HttpRequest, s: &State) -> Result<GithubUser, Box<HttpResponse>> {
     if req.headers().get("user-agent").is_none() {
-        return Err(HttpResponse::Forbidden().body("Request forbidden by administrative rules. Please make sure your request has a User-Agent header"));
+        return Err(Box::new(HttpResponse::Forbidden().body("Request forbidden by administrative rules. Please make sure your request has a User-Agent header")));
     }
     let token = req
         .headers()
@@ -184,7 +184,9 @@ fn caller(req: &HttpRequest, s: &State) -> Result<GithubUser, HttpResponse> {
         })
         .unwrap_or_default();
     s.tokens.get(token).cloned().ok_or_else(|| {
-        HttpResponse::Unauthorized().json(serde_json::json!({"message": "Bad credentials"}))
+        Box::new(
+            HttpResponse::Unauthorized().json(serde_json::json!({"message": "Bad credentials"})),
+        )
     })
 }
 
@@ -199,7 +201,7 @@ async fn user(req: HttpRequest, st: Shared) -> HttpResponse {
             // The public profile email: often null; never used by Castellan.
             "email": null,
         })),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -220,6 +222,6 @@ async fn emails(req: HttpRequest, st: Shared) -> HttpResponse {
                 })
                 .collect::<Vec<_>>(),
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
