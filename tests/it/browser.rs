@@ -36,6 +36,33 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// The code of the redirect `back` exchanged at the token endpoint (client_secret_basic, PKCE);
+/// the ID token's claims.
+async fn claims_of_code(
+    app: &crate::harness::TestApp,
+    (client_id, secret, redirect_uri): (&str, &str, &str),
+    back: &str,
+    verifier: &str,
+) -> serde_json::Value {
+    let code = query_param(back, "code").expect("a code");
+    let tokens: serde_json::Value = reqwest::Client::new()
+        .post(app.url("/oauth2/token"))
+        .header("authorization", basic_auth(client_id, secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("the token request")
+        .json()
+        .await
+        .expect("a token response");
+    jwt::claims(tokens["id_token"].as_str().expect("an ID token"))
+}
+
 /// The app's redirect URI: a listener on a random port that answers `200 ok` to anything and
 /// remembers each request line, so the browser lands on a real page.
 async fn start_app_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -394,25 +421,7 @@ async fn a_user_registers_a_passkey_steps_up_with_it_signs_out_and_signs_in_with
     };
     let exchange = |back: String, verifier: String| {
         let (app, client_id, secret, redirect_uri) = (&app, &client_id, &secret, &redirect_uri);
-        async move {
-            let code = query_param(&back, "code").expect("a code");
-            let tokens: serde_json::Value = reqwest::Client::new()
-                .post(app.url("/oauth2/token"))
-                .header("authorization", basic_auth(client_id, secret))
-                .form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
-                    ("redirect_uri", redirect_uri.as_str()),
-                    ("code_verifier", verifier.as_str()),
-                ])
-                .send()
-                .await
-                .expect("the token request")
-                .json()
-                .await
-                .expect("a token response");
-            jwt::claims(tokens["id_token"].as_str().expect("an ID token"))
-        }
+        async move { claims_of_code(app, (client_id, secret, redirect_uri), &back, &verifier).await }
     };
 
     // Sign in with the password, then register a passkey.
@@ -593,23 +602,7 @@ async fn a_user_signs_in_to_an_app_through_an_upstream_castellan_in_a_real_brows
             "back at the app, signed in through the upstream",
         )
         .await;
-    let code = query_param(&back, "code").expect("a code");
-    let tokens: serde_json::Value = reqwest::Client::new()
-        .post(app.url("/oauth2/token"))
-        .header("authorization", basic_auth(&client_id, &secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect_uri.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .expect("the token request")
-        .json()
-        .await
-        .expect("a token response");
-    let claims = jwt::claims(tokens["id_token"].as_str().expect("an ID token"));
+    let claims = claims_of_code(&app, (&client_id, &secret, &redirect_uri), &back, &verifier).await;
     assert_eq!(claims["amr"], serde_json::json!(["fed"]), "{claims}");
     assert_eq!(claims["email"], email, "{claims}");
     assert_eq!(app.count("upstream_identities").await, 1);

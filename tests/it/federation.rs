@@ -13,7 +13,7 @@ use crate::harness::rp::{
     PASSWORD, REDIRECT_URI, browse, code_of, confidential_rp, create_user, expect_page,
     expect_redirect,
 };
-use crate::harness::upstream::{callback_of, federated, federated_with, register};
+use crate::harness::upstream::{federated, federated_with, register, register_at};
 use crate::harness::{browser, spawn_app};
 use crate::mfa::{code_now, enrolled};
 
@@ -404,27 +404,7 @@ async fn a_wrong_issuer_is_refused_at_discovery_and_in_the_answer() {
     let app = spawn_app().await;
     let idp = spawn_app().await;
     let other = idp.address.replace("127.0.0.1", "localhost");
-    let (client_id, secret) =
-        crate::harness::rp::create_client(&idp, &["--redirect-uri", &callback_of(&app, "corp")]);
-    let out = app.castellan_stdin(
-        &[
-            "upstream",
-            "create",
-            "--id",
-            "corp",
-            "--kind",
-            "oidc",
-            "--name",
-            "Corp",
-            "--issuer",
-            &other,
-            "--client-id",
-            &client_id,
-            "--client-secret-stdin",
-        ],
-        &format!("{}\n", secret.expect("secret")),
-    );
-    assert!(out.status.success());
+    register_at(&app, &idp, &other, "corp", &[], true);
     let res = app.client.get(app.url(START)).send().await.expect("start");
     assert_eq!(failure(res, 502).await, "issuer");
 }
@@ -651,37 +631,7 @@ async fn an_id_token_with_a_bad_signature_is_refused() {
     let idp = crate::harness::spawn_app_with(move |s| s.server.issuer = issuer).await;
     let proxy = Tamper::start(listener, proxy_address.clone(), &idp.address);
     create_user(&idp, "sig@example.com", PASSWORD);
-    let (client_id, secret) = crate::harness::rp::create_client(
-        &idp,
-        &[
-            "--redirect-uri",
-            &callback_of(&app, "corp"),
-            "--skip-consent",
-        ],
-    );
-    let out = app.castellan_stdin(
-        &[
-            "upstream",
-            "create",
-            "--id",
-            "corp",
-            "--kind",
-            "oidc",
-            "--name",
-            "Corp",
-            "--issuer",
-            &proxy_address,
-            "--client-id",
-            &client_id,
-            "--client-secret-stdin",
-        ],
-        &format!("{}\n", secret.expect("secret")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    register_at(&app, &idp, &proxy_address, "corp", &[], false);
 
     // Unspoiled, through the proxy: signed in (the proxy itself changes nothing).
     let res = proxied_round(&app, &proxy, false).await;
@@ -745,28 +695,8 @@ async fn a_provider_that_accepts_but_never_answers_times_out_on_a_clear_page() {
     let idp = spawn_app().await;
     let proxy = Proxy::start(format!("127.0.0.1:{}", idp.port).parse().expect("addr")).await;
     proxy.set(Mode::Blackhole);
-    let (client_id, secret) =
-        crate::harness::rp::create_client(&idp, &["--redirect-uri", &callback_of(&app, "corp")]);
     let issuer = format!("http://127.0.0.1:{}", proxy.port());
-    let out = app.castellan_stdin(
-        &[
-            "upstream",
-            "create",
-            "--id",
-            "corp",
-            "--kind",
-            "oidc",
-            "--name",
-            "Corp",
-            "--issuer",
-            &issuer,
-            "--client-id",
-            &client_id,
-            "--client-secret-stdin",
-        ],
-        &format!("{}\n", secret.expect("secret")),
-    );
-    assert!(out.status.success());
+    register_at(&app, &idp, &issuer, "corp", &[], true);
     let t0 = std::time::Instant::now();
     let res = app.client.get(app.url(START)).send().await.expect("start");
     assert_eq!(failure(res, 504).await, "unreachable");

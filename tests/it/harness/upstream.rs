@@ -24,6 +24,18 @@ pub fn callback_of(app: &TestApp, id: &str) -> String {
 /// confidential client at the idp whose redirect URI is the app's callback; `flags` are added
 /// to `upstream create` (`--trust-email`, `--no-jit`). `consent`: the idp asks for consent.
 pub fn register(app: &TestApp, idp: &TestApp, id: &str, flags: &[&str], consent: bool) {
+    register_at(app, idp, &idp.address, id, flags, consent);
+}
+
+/// [`register`] under the issuer `issuer` (a proxy in front of the idp, or a wrong one).
+pub fn register_at(
+    app: &TestApp,
+    idp: &TestApp,
+    issuer: &str,
+    id: &str,
+    flags: &[&str],
+    consent: bool,
+) {
     let callback = callback_of(app, id);
     let mut args = vec![
         "--redirect-uri",
@@ -46,7 +58,7 @@ pub fn register(app: &TestApp, idp: &TestApp, id: &str, flags: &[&str], consent:
         "--name",
         "Corp SSO",
         "--issuer",
-        idp.address.as_str(),
+        issuer,
         "--client-id",
         client_id.as_str(),
         "--client-secret-stdin",
