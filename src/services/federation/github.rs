@@ -105,7 +105,7 @@ pub async fn finish(
             RequestTokenError::Parse(..) => {
                 Failure::ProviderError("token endpoint: not a token response".into())
             }
-            RequestTokenError::Other(e) => Failure::BadAnswer(format!("token response: {e}")),
+            RequestTokenError::Other(_) => Failure::BadAnswer("token response: unreadable".into()),
         })?;
     let access = tokens.access_token().secret();
     let api = s.github_api_url.trim_end_matches('/');
@@ -157,6 +157,12 @@ async fn get_json<T: serde::de::DeserializeOwned>(
             response.status().as_u16()
         )));
     }
-    serde_json::from_slice(response.body())
-        .map_err(|e| Failure::BadAnswer(format!("github api: {e}")))
+    // Where it failed, never what it read.
+    serde_json::from_slice(response.body()).map_err(|e| {
+        Failure::BadAnswer(format!(
+            "github api: unreadable at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })
 }

@@ -153,8 +153,11 @@ pub async fn finish(
                 Failure::ProviderError(format!("token endpoint: {}", r.error()))
             }
             RequestTokenError::Request(b) => reached(b),
-            RequestTokenError::Parse(e, _) => Failure::BadAnswer(format!("token response: {e}")),
-            RequestTokenError::Other(e) => Failure::BadAnswer(format!("token response: {e}")),
+            // Where it failed, never what it read: the body holds the tokens.
+            RequestTokenError::Parse(e, _) => {
+                Failure::BadAnswer(format!("token response: unreadable at {}", e.path()))
+            }
+            RequestTokenError::Other(_) => Failure::BadAnswer("token response: unreadable".into()),
         })?;
     let Some(id_token) = tokens.id_token() else {
         return Err(Failure::BadAnswer(
@@ -221,7 +224,8 @@ impl Finished {
             let info: CoreUserInfoClaims = req
                 .request_async(http)
                 .await
-                .map_err(|e| Failure::BadAnswer(format!("UserInfo: {e}")))?;
+                // Not the error's text: it can carry the answer's body.
+                .map_err(|_| Failure::BadAnswer("UserInfo: refused or unreadable".into()))?;
             profile.email = info.email().map(|e| e.as_str().to_owned());
             profile.email_verified = info.email_verified().unwrap_or(false);
             if profile.name.is_none() {
