@@ -39,22 +39,26 @@ as_b client create --name castellan-a --redirect-uri "$A/login/upstream/corp/cal
   --scope "openid email profile" --skip-consent --json > "$work/b-client.json"
 B_CID=$(json client_id < "$work/b-client.json")
 B_SECRET=$(json client_secret < "$work/b-client.json")
-# A: B as upstream `corp`, an app, and a local user with the same password for the reference.
+# A: B as upstream `corp` (trusted for email: the first flow links B's pw@bench.test to A's,
+# which the reference flow signs in to with its password), and an app.
 printf '%s\n' "$B_SECRET" | as_a upstream create --id corp --kind oidc --name "Castellan B" \
-  --issuer "$B" --client-id "$B_CID" --client-secret-stdin >/dev/null
+  --issuer "$B" --client-id "$B_CID" --client-secret-stdin --trust-email >/dev/null
 printf load-test-passphrase-42 | as_a user create --email pw@bench.test --password-stdin >/dev/null
 as_a client create --name bench --redirect-uri http://127.0.0.1:8999/callback \
   --scope openid --skip-consent --json > "$work/a-client.json"
 CID=$(json client_id < "$work/a-client.json")
 CSECRET=$(json client_secret < "$work/a-client.json")
-as_a serve >"$work/a.log" 2>&1 &
+# exec: the background job is the server itself, so the trap's kill reaches it.
+(as_a() { CASTELLAN_DATABASE_URL="sqlite://$work/a.db?mode=rwc" CASTELLAN_LISTEN=127.0.0.1:$A_PORT CASTELLAN_ISSUER=$A exec "$cast" "$@"; }; as_a serve) >"$work/a.log" 2>&1 &
 a_pid=$!
-as_b serve >"$work/b.log" 2>&1 &
+(as_b() { CASTELLAN_DATABASE_URL="sqlite://$work/b.db?mode=rwc" CASTELLAN_LISTEN=127.0.0.1:$B_PORT CASTELLAN_ISSUER=$B exec "$cast" "$@"; }; as_b serve) >"$work/b.log" 2>&1 &
 b_pid=$!
 trap 'kill $a_pid $b_pid 2>/dev/null; wait $a_pid $b_pid 2>/dev/null; rm -rf "$work"' EXIT
 for p in $A_PORT $B_PORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healthz" >/dev/null && break; sleep 0.1; done
 done
+# Our servers, not leftovers of another run on the same ports.
+kill -0 $a_pid && kill -0 $b_pid
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 for scenario in ${SCENARIOS:-password brokered-sso brokered}; do
   out=$(UPSTREAM=$B "$DRIVER" "$A" "$CID" "$CSECRET" http://127.0.0.1:8999/callback \

@@ -106,7 +106,7 @@ fn location(res: &reqwest::Response) -> Res<String> {
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| format!("no Location on {}", res.status()))
+        .ok_or_else(|| format!("no Location on {} from {}", res.status(), res.url().path()))
 }
 
 impl Target {
