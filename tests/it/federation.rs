@@ -60,6 +60,12 @@ async fn a_first_upstream_login_makes_an_account_the_next_one_reuses_it_and_an_a
         "the button carries where the login was going: {href}"
     );
 
+    let register = expect_page(browse(&f.app, "/register").await, "register").await;
+    assert!(
+        register.contains("href=\"/login/upstream/corp"),
+        "the registration page offers the provider too"
+    );
+
     let back = f.signs_in(&href, "ada@example.com").await;
     assert_eq!(
         path_of(&back),
@@ -611,6 +617,17 @@ async fn a_github_account_whose_only_email_is_unverified_makes_no_account_and_li
         0,
         "not even a proof page"
     );
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_provider_s_api_is_not_followed() {
+    let (app, gh) = with_github(CLIENT_SECRET).await;
+    gh.sign_in_as(octocat(vec![("octo@example.com".into(), true, true)]));
+    gh.redirect_user();
+    let res = github_round(&app).await;
+    // Followed, it would have met a closed port (unreachable); it is an answer like any other.
+    assert_eq!(failure(res, 502).await, "provider_error");
+    assert_eq!(app.count("users").await, 0);
 }
 
 #[tokio::test]

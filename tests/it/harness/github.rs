@@ -39,6 +39,8 @@ struct State {
     tokens: HashMap<String, GithubUser>,
     /// Every request's path, for the tests to look at.
     seen: Vec<String>,
+    /// `/user` answers with a redirect elsewhere (a client must not follow it).
+    redirect_user: bool,
 }
 
 pub struct Github {
@@ -86,6 +88,11 @@ impl Github {
     /// Who is signed in at "GitHub" from now on.
     pub fn sign_in_as(&self, user: GithubUser) {
         self.state.lock().expect("lock").user = Some(user);
+    }
+
+    /// From now on `/user` answers `302 Found` to another host.
+    pub fn redirect_user(&self) {
+        self.state.lock().expect("lock").redirect_user = true;
     }
 
     pub fn seen(&self) -> Vec<String> {
@@ -193,6 +200,11 @@ fn caller(req: &HttpRequest, s: &State) -> Result<GithubUser, Box<HttpResponse>>
 async fn user(req: HttpRequest, st: Shared) -> HttpResponse {
     let mut s = st.lock().expect("lock");
     s.seen.push(req.uri().to_string());
+    if s.redirect_user {
+        return HttpResponse::Found()
+            .insert_header(("Location", "http://127.0.0.1:9/user"))
+            .finish();
+    }
     match caller(&req, &s) {
         Ok(u) => HttpResponse::Ok().json(serde_json::json!({
             "id": u.id,
