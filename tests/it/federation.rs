@@ -129,6 +129,22 @@ async fn a_first_upstream_login_makes_an_account_the_next_one_reuses_it_and_an_a
             .await,
         1
     );
+    // Deleting the provider unlinks its identities (the account stays, and can set a
+    // password by email); its button is gone from the login page.
+    let out = fresh.app.castellan(&["upstream", "delete", "corp"]);
+    assert!(out.status.success());
+    assert_eq!(fresh.app.count("upstream_identities").await, 0);
+    assert_eq!(fresh.app.count("users").await, 1);
+    let login = expect_page(browse(&fresh.app, "/login").await, "login").await;
+    assert!(!login.contains("/login/upstream/corp"), "{login}");
+    let res = fresh
+        .app
+        .client
+        .get(fresh.app.url(START))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(failure(res, 404).await, "unknown_provider");
 }
 
 #[tokio::test]
