@@ -17,7 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
+use openidconnect::AsyncHttpClient;
+
+/// A request to a provider, and its answer (the `http` crate's types the OAuth crates use).
+pub type Outgoing = openidconnect::http::Request<Vec<u8>>;
+pub type Incoming = openidconnect::http::Response<Vec<u8>>;
 
 /// The largest answer read from an upstream (a discovery document, a key set, a token
 /// response, a UserInfo answer, GitHub's emails).
@@ -80,7 +84,7 @@ impl BackChannel {
     }
 
     /// One call: checked, sent, its answer read up to [`MAX_BODY`].
-    pub async fn call(&self, request: HttpRequest) -> Result<HttpResponse, BackChannelError> {
+    pub async fn call(&self, request: Outgoing) -> Result<Incoming, BackChannelError> {
         let url = url::Url::parse(&request.uri().to_string())
             .map_err(|e| BackChannelError::Malformed(e.to_string()))?;
         if !allowed(&url) {
@@ -130,9 +134,9 @@ fn failure(e: reqwest::Error) -> BackChannelError {
 
 impl<'c> AsyncHttpClient<'c> for BackChannel {
     type Error = BackChannelError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BackChannelError>> + 'c>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Incoming, BackChannelError>> + 'c>>;
 
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
+    fn call(&'c self, request: Outgoing) -> Self::Future {
         Box::pin(BackChannel::call(self, request))
     }
 }
