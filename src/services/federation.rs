@@ -729,14 +729,20 @@ impl Federation {
             None => None,
         };
         if let Some(account) = existing {
-            if self
+            let at_this_provider = self
                 .store
                 .identities_of(&account.id)
                 .await?
-                .iter()
-                .any(|i| i.upstream_id == upstream.id)
-            {
-                return Err(Failure::ProviderTaken);
+                .into_iter()
+                .find(|i| i.upstream_id == upstream.id);
+            match at_this_provider {
+                // Linked by a parallel first sign-in since the lookup above: it is this one.
+                Some(i) if i.subject == profile.subject => {
+                    let outcome = self.authn.upstream_sign_in(sign_in(account.id, None)).await;
+                    return Ok(CallbackOutcome::SignIn { outcome, return_to });
+                }
+                Some(_) => return Err(Failure::ProviderTaken),
+                None => {}
             }
             // Silently only when all three say the email is the same person's.
             if upstream.trust_email && profile.email_verified && account.email_verified {
@@ -773,9 +779,18 @@ impl Federation {
         };
         let user = match self.store.create_user_linked(new, &link, now).await {
             Ok(u) => u,
-            // A parallel first sign-in made it (or the email) a moment ago.
+            // A parallel first sign-in of this identity made the account a moment ago: sign in
+            // to it. (A parallel registration of the email, with no identity: refused.)
             Err(StoreError::Conflict) => {
-                return Err(Failure::State("a parallel sign-in made the account".into()));
+                let Some(user) = self
+                    .store
+                    .identity_user(&upstream.id, &profile.subject, now)
+                    .await?
+                else {
+                    return Err(Failure::State("the email was taken a moment ago".into()));
+                };
+                let outcome = self.authn.upstream_sign_in(sign_in(user, None)).await;
+                return Ok(CallbackOutcome::SignIn { outcome, return_to });
             }
             Err(e) => return Err(e.into()),
         };

@@ -801,3 +801,23 @@ async fn beginning_is_limited_per_address_and_linking_needs_a_recent_sign_in() {
     assert_eq!(failure(res, 403).await, "stale_session");
     assert_eq!(f.app.count("upstream_flows").await, 0);
 }
+
+#[tokio::test]
+async fn two_first_sign_ins_of_one_identity_in_parallel_make_one_account_and_both_sign_in() {
+    let f = federated(&[]).await;
+    create_user(&f.idp, "twice@example.com", PASSWORD);
+    // Two browsers at the app, one session at the idp: two flows, each with its own code.
+    let first = f.begin(START).await;
+    let back1 = f.at_idp(&first, "twice@example.com").await;
+    let other = browser();
+    let res = other.get(f.app.url(START)).send().await.expect("start");
+    let second = crate::harness::forms::location(&res);
+    let back2 = f.at_idp(&second, "twice@example.com").await;
+    let (r1, r2) = tokio::join!(f.callback(&back1), other.get(&back2).send());
+    let r2 = r2.expect("second callback");
+    assert_eq!(r1.status().as_u16(), 303, "{:?}", r1.text().await);
+    assert_eq!(r2.status().as_u16(), 303, "{:?}", r2.text().await);
+    assert_eq!(f.app.count("users").await, 1);
+    assert_eq!(f.app.count("upstream_identities").await, 1);
+    assert_eq!(f.app.count("sessions WHERE upstream = 'corp'").await, 2);
+}

@@ -49,6 +49,19 @@ pub(super) async fn render(
     email: &str,
     error: Option<&str>,
 ) -> HttpResponse {
+    let upstreams = state.core.federation.providers().await;
+    render_with(state, status, csrf, (return_to, email, error), upstreams)
+}
+
+/// The page with the given providers' buttons (none, when the database has just failed: it is
+/// not asked again for them).
+fn render_with(
+    state: &AppState,
+    status: StatusCode,
+    csrf: Csrf,
+    (return_to, email, error): (&str, &str, Option<&str>),
+    upstreams: Vec<Provider>,
+) -> HttpResponse {
     let view = LoginPage {
         csrf: &csrf.token,
         return_to,
@@ -56,7 +69,7 @@ pub(super) async fn render(
         email,
         error,
         passkeys: state.core.mfa.passkeys_available(),
-        upstreams: state.core.federation.providers().await,
+        upstreams,
     };
     page(status, &view, Some(&csrf))
 }
@@ -180,20 +193,30 @@ pub(super) async fn respond(
         }
         SignInOutcome::RateLimited(wait) => too_many(wait),
         SignInOutcome::Busy => {
-            let mut res = again(
+            let mut res = render_with(
+                state,
                 StatusCode::SERVICE_UNAVAILABLE,
-                Some("Many people are signing in at this moment. Please try again in a second."),
-            )
-            .await;
+                csrf(req, state),
+                (
+                    return_to,
+                    email,
+                    Some(
+                        "Many people are signing in at this moment. Please try again in a second.",
+                    ),
+                ),
+                Vec::new(),
+            );
             crate::error::with_retry_after(&mut res, crate::error::BUSY_RETRY_AFTER_SECS);
             res
         }
         SignInOutcome::Unavailable => {
-            let mut res = again(
+            let mut res = render_with(
+                state,
                 StatusCode::SERVICE_UNAVAILABLE,
-                Some("Please try again in a moment."),
-            )
-            .await;
+                csrf(req, state),
+                (return_to, email, Some("Please try again in a moment.")),
+                Vec::new(),
+            );
             crate::error::with_retry_after(&mut res, crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
             res
         }

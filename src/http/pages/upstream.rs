@@ -71,7 +71,12 @@ async fn failed(state: &AppState, f: &Failure, return_to: &str) -> HttpResponse 
         message: f.message(),
         reason: f.reason(),
         return_query: return_to_query(return_to),
-        upstreams: state.core.federation.providers().await,
+        // The database has just failed: not asked again for the buttons.
+        upstreams: if *f == Failure::Unavailable {
+            Vec::new()
+        } else {
+            state.core.federation.providers().await
+        },
     };
     let mut resp = page(status_of(f), &view, None);
     if let Failure::RateLimited(wait) = f
