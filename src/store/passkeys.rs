@@ -342,6 +342,11 @@ pub(super) async fn identities(
         .await?)
 }
 
+/// Locks the user's row for the rest of the transaction: `SELECT … FOR UPDATE` on PostgreSQL.
+/// On SQLite the transaction's first statement is a write to the row that changes nothing: it
+/// takes the database's write lock (waiting its turn like any writer), so the reads and writes
+/// after it cannot fail with "database is locked" as a transaction that reads first does when
+/// another connection writes in between.
 pub(super) async fn lock_user(
     tx: &super::deadline::Tx,
     id: &UserId,
@@ -349,6 +354,12 @@ pub(super) async fn lock_user(
     let mut q = user::Entity::find_by_id(id.as_str().to_owned());
     if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
         q = q.lock_exclusive();
+    } else {
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+            .filter(user::Column::Id.eq(id.as_str()))
+            .exec(tx)
+            .await?;
     }
     Ok(q.one(tx).await?)
 }

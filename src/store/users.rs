@@ -255,11 +255,14 @@ impl Store {
     ) -> Result<(String, User), StoreError> {
         use super::entities::email_token;
         let _w = self.write_gate().await;
-        let tx = self.conn().begin().await?;
+        // Read before the transaction: on SQLite a transaction that reads and then writes fails
+        // at once ("database is locked", no busy wait) when another connection wrote in
+        // between; one whose first statement writes waits its turn.
         let m = user::Entity::find_by_id(id.as_str().to_owned())
-            .one(&tx)
+            .one(self.conn())
             .await?
             .ok_or(StoreError::NotFound)?;
+        let tx = self.conn().begin().await?;
         let former = m.email.clone();
         let moved = m.email_lower != email.key();
         let mut am: user::ActiveModel = m.into();
