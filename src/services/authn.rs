@@ -763,19 +763,12 @@ impl Authn {
         now: UnixTime,
     ) -> Result<SecondStepOutcome, AuthnError> {
         let ip = step.ip.map(|a| a.to_string());
-        let Some(of) = self
-            .second_step_of(step.pending.as_deref(), step.session.as_deref(), now)
+        let Some((of, c, locked)) = self
+            .step_account(step.pending.as_deref(), step.session.as_deref(), now)
             .await?
         else {
             return Ok(SecondStepOutcome::Expired);
         };
-        let Some(c) = self.store.credentials_by_id(&of.user_id).await? else {
-            return Ok(SecondStepOutcome::Expired);
-        };
-        if c.user.disabled {
-            return Ok(SecondStepOutcome::Expired);
-        }
-        let locked = c.locked_until.is_some_and(|t| t > now);
         let check = if locked {
             FactorCheck::Wrong
         } else {
@@ -980,6 +973,28 @@ impl SecondStepOf {
 }
 
 impl Authn {
+    /// Whose second step this browser is taking ([`Authn::second_step_of`]), that account's
+    /// credentials, and whether it is locked now; `None` when there is no step to take, or the
+    /// account is gone or disabled.
+    async fn step_account(
+        &self,
+        pending: Option<&str>,
+        session: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Option<(SecondStepOf, Credentials, bool)>, AuthnError> {
+        let Some(of) = self.second_step_of(pending, session, now).await? else {
+            return Ok(None);
+        };
+        let Some(c) = self.store.credentials_by_id(&of.user_id).await? else {
+            return Ok(None);
+        };
+        if c.user.disabled {
+            return Ok(None);
+        }
+        let locked = c.locked_until.is_some_and(|t| t > now);
+        Ok(Some((of, c, locked)))
+    }
+
     async fn second_step_of(
         &self,
         pending: Option<&str>,
@@ -1184,19 +1199,12 @@ impl Authn {
     ) -> Result<SecondStepOutcome, AuthnError> {
         let now = self.clock.time();
         let ip = step.ip.map(|a| a.to_string());
-        let Some(of) = self
-            .second_step_of(step.pending.as_deref(), step.session.as_deref(), now)
+        let Some((of, c, locked)) = self
+            .step_account(step.pending.as_deref(), step.session.as_deref(), now)
             .await?
         else {
             return Ok(SecondStepOutcome::Expired);
         };
-        let Some(c) = self.store.credentials_by_id(&of.user_id).await? else {
-            return Ok(SecondStepOutcome::Expired);
-        };
-        if c.user.disabled {
-            return Ok(SecondStepOutcome::Expired);
-        }
-        let locked = c.locked_until.is_some_and(|t| t > now);
         let verified = if locked {
             Err(Refusal::Invalid)
         } else {

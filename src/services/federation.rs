@@ -175,6 +175,43 @@ impl Failure {
     }
 }
 
+impl From<backchannel::BackChannelError> for Failure {
+    /// A call that got no answer: unreachable (timeout, refused); any other a bad answer.
+    fn from(e: backchannel::BackChannelError) -> Self {
+        use backchannel::BackChannelError as E;
+        match e {
+            E::Timeout | E::Unreachable(_) => Failure::Unreachable(e.to_string()),
+            other => Failure::BadAnswer(other.to_string()),
+        }
+    }
+}
+
+/// A token request's failure (RFC 6749 §5.2 for an error answer). Where an answer could not be
+/// read, never what it held: a token response's body holds the tokens. `unreadable_is_refusal`:
+/// GitHub answers a refused code with HTTP 200 and an `error` member, which is not a token
+/// response.
+pub(crate) fn token_failure<T>(
+    e: openidconnect::RequestTokenError<
+        backchannel::BackChannelError,
+        openidconnect::StandardErrorResponse<T>,
+    >,
+    unreadable_is_refusal: bool,
+) -> Failure
+where
+    T: openidconnect::ErrorResponseType + std::fmt::Display,
+{
+    use openidconnect::RequestTokenError as E;
+    match e {
+        E::ServerResponse(r) => Failure::ProviderError(format!("token endpoint: {}", r.error())),
+        E::Request(b) => b.into(),
+        E::Parse(..) if unreadable_is_refusal => {
+            Failure::ProviderError("token endpoint: not a token response".into())
+        }
+        E::Parse(e, _) => Failure::BadAnswer(format!("token response: unreadable at {}", e.path())),
+        E::Other(_) => Failure::BadAnswer("token response: unreadable".into()),
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "an upstream sign-in cannot reach the database");
@@ -184,7 +221,7 @@ impl From<StoreError> for Failure {
 
 /// A claim from a provider, refused (not cut) when longer than we keep; an email that is not
 /// one is dropped.
-pub(crate) fn truncate_claim(mut p: UpstreamProfile) -> Result<UpstreamProfile, Failure> {
+pub(crate) fn bounded_profile(mut p: UpstreamProfile) -> Result<UpstreamProfile, Failure> {
     if p.subject.is_empty() || p.subject.len() > MAX_SUBJECT {
         return Err(Failure::BadAnswer(
             "the subject is empty or too long".into(),
@@ -498,13 +535,8 @@ impl Federation {
         Ok(meta)
     }
 
-    /// The provider's client secret, opened.
-    async fn secret_of(&self, u: &Upstream) -> Result<String, Failure> {
-        let stored = self
-            .store
-            .upstream_secret(&u.id)
-            .await?
-            .ok_or(Failure::UnknownProvider)?;
+    /// A provider's client secret, opened from its stored form.
+    fn open_secret(&self, id: &str, stored: &str) -> Result<String, Failure> {
         if let Some(plain) = stored.strip_prefix(PLAIN_PREFIX) {
             return Ok(plain.to_owned());
         }
@@ -512,14 +544,14 @@ impl Federation {
             .strip_prefix(SEALED_PREFIX)
             .and_then(|b| STANDARD.decode(b).ok());
         let (Some(sealed), Some(kek)) = (sealed, &self.kek) else {
-            tracing::error!(upstream = %u.id, "the provider's client secret is sealed and no key-encryption key opens it");
+            tracing::error!(upstream = %id, "the provider's client secret is sealed and no key-encryption key opens it");
             return Err(Failure::Unavailable);
         };
-        kek.open(&sealed, &secret_aad(&u.id))
+        kek.open(&sealed, &secret_aad(id))
             .ok()
             .and_then(|s| String::from_utf8(s).ok())
             .ok_or_else(|| {
-                tracing::error!(upstream = %u.id, "the provider's client secret does not open under the key-encryption key");
+                tracing::error!(upstream = %id, "the provider's client secret does not open under the key-encryption key");
                 Failure::Unavailable
             })
     }
@@ -574,9 +606,9 @@ impl Federation {
         if !bound {
             return Err(Failure::State("not this browser's".into()));
         }
-        let upstream = self
+        let (upstream, stored_secret) = self
             .store
-            .upstream(&c.upstream_id)
+            .upstream_with_secret(&c.upstream_id)
             .await?
             .ok_or(Failure::UnknownProvider)?;
         let profile = match upstream.kind {
@@ -599,7 +631,7 @@ impl Federation {
                     _ => {}
                 }
                 let code = answer_code(&c)?;
-                let secret = self.secret_of(&upstream).await?;
+                let secret = self.open_secret(&upstream.id, &stored_secret)?;
                 let redirect = self.redirect_uri(&upstream);
                 let client = oidc::client(&meta, &upstream.client_id, secret.clone(), &redirect)?;
                 let finished = oidc::finish(
@@ -630,7 +662,7 @@ impl Federation {
             }
             UpstreamKind::Github => {
                 let code = answer_code(&c)?;
-                let secret = self.secret_of(&upstream).await?;
+                let secret = self.open_secret(&upstream.id, &stored_secret)?;
                 github::finish(
                     &self.settings.upstream,
                     &self.http,
@@ -1005,18 +1037,18 @@ mod tests {
 
     #[test]
     fn claims_from_a_provider_are_bounded() {
-        assert!(truncate_claim(profile("", None, None)).is_err());
-        assert!(truncate_claim(profile(&"s".repeat(MAX_SUBJECT + 1), None, None)).is_err());
+        assert!(bounded_profile(profile("", None, None)).is_err());
+        assert!(bounded_profile(profile(&"s".repeat(MAX_SUBJECT + 1), None, None)).is_err());
         // Not an email: dropped, and so is its verified flag.
-        let p = truncate_claim(profile("s", Some("not an email"), None)).expect("ok");
+        let p = bounded_profile(profile("s", Some("not an email"), None)).expect("ok");
         assert_eq!((p.email, p.email_verified), (None, false));
         let p =
-            truncate_claim(profile("s", Some("a@example.com"), Some(" Ada\u{7}\n "))).expect("ok");
+            bounded_profile(profile("s", Some("a@example.com"), Some(" Ada\u{7}\n "))).expect("ok");
         assert_eq!(p.email.as_deref(), Some("a@example.com"));
         assert_eq!(p.name.as_deref(), Some("Ada"));
-        let p = truncate_claim(profile("s", None, Some(&"n".repeat(500)))).expect("ok");
+        let p = bounded_profile(profile("s", None, Some(&"n".repeat(500)))).expect("ok");
         assert_eq!(p.name.map(|n| n.chars().count()), Some(MAX_PROFILE_NAME));
-        let p = truncate_claim(profile("s", None, Some(" \t "))).expect("ok");
+        let p = bounded_profile(profile("s", None, Some(" \t "))).expect("ok");
         assert_eq!(p.name, None);
     }
 

@@ -2,7 +2,7 @@
 //! accounts (`upstream_identities`), the flows waiting for their callback (`upstream_flows`)
 //! and the links waiting for the account to be proven (`upstream_link_requests`). The client
 //! secret is stored as the use case hands it over (sealed, or marked plain) and read back only
-//! by [`Store::upstream_secret`].
+//! by [`Store::upstream_with_secret`].
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -130,12 +130,20 @@ impl Store {
             .transpose()
     }
 
-    /// The stored form of a provider's client secret (for the sign-in to open).
-    pub async fn upstream_secret(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(upstream_provider::Entity::find_by_id(id.to_owned())
+    /// A provider with the stored form of its client secret (for the sign-in to open), in one
+    /// read.
+    pub async fn upstream_with_secret(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Upstream, String)>, StoreError> {
+        let Some(m) = upstream_provider::Entity::find_by_id(id.to_owned())
             .one(self.conn())
             .await?
-            .map(|m| m.client_secret))
+        else {
+            return Ok(None);
+        };
+        let secret = m.client_secret.clone();
+        Ok(Some((upstream(m)?, secret)))
     }
 
     /// Deletes a provider; `false` when there was none.

@@ -145,9 +145,6 @@ pub(super) async fn respond(
     failure: &str,
     outcome: SignInOutcome,
 ) -> HttpResponse {
-    let again = |status, message| async move {
-        render(state, status, csrf(req, state), return_to, email, message).await
-    };
     match outcome {
         SignInOutcome::SignedIn { cookie } => {
             let mut resp = see_other(if return_to.is_empty() { "/" } else { return_to });
@@ -177,7 +174,17 @@ pub(super) async fn respond(
             }
             resp
         }
-        SignInOutcome::Refused => again(StatusCode::OK, Some(failure)).await,
+        SignInOutcome::Refused => {
+            render(
+                state,
+                StatusCode::OK,
+                csrf(req, state),
+                return_to,
+                email,
+                Some(failure),
+            )
+            .await
+        }
         SignInOutcome::Unverified => {
             // Only someone who knows the password sees this page.
             let token = csrf(req, state);

@@ -16,12 +16,12 @@
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::Deserialize;
 
-use super::backchannel::{BackChannel, BackChannelError};
-use super::{Failure, truncate_claim};
+use super::backchannel::BackChannel;
+use super::{Failure, bounded_profile};
 use crate::config::UpstreamSettings;
 use crate::domain::upstream::{Upstream, UpstreamProfile};
 
@@ -96,17 +96,7 @@ pub async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
         .request_async(http)
         .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                Failure::ProviderError(format!("token endpoint: {}", r.error()))
-            }
-            RequestTokenError::Request(b) => reached(b),
-            // GitHub's error answers come with 200: not a token response.
-            RequestTokenError::Parse(..) => {
-                Failure::ProviderError("token endpoint: not a token response".into())
-            }
-            RequestTokenError::Other(_) => Failure::BadAnswer("token response: unreadable".into()),
-        })?;
+        .map_err(|e| super::token_failure(e, true))?;
     let access = tokens.access_token().secret();
     let api = s.github_api_url.trim_end_matches('/');
     let user: GithubUser = get_json(http, &format!("{api}/user"), access).await?;
@@ -115,7 +105,7 @@ pub async fn finish(
         .into_iter()
         .find(|e| e.primary && e.verified)
         .map(|e| e.email);
-    truncate_claim(UpstreamProfile {
+    bounded_profile(UpstreamProfile {
         subject: user.id.to_string(),
         email_verified: email.is_some(),
         email,
@@ -124,15 +114,6 @@ pub async fn finish(
             .filter(|n| !n.trim().is_empty())
             .or(Some(user.login)),
     })
-}
-
-fn reached(e: BackChannelError) -> Failure {
-    match e {
-        BackChannelError::Timeout | BackChannelError::Unreachable(_) => {
-            Failure::Unreachable(e.to_string())
-        }
-        other => Failure::BadAnswer(other.to_string()),
-    }
 }
 
 /// One call to GitHub's REST API with the person's token (GitHub's "Getting started with the
@@ -150,7 +131,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .header("Authorization", format!("Bearer {access_token}"))
         .body(Vec::new())
         .map_err(|e| Failure::BadAnswer(format!("github request: {e}")))?;
-    let response = http.call(request).await.map_err(reached)?;
+    let response = http.call(request).await.map_err(Failure::from)?;
     if !response.status().is_success() {
         return Err(Failure::ProviderError(format!(
             "github api: status {}",

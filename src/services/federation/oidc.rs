@@ -14,13 +14,13 @@ use openidconnect::core::{
 use openidconnect::{
     AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
     ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
-    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
-use super::backchannel::{BackChannel, BackChannelError};
-use super::{Failure, truncate_claim};
+use super::backchannel::BackChannel;
+use super::{Failure, bounded_profile};
 use crate::domain::upstream::UpstreamProfile;
 
 /// What discovery documents may say beyond the core set that we act on.
@@ -64,20 +64,11 @@ pub async fn discover(http: &BackChannel, issuer: &str) -> Result<Metadata, Fail
     Metadata::discover_async(issuer, http)
         .await
         .map_err(|e| match e {
-            openidconnect::DiscoveryError::Request(b) => reached(b),
+            openidconnect::DiscoveryError::Request(b) => b.into(),
             // The crate checks the document's issuer against ours (Discovery §4.3).
             openidconnect::DiscoveryError::Validation(v) => Failure::Mixup(v),
             other => Failure::BadAnswer(format!("discovery: {other}")),
         })
-}
-
-fn reached(e: BackChannelError) -> Failure {
-    match e {
-        BackChannelError::Timeout | BackChannelError::Unreachable(_) => {
-            Failure::Unreachable(e.to_string())
-        }
-        other => Failure::BadAnswer(other.to_string()),
-    }
 }
 
 /// The client for one provider: its id and secret, our callback, and the token endpoint's
@@ -148,17 +139,7 @@ pub async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
         .request_async(http)
         .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                Failure::ProviderError(format!("token endpoint: {}", r.error()))
-            }
-            RequestTokenError::Request(b) => reached(b),
-            // Where it failed, never what it read: the body holds the tokens.
-            RequestTokenError::Parse(e, _) => {
-                Failure::BadAnswer(format!("token response: unreadable at {}", e.path()))
-            }
-            RequestTokenError::Other(_) => Failure::BadAnswer("token response: unreadable".into()),
-        })?;
+        .map_err(|e| super::token_failure(e, false))?;
     let Some(id_token) = tokens.id_token() else {
         return Err(Failure::BadAnswer(
             "no ID token in the token response".into(),
@@ -235,6 +216,6 @@ impl Finished {
                     .map(|n| n.as_str().to_owned());
             }
         }
-        truncate_claim(profile)
+        bounded_profile(profile)
     }
 }
