@@ -13,7 +13,7 @@ use crate::harness::rp::{
     PASSWORD, REDIRECT_URI, browse, code_of, confidential_rp, create_user, expect_page,
     expect_redirect,
 };
-use crate::harness::upstream::{federated, federated_with, register, register_at};
+use crate::harness::upstream::{callback_of, federated, federated_with, register, register_at};
 use crate::harness::{browser, spawn_app};
 use crate::mfa::{code_now, enrolled};
 
@@ -820,4 +820,113 @@ async fn two_first_sign_ins_of_one_identity_in_parallel_make_one_account_and_bot
     assert_eq!(f.app.count("users").await, 1);
     assert_eq!(f.app.count("upstream_identities").await, 1);
     assert_eq!(f.app.count("sessions WHERE upstream = 'corp'").await, 2);
+}
+
+#[tokio::test]
+async fn bad_input_at_every_upstream_path_ends_on_a_page_and_changes_nothing() {
+    let f = federated(&[]).await;
+    create_user(&f.idp, "bad@example.com", PASSWORD);
+    let app = &f.app;
+    // The callback without a state, with an oversized one, with one nobody made.
+    let cb = callback_of(app, "corp");
+    for q in [
+        "?code=x".to_owned(),
+        format!("?code=x&state={}", "s".repeat(129)),
+        "?code=x&state=made-up".to_owned(),
+        "?error=access_denied".to_owned(),
+    ] {
+        let res = app.client.get(format!("{cb}{q}")).send().await.expect("cb");
+        assert_eq!(failure(res, 400).await, "state", "{q}");
+    }
+    // A provider id nobody registered, odd ones included.
+    for id in ["nope", "..", &"a".repeat(300), "corp%00"] {
+        let res = app
+            .client
+            .get(app.url(&format!("/login/upstream/{id}")))
+            .send()
+            .await
+            .expect("start");
+        assert_eq!(res.status().as_u16(), 404, "{id}");
+    }
+    // The provider's own error other than a denial, on a real flow: a provider error.
+    let authorize = f.begin(START).await;
+    let state = query_param(&authorize, "state").expect("state");
+    let iss = url::form_urlencoded::byte_serialize(f.idp.address.as_bytes()).collect::<String>();
+    let res = f
+        .callback(&format!("{cb}?error=server_error&state={state}&iss={iss}"))
+        .await;
+    assert_eq!(failure(res, 502).await, "provider_error");
+    // A code of more than 2 KiB on a real flow: refused before any call to the provider.
+    let authorize = f.begin(START).await;
+    let state = query_param(&authorize, "state").expect("state");
+    let res = f
+        .callback(&format!(
+            "{cb}?code={}&state={state}&iss={iss}",
+            "c".repeat(2049)
+        ))
+        .await;
+    assert_eq!(failure(res, 502).await, "bad_answer");
+
+    // The proof page without a waiting identity, shown or posted.
+    let res = app
+        .client
+        .get(app.url("/login/link-account"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(failure(res, 400).await, "state");
+    let login = expect_page(browse(app, "/login").await, "login").await;
+    let csrf = Form::with_input(&login, "password")
+        .input("csrf_token")
+        .expect("csrf")
+        .value
+        .clone();
+    let res = app
+        .client
+        .post(app.url("/login/link-account"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", "bad@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(failure(res, 400).await, "state");
+
+    // Signed in: linking an unknown provider, unlinking one that is not linked.
+    create_user(app, "local@example.com", PASSWORD);
+    let res = crate::mfa::login(&app.client, app, "/login", "local@example.com", PASSWORD).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let account = expect_page(browse(app, "/account").await, "account").await;
+    let link = Form::find(&account, |fm| fm.has_button("upstream", "corp")).expect("link form");
+    let res = link
+        .on_page(&app.url("/account"))
+        .submit(app, &[("upstream", "nope")], None)
+        .await;
+    assert_eq!(failure(res, 404).await, "unknown_provider");
+    let res = app
+        .client
+        .post(app.url("/account/identities/unlink"))
+        .form(&[("csrf_token", csrf.as_str()), ("unlink", "corp")])
+        .send()
+        .await
+        .expect("unlink");
+    assert_eq!(res.status().as_u16(), 404);
+    // Without the CSRF field: refused, nothing begun.
+    let res = app
+        .client
+        .post(app.url("/account/identities/link"))
+        .form(&[("upstream", "corp")])
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(res.status().as_u16(), 403);
+    assert_eq!(app.count("users").await, 1);
+    assert_eq!(app.count("upstream_identities").await, 0);
+    assert_eq!(
+        app.count("upstream_flows").await,
+        0,
+        "every flow begun here was used up"
+    );
 }
