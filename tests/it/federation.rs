@@ -40,6 +40,21 @@ async fn failure(res: reqwest::Response, status: u16) -> String {
     rest[..rest.find('"').expect("quote")].to_owned()
 }
 
+/// The proof page at `prove` (its inputs `email` and `password`, CONTRACT.md), filled and
+/// posted.
+async fn prove_with(
+    app: &crate::harness::TestApp,
+    prove: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = expect_page(browse(app, prove).await, "the proof page").await;
+    let form = Form::with_input(&page, "password").on_page(prove);
+    assert!(form.has("email"), "inputs email and password (CONTRACT.md)");
+    form.submit(app, &[("email", email), ("password", password)], None)
+        .await
+}
+
 #[tokio::test]
 async fn a_first_upstream_login_makes_an_account_the_next_one_reuses_it_and_an_app_gets_fed_tokens()
 {
@@ -177,44 +192,27 @@ async fn a_trusted_provider_links_a_verified_email_silently_an_untrusted_one_ask
         0,
         "nothing linked yet"
     );
-    let page = expect_page(browse(&f.app, &prove).await, "the proof page").await;
-    let form = Form::with_input(&page, "password").on_page(&prove);
-    assert!(form.has("email"), "inputs email and password (CONTRACT.md)");
     // The upstream's password is not the local one.
-    let res = form
-        .submit(
-            &f.app,
-            &[("email", "grace@example.com"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let res = prove_with(&f.app, &prove, "grace@example.com", PASSWORD).await;
     let again = expect_page(res, "a wrong password").await;
     assert!(again.contains("Invalid email or password."), "{again}");
     assert_eq!(f.app.count("upstream_identities").await, 0);
     // Another account's right password does not link this one.
     create_user(&f.app, "mallory@example.com", "mallory's own password");
-    let form = Form::with_input(&again, "password").on_page(&prove);
-    let res = form
-        .submit(
-            &f.app,
-            &[
-                ("email", "mallory@example.com"),
-                ("password", "mallory's own password"),
-            ],
-            None,
-        )
-        .await;
+    assert!(
+        again.contains("name=\"email\""),
+        "the proof page again: {again}"
+    );
+    let res = prove_with(
+        &f.app,
+        &prove,
+        "mallory@example.com",
+        "mallory's own password",
+    )
+    .await;
     expect_page(res, "another account's password").await;
     assert_eq!(f.app.count("upstream_identities").await, 0);
-    let page = expect_page(browse(&f.app, &prove).await, "the proof page").await;
-    let res = Form::with_input(&page, "password")
-        .on_page(&prove)
-        .submit(
-            &f.app,
-            &[("email", "grace@example.com"), ("password", local_password)],
-            None,
-        )
-        .await;
+    let res = prove_with(&f.app, &prove, "grace@example.com", local_password).await;
     let back = expect_redirect(&f.app, res, "the right password").await;
     assert_eq!(path_of(&back), "/");
     assert_eq!(
@@ -243,15 +241,7 @@ async fn proving_an_account_with_a_second_factor_links_only_after_the_second_ste
     let (seed, _) = enrolled(&enrol_browser, &f.app, "hopper@example.com").await;
     let res = f.round(START, "hopper@example.com").await;
     let prove = expect_redirect(&f.app, res, "the callback").await;
-    let page = expect_page(browse(&f.app, &prove).await, "proof").await;
-    let res = Form::with_input(&page, "password")
-        .on_page(&prove)
-        .submit(
-            &f.app,
-            &[("email", "hopper@example.com"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let res = prove_with(&f.app, &prove, "hopper@example.com", PASSWORD).await;
     let step = expect_redirect(&f.app, res, "the password").await;
     assert_eq!(path_of(&step), "/login/second-factor");
     assert_eq!(
