@@ -36,6 +36,51 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// An app's authorization request with PKCE S256 (state `s1`, nonce `n1`), and its verifier.
+fn pkce_request(
+    app: &crate::harness::TestApp,
+    (client_id, redirect_uri): (&str, &str),
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let verifier = random_token(64);
+    let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", "s1")
+        .append_pair("nonce", "n1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    (
+        format!("{}?{}", app.url("/oauth2/authorize"), q.finish()),
+        verifier,
+    )
+}
+
+/// Fills the login form the browser shows with `email` and the test password, and submits it.
+async fn submit_login_form(browser: &Browser, email: &str) {
+    browser
+        .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
+        .await;
+    browser
+        .type_into(
+            &format!("{LOGIN_FORM} input[name=password]"),
+            crate::harness::rp::PASSWORD,
+        )
+        .await;
+    browser
+        .click(&format!(
+            "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
+        ))
+        .await;
+}
+
 /// The code of the redirect `back` exchanged at the token endpoint (client_secret_basic, PKCE);
 /// the ID token's claims.
 async fn claims_of_code(
@@ -399,26 +444,8 @@ async fn a_user_registers_a_passkey_steps_up_with_it_signs_out_and_signs_in_with
         move |u: &str| u.starts_with(&origin) && path_of(u) == path
     };
     // An authorization request (PKCE) and the exchange of the code it brings back.
-    let request = |extra: &[(&str, &str)]| {
-        let verifier = random_token(64);
-        let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client_id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("scope", "openid")
-            .append_pair("state", "s1")
-            .append_pair("nonce", "n1")
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
-        (
-            format!("{}?{}", app.url("/oauth2/authorize"), q.finish()),
-            verifier,
-        )
-    };
+    let request =
+        |extra: &[(&str, &str)]| pkce_request(&app, (&client_id, &redirect_uri), "openid", extra);
     let exchange = |back: String, verifier: String| {
         let (app, client_id, secret, redirect_uri) = (&app, &client_id, &secret, &redirect_uri);
         async move { claims_of_code(app, (client_id, secret, redirect_uri), &back, &verifier).await }
@@ -426,20 +453,7 @@ async fn a_user_registers_a_passkey_steps_up_with_it_signs_out_and_signs_in_with
 
     // Sign in with the password, then register a passkey.
     browser.goto(&app.url("/login")).await;
-    browser
-        .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
-        .await;
-    browser
-        .type_into(
-            &format!("{LOGIN_FORM} input[name=password]"),
-            crate::harness::rp::PASSWORD,
-        )
-        .await;
-    browser
-        .click(&format!(
-            "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
-        ))
-        .await;
+    submit_login_form(&browser, email).await;
     browser
         .wait_for_url(|u| path_of(u) != "/login", STEP, "past the login page")
         .await;
@@ -545,20 +559,8 @@ async fn a_user_signs_in_to_an_app_through_an_upstream_castellan_in_a_real_brows
         ],
     );
     let secret = secret.expect("a confidential client has a secret");
-    let verifier = random_token(64);
-    let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("scope", "openid email")
-        .append_pair("state", "s1")
-        .append_pair("nonce", "n1")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    browser
-        .goto(&format!("{}?{}", app.url("/oauth2/authorize"), q.finish()))
-        .await;
+    let (url, verifier) = pkce_request(&app, (&client_id, &redirect_uri), "openid email", &[]);
+    browser.goto(&url).await;
     let app_origin = app.address.clone();
     browser
         .wait_for_url(
@@ -581,20 +583,7 @@ async fn a_user_signs_in_to_an_app_through_an_upstream_castellan_in_a_real_brows
             "the upstream's login page",
         )
         .await;
-    browser
-        .type_into(&format!("{LOGIN_FORM} input[name=email]"), email)
-        .await;
-    browser
-        .type_into(
-            &format!("{LOGIN_FORM} input[name=password]"),
-            crate::harness::rp::PASSWORD,
-        )
-        .await;
-    browser
-        .click(&format!(
-            "{LOGIN_FORM} button:not([type=button]):not([type=reset])"
-        ))
-        .await;
+    submit_login_form(&browser, email).await;
     let back = browser
         .wait_for_url(
             |u| u.starts_with(&redirect_uri),
