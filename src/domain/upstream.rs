@@ -73,6 +73,19 @@ pub struct Upstream {
     pub created_at: super::UnixTime,
 }
 
+/// Whether `id` can be a provider's id: 1 to 32 of a-z, 0-9 and '-' (not first or last). Every
+/// lookup by an id from a request checks it first: anything else names no provider (and a NUL
+/// byte, say, never reaches the database, which PostgreSQL would refuse as an error).
+pub fn is_upstream_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+}
+
 /// The redirect URI to register at a provider: this server's callback for it.
 pub fn callback_uri(issuer: &str, id: &str) -> String {
     // Ids are a-z, 0-9 and '-' ([`UpstreamSpec::validate`]): they go into the path as they are.
@@ -227,14 +240,7 @@ impl UpstreamSpec {
     pub fn validate(self) -> Result<ValidUpstream, Vec<SpecProblem>> {
         let mut problems = Vec::new();
         let id = self.id.trim().to_owned();
-        let id_ok = !id.is_empty()
-            && id.len() <= MAX_ID
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !id.starts_with('-')
-            && !id.ends_with('-');
-        if !id_ok {
+        if !is_upstream_id(&id) {
             problems.push(problem(
                 "id",
                 format!(

@@ -12,7 +12,7 @@ use super::entities::{upstream_flow, upstream_identity, upstream_link_request, u
 use super::passkeys::{KeptWayIn, lock_user};
 use super::{Store, StoreError};
 use crate::domain::upstream::{
-    IdentityLink, LinkedIdentity, Upstream, UpstreamKind, ValidUpstream,
+    IdentityLink, LinkedIdentity, Upstream, UpstreamKind, ValidUpstream, is_upstream_id,
 };
 use crate::domain::{NewUser, UnixTime, User, UserId};
 
@@ -122,7 +122,12 @@ impl Store {
             .collect()
     }
 
+    /// The provider with this id; `None` for an id that cannot be one
+    /// ([`crate::domain::upstream::is_upstream_id`]), without asking the database.
     pub async fn upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError> {
+        if !is_upstream_id(id) {
+            return Ok(None);
+        }
         upstream_provider::Entity::find_by_id(id.to_owned())
             .one(self.conn())
             .await?
@@ -136,6 +141,9 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Upstream, String)>, StoreError> {
+        if !is_upstream_id(id) {
+            return Ok(None);
+        }
         let Some(m) = upstream_provider::Entity::find_by_id(id.to_owned())
             .one(self.conn())
             .await?
@@ -148,6 +156,9 @@ impl Store {
 
     /// Deletes a provider; `false` when there was none.
     pub async fn delete_upstream(&self, id: &str) -> Result<bool, StoreError> {
+        if !is_upstream_id(id) {
+            return Ok(false);
+        }
         let _w = self.write_gate().await;
         let r = upstream_provider::Entity::delete_by_id(id.to_owned())
             .exec(self.conn())
@@ -327,6 +338,9 @@ impl Store {
         user_id: &UserId,
         upstream_id: &str,
     ) -> Result<KeptWayIn, StoreError> {
+        if !is_upstream_id(upstream_id) {
+            return Ok(KeptWayIn::NotFound);
+        }
         let _w = self.write_gate().await;
         let tx = self.conn().begin().await?;
         let Some(u) = lock_user(&tx, user_id).await? else {

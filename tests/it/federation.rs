@@ -903,6 +903,15 @@ async fn bad_input_at_every_upstream_path_ends_on_a_page_and_changes_nothing() {
         .await
         .expect("unlink");
     assert_eq!(res.status().as_u16(), 404);
+    // An id with a NUL byte names no provider (PostgreSQL would refuse it as text).
+    let res = app
+        .client
+        .post(app.url("/account/identities/unlink"))
+        .form(&[("csrf_token", csrf.as_str()), ("unlink", "corp\0")])
+        .send()
+        .await
+        .expect("unlink");
+    assert_eq!(res.status().as_u16(), 404);
     // Without the CSRF field: refused, nothing begun.
     let res = app
         .client
